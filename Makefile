@@ -1,0 +1,48 @@
+# smartsync: offline-first sync inside PostgreSQL (PGXS build)
+
+EXTENSION = smartsync
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" smartsync.control)
+
+MODULE_big = smartsync
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+
+# The install script is assembled from one SQL file per concern (src/sql/NN_*.sql).
+SQL_PARTS = $(sort $(wildcard src/sql/*.sql))
+DATA_built = build/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built),$(wildcard upgrade/$(EXTENSION)--*--*.sql))
+
+# pg_regress: every sql/*.sql with its expected/*.out
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --inputdir=.
+
+# isolation specs: test/isolation/specs/*.spec with test/isolation/expected/*.out
+ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test/isolation
+
+PG_CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+EXTRA_CLEAN = build results output_iso regression.diffs regression.out test/isolation/output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(DATA_built): $(SQL_PARTS) smartsync.control
+	@mkdir -p build
+	cat $(SQL_PARTS) > $@
+
+all: $(DATA_built)
+
+# pgTAP suites through pg_prove, in their own database
+PGTAP_DB ?= smartsync_tap
+.PHONY: pgtap test demo bench
+pgtap:
+	dropdb --if-exists $(PGTAP_DB)
+	createdb $(PGTAP_DB)
+	psql -X -q -v ON_ERROR_STOP=1 -d $(PGTAP_DB) -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION smartsync'
+	pg_prove -d $(PGTAP_DB) --ext .sql -r test/pgtap
+
+# every suite against the cluster in PG* (run inside pg_virtualenv: see test/run.sh)
+test: installcheck pgtap
+
+bench:
+	bash bench/run.sh

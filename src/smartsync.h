@@ -1,0 +1,73 @@
+/*
+ * smartsync.h: declarations shared by the smartsync C sources.
+ *
+ * Every error a client can cause has its own SQLSTATE in class "SS"; the
+ * README's error table lists them all.  Keep that table in step with this file.
+ */
+#ifndef SMARTSYNC_H
+#define SMARTSYNC_H
+
+#include "postgres.h"
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+
+#include "compat.h"
+
+/* --- SQLSTATEs (class SS) --------------------------------------------- */
+
+/* registry and provisioning: SS1xx */
+#define ERRCODE_SS_INVALID_NAME			MAKE_SQLSTATE('S','S','1','0','1')
+#define ERRCODE_SS_UNKNOWN_COLUMN		MAKE_SQLSTATE('S','S','1','0','3')
+#define ERRCODE_SS_NO_SINGLE_PK			MAKE_SQLSTATE('S','S','1','0','4')
+#define ERRCODE_SS_DEPENDENCY_CYCLE		MAKE_SQLSTATE('S','S','1','0','5')
+#define ERRCODE_SS_UNKNOWN_ENTITY_TYPE	MAKE_SQLSTATE('S','S','1','0','6')
+#define ERRCODE_SS_TENANT_CONFLICT		MAKE_SQLSTATE('S','S','1','0','7')
+#define ERRCODE_SS_INVALID_SETTING		MAKE_SQLSTATE('S','S','1','0','8')
+#define ERRCODE_SS_ENTITY_IN_USE		MAKE_SQLSTATE('S','S','1','0','9')
+#define ERRCODE_SS_MISSING_TABLE		MAKE_SQLSTATE('S','S','1','1','0')
+#define ERRCODE_SS_RESERVED_NAME		MAKE_SQLSTATE('S','S','1','1','1')
+#define ERRCODE_SS_MISSING_ROW_COLUMNS	MAKE_SQLSTATE('S','S','1','1','2')
+
+/* capture: SS12x */
+#define ERRCODE_SS_TRIGGER_MISUSE		MAKE_SQLSTATE('S','S','1','2','0')
+#define ERRCODE_SS_NOT_TRACKED			MAKE_SQLSTATE('S','S','1','2','1')
+#define ERRCODE_SS_PK_CHANGED			MAKE_SQLSTATE('S','S','1','2','2')
+#define ERRCODE_SS_TRUNCATE				MAKE_SQLSTATE('S','S','1','2','3')
+
+/* request context: SS2xx */
+#define ERRCODE_SS_NO_CONTEXT			MAKE_SQLSTATE('S','S','2','0','1')
+#define ERRCODE_SS_BAD_CONTEXT			MAKE_SQLSTATE('S','S','2','0','2')
+#define ERRCODE_SS_UNKNOWN_TENANT		MAKE_SQLSTATE('S','S','2','0','3')
+
+/* --- settings (smartsync.c) ------------------------------------------- */
+
+extern char *smartsync_tenant_id_setting;
+extern char *smartsync_practice_id_setting;
+extern char *smartsync_user_id_setting;
+extern char *smartsync_client_id_setting;
+extern char *smartsync_permissions_setting;
+
+/* --- request context (context.c) -------------------------------------- */
+
+typedef struct SyncContext
+{
+	char	   *tenant_id;		/* NULL when absent */
+	char	   *practice_id;
+	char	   *user_id;
+	char	   *client_id;
+	List	   *permissions;	/* of char *; NIL when none */
+	bool		has_permissions;	/* a permissions list was given at all */
+	const char *source;			/* "jwt" or "settings" */
+} SyncContext;
+
+extern void sync_context_read(SyncContext *ctx);
+extern void sync_context_require_tenant(const SyncContext *ctx);
+extern char *sync_tenant_schema(const char *tenant_id);
+extern bool sync_context_has_permission(const SyncContext *ctx, const char *perm);
+
+/* --- jsonb helpers (context.c) ---------------------------------------- */
+
+extern JsonbValue *sync_jsonb_get(Jsonb *jb, const char *key);
+extern char *sync_jsonb_scalar_text(JsonbValue *v);
+
+#endif							/* SMARTSYNC_H */

@@ -1,0 +1,262 @@
+-- Tenant provisioning: the tenant schema, its sync tables, capture on its entity tables.
+
+-- Internal: raise SS101 unless s is a plain lower-case identifier we may use as a tenant schema.
+CREATE FUNCTION smartsync._check_schema_name(s text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF s IS NULL OR s !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
+        PERFORM smartsync._raise('SS101', format('invalid schema name %L', s),
+            'A tenant schema name is 1 to 63 lower-case letters, digits and underscores, not starting with a digit.');
+    END IF;
+    IF s LIKE 'pg\_%' OR s IN ('public', 'smartsync', 'information_schema')
+       OR EXISTS (SELECT 1 FROM smartsync.entity_types WHERE template_schema = s) THEN
+        PERFORM smartsync._raise('SS111', format('schema name %I is reserved', s),
+            'System schemas, public, smartsync and template schemas cannot hold a tenant.');
+    END IF;
+END
+$$;
+
+-- Internal: the per-tenant sync tables (NOTES.md section 4: all of a tenant's sync state lives in its schema).
+CREATE FUNCTION smartsync._create_sync_tables(s name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format($ddl$
+        CREATE TABLE IF NOT EXISTS %1$I.sync_changes (
+            seq         bigint GENERATED ALWAYS AS IDENTITY,
+            xid         xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+            entity_type text NOT NULL,
+            entity_id   text NOT NULL,
+            operation   text NOT NULL CHECK (operation IN ('create', 'update', 'delete')),
+            data        jsonb NOT NULL,
+            version     bigint NOT NULL,
+            practice_id text,
+            user_id     text,
+            client_id   text,
+            changed_at  timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp(),
+            PRIMARY KEY (xid, seq)
+        );
+        CREATE INDEX IF NOT EXISTS sync_changes_entity_idx
+            ON %1$I.sync_changes (entity_type, entity_id, version);
+        COMMENT ON TABLE %1$I.sync_changes IS 'smartsync change log: one row per captured insert, update or delete, stamped with the writing transaction id';
+
+        CREATE TABLE IF NOT EXISTS %1$I.sync_id_map (
+            client_id    text NOT NULL DEFAULT '',
+            temp_id      text NOT NULL,
+            entity_type  text NOT NULL,
+            real_id      text NOT NULL,
+            operation_id text,
+            created_at   timestamptz,
+            synced_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            PRIMARY KEY (client_id, temp_id)
+        );
+        COMMENT ON TABLE %1$I.sync_id_map IS 'smartsync id map: temporary client ids -> real ids';
+
+        CREATE TABLE IF NOT EXISTS %1$I.sync_ledger (
+            client_id    text NOT NULL DEFAULT '',
+            operation_id text NOT NULL,
+            entity_type  text,
+            entity_id    text,
+            operation    text,
+            user_id      text,
+            practice_id  text,
+            outcome      text NOT NULL,
+            result       jsonb NOT NULL,
+            received_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            PRIMARY KEY (client_id, operation_id)
+        );
+        COMMENT ON TABLE %1$I.sync_ledger IS 'smartsync operation ledger: every pushed operation once, with who, when, what and the outcome';
+
+        CREATE TABLE IF NOT EXISTS %1$I.sync_conflicts (
+            conflict_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            entity_type     text NOT NULL,
+            entity_id       text NOT NULL,
+            operation       text NOT NULL,
+            operation_id    text,
+            client_id       text,
+            user_id         text,
+            practice_id     text,
+            conflict_type   text NOT NULL,
+            severity        text NOT NULL,
+            affected_fields text[] NOT NULL DEFAULT '{}',
+            local_data      jsonb,
+            server_data     jsonb,
+            base_data       jsonb,
+            base_version    bigint,
+            server_version  bigint,
+            local_ts        timestamptz,
+            status          text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved')),
+            strategy        text,
+            resolved_data   jsonb,
+            resolved_by     text,
+            resolved_at     timestamptz,
+            created_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+        );
+        COMMENT ON TABLE %1$I.sync_conflicts IS 'smartsync conflict store: local, server and base data side by side, and how each conflict was resolved';
+    $ddl$, s);
+END
+$$;
+
+-- Internal: remove smartsync's triggers from one table (its rows and log stay).
+CREATE FUNCTION smartsync._untrack_table(s name, t name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tg record;
+BEGIN
+    IF to_regclass(format('%I.%I', s, t)) IS NULL THEN
+        RETURN;
+    END IF;
+    FOR tg IN SELECT tgname FROM pg_trigger
+               WHERE tgrelid = format('%I.%I', s, t)::regclass AND NOT tgisinternal
+                 AND tgname IN ('smartsync_stamp', 'smartsync_capture_ins', 'smartsync_capture_upd',
+                                'smartsync_capture_del', 'smartsync_no_truncate') LOOP
+        EXECUTE format('DROP TRIGGER %I ON %I.%I', tg.tgname, s, t);
+    END LOOP;
+END
+$$;
+
+-- Internal: make one entity type's table exist in schema s (from its template when
+-- missing), give it version and updated_at, and (re)install its capture triggers.
+CREATE FUNCTION smartsync._track_table(s name, etype text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e smartsync.entity_types;
+    tmpl regclass;
+    rel regclass;
+    c record;
+    defs text[] := '{}';
+    d text;
+    col record;
+BEGIN
+    SELECT * INTO STRICT e FROM smartsync.entity_types WHERE entity_type = etype;
+    tmpl := to_regclass(format('%I.%I', e.template_schema, e.table_name));
+    rel := to_regclass(format('%I.%I', s, e.table_name));
+
+    IF rel IS NULL THEN
+        IF tmpl IS NULL THEN
+            PERFORM smartsync._raise('SS110', format('template table %I.%I of entity type %L is gone',
+                e.template_schema, e.table_name, etype),
+                format('Schema %I has no table %I to adopt either.', s, e.table_name));
+        END IF;
+        EXECUTE format('CREATE TABLE %I.%I (LIKE %I.%I INCLUDING ALL)', s, e.table_name, e.template_schema, e.table_name);
+        rel := to_regclass(format('%I.%I', s, e.table_name));
+        -- foreign keys between template tables, pointed at this tenant's tables
+        PERFORM set_config('search_path', format('%I', e.template_schema), true);
+        FOR c IN SELECT con.conname, pg_get_constraintdef(con.oid) AS def, r.relname AS target
+                   FROM pg_constraint con JOIN pg_class r ON r.oid = con.confrelid
+                  WHERE con.conrelid = tmpl AND con.contype = 'f'
+                    AND r.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = e.template_schema)
+                  ORDER BY con.conname LOOP
+            IF to_regclass(format('%I.%I', s, c.target)) IS NOT NULL THEN
+                defs := defs || format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', s, e.table_name, c.conname, c.def);
+            END IF;
+        END LOOP;
+        PERFORM set_config('search_path', format('%I, pg_catalog, pg_temp', s), true);
+        FOREACH d IN ARRAY defs LOOP
+            EXECUTE d;
+        END LOOP;
+        PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
+    ELSE
+        -- adopting an existing table: it must have the registered key and columns
+        IF smartsync._field_column(rel, e.pk_column) IS DISTINCT FROM e.pk_column
+           OR NOT EXISTS (SELECT 1 FROM pg_constraint con JOIN pg_attribute a
+                            ON a.attrelid = con.conrelid AND a.attnum = ANY (con.conkey)
+                           WHERE con.conrelid = rel AND con.contype = 'p'
+                             AND cardinality(con.conkey) = 1 AND a.attname = e.pk_column) THEN
+            PERFORM smartsync._raise('SS104', format('table %s needs the single-column primary key %I', rel, e.pk_column),
+                format('Entity type %L is registered with that key.', etype));
+        END IF;
+        IF e.practice_column IS NOT NULL AND smartsync._field_column(rel, e.practice_column) IS NULL THEN
+            PERFORM smartsync._raise('SS103', format('table %s has no column %I', rel, e.practice_column),
+                format('Entity type %L has it as its practice column.', etype));
+        END IF;
+    END IF;
+
+    -- version and updated_at, maintained by smartsync.stamp_row()
+    FOR col IN SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS typ
+                 FROM pg_attribute a
+                WHERE a.attrelid = rel AND a.attname IN ('version', 'updated_at') AND NOT a.attisdropped LOOP
+        IF (col.attname = 'version' AND col.typ <> 'bigint')
+           OR (col.attname = 'updated_at' AND col.typ <> 'timestamp with time zone') THEN
+            PERFORM smartsync._raise('SS112', format('column %I of table %s has type %s', col.attname, rel, col.typ),
+                'A tracked table''s version is bigint and its updated_at is timestamptz.');
+        END IF;
+    END LOOP;
+    EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 1,
+                                  ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()', rel);
+
+    PERFORM smartsync._untrack_table(s, e.table_name);
+    EXECUTE format($trg$
+        CREATE TRIGGER smartsync_stamp BEFORE INSERT OR UPDATE ON %1$s
+            FOR EACH ROW EXECUTE FUNCTION smartsync.stamp_row(%2$L);
+        CREATE TRIGGER smartsync_capture_ins AFTER INSERT ON %1$s
+            REFERENCING NEW TABLE AS smartsync_new
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L);
+        CREATE TRIGGER smartsync_capture_upd AFTER UPDATE ON %1$s
+            REFERENCING NEW TABLE AS smartsync_new
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L);
+        CREATE TRIGGER smartsync_capture_del AFTER DELETE ON %1$s
+            REFERENCING OLD TABLE AS smartsync_old
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L);
+        CREATE TRIGGER smartsync_no_truncate BEFORE TRUNCATE ON %1$s
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.refuse_truncate();
+    $trg$, rel, e.pk_column, etype, coalesce(e.practice_column, ''));
+END
+$$;
+
+CREATE FUNCTION smartsync.provision_tenant(tenant_id text, schema_name name DEFAULT NULL)
+RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_schema name;
+    v_existing name;
+    v_owner text;
+    e record;
+BEGIN
+    IF tenant_id IS NULL OR length(tenant_id) = 0 OR length(tenant_id) > 255
+       OR tenant_id ~ '[[:cntrl:]]' THEN
+        PERFORM smartsync._raise('SS101', format('invalid tenant id %L', tenant_id),
+            'A tenant id is 1 to 255 printable characters.');
+    END IF;
+    v_schema := coalesce(provision_tenant.schema_name,
+        left('tenant_' || lower(regexp_replace(tenant_id, '[^A-Za-z0-9_]', '_', 'g')), 63));
+    PERFORM smartsync._check_schema_name(v_schema);
+
+    SELECT t.schema_name INTO v_existing FROM smartsync.tenants t WHERE t.tenant_id = provision_tenant.tenant_id;
+    IF v_existing IS NOT NULL AND v_existing <> v_schema THEN
+        PERFORM smartsync._raise('SS107', format('tenant %L is already provisioned in schema %I', tenant_id, v_existing),
+            'A tenant id is registered once.');
+    END IF;
+    SELECT t.tenant_id INTO v_owner FROM smartsync.tenants t
+     WHERE t.schema_name = v_schema AND t.tenant_id <> provision_tenant.tenant_id;
+    IF v_owner IS NOT NULL THEN
+        PERFORM smartsync._raise('SS107', format('schema %I already belongs to tenant %L', v_schema, v_owner));
+    END IF;
+
+    EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', v_schema);
+    PERFORM smartsync._create_sync_tables(v_schema);
+    INSERT INTO smartsync.tenants AS t (tenant_id, schema_name)
+    VALUES (provision_tenant.tenant_id, v_schema)
+    ON CONFLICT ON CONSTRAINT tenants_pkey DO NOTHING;
+
+    FOR e IN SELECT entity_type FROM smartsync.entity_types ORDER BY sort_order, entity_type LOOP
+        PERFORM smartsync._track_table(v_schema, e.entity_type);
+    END LOOP;
+    RETURN v_schema;
+END
+$$;
+COMMENT ON FUNCTION smartsync.provision_tenant(text, name) IS
+'create (or adopt) a tenant schema, its sync tables, its entity tables from the templates, and capture on them; idempotent for the same tenant and schema';
