@@ -87,6 +87,7 @@ CREATE FUNCTION smartsync.register_entity_type(
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
 AS $$
 DECLARE
     v_rel      regclass := template;
@@ -235,6 +236,7 @@ CREATE FUNCTION smartsync.unregister_entity_type(entity_type text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
 AS $$
 DECLARE
     e smartsync.entity_types;

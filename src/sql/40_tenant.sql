@@ -219,6 +219,7 @@ CREATE FUNCTION smartsync.provision_tenant(tenant_id text, schema_name name DEFA
 RETURNS name
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
 AS $$
 DECLARE
     v_schema name;
