@@ -11,6 +11,7 @@
 
 #include "postgres.h"
 #include "nodes/pg_list.h"
+#include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
@@ -18,12 +19,29 @@
 #define ERRCODE_SS_NOT_AN_OBJECT		MAKE_SQLSTATE('S','S','3','0','1')
 #define ERRCODE_SS_INVALID_OPERATION	MAKE_SQLSTATE('S','S','3','0','2')
 #define ERRCODE_SS_INVALID_FIELD_CLASS	MAKE_SQLSTATE('S','S','3','0','3')
+#define ERRCODE_SS_NUMBER_OUT_OF_RANGE	MAKE_SQLSTATE('S','S','3','0','4')
+#define ERRCODE_SS_INVALID_TIMESTAMP	MAKE_SQLSTATE('S','S','3','0','5')
+
+/*
+ * Exclusion lists: a NIL exclude means the metadata fields (version,
+ * updatedAt, updated_at), as SQL NULL does; a non-NIL list replaces them.
+ * The *_ex variants take exclude_metadata to say it explicitly, so
+ * (NIL, false) compares or hashes every field.
+ */
 
 /* Hex SHA-256 of the canonical JSON of data without the excluded top-level keys. */
 extern char *sync_row_hash(Jsonb *data, List *exclude);
+extern char *sync_row_hash_ex(Jsonb *data, List *exclude, bool exclude_metadata);
+
+/* RFC 8785 canonical JSON text of any jsonb (exclusions apply to a top-level object). */
+extern char *sync_canonical_json(Jsonb *data, List *exclude, bool exclude_metadata);
 
 /* Sorted names (char *) of top-level fields that differ; exclude is a List of char *. */
 extern List *sync_compare_fields(Jsonb *local, Jsonb *server, List *exclude);
+
+/* As sync_compare_fields; local_keys_only compares only keys present in local (partial updates). */
+extern List *sync_compare_fields_ex(Jsonb *local, Jsonb *server, List *exclude,
+									bool exclude_metadata, bool local_keys_only);
 
 /*
  * Conflict between a client's change and the server row, or NULL when none.
@@ -47,5 +65,42 @@ extern Jsonb *sync_merge(Jsonb *local, Jsonb *server);
  * conflicting is not NULL, *conflicting lists the truly conflicting fields.
  */
 extern Jsonb *sync_merge3(Jsonb *base, Jsonb *local, Jsonb *server, List **conflicting);
+
+/* --- helpers shared by hash.c, conflict.c and merge.c ----------------- */
+
+/* One top-level field of an object: key (not NUL-terminated) and value. */
+typedef struct SyncField
+{
+	const char *key;
+	int			keylen;
+	JsonbValue	value;
+} SyncField;
+
+/* The top-level fields of an object (NULL: none) in jsonb key order; returns the count. */
+extern int	sync_object_fields(Jsonb *jb, SyncField **fields);
+
+/* Orders two keys as jsonb stores them: shorter first, then bytewise. */
+static inline int
+sync_key_cmp(const char *a, int alen, const char *b, int blen)
+{
+	if (alen != blen)
+		return alen < blen ? -1 : 1;
+	return memcmp(a, b, alen);
+}
+
+/* True when name is one of the metadata fields version, updatedAt, updated_at. */
+extern bool sync_is_metadata_field(const char *name, int len);
+
+/* Deep equality of two jsonb values (numbers compare as numerics: 1 = 1.0). */
+extern bool sync_jsonb_equal(const JsonbValue *a, const JsonbValue *b);
+
+/* True when the top-level field name is excluded by exclude / exclude_metadata. */
+extern bool sync_field_excluded(const char *name, int len, List *exclude, bool exclude_metadata);
+
+/* The non-null elements of a text[] as a List of char *. */
+extern List *sync_text_array_to_list(ArrayType *arr);
+
+/* Raises SS301 unless jb is a JSON object; what names the argument. */
+extern void sync_require_object(Jsonb *jb, const char *what);
 
 #endif							/* SMARTSYNC_KERNEL_H */

@@ -1,0 +1,584 @@
+/*
+ * hash.c: canonical JSON (RFC 8785, JCS) and row hashes.
+ *
+ * row_hash(data) is the hex SHA-256 of the JCS text of a jsonb object, so a
+ * browser computes the same hash with crypto.subtle.digest over the output of
+ * the "canonicalize" npm package.  JCS: object keys sorted by UTF-16 code
+ * units, strings escaped as JSON.stringify does, numbers written as
+ * ECMAScript's Number.prototype.toString writes the nearest IEEE 754 double.
+ * Also the helpers for exclusion lists shared by the kernel.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "common/shortest_dec.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+
+#include "smartsync.h"
+#include "kernel.h"
+
+PG_FUNCTION_INFO_V1(smartsync_row_hash);
+PG_FUNCTION_INFO_V1(smartsync_canonical_json);
+
+/* One key/value pair of an object being canonicalized. */
+typedef struct CanonPair
+{
+	const char *key;
+	int			keylen;
+	JsonbValue	value;
+} CanonPair;
+
+static void canon_value(StringInfo buf, const JsonbValue *v);
+static void canon_container(StringInfo buf, JsonbContainer *c,
+							List *exclude, bool exclude_metadata, bool top);
+
+/* --- exclusion lists ---------------------------------------------------- */
+
+/* True when name is one of the metadata fields version, updatedAt, updated_at. */
+bool
+sync_is_metadata_field(const char *name, int len)
+{
+	switch (len)
+	{
+		case 7:
+			return memcmp(name, "version", 7) == 0;
+		case 9:
+			return memcmp(name, "updatedAt", 9) == 0;
+		case 10:
+			return memcmp(name, "updated_at", 10) == 0;
+		default:
+			return false;
+	}
+}
+
+/* True when the top-level field name is excluded by exclude / exclude_metadata. */
+bool
+sync_field_excluded(const char *name, int len, List *exclude, bool exclude_metadata)
+{
+	ListCell   *lc;
+
+	if (exclude_metadata && sync_is_metadata_field(name, len))
+		return true;
+	foreach(lc, exclude)
+	{
+		const char *e = (const char *) lfirst(lc);
+
+		if (strncmp(e, name, len) == 0 && e[len] == '\0')
+			return true;
+	}
+	return false;
+}
+
+/* The non-null elements of a text[] as a List of char *. */
+List *
+sync_text_array_to_list(ArrayType *arr)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	List	   *result = NIL;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			result = lappend(result, TextDatumGetCString(elems[i]));
+	return result;
+}
+
+/* Names the kind of a jsonb value's root, for error details. */
+static inline const char *
+root_kind(Jsonb *jb)
+{
+	if (JB_ROOT_IS_SCALAR(jb))
+	{
+		JsonbValue	v;
+
+		JsonbExtractScalar(&jb->root, &v);
+		switch (v.type)
+		{
+			case jbvNull:
+				return "null";
+			case jbvString:
+				return "a string";
+			case jbvNumeric:
+				return "a number";
+			case jbvBool:
+				return "a boolean";
+			default:
+				return "a scalar";
+		}
+	}
+	return JB_ROOT_IS_ARRAY(jb) ? "an array" : "an object";
+}
+
+/* Raises SS301 unless jb is a JSON object; what names the argument. */
+void
+sync_require_object(Jsonb *jb, const char *what)
+{
+	if (!JB_ROOT_IS_OBJECT(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_NOT_AN_OBJECT),
+				 errmsg("%s must be a JSON object", what),
+				 errdetail("It is %s.", root_kind(jb)),
+				 errhint("Pass the row as a JSON object of field names to values.")));
+}
+
+/* --- canonical JSON ----------------------------------------------------- */
+
+/* Appends s as a JSON string escaped as RFC 8785 (JSON.stringify) does. */
+static void
+canon_string(StringInfo buf, const char *s, int len)
+{
+	static const char hex[] = "0123456789abcdef";
+	int			start = 0;
+
+	appendStringInfoCharMacro(buf, '"');
+	for (int i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+		const char *esc;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		if (i > start)
+			appendBinaryStringInfo(buf, s + start, i - start);
+		start = i + 1;
+		switch (c)
+		{
+			case '"':
+				esc = "\\\"";
+				break;
+			case '\\':
+				esc = "\\\\";
+				break;
+			case '\b':
+				esc = "\\b";
+				break;
+			case '\f':
+				esc = "\\f";
+				break;
+			case '\n':
+				esc = "\\n";
+				break;
+			case '\r':
+				esc = "\\r";
+				break;
+			case '\t':
+				esc = "\\t";
+				break;
+			default:
+				{
+					char		u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+
+					appendBinaryStringInfo(buf, u, 6);
+					continue;
+				}
+		}
+		appendBinaryStringInfo(buf, esc, 2);
+	}
+	if (len > start)
+		appendBinaryStringInfo(buf, s + start, len - start);
+	appendStringInfoCharMacro(buf, '"');
+}
+
+/* Appends a finite double as ECMAScript's Number.prototype.toString writes it. */
+static void
+canon_double(StringInfo buf, double d)
+{
+	char		tmp[DOUBLE_SHORTEST_DECIMAL_LEN];
+	char		digits[DOUBLE_SHORTEST_DECIMAL_LEN];
+	const char *p = tmp;
+	int			nd = 0;
+	int			point = -1;
+	int			exp10 = 0;
+	int			first;
+	int			end;
+	int			k;
+	int			n;
+
+	if (d == 0)
+	{
+		/* 0 and -0 are both "0" */
+		appendStringInfoCharMacro(buf, '0');
+		return;
+	}
+
+	/* shortest round-trip digits (Ryu), in %e or %f style; take them apart */
+	double_to_shortest_decimal_buf(d, tmp);
+	if (*p == '-')
+	{
+		appendStringInfoCharMacro(buf, '-');
+		p++;
+	}
+	for (; *p && *p != 'e' && *p != 'E'; p++)
+	{
+		if (*p == '.')
+			point = nd;
+		else
+			digits[nd++] = *p;
+	}
+	if (point < 0)
+		point = nd;
+	if (*p)
+		exp10 = atoi(p + 1);
+	first = 0;
+	while (first < nd && digits[first] == '0')
+	{
+		first++;
+		point--;
+	}
+	end = nd;
+	while (end > first && digits[end - 1] == '0')
+		end--;
+
+	/* value = 0.d1d2...dk * 10^n, k digits (ECMA-262 Number::toString) */
+	k = end - first;
+	n = point + exp10;
+	if (k <= n && n <= 21)
+	{
+		appendBinaryStringInfo(buf, digits + first, k);
+		for (int i = 0; i < n - k; i++)
+			appendStringInfoCharMacro(buf, '0');
+	}
+	else if (0 < n && n <= 21)
+	{
+		appendBinaryStringInfo(buf, digits + first, n);
+		appendStringInfoCharMacro(buf, '.');
+		appendBinaryStringInfo(buf, digits + first + n, k - n);
+	}
+	else if (-6 < n && n <= 0)
+	{
+		appendStringInfoString(buf, "0.");
+		for (int i = 0; i < -n; i++)
+			appendStringInfoCharMacro(buf, '0');
+		appendBinaryStringInfo(buf, digits + first, k);
+	}
+	else
+	{
+		appendStringInfoCharMacro(buf, digits[first]);
+		if (k > 1)
+		{
+			appendStringInfoCharMacro(buf, '.');
+			appendBinaryStringInfo(buf, digits + first + 1, k - 1);
+		}
+		appendStringInfo(buf, "e%c%d", n - 1 >= 0 ? '+' : '-', abs(n - 1));
+	}
+}
+
+/* Appends a numeric as the JCS number of the nearest double; SS304 beyond double range. */
+static void
+canon_number(StringInfo buf, Numeric num)
+{
+	char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)));
+	const char *p = s;
+	char	   *endp;
+	double		d;
+
+	/* fast path: integers of up to 15 digits are exact doubles and print as is */
+	if (*p == '-')
+		p++;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (*p == '\0' && p - s <= 15 && !(s[0] == '-' && s[1] == '0'))
+	{
+		appendBinaryStringInfo(buf, s, p - s);
+		pfree(s);
+		return;
+	}
+
+	/* otherwise the nearest double, correctly rounded as JSON.parse does */
+	d = strtod(s, &endp);
+	if (isinf(d) || isnan(d))
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_NUMBER_OUT_OF_RANGE),
+				 errmsg("number out of range for canonical JSON"),
+				 errdetail("The number %.40s%s is beyond the range of an IEEE 754 double, which RFC 8785 requires.",
+						   s, strlen(s) > 40 ? "..." : ""),
+				 errhint("Store such values as strings.")));
+	canon_double(buf, d);
+	pfree(s);
+}
+
+/* Appends one jsonb value (scalar or container) as canonical JSON. */
+static void
+canon_value(StringInfo buf, const JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			appendStringInfoString(buf, "null");
+			break;
+		case jbvBool:
+			appendStringInfoString(buf, v->val.boolean ? "true" : "false");
+			break;
+		case jbvString:
+			canon_string(buf, v->val.string.val, v->val.string.len);
+			break;
+		case jbvNumeric:
+			canon_number(buf, v->val.numeric);
+			break;
+		case jbvBinary:
+			canon_container(buf, v->val.binary.data, NIL, false, false);
+			break;
+		default:
+			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
+	}
+}
+
+/* Decodes the UTF-8 character starting at s[i] (i is moved back to its first byte). */
+static inline uint32
+utf8_char_at(const char *s, int len, int i)
+{
+	const unsigned char *u = (const unsigned char *) s;
+	uint32		cp;
+	int			extra;
+
+	while (i > 0 && (u[i] & 0xC0) == 0x80)
+		i--;
+	cp = u[i];
+	if (cp < 0x80)
+		return cp;
+	else if (cp >= 0xF0)
+	{
+		cp &= 0x07;
+		extra = 3;
+	}
+	else if (cp >= 0xE0)
+	{
+		cp &= 0x0F;
+		extra = 2;
+	}
+	else
+	{
+		cp &= 0x1F;
+		extra = 1;
+	}
+	for (int j = 1; j <= extra && i + j < len; j++)
+		cp = (cp << 6) | (u[i + j] & 0x3F);
+	return cp;
+}
+
+/* The UTF-16 code units of a code point as one sortable number (high unit first). */
+static inline uint32
+utf16_key(uint32 cp)
+{
+	if (cp < 0x10000)
+		return cp << 16;
+	cp -= 0x10000;
+	return ((0xD800 + (cp >> 10)) << 16) | (0xDC00 + (cp & 0x3FF));
+}
+
+/* Orders object keys by their UTF-16 code units, as RFC 8785 section 3.2.3 asks. */
+static int
+canon_pair_cmp(const void *a, const void *b)
+{
+	const CanonPair *pa = (const CanonPair *) a;
+	const CanonPair *pb = (const CanonPair *) b;
+	int			minlen = Min(pa->keylen, pb->keylen);
+	int			i;
+
+	for (i = 0; i < minlen; i++)
+		if (pa->key[i] != pb->key[i])
+			break;
+	if (i == minlen)
+		return (pa->keylen > minlen) - (pb->keylen > minlen);
+
+	/* UTF-8 byte order is code point order; it differs from UTF-16 only above U+FFFF */
+	if ((unsigned char) pa->key[i] < 0xEE && (unsigned char) pb->key[i] < 0xEE)
+		return (unsigned char) pa->key[i] < (unsigned char) pb->key[i] ? -1 : 1;
+	{
+		uint32		ka = utf16_key(utf8_char_at(pa->key, pa->keylen, i));
+		uint32		kb = utf16_key(utf8_char_at(pb->key, pb->keylen, i));
+
+		return ka < kb ? -1 : ka > kb ? 1 : 0;
+	}
+}
+
+/* Appends an array or object container as canonical JSON, without excluded top-level keys. */
+static void
+canon_container(StringInfo buf, JsonbContainer *c, List *exclude, bool exclude_metadata, bool top)
+{
+	JsonbIterator *it = JsonbIteratorInit(c);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	check_stack_depth();
+	tok = JsonbIteratorNext(&it, &v, true);
+	if (tok == WJB_BEGIN_ARRAY)
+	{
+		bool		first = true;
+
+		appendStringInfoCharMacro(buf, '[');
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok != WJB_ELEM)
+				continue;
+			if (!first)
+				appendStringInfoCharMacro(buf, ',');
+			first = false;
+			canon_value(buf, &v);
+		}
+		appendStringInfoCharMacro(buf, ']');
+	}
+	else
+	{
+		int			size = JsonContainerSize(c);
+		CanonPair	local[32];
+		CanonPair  *pairs = size <= 32 ? local : palloc(sizeof(CanonPair) * size);
+		int			n = 0;
+
+		Assert(tok == WJB_BEGIN_OBJECT);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+			{
+				pairs[n].key = v.val.string.val;
+				pairs[n].keylen = v.val.string.len;
+			}
+			else if (tok == WJB_VALUE)
+			{
+				if (top && sync_field_excluded(pairs[n].key, pairs[n].keylen,
+											   exclude, exclude_metadata))
+					continue;
+				pairs[n++].value = v;
+			}
+		}
+		if (n > 1)
+			qsort(pairs, n, sizeof(CanonPair), canon_pair_cmp);
+		appendStringInfoCharMacro(buf, '{');
+		for (int i = 0; i < n; i++)
+		{
+			if (i > 0)
+				appendStringInfoCharMacro(buf, ',');
+			canon_string(buf, pairs[i].key, pairs[i].keylen);
+			appendStringInfoCharMacro(buf, ':');
+			canon_value(buf, &pairs[i].value);
+		}
+		appendStringInfoCharMacro(buf, '}');
+		if (pairs != local)
+			pfree(pairs);
+	}
+}
+
+/* Appends the canonical JSON of any jsonb to buf. */
+static void
+canon_jsonb(StringInfo buf, Jsonb *data, List *exclude, bool exclude_metadata)
+{
+	if (JB_ROOT_IS_SCALAR(data))
+	{
+		JsonbValue	v;
+
+		JsonbExtractScalar(&data->root, &v);
+		canon_value(buf, &v);
+	}
+	else
+		canon_container(buf, &data->root, exclude, exclude_metadata, true);
+}
+
+/* RFC 8785 canonical JSON text of any jsonb (exclusions apply to a top-level object). */
+char *
+sync_canonical_json(Jsonb *data, List *exclude, bool exclude_metadata)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	canon_jsonb(&buf, data, exclude, exclude_metadata);
+	return buf.data;
+}
+
+/* Hex SHA-256 of len bytes at data, through PostgreSQL's cryptohash. */
+static char *
+sha256_hex(const char *data, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	char	   *result;
+
+	if (ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+	{
+		const char *err = pg_cryptohash_error(ctx);
+
+		pg_cryptohash_free(ctx);
+		elog(ERROR, "could not compute SHA-256 hash: %s", err);
+	}
+	pg_cryptohash_free(ctx);
+
+	result = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
+	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+	{
+		result[2 * i] = hex[digest[i] >> 4];
+		result[2 * i + 1] = hex[digest[i] & 15];
+	}
+	result[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	return result;
+}
+
+/* Hex SHA-256 of the canonical JSON of an object, without the excluded top-level keys. */
+char *
+sync_row_hash_ex(Jsonb *data, List *exclude, bool exclude_metadata)
+{
+	StringInfoData buf;
+	char	   *result;
+
+	sync_require_object(data, "row data");
+	initStringInfo(&buf);
+	canon_container(&buf, &data->root, exclude, exclude_metadata, true);
+	result = sha256_hex(buf.data, buf.len);
+	pfree(buf.data);
+	return result;
+}
+
+/* Hex SHA-256 of the canonical JSON of data; NIL exclude means the metadata fields. */
+char *
+sync_row_hash(Jsonb *data, List *exclude)
+{
+	return sync_row_hash_ex(data, exclude, exclude == NIL);
+}
+
+/* SQL: smartsync.row_hash(data jsonb, exclude text[] DEFAULT NULL) RETURNS text */
+Datum
+smartsync_row_hash(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *data;
+	List	   *exclude = NIL;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	data = PG_GETARG_JSONB_P(0);
+	sync_require_object(data, "data");
+	if (!PG_ARGISNULL(1))
+		exclude = sync_text_array_to_list(PG_GETARG_ARRAYTYPE_P(1));
+	PG_RETURN_TEXT_P(cstring_to_text(sync_row_hash_ex(data, exclude, PG_ARGISNULL(1))));
+}
+
+/* SQL: smartsync.canonical_json(data jsonb, exclude text[] DEFAULT NULL) RETURNS text */
+Datum
+smartsync_canonical_json(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *data;
+	List	   *exclude = NIL;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	data = PG_GETARG_JSONB_P(0);
+	if (!PG_ARGISNULL(1))
+		exclude = sync_text_array_to_list(PG_GETARG_ARRAYTYPE_P(1));
+	PG_RETURN_TEXT_P(cstring_to_text(sync_canonical_json(data, exclude, PG_ARGISNULL(1))));
+}
