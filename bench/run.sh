@@ -20,7 +20,7 @@ for n in "$@"; do
     [ -f "bench/bench_$n.sh" ] || { echo "no benchmark bench/bench_$n.sh" >&2; exit 2; }
     scripts="$scripts bench/bench_$n.sh"
 done
-pg_virtualenv -v 15 -o synchronous_commit=off -o shared_buffers=512MB -o max_wal_size=4GB \
+pg_virtualenv -t -v 15 -o synchronous_commit=off -o shared_buffers=512MB -o max_wal_size=4GB \
     -o checkpoint_timeout=30min -o autovacuum=off \
     bash -c 'set -e; for s in "$@"; do echo; echo "### $s"; bash "$s"; done' _ $scripts 2>&1 \
     | grep -v -e '^Creating new PostgreSQL cluster' -e '^Dropping cluster'

@@ -8,5 +8,5 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 export PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 make -s >/dev/null
 $SUDO make -s install >/dev/null
-pg_virtualenv -v 15 psql -X -q -v ON_ERROR_STOP=1 -P pager=off -f examples/demo.sql 2>&1 \
+pg_virtualenv -t -v 15 psql -X -q -v ON_ERROR_STOP=1 -P pager=off -f examples/demo.sql 2>&1 \
     | grep -v -e '^Creating new PostgreSQL cluster' -e '^Dropping cluster'

@@ -10,7 +10,7 @@ make -s clean
 make -s
 $SUDO make -s install
 status=0
-pg_virtualenv -v 15 make -s test || status=$?
+pg_virtualenv -t -v 15 make -s test || status=$?
 if [ $status -ne 0 ]; then
     for f in regression.diffs test/isolation/output_iso/regression.diffs output_iso/regression.diffs; do
         [ -s "$f" ] && { echo "=== $f"; head -200 "$f"; }
