@@ -278,7 +278,7 @@ capture_query(TriggerData *td, const char *nspname)
 	else
 		appendStringInfoString(&q, "NULL::text");
 	appendStringInfo(&q, ", $3, $4 FROM %s t",
-					 is_delete ? "smartsync_old" : "smartsync_new");
+					 quote_identifier(is_delete ? tg->tgoldtable : tg->tgnewtable));
 	return q.data;
 }
 
