@@ -191,18 +191,46 @@ canon_string(StringInfo buf, const char *s, int len)
 	appendStringInfoCharMacro(buf, '"');
 }
 
+/* Splits a %e or %f style decimal into its significant digits and exponent n (value = 0.digits * 10^n). */
+static int
+decimal_digits(const char *p, char *digits, int *n)
+{
+	int			nd = 0;
+	int			point = -1;
+	int			exp10 = 0;
+	int			first = 0;
+	int			end;
+
+	for (; *p && *p != 'e' && *p != 'E'; p++)
+	{
+		if (*p == '.')
+			point = nd;
+		else if (*p >= '0' && *p <= '9')
+			digits[nd++] = *p;
+	}
+	if (point < 0)
+		point = nd;
+	if (*p)
+		exp10 = atoi(p + 1);
+	while (first < nd && digits[first] == '0')
+	{
+		first++;
+		point--;
+	}
+	end = nd;
+	while (end > first && digits[end - 1] == '0')
+		end--;
+	memmove(digits, digits + first, end - first);
+	*n = point + exp10;
+	return end - first;
+}
+
 /* Appends a finite double as ECMAScript's Number.prototype.toString writes it. */
 static void
 canon_double(StringInfo buf, double d)
 {
-	char		tmp[DOUBLE_SHORTEST_DECIMAL_LEN];
-	char		digits[DOUBLE_SHORTEST_DECIMAL_LEN];
-	const char *p = tmp;
-	int			nd = 0;
-	int			point = -1;
-	int			exp10 = 0;
-	int			first;
-	int			end;
+	char		tmp[DOUBLE_SHORTEST_DECIMAL_LEN + 8];
+	char		digits[DOUBLE_SHORTEST_DECIMAL_LEN + 8];
 	int			k;
 	int			n;
 
@@ -212,64 +240,65 @@ canon_double(StringInfo buf, double d)
 		appendStringInfoCharMacro(buf, '0');
 		return;
 	}
-
-	/* shortest round-trip digits (Ryu), in %e or %f style; take them apart */
-	double_to_shortest_decimal_buf(d, tmp);
-	if (*p == '-')
+	if (d < 0)
 	{
 		appendStringInfoCharMacro(buf, '-');
-		p++;
+		d = -d;
 	}
-	for (; *p && *p != 'e' && *p != 'E'; p++)
-	{
-		if (*p == '.')
-			point = nd;
-		else
-			digits[nd++] = *p;
-	}
-	if (point < 0)
-		point = nd;
-	if (*p)
-		exp10 = atoi(p + 1);
-	first = 0;
-	while (first < nd && digits[first] == '0')
-	{
-		first++;
-		point--;
-	}
-	end = nd;
-	while (end > first && digits[end - 1] == '0')
-		end--;
 
-	/* value = 0.d1d2...dk * 10^n, k digits (ECMA-262 Number::toString) */
-	k = end - first;
-	n = point + exp10;
+	/* the shortest digits that round-trip (Ryu) */
+	double_to_shortest_decimal_buf(d, tmp);
+	k = decimal_digits(tmp, digits, &n);
+
+	/*
+	 * PostgreSQL's Ryu never picks a decimal lying exactly halfway to the
+	 * next double, which ECMAScript allows when it rounds back (ties to
+	 * even).  Such a midpoint can be shorter only when doubles are integers
+	 * 2 or more apart; there, try fewer digits while they still round-trip.
+	 */
+	if (d >= 9007199254740992.0)
+	{
+		char		cand[40];
+		int			j;
+
+		for (j = k - 1; j >= 1; j--)
+		{
+			snprintf(cand, sizeof(cand), "%.*e", j - 1, d);
+			if (strtod(cand, NULL) != d)
+				break;
+			strcpy(tmp, cand);
+		}
+		if (j < k - 1)
+			k = decimal_digits(tmp, digits, &n);
+	}
+
+	/* value = 0.d1d2...dk * 10^n (ECMA-262 Number::toString) */
 	if (k <= n && n <= 21)
 	{
-		appendBinaryStringInfo(buf, digits + first, k);
+		appendBinaryStringInfo(buf, digits, k);
 		for (int i = 0; i < n - k; i++)
 			appendStringInfoCharMacro(buf, '0');
 	}
 	else if (0 < n && n <= 21)
 	{
-		appendBinaryStringInfo(buf, digits + first, n);
+		appendBinaryStringInfo(buf, digits, n);
 		appendStringInfoCharMacro(buf, '.');
-		appendBinaryStringInfo(buf, digits + first + n, k - n);
+		appendBinaryStringInfo(buf, digits + n, k - n);
 	}
 	else if (-6 < n && n <= 0)
 	{
 		appendStringInfoString(buf, "0.");
 		for (int i = 0; i < -n; i++)
 			appendStringInfoCharMacro(buf, '0');
-		appendBinaryStringInfo(buf, digits + first, k);
+		appendBinaryStringInfo(buf, digits, k);
 	}
 	else
 	{
-		appendStringInfoCharMacro(buf, digits[first]);
+		appendStringInfoCharMacro(buf, digits[0]);
 		if (k > 1)
 		{
 			appendStringInfoCharMacro(buf, '.');
-			appendBinaryStringInfo(buf, digits + first + 1, k - 1);
+			appendBinaryStringInfo(buf, digits + 1, k - 1);
 		}
 		appendStringInfo(buf, "e%c%d", n - 1 >= 0 ? '+' : '-', abs(n - 1));
 	}
