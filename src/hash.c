@@ -226,7 +226,7 @@ decimal_digits(const char *p, char *digits, int *n)
 }
 
 /* Appends a finite double as ECMAScript's Number.prototype.toString writes it. */
-static void
+static pg_noinline void
 canon_double(StringInfo buf, double d)
 {
 	char		tmp[DOUBLE_SHORTEST_DECIMAL_LEN + 8];
@@ -305,7 +305,7 @@ canon_double(StringInfo buf, double d)
 }
 
 /* Appends a numeric as the JCS number of the nearest double; SS304 beyond double range. */
-static void
+static pg_noinline void
 canon_number(StringInfo buf, Numeric num)
 {
 	char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)));
@@ -462,8 +462,7 @@ canon_container(StringInfo buf, JsonbContainer *c, List *exclude, bool exclude_m
 	else
 	{
 		int			size = JsonContainerSize(c);
-		CanonPair	local[32];
-		CanonPair  *pairs = size <= 32 ? local : palloc(sizeof(CanonPair) * size);
+		CanonPair  *pairs = palloc(sizeof(CanonPair) * Max(size, 1));
 		int			n = 0;
 
 		Assert(tok == WJB_BEGIN_OBJECT);
@@ -494,8 +493,7 @@ canon_container(StringInfo buf, JsonbContainer *c, List *exclude, bool exclude_m
 			canon_value(buf, &pairs[i].value);
 		}
 		appendStringInfoCharMacro(buf, '}');
-		if (pairs != local)
-			pfree(pairs);
+		pfree(pairs);
 	}
 }
 
