@@ -7,11 +7,11 @@ cd "$(dirname "$0")/.."
 DB=bench_capture
 ROUNDS=${ROUNDS:-5}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
-dropdb --if-exists -q $DB
+dropdb --if-exists $DB 2>/dev/null
 createdb $DB
 psql -X -q -v ON_ERROR_STOP=1 -d $DB -f bench/capture_setup.sql >/dev/null
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; dropdb --if-exists -q $DB' EXIT
+trap 'rm -rf "$tmp"; dropdb --if-exists $DB 2>/dev/null' EXIT
 
 for s in untracked tracked plpgsql; do
     cat > "$tmp/single_$s.sql" <<SQL

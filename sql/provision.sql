@@ -26,7 +26,9 @@ SELECT tenant_id, schema_name FROM smartsync.tenants WHERE tenant_id = 'north-cl
 -- version and updated_at added and foreign keys pointing inside the tenant) and
 -- the four sync tables.
 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = 'tenant_north_clinic' AND c.relkind = 'r' ORDER BY 1;
+ WHERE n.nspname = 'tenant_north_clinic' AND c.relkind = 'r'
+   AND c.relname IN ('animals', 'owners', 'sync_changes', 'sync_id_map', 'sync_ledger', 'sync_conflicts')
+ ORDER BY 1;
 SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
  WHERE attrelid = 'tenant_north_clinic.animals'::regclass AND attnum > 0 ORDER BY attnum;
 SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint

@@ -8,15 +8,16 @@
  *   smartsync.capture(type, pk, practice)
  *                               AFTER INSERT / UPDATE / DELETE, FOR EACH
  *                               STATEMENT with a transition table: appends
- *                               every affected row to the tenant's change log
- *                               in one INSERT ... SELECT.
+ *                               every affected row to the tenant's change log.
  *   smartsync.refuse_truncate() BEFORE TRUNCATE: a truncate would drop rows
  *                               without tombstones, so it is refused.
  *
- * Plans are prepared once per trigger and kept (SPI_keepplan); attribute
- * numbers are cached per relation.  Nothing is looked up in the catalogs per
- * row.  The change log's xid column defaults to pg_current_xact_id(), which
- * the exact pull cursor needs.
+ * The log rows are inserted directly (heap insert plus index insertion, as
+ * COPY does): no SPI, no executor run per statement.  Whether a trigger's table
+ * is a registered entity table is checked once per trigger; attribute numbers
+ * of stamp_row are cached per relation.  Log columns capture does not fill
+ * (seq, xid, changed_at) get their defaults; xid defaults to
+ * pg_current_xact_id(), which the exact pull cursor needs.
  */
 #include "postgres.h"
 
@@ -35,6 +36,13 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "access/xact.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/fmgroids.h"
 
 #include "smartsync.h"
 
@@ -51,12 +59,11 @@ typedef struct StampEntry
 	AttrNumber	pk_att;
 } StampEntry;
 
-/* per-trigger prepared INSERT into the tenant's change log */
+/* per-trigger: the table was checked to be a registered entity table */
 typedef struct CaptureEntry
 {
 	Oid			tgoid;			/* hash key */
-	Oid			nspid;			/* schema the plan was built for */
-	SPIPlanPtr	plan;
+	Oid			nspid;			/* schema checked to be a tenant's */
 } CaptureEntry;
 
 static HTAB *stamp_cache = NULL;
@@ -256,30 +263,208 @@ check_tracked(Relation rel, const char *entity_type, const char *nspname)
 				 errhint("Register the entity type and provision the tenant instead of creating capture triggers by hand.")));
 }
 
-/* Builds the INSERT ... SELECT that logs the transition table of one trigger. */
-static char *
-capture_query(TriggerData *td, const char *nspname)
+/* Log columns capture fills itself; every other column gets its default. */
+enum
 {
-	Trigger    *tg = td->tg_trigger;
-	StringInfoData q;
-	bool		is_delete = TRIGGER_FIRED_BY_DELETE(td->tg_event);
-	const char *practice = tg->tgargs[2];
+	LOG_ENTITY_TYPE,
+	LOG_ENTITY_ID,
+	LOG_OPERATION,
+	LOG_DATA,
+	LOG_VERSION,
+	LOG_PRACTICE_ID,
+	LOG_USER_ID,
+	LOG_CLIENT_ID,
+	LOG_NCOLS
+};
+static const char *const log_colnames[LOG_NCOLS] = {
+	"entity_type", "entity_id", "operation", "data", "version",
+	"practice_id", "user_id", "client_id"
+};
+static const Oid log_coltypes[LOG_NCOLS] = {
+	TEXTOID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID, TEXTOID, TEXTOID
+};
 
-	initStringInfo(&q);
-	appendStringInfo(&q,
-					 "INSERT INTO %s.sync_changes "
-					 "(entity_type, entity_id, operation, data, version, practice_id, user_id, client_id) "
-					 "SELECT $1, t.%s::text, $2, to_jsonb(t), t.version%s, ",
-					 quote_identifier(nspname),
-					 quote_identifier(tg->tgargs[1]),
-					 is_delete ? " + 1" : "");
-	if (practice[0] != '\0')
-		appendStringInfo(&q, "t.%s::text", quote_identifier(practice));
-	else
-		appendStringInfoString(&q, "NULL::text");
-	appendStringInfo(&q, ", $3, $4 FROM %s t",
-					 quote_identifier(is_delete ? tg->tgoldtable : tg->tgnewtable));
-	return q.data;
+/* Text of a column value through its output function; NULL stays NULL. */
+static Datum
+column_text(TupleTableSlot *slot, AttrNumber att, FmgrInfo *out, bool *isnull)
+{
+	Datum		d = slot_getattr(slot, att, isnull);
+
+	if (*isnull)
+		return (Datum) 0;
+	return CStringGetTextDatum(OutputFunctionCall(out, d));
+}
+
+/*
+ * Appends every row of the transition table to the tenant's change log:
+ * heap insert plus index insertion, as COPY does, with no SPI and no
+ * executor run, so a single-row statement costs little more than the row.
+ */
+static void
+capture_rows(TriggerData *td, const char *op, const SyncContext *ctx)
+{
+	Relation	rel = td->tg_relation;
+	Trigger    *tg = td->tg_trigger;
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		is_delete = TRIGGER_FIRED_BY_DELETE(td->tg_event);
+	Tuplestorestate *ts = is_delete ? td->tg_oldtable : td->tg_newtable;
+	Oid			logrelid;
+	Relation	logrel;
+	TupleDesc	logdesc;
+	ResultRelInfo *rri;
+	EState	   *estate;
+	ExprContext *econtext;
+	TupleTableSlot *src;
+	TupleTableSlot *dst;
+	AttrNumber	logatt[LOG_NCOLS];
+	ExprState **defaults;
+	AttrNumber	pk_att,
+				practice_att = InvalidAttrNumber,
+				version_att;
+	FmgrInfo	pk_out,
+				practice_out,
+				to_jsonb_fn;
+	Oid			outfunc;
+	bool		varlena;
+	FuncExpr   *fexpr;
+	Datum		etype_d = CStringGetTextDatum(tg->tgargs[0]);
+	Datum		op_d = CStringGetTextDatum(op);
+	Datum		user_d = ctx->user_id ? CStringGetTextDatum(ctx->user_id) : (Datum) 0;
+	Datum		client_d = ctx->client_id ? CStringGetTextDatum(ctx->client_id) : (Datum) 0;
+	CommandId	cid = GetCurrentCommandId(true);
+
+	logrelid = get_relname_relid("sync_changes", RelationGetNamespace(rel));
+	if (!OidIsValid(logrelid))
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_NOT_TRACKED),
+				 errmsg("schema \"%s\" has no change log",
+						get_namespace_name(RelationGetNamespace(rel))),
+				 errhint("Provision the tenant with smartsync.provision_tenant().")));
+
+	/* the source columns this trigger reads */
+	pk_att = required_column(rel, tg->tgargs[1], InvalidOid);
+	version_att = required_column(rel, "version", INT8OID);
+	getTypeOutputInfo(TupleDescAttr(desc, pk_att - 1)->atttypid, &outfunc, &varlena);
+	fmgr_info(outfunc, &pk_out);
+	if (tg->tgargs[2][0] != '\0')
+	{
+		practice_att = required_column(rel, tg->tgargs[2], InvalidOid);
+		getTypeOutputInfo(TupleDescAttr(desc, practice_att - 1)->atttypid, &outfunc, &varlena);
+		fmgr_info(outfunc, &practice_out);
+	}
+	/* to_jsonb(record) looks at its call expression for the argument type */
+	fmgr_info(F_TO_JSONB, &to_jsonb_fn);
+	fexpr = makeFuncExpr(F_TO_JSONB, JSONBOID,
+						 list_make1(makeNullConst(RelationGetForm(rel)->reltype, -1, InvalidOid)),
+						 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	to_jsonb_fn.fn_expr = (Node *) fexpr;
+
+	logrel = table_open(logrelid, RowExclusiveLock);
+	logdesc = RelationGetDescr(logrel);
+	for (int c = 0; c < LOG_NCOLS; c++)
+		logatt[c] = InvalidAttrNumber;
+
+	estate = CreateExecutorState();
+	econtext = GetPerTupleExprContext(estate);
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, logrel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+
+	/* which log column is which; the others are filled from their defaults */
+	defaults = palloc0(sizeof(ExprState *) * logdesc->natts);
+	for (int i = 0; i < logdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(logdesc, i);
+		bool		ours = false;
+
+		if (att->attisdropped)
+			continue;
+		for (int c = 0; c < LOG_NCOLS; c++)
+		{
+			if (strcmp(NameStr(att->attname), log_colnames[c]) == 0)
+			{
+				if (att->atttypid != log_coltypes[c])
+					elog(ERROR, "change log column \"%s\" has an unexpected type", log_colnames[c]);
+				logatt[c] = att->attnum;
+				ours = true;
+			}
+		}
+		if (!ours)
+		{
+			Node	   *def = build_column_default(logrel, att->attnum);
+
+			if (def != NULL)
+				defaults[i] = ExecInitExpr(expression_planner((Expr *) def), NULL);
+		}
+	}
+	for (int c = 0; c < LOG_NCOLS; c++)
+		if (logatt[c] == InvalidAttrNumber)
+			elog(ERROR, "change log of schema \"%s\" has no column \"%s\"",
+				 get_namespace_name(RelationGetNamespace(rel)), log_colnames[c]);
+
+	src = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	dst = MakeSingleTupleTableSlot(logdesc, &TTSOpsVirtual);
+
+	while (tuplestore_gettupleslot(ts, true, false, src))
+	{
+		MemoryContext oldcxt;
+		Datum	   *v;
+		bool	   *n;
+		bool		isnull;
+
+		ResetPerTupleExprContext(estate);
+		oldcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+
+		ExecClearTuple(dst);
+		v = dst->tts_values;
+		n = dst->tts_isnull;
+		for (int i = 0; i < logdesc->natts; i++)
+		{
+			n[i] = true;
+			v[i] = (Datum) 0;
+			if (defaults[i] != NULL)
+				v[i] = ExecEvalExpr(defaults[i], econtext, &n[i]);
+		}
+
+		v[logatt[LOG_ENTITY_TYPE] - 1] = etype_d;
+		n[logatt[LOG_ENTITY_TYPE] - 1] = false;
+		v[logatt[LOG_ENTITY_ID] - 1] = column_text(src, pk_att, &pk_out, &isnull);
+		n[logatt[LOG_ENTITY_ID] - 1] = isnull;
+		v[logatt[LOG_OPERATION] - 1] = op_d;
+		n[logatt[LOG_OPERATION] - 1] = false;
+		v[logatt[LOG_DATA] - 1] = FunctionCall1(&to_jsonb_fn, ExecFetchSlotHeapTupleDatum(src));
+		n[logatt[LOG_DATA] - 1] = false;
+		v[logatt[LOG_VERSION] - 1] = slot_getattr(src, version_att, &isnull);
+		n[logatt[LOG_VERSION] - 1] = isnull;
+		if (!isnull && is_delete)	/* a tombstone is the next version */
+			v[logatt[LOG_VERSION] - 1] = Int64GetDatum(DatumGetInt64(v[logatt[LOG_VERSION] - 1]) + 1);
+		if (practice_att != InvalidAttrNumber)
+		{
+			v[logatt[LOG_PRACTICE_ID] - 1] = column_text(src, practice_att, &practice_out, &isnull);
+			n[logatt[LOG_PRACTICE_ID] - 1] = isnull;
+		}
+		v[logatt[LOG_USER_ID] - 1] = user_d;
+		n[logatt[LOG_USER_ID] - 1] = (ctx->user_id == NULL);
+		v[logatt[LOG_CLIENT_ID] - 1] = client_d;
+		n[logatt[LOG_CLIENT_ID] - 1] = (ctx->client_id == NULL);
+
+		if (n[logatt[LOG_ENTITY_ID] - 1] || n[logatt[LOG_VERSION] - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_MISSING_ROW_COLUMNS),
+					 errmsg("a tracked row of \"%s\" has no id or no version", RelationGetRelationName(rel))));
+
+		ExecStoreVirtualTuple(dst);
+		table_tuple_insert(logrel, dst, cid, 0, NULL);
+		if (rri->ri_NumIndices > 0)
+			ExecInsertIndexTuples(rri, dst, estate, false, false, NULL, NIL);
+		MemoryContextSwitchTo(oldcxt);
+	}
+
+	ExecDropSingleTupleTableSlot(src);
+	ExecDropSingleTupleTableSlot(dst);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	table_close(logrel, NoLock);
 }
 
 /*
@@ -292,14 +477,10 @@ smartsync_capture(PG_FUNCTION_ARGS)
 	TriggerData *td = check_trigger_call(fcinfo, "smartsync.capture");
 	Relation	rel = td->tg_relation;
 	Trigger    *tg = td->tg_trigger;
-	Oid			nspid = RelationGetNamespace(rel);
 	CaptureEntry *e;
 	bool		found;
 	const char *op;
 	SyncContext ctx;
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	int			rc;
 
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
 		ereport(ERROR,
@@ -334,50 +515,21 @@ smartsync_capture(PG_FUNCTION_ARGS)
 		tuplestore_tuple_count(td->tg_newtable) == 0)
 		return PointerGetDatum(NULL);
 
-	sync_context_read(&ctx);
-
+	/* once per trigger: is this a registered entity table of a tenant? */
 	capture_init_caches();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_register_trigger_data(td);
-	if (rc != SPI_OK_TD_REGISTER)
-		elog(ERROR, "SPI_register_trigger_data failed: %s", SPI_result_code_string(rc));
-
 	e = hash_search(capture_cache, &tg->tgoid, HASH_ENTER, &found);
-	if (!found || e->nspid != nspid || e->plan == NULL)
+	if (!found || e->nspid != RelationGetNamespace(rel))
 	{
-		Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-		char	   *nspname = get_namespace_name(nspid);
-		SPIPlanPtr	plan;
-
-		if (found && e->plan != NULL)
-			SPI_freeplan(e->plan);
-		e->plan = NULL;
-		e->nspid = nspid;
-		check_tracked(rel, tg->tgargs[0], nspname);
-		plan = SPI_prepare(capture_query(td, nspname), 4, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		e->plan = plan;
+		e->nspid = InvalidOid;
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		check_tracked(rel, tg->tgargs[0], get_namespace_name(RelationGetNamespace(rel)));
+		SPI_finish();
+		e->nspid = RelationGetNamespace(rel);
 	}
 
-	values[0] = CStringGetTextDatum(tg->tgargs[0]);
-	values[1] = CStringGetTextDatum(op);
-	if (ctx.user_id)
-		values[2] = CStringGetTextDatum(ctx.user_id);
-	else
-		nulls[2] = 'n';
-	if (ctx.client_id)
-		values[3] = CStringGetTextDatum(ctx.client_id);
-	else
-		nulls[3] = 'n';
-
-	rc = SPI_execute_plan(e->plan, values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "capture insert failed: %s", SPI_result_code_string(rc));
-	SPI_finish();
+	sync_context_read(&ctx);
+	capture_rows(td, op, &ctx);
 	return PointerGetDatum(NULL);
 }
 
