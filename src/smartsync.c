@@ -52,5 +52,6 @@ _PG_init(void)
 							   &smartsync_permissions_setting, "",
 							   PGC_USERSET, 0, NULL, NULL, NULL);
 
+	sync_pull_init();
 	MarkGUCPrefixReserved("smartsync");
 }

@@ -39,6 +39,17 @@
 #define ERRCODE_SS_BAD_CONTEXT			MAKE_SQLSTATE('S','S','2','0','2')
 #define ERRCODE_SS_UNKNOWN_TENANT		MAKE_SQLSTATE('S','S','2','0','3')
 
+/* pull: SS5xx */
+#define ERRCODE_SS_BAD_CURSOR			MAKE_SQLSTATE('S','S','5','0','1')
+#define ERRCODE_SS_CURSOR_SIGNATURE		MAKE_SQLSTATE('S','S','5','0','2')
+#define ERRCODE_SS_CURSOR_TENANT		MAKE_SQLSTATE('S','S','5','0','3')
+#define ERRCODE_SS_CURSOR_SCOPE			MAKE_SQLSTATE('S','S','5','0','4')
+#define ERRCODE_SS_MUST_REFETCH			MAKE_SQLSTATE('S','S','5','0','5')
+#define ERRCODE_SS_PULL_LIMIT			MAKE_SQLSTATE('S','S','5','0','6')
+#define ERRCODE_SS_PRACTICE_MISMATCH	MAKE_SQLSTATE('S','S','5','0','7')
+#define ERRCODE_SS_PULL_FORBIDDEN		MAKE_SQLSTATE('S','S','5','0','8')
+#define ERRCODE_SS_BAD_RETENTION		MAKE_SQLSTATE('S','S','5','0','9')
+
 /* --- settings (smartsync.c) ------------------------------------------- */
 
 extern char *smartsync_tenant_id_setting;
@@ -64,6 +75,10 @@ extern void sync_context_read(SyncContext *ctx);
 extern void sync_context_require_tenant(const SyncContext *ctx);
 extern char *sync_tenant_schema(const char *tenant_id);
 extern bool sync_context_has_permission(const SyncContext *ctx, const char *perm);
+
+/* --- pull (pull.c) ---------------------------------------------------- */
+
+extern void sync_pull_init(void);
 
 /* --- jsonb helpers (context.c) ---------------------------------------- */
 

@@ -98,6 +98,17 @@ BEGIN
             created_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
         );
         COMMENT ON TABLE %1$I.sync_conflicts IS 'smartsync conflict store: local, server and base data side by side, and how each conflict was resolved';
+
+        -- sync_pull (src/pull.c): later changes of one entity, and the retention horizon
+        CREATE INDEX IF NOT EXISTS sync_changes_entity_seq_idx
+            ON %1$I.sync_changes (entity_type, entity_id, seq);
+        CREATE TABLE IF NOT EXISTS %1$I.sync_pull_horizon (
+            singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+            max_pruned_xid xid8 NOT NULL,
+            pruned_before  timestamptz NOT NULL,
+            pruned_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+        );
+        COMMENT ON TABLE %1$I.sync_pull_horizon IS 'smartsync retention horizon: the newest transaction and time whose changes smartsync.prune_changes() removed';
     $ddl$, s);
 END
 $$;

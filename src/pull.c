@@ -1,0 +1,1774 @@
+/*
+ * pull.c: smartsync.sync_pull(), the exact incremental pull, and its cursor.
+ *
+ * The change log (sync_changes) stamps every change with the writing
+ * transaction's full xid.  A pull delivers the changes whose xid is visible in
+ * the current snapshot and was not visible in the previous one (the PgQ
+ * technique, NOTES.md section 2); the cursor carries that previous snapshot.
+ * The snapshot is the caller's active snapshot, the same one every SPI query
+ * of the call reads with (read_only SPI in a STABLE function takes no new
+ * snapshot), so the data and the cursor always agree.
+ *
+ * A drain from snapshot P to snapshot C0 is delivered in pages ordered by
+ * (xid, seq); a page's cursor keeps P, C0 and the last position, so rows that
+ * commit while a client pages belong to the next drain.  The scan touches the
+ * log's primary key twice: once for the few xids P saw in progress, once for
+ * the range [P.xmax, C0.xmax).  A long transaction anywhere (this tenant or
+ * another) holds nobody back: its xid simply stays in the cursor's list.
+ *
+ * Without a cursor the first pull lists the live rows of the entity tables
+ * (parents first, keyset pages), then continues exactly from the listing's
+ * snapshot.  With only p_since it reads changes by time (not exact) and hands
+ * back an exact cursor.
+ *
+ * The cursor is opaque: base64url of a small binary payload (version, kind,
+ * tenant tag, scope tag, origin tag, snapshots, position) and a truncated
+ * HMAC-SHA256 under the database's secret (smartsync.pull_secret).
+ *
+ * Nothing here writes or assigns an xid, so the pull works in READ ONLY
+ * transactions and on hot standbys.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/subtrans.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "common/hmac.h"
+#include "common/sha2.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "smartsync.h"
+
+PG_FUNCTION_INFO_V1(smartsync_sync_pull);
+
+/* --- settings ----------------------------------------------------------- */
+
+static int	pull_default_limit = 500;
+static int	pull_max_limit = 10000;
+
+/* Defines smartsync.pull_default_limit and smartsync.pull_max_limit. */
+void
+sync_pull_init(void)
+{
+	DefineCustomIntVariable("smartsync.pull_default_limit",
+							"Page size of sync_pull() when p_limit is not given.",
+							"Capped by smartsync.pull_max_limit.",
+							&pull_default_limit, 500, 1, 1000000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartsync.pull_max_limit",
+							"Largest page size sync_pull() accepts.",
+							NULL,
+							&pull_max_limit, 10000, 1, 1000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
+
+/* --- snapshots ---------------------------------------------------------- */
+
+/* A snapshot in full (64-bit) xids: visible = below xmin, or below xmax and not in xip. */
+typedef struct PullSnap
+{
+	uint64		xmin;
+	uint64		xmax;
+	int			nxip;
+	uint64	   *xip;			/* ascending, each in [xmin, xmax) */
+	bool		recovery;		/* taken on a standby (xip mixes subxids) */
+} PullSnap;
+
+/* Widens a 32-bit xid to a full xid, relative to the next full xid. */
+static uint64
+full_xid(FullTransactionId next, TransactionId xid)
+{
+	TransactionId next_xid = XidFromFullTransactionId(next);
+
+	return (uint64) ((int64) U64FromFullTransactionId(next) + (int32) (xid - next_xid));
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Reads the active snapshot (the one every query of this call uses) in full
+ * xids.  Our own transaction's xid, if any, counts as in progress: changes it
+ * made are delivered after it commits, never before.
+ */
+static void
+current_snap(PullSnap *s)
+{
+	Snapshot	snap = GetActiveSnapshot();
+	FullTransactionId next = ReadNextFullTransactionId();
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	int			cap;
+	int			n = 0;
+
+	if (snap == NULL)
+		elog(ERROR, "no active snapshot");
+	s->recovery = snap->takenDuringRecovery;
+	s->xmin = full_xid(next, snap->xmin);
+	s->xmax = full_xid(next, snap->xmax);
+	cap = snap->xcnt + (snap->takenDuringRecovery ? snap->subxcnt : 0) + 1;
+	s->xip = palloc(sizeof(uint64) * cap);
+	for (uint32 i = 0; i < snap->xcnt; i++)
+		s->xip[n++] = full_xid(next, snap->xip[i]);
+	if (snap->takenDuringRecovery)
+	{
+		for (int32 i = 0; i < snap->subxcnt; i++)
+			s->xip[n++] = full_xid(next, snap->subxip[i]);
+	}
+	if (FullTransactionIdIsValid(own) && U64FromFullTransactionId(own) < s->xmax)
+	{
+		s->xip[n++] = U64FromFullTransactionId(own);
+		if (U64FromFullTransactionId(own) < s->xmin)
+			s->xmin = U64FromFullTransactionId(own);
+	}
+	qsort(s->xip, n, sizeof(uint64), cmp_u64);
+	s->nxip = 0;
+	for (int i = 0; i < n; i++)
+	{
+		if (s->xip[i] < s->xmin || s->xip[i] >= s->xmax)
+			continue;
+		if (s->nxip > 0 && s->xip[s->nxip - 1] == s->xip[i])
+			continue;
+		s->xip[s->nxip++] = s->xip[i];
+	}
+}
+
+/* True when xid x is in s's in-progress list. */
+static bool
+snap_in_xip(const PullSnap *s, uint64 x)
+{
+	return bsearch(&x, s->xip, s->nxip, sizeof(uint64), cmp_u64) != NULL;
+}
+
+/* True when transaction x had committed (or aborted) as seen by s. */
+static bool
+snap_visible(const PullSnap *s, uint64 x)
+{
+	if (x < s->xmin)
+		return true;
+	if (x >= s->xmax)
+		return false;
+	return !snap_in_xip(s, x);
+}
+
+/*
+ * True when snapshot c sees everything p saw.  Always so on one server; not
+ * so on a standby that lags behind the server that issued the cursor.  On a
+ * standby the in-progress list mixes subtransaction xids in; those whose
+ * parent is unknown count as "not yet" (a delay, never a gap).
+ */
+static bool
+snap_follows(const PullSnap *p, const PullSnap *c)
+{
+	if (c->xmax < p->xmax)
+		return false;
+	for (int i = 0; i < c->nxip; i++)
+	{
+		uint64		x = c->xip[i];
+
+		if (x >= p->xmax)
+			break;
+		if (!snap_visible(p, x))
+			continue;
+		if (c->recovery)
+		{
+			TransactionId x32 = (TransactionId) x;
+
+			if (TransactionIdFollowsOrEquals(x32, TransactionXmin))
+			{
+				TransactionId top = SubTransGetTopmostTransaction(x32);
+
+				if (TransactionIdIsValid(top) && top != x32)
+				{
+					uint64		ftop = x - (uint64) (x32 - top);
+
+					if (!snap_visible(p, ftop))
+						continue;
+				}
+			}
+		}
+		return false;
+	}
+	return true;
+}
+
+/* --- cursor ------------------------------------------------------------- */
+
+#define CURSOR_VERSION	1
+#define CURSOR_MAC_LEN	16
+#define SECRET_MAX_LEN	256
+
+typedef enum CursorKind
+{
+	CK_IDLE = 1,				/* between drains: base = previous snapshot */
+	CK_DRAIN = 2,				/* paging a drain from base to upper */
+	CK_TIME = 3,				/* paging a time-based read up to upper */
+	CK_LIST = 4					/* paging the full listing taken at base */
+} CursorKind;
+
+typedef struct PullCursor
+{
+	CursorKind	kind;
+	uint64		tenant_tag;
+	uint32		scope_tag;
+	uint32		origin_tag;
+	PullSnap	base;			/* IDLE, DRAIN: previous snapshot; LIST: listing snapshot */
+	PullSnap	upper;			/* DRAIN, TIME: snapshot the drain runs up to */
+	bool		has_pos;
+	uint64		pos_xid;
+	int64		pos_seq;
+	TimestampTz since;			/* TIME */
+	char	   *list_type;		/* LIST: entity type being listed */
+	char	   *list_pk;		/* LIST: last primary key listed, or NULL */
+} PullCursor;
+
+typedef struct Reader
+{
+	const uint8 *p;
+	const uint8 *end;
+} Reader;
+
+static void
+put_varint(StringInfo b, uint64 v)
+{
+	while (v >= 0x80)
+	{
+		appendStringInfoChar(b, (char) ((v & 0x7F) | 0x80));
+		v >>= 7;
+	}
+	appendStringInfoChar(b, (char) v);
+}
+
+static void
+put_svarint(StringInfo b, int64 v)
+{
+	put_varint(b, ((uint64) v << 1) ^ (uint64) (v >> 63));
+}
+
+static void
+put_fixed(StringInfo b, uint64 v, int nbytes)
+{
+	for (int i = 0; i < nbytes; i++)
+		appendStringInfoChar(b, (char) ((v >> (8 * i)) & 0xFF));
+}
+
+static void
+put_str(StringInfo b, const char *s)
+{
+	size_t		len = strlen(s);
+
+	put_varint(b, len);
+	appendBinaryStringInfo(b, s, len);
+}
+
+static void
+put_snap(StringInfo b, const PullSnap *s)
+{
+	uint64		prev = s->xmin;
+
+	put_varint(b, s->xmin);
+	put_varint(b, s->xmax - s->xmin);
+	put_varint(b, s->nxip);
+	for (int i = 0; i < s->nxip; i++)
+	{
+		put_varint(b, s->xip[i] - prev);
+		prev = s->xip[i];
+	}
+}
+
+static bool
+get_varint(Reader *r, uint64 *v)
+{
+	uint64		res = 0;
+
+	for (int shift = 0; shift < 64; shift += 7)
+	{
+		uint8		c;
+
+		if (r->p >= r->end)
+			return false;
+		c = *r->p++;
+		res |= (uint64) (c & 0x7F) << shift;
+		if ((c & 0x80) == 0)
+		{
+			*v = res;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool
+get_svarint(Reader *r, int64 *v)
+{
+	uint64		u;
+
+	if (!get_varint(r, &u))
+		return false;
+	*v = (int64) (u >> 1) ^ -(int64) (u & 1);
+	return true;
+}
+
+static bool
+get_fixed(Reader *r, uint64 *v, int nbytes)
+{
+	uint64		res = 0;
+
+	if (r->end - r->p < nbytes)
+		return false;
+	for (int i = 0; i < nbytes; i++)
+		res |= (uint64) r->p[i] << (8 * i);
+	r->p += nbytes;
+	*v = res;
+	return true;
+}
+
+static bool
+get_byte(Reader *r, uint8 *v)
+{
+	if (r->p >= r->end)
+		return false;
+	*v = *r->p++;
+	return true;
+}
+
+static bool
+get_str(Reader *r, char **s)
+{
+	uint64		len;
+
+	if (!get_varint(r, &len) || len > (uint64) (r->end - r->p) || len > 65535)
+		return false;
+	*s = pnstrdup((const char *) r->p, len);
+	if (strlen(*s) != len)
+		return false;
+	r->p += len;
+	return true;
+}
+
+static bool
+get_snap(Reader *r, PullSnap *s)
+{
+	uint64		span,
+				n,
+				prev;
+
+	if (!get_varint(r, &s->xmin) || !get_varint(r, &span) || !get_varint(r, &n))
+		return false;
+	if (span > PG_UINT64_MAX - s->xmin || n > (uint64) (r->end - r->p) || n > span)
+		return false;
+	s->xmax = s->xmin + span;
+	s->nxip = (int) n;
+	s->recovery = false;
+	s->xip = palloc(sizeof(uint64) * (n + 1));
+	prev = s->xmin;
+	for (int i = 0; i < s->nxip; i++)
+	{
+		uint64		d;
+
+		if (!get_varint(r, &d) || (i > 0 && d == 0) || d >= s->xmax - prev)
+			return false;
+		prev += d;
+		s->xip[i] = prev;
+	}
+	return true;
+}
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* base64url without padding */
+static char *
+b64url_encode(const uint8 *data, int len)
+{
+	StringInfoData s;
+	int			i;
+
+	initStringInfo(&s);
+	for (i = 0; i + 2 < len; i += 3)
+	{
+		uint32		v = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
+
+		appendStringInfoChar(&s, b64url[(v >> 18) & 63]);
+		appendStringInfoChar(&s, b64url[(v >> 12) & 63]);
+		appendStringInfoChar(&s, b64url[(v >> 6) & 63]);
+		appendStringInfoChar(&s, b64url[v & 63]);
+	}
+	if (len - i == 1)
+	{
+		uint32		v = data[i] << 16;
+
+		appendStringInfoChar(&s, b64url[(v >> 18) & 63]);
+		appendStringInfoChar(&s, b64url[(v >> 12) & 63]);
+	}
+	else if (len - i == 2)
+	{
+		uint32		v = (data[i] << 16) | (data[i + 1] << 8);
+
+		appendStringInfoChar(&s, b64url[(v >> 18) & 63]);
+		appendStringInfoChar(&s, b64url[(v >> 12) & 63]);
+		appendStringInfoChar(&s, b64url[(v >> 6) & 63]);
+	}
+	return s.data;
+}
+
+static int
+b64url_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+/* Decodes base64url without padding; returns the length or -1. */
+static int
+b64url_decode(const char *s, int slen, uint8 *out)
+{
+	int			n = 0;
+	uint32		acc = 0;
+	int			bits = 0;
+
+	if (slen % 4 == 1)
+		return -1;
+	for (int i = 0; i < slen; i++)
+	{
+		int			v = b64url_value(s[i]);
+
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | v;
+		bits += 6;
+		if (bits >= 8)
+		{
+			bits -= 8;
+			out[n++] = (uint8) ((acc >> bits) & 0xFF);
+		}
+	}
+	/* leftover bits must be zero, or the text is not canonical */
+	if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+		return -1;
+	return n;
+}
+
+/* Reads the database's cursor secret (smartsync.pull_secret), bypassing its ACL. */
+static int
+read_secret(uint8 *key)
+{
+	Oid			nsp = get_namespace_oid("smartsync", false);
+	Oid			relid = get_relname_relid("pull_secret", nsp);
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	AttrNumber	att;
+	bool		isnull;
+	int			len = 0;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "table smartsync.pull_secret is missing");
+	att = get_attnum(relid, "secret");
+	rel = table_open(relid, AccessShareLock);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	tup = heap_getnext(scan, ForwardScanDirection);
+	if (tup != NULL && att != InvalidAttrNumber)
+	{
+		Datum		d = heap_getattr(tup, att, RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+		{
+			bytea	   *b = DatumGetByteaPP(d);
+
+			len = Min(VARSIZE_ANY_EXHDR(b), SECRET_MAX_LEN);
+			memcpy(key, VARDATA_ANY(b), len);
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (len < 16)
+		elog(ERROR, "smartsync.pull_secret holds no usable secret");
+	return len;
+}
+
+/* HMAC-SHA256 of data under key, truncated to CURSOR_MAC_LEN bytes. */
+static void
+cursor_mac(const uint8 *key, int keylen, const uint8 *data, int len, uint8 *mac)
+{
+	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+	uint8		full[PG_SHA256_DIGEST_LENGTH];
+
+	if (ctx == NULL)
+		elog(ERROR, "out of memory");
+	if (pg_hmac_init(ctx, key, keylen) < 0 ||
+		pg_hmac_update(ctx, data, len) < 0 ||
+		pg_hmac_final(ctx, full, sizeof(full)) < 0)
+	{
+		const char *err = pg_hmac_error(ctx);
+
+		pg_hmac_free(ctx);
+		elog(ERROR, "could not compute the cursor signature: %s", err);
+	}
+	pg_hmac_free(ctx);
+	memcpy(mac, full, CURSOR_MAC_LEN);
+}
+
+/* Serializes and signs a cursor. */
+static char *
+cursor_encode(const PullCursor *c, const uint8 *key, int keylen)
+{
+	StringInfoData b;
+	uint8		mac[CURSOR_MAC_LEN];
+
+	initStringInfo(&b);
+	appendStringInfoChar(&b, CURSOR_VERSION);
+	appendStringInfoChar(&b, (char) c->kind);
+	put_fixed(&b, c->tenant_tag, 8);
+	put_fixed(&b, c->scope_tag, 4);
+	put_fixed(&b, c->origin_tag, 4);
+	switch (c->kind)
+	{
+		case CK_IDLE:
+			put_snap(&b, &c->base);
+			break;
+		case CK_DRAIN:
+			put_snap(&b, &c->base);
+			put_snap(&b, &c->upper);
+			put_varint(&b, c->pos_xid);
+			put_svarint(&b, c->pos_seq);
+			break;
+		case CK_TIME:
+			put_svarint(&b, c->since);
+			put_snap(&b, &c->upper);
+			appendStringInfoChar(&b, c->has_pos ? 1 : 0);
+			if (c->has_pos)
+			{
+				put_varint(&b, c->pos_xid);
+				put_svarint(&b, c->pos_seq);
+			}
+			break;
+		case CK_LIST:
+			put_snap(&b, &c->base);
+			put_str(&b, c->list_type);
+			appendStringInfoChar(&b, c->list_pk ? 1 : 0);
+			if (c->list_pk)
+				put_str(&b, c->list_pk);
+			break;
+	}
+	cursor_mac(key, keylen, (uint8 *) b.data, b.len, mac);
+	appendBinaryStringInfo(&b, (char *) mac, CURSOR_MAC_LEN);
+	return b64url_encode((uint8 *) b.data, b.len);
+}
+
+static void
+cursor_malformed(const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_SS_BAD_CURSOR),
+			 errmsg("malformed pull cursor"),
+			 errdetail("%s", why),
+			 errhint("Send back the cursor of the previous sync_pull() response unchanged, or pull without a cursor.")));
+}
+
+/*
+ * Decodes and verifies a cursor: malformed -> SS501, bad signature -> SS502.
+ * Tenant, origin and scope are checked by the caller.
+ */
+static void
+cursor_decode(const char *text, const uint8 *key, int keylen, PullCursor *c)
+{
+	int			tlen = strlen(text);
+	uint8	   *raw;
+	int			len;
+	uint8		mac[CURSOR_MAC_LEN];
+	uint8		diff = 0;
+	Reader		r;
+	uint8		kind;
+	uint64		v;
+
+	if (tlen == 0 || tlen > 65536)
+		cursor_malformed("The cursor is empty or too long.");
+	raw = palloc(tlen);
+	len = b64url_decode(text, tlen, raw);
+	if (len < 0)
+		cursor_malformed("The cursor is not base64url text.");
+	if (len < 2 + 16 + CURSOR_MAC_LEN)
+		cursor_malformed("The cursor is too short.");
+	if (raw[0] != CURSOR_VERSION)
+		cursor_malformed("The cursor has an unknown format version.");
+	cursor_mac(key, keylen, raw, len - CURSOR_MAC_LEN, mac);
+	for (int i = 0; i < CURSOR_MAC_LEN; i++)
+		diff |= mac[i] ^ raw[len - CURSOR_MAC_LEN + i];
+	if (diff != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_CURSOR_SIGNATURE),
+				 errmsg("pull cursor signature does not match"),
+				 errdetail("The cursor was altered, or was issued by another database."),
+				 errhint("Send back the cursor of the previous sync_pull() response unchanged, or pull without a cursor.")));
+
+	memset(c, 0, sizeof(*c));
+	r.p = raw + 1;
+	r.end = raw + len - CURSOR_MAC_LEN;
+	if (!get_byte(&r, &kind) || kind < CK_IDLE || kind > CK_LIST)
+		cursor_malformed("The cursor has an unknown kind.");
+	c->kind = (CursorKind) kind;
+	if (!get_fixed(&r, &c->tenant_tag, 8))
+		cursor_malformed("The cursor is truncated.");
+	if (!get_fixed(&r, &v, 4))
+		cursor_malformed("The cursor is truncated.");
+	c->scope_tag = (uint32) v;
+	if (!get_fixed(&r, &v, 4))
+		cursor_malformed("The cursor is truncated.");
+	c->origin_tag = (uint32) v;
+	switch (c->kind)
+	{
+		case CK_IDLE:
+			if (!get_snap(&r, &c->base))
+				cursor_malformed("The cursor's snapshot is invalid.");
+			break;
+		case CK_DRAIN:
+			if (!get_snap(&r, &c->base) || !get_snap(&r, &c->upper) ||
+				!get_varint(&r, &c->pos_xid) || !get_svarint(&r, &c->pos_seq))
+				cursor_malformed("The cursor's snapshots are invalid.");
+			c->has_pos = true;
+			break;
+		case CK_TIME:
+			{
+				int64		since;
+				uint8		has_pos;
+
+				if (!get_svarint(&r, &since) || !get_snap(&r, &c->upper) ||
+					!get_byte(&r, &has_pos) || has_pos > 1)
+					cursor_malformed("The cursor's snapshot is invalid.");
+				c->since = since;
+				c->has_pos = has_pos == 1;
+				if (c->has_pos &&
+					(!get_varint(&r, &c->pos_xid) || !get_svarint(&r, &c->pos_seq)))
+					cursor_malformed("The cursor's position is invalid.");
+				break;
+			}
+		case CK_LIST:
+			{
+				uint8		has_pk;
+
+				if (!get_snap(&r, &c->base) || !get_str(&r, &c->list_type) ||
+					!get_byte(&r, &has_pk) || has_pk > 1)
+					cursor_malformed("The cursor's listing position is invalid.");
+				if (has_pk && !get_str(&r, &c->list_pk))
+					cursor_malformed("The cursor's listing position is invalid.");
+				break;
+			}
+	}
+	if (r.p != r.end)
+		cursor_malformed("The cursor has trailing bytes.");
+}
+
+/* --- plan cache ----------------------------------------------------------- */
+
+typedef struct PlanEntry
+{
+	uint64		key;			/* hash of the query text */
+	char	   *query;
+	SPIPlanPtr	plan;
+} PlanEntry;
+
+static HTAB *plan_cache = NULL;
+
+#define PLAN_CACHE_MAX 1024
+
+/* Returns a kept plan for query, prepared on first use (call inside SPI). */
+static SPIPlanPtr
+pull_plan(const char *query, int nargs, Oid *argtypes)
+{
+	uint64		key = hash_bytes_extended((const unsigned char *) query, strlen(query), 0);
+	PlanEntry  *e;
+	bool		found;
+	SPIPlanPtr	plan;
+
+	if (plan_cache == NULL || hash_get_num_entries(plan_cache) >= PLAN_CACHE_MAX)
+	{
+		HASHCTL		ctl;
+
+		if (plan_cache != NULL)
+		{
+			HASH_SEQ_STATUS st;
+
+			hash_seq_init(&st, plan_cache);
+			while ((e = hash_seq_search(&st)) != NULL)
+			{
+				if (e->plan)
+					SPI_freeplan(e->plan);
+				if (e->query)
+					pfree(e->query);
+			}
+			hash_destroy(plan_cache);
+		}
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(PlanEntry);
+		plan_cache = hash_create("smartsync pull plans", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+	}
+	e = hash_search(plan_cache, &key, HASH_ENTER, &found);
+	if (found && e->plan != NULL && strcmp(e->query, query) == 0)
+		return e->plan;
+	if (!found)
+	{
+		e->plan = NULL;
+		e->query = NULL;
+	}
+	plan = SPI_prepare(query, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (found && e->plan != NULL)
+		return plan;			/* hash collision: use unsaved */
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	e->query = MemoryContextStrdup(TopMemoryContext, query);
+	e->plan = plan;
+	return plan;
+}
+
+/* --- entity types ------------------------------------------------------- */
+
+typedef struct PullType
+{
+	char	   *name;
+	char	   *table;
+	char	   *pk;
+	char	   *practice_col;	/* NULL when the type has no practice column */
+	int			sort_order;
+	Oid			pk_type;		/* InvalidOid when the tenant lacks the table */
+	bool		readable;		/* permissions let the caller read it */
+	bool		wanted;			/* readable and in the request's filter */
+} PullType;
+
+typedef struct PullTypes
+{
+	int			n;
+	PullType   *t;
+} PullTypes;
+
+/* True when the context's permissions let it read entity type name. */
+static bool
+type_readable(const SyncContext *ctx, const char *name)
+{
+	char	   *p;
+
+	if (!ctx->has_permissions)
+		return true;
+	if (sync_context_has_permission(ctx, "*") || sync_context_has_permission(ctx, "*:read"))
+		return true;
+	p = psprintf("%s:read", name);
+	if (sync_context_has_permission(ctx, p))
+		return true;
+	p = psprintf("%s:*", name);
+	return sync_context_has_permission(ctx, p);
+}
+
+/* Loads the registry, in dependency order, with the tenant's key types. */
+static void
+load_types(const char *schema, const SyncContext *ctx, PullTypes *types)
+{
+	static const char *q =
+		"SELECT e.entity_type, e.table_name::text, e.pk_column::text, e.practice_column::text,"
+		" e.sort_order, a.atttypid"
+		" FROM smartsync.entity_types e"
+		" LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = $1::name"
+		" LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = e.table_name"
+		" LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = e.pk_column"
+		"  AND NOT a.attisdropped"
+		" ORDER BY e.sort_order, e.entity_type";
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	int			rc;
+
+	values[0] = CStringGetTextDatum(schema);
+	rc = SPI_execute_plan(pull_plan(q, 1, argtypes), values, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	types->n = SPI_processed;
+	types->t = palloc0(sizeof(PullType) * Max(types->n, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		PullType   *t = &types->t[i];
+		bool		isnull;
+		Datum		d;
+
+		t->name = SPI_getvalue(tup, desc, 1);
+		t->table = SPI_getvalue(tup, desc, 2);
+		t->pk = SPI_getvalue(tup, desc, 3);
+		t->practice_col = SPI_getvalue(tup, desc, 4);
+		t->sort_order = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		t->pk_type = isnull ? InvalidOid : DatumGetObjectId(d);
+		t->readable = type_readable(ctx, t->name);
+		t->wanted = t->readable;
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+static int
+find_type(const PullTypes *types, const char *name, int len)
+{
+	for (int i = 0; i < types->n; i++)
+	{
+		if ((int) strlen(types->t[i].name) == len && memcmp(types->t[i].name, name, len) == 0)
+			return i;
+	}
+	return -1;
+}
+
+static int
+cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * Applies p_entity_types (comma-separated): unknown -> SS106, not readable ->
+ * SS508.  Returns the normalized filter for the scope tag ("*" for none).
+ */
+static char *
+apply_type_filter(PullTypes *types, const char *filter)
+{
+	char	   *s;
+	char	   *tok;
+	char	   *save = NULL;
+	List	   *names = NIL;
+	char	  **arr;
+	int			n = 0;
+	StringInfoData norm;
+	ListCell   *lc;
+
+	if (filter == NULL)
+		return "*";
+	s = pstrdup(filter);
+	for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	{
+		char	   *end;
+
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		end = tok + strlen(tok);
+		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (*tok == '\0')
+			continue;
+		names = lappend(names, tok);
+	}
+	if (names == NIL)
+		return "*";
+
+	for (int i = 0; i < types->n; i++)
+		types->t[i].wanted = false;
+	arr = palloc(sizeof(char *) * list_length(names));
+	foreach(lc, names)
+	{
+		char	   *name = (char *) lfirst(lc);
+		int			i = find_type(types, name, strlen(name));
+
+		if (i < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_UNKNOWN_ENTITY_TYPE),
+					 errmsg("unknown entity type \"%s\"", name),
+					 errdetail("p_entity_types names entity types registered with smartsync.register_entity_type()."),
+					 errhint("Leave p_entity_types out to pull every entity type you may read.")));
+		if (!types->t[i].readable)
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_PULL_FORBIDDEN),
+					 errmsg("permission denied to read entity type \"%s\"", name),
+					 errdetail("The request's permissions hold neither \"%s:read\", \"%s:*\" nor \"*\".",
+							   name, name)));
+		if (!types->t[i].wanted)
+			arr[n++] = types->t[i].name;
+		types->t[i].wanted = true;
+	}
+	qsort(arr, n, sizeof(char *), cmp_cstr);
+	initStringInfo(&norm);
+	for (int i = 0; i < n; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&norm, ',');
+		appendStringInfoString(&norm, arr[i]);
+	}
+	return norm.data;
+}
+
+/* --- rows ---------------------------------------------------------------- */
+
+typedef struct PullRow
+{
+	int			type;			/* index into PullTypes */
+	char	   *id;				/* entity id as text */
+	const char *op;				/* "create", "update" or "delete" */
+	Jsonb	   *data;
+	int64		version;
+	TimestampTz at;
+	int64		seq;
+	int			ordinal;		/* arrival order in the page */
+	bool		keep;
+} PullRow;
+
+typedef struct PullPage
+{
+	PullRow   **rows;
+	int			n;
+	int			cap;
+	bool		has_more;
+	bool		full;			/* a listing page */
+	PullCursor	next;			/* the cursor to hand back */
+} PullPage;
+
+static void
+page_add(PullPage *page, PullRow *row)
+{
+	if (page->n == page->cap)
+	{
+		page->cap = page->cap ? page->cap * 2 : 64;
+		page->rows = page->rows ? repalloc(page->rows, sizeof(PullRow *) * page->cap)
+			: palloc(sizeof(PullRow *) * page->cap);
+	}
+	row->ordinal = page->n;
+	row->keep = true;
+	page->rows[page->n++] = row;
+}
+
+static const char *
+op_name(text *t)
+{
+	const char *p = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+
+	if (len == 6 && memcmp(p, "create", 6) == 0)
+		return "create";
+	if (len == 6 && memcmp(p, "delete", 6) == 0)
+		return "delete";
+	return "update";
+}
+
+/* --- the drain ------------------------------------------------------------ */
+
+/* Everything one pull call works with. */
+typedef struct PullRequest
+{
+	const char *schema;
+	const char *quoted_schema;
+	const char *practice;		/* effective practice filter or NULL */
+	const char *client;			/* echo suppression or NULL */
+	PullTypes	types;
+	Datum		wanted_types;	/* text[] */
+	Datum		global_types;	/* text[]: wanted types without a practice column */
+	int			limit;
+	MemoryContext cxt;
+} PullRequest;
+
+static Datum
+xid_array(const uint64 *xids, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = FullTransactionIdGetDatum(FullTransactionIdFromU64(xids[i]));
+	return PointerGetDatum(construct_array(d, n, XID8OID, sizeof(uint64),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+static Datum
+text_array(List *strs)
+{
+	int			n = list_length(strs);
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, strs)
+		d[i++] = CStringGetTextDatum((char *) lfirst(lc));
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+#define CHANGE_NPARAMS 11
+
+/*
+ * Builds one change-log scan.  in_xip: restrict to the xids of $5 (the
+ * previous snapshot's in-progress list).  Parameters:
+ *   $1 xid8, $2 int8: scan after (xid, seq);  $3 xid8: below the upper xmax;
+ *   $4 xid8[]: not in the upper in-progress list;  $5 xid8[]: xids (in_xip);
+ *   $6 text[]: entity types;  $7 text: practice;  $8 text[]: types without
+ *   practice;  $9 text: client;  $10 timestamptz: changed after;  $11 int8: limit.
+ * Column 9 says whether a later change of the entity supersedes this one: a
+ * change from a transaction with a smaller xid (delivered before this one in
+ * the drain, so the client already holds a newer state) or, with echo
+ * suppression, one of the client's own changes.
+ */
+static char *
+change_query(const PullRequest *req, bool in_xip, bool by_time)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q,
+					 "SELECT c.xid, c.seq, c.entity_type, c.entity_id, c.operation, c.data,"
+					 " c.version, c.changed_at,"
+					 " EXISTS (SELECT 1 FROM %1$s.sync_changes o"
+					 " WHERE o.entity_type = c.entity_type AND o.entity_id = c.entity_id"
+					 " AND o.seq > c.seq AND (o.xid < c.xid%2$s)%3$s)"
+					 " FROM %1$s.sync_changes c"
+					 " WHERE (c.xid, c.seq) > ($1, $2) AND c.xid < $3 AND NOT (c.xid = ANY ($4))"
+					 " AND c.entity_type = ANY ($6)",
+					 req->quoted_schema,
+					 req->client ? " OR o.client_id = $9" : "",
+					 req->practice ? " AND (o.practice_id = $7 OR o.entity_type = ANY ($8))" : "");
+	if (in_xip)
+		appendStringInfoString(&q, " AND c.xid = ANY ($5)");
+	if (req->practice)
+		appendStringInfoString(&q, " AND (c.practice_id = $7 OR c.entity_type = ANY ($8))");
+	if (req->client)
+		appendStringInfoString(&q, " AND c.client_id IS DISTINCT FROM $9");
+	if (by_time)
+		appendStringInfoString(&q, " AND c.changed_at > $10");
+	appendStringInfoString(&q, " ORDER BY c.xid, c.seq LIMIT $11");
+	return q.data;
+}
+
+/*
+ * Runs one change-log scan, appending up to *remaining rows to the page and
+ * moving the position.  Returns true when the scan had a row beyond them.
+ */
+static bool
+scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
+			 Datum *values, int *remaining, uint64 *pos_xid, int64 *pos_seq)
+{
+	static Oid	argtypes[CHANGE_NPARAMS] = {XID8OID, INT8OID, XID8OID, XID8ARRAYOID,
+		XID8ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
+	char		nulls[CHANGE_NPARAMS];
+	SPIPlanPtr	plan;
+	Portal		portal;
+	bool		more = false;
+
+	memset(nulls, ' ', sizeof(nulls));
+	if (!req->practice)
+	{
+		nulls[6] = 'n';
+		nulls[7] = 'n';
+	}
+	if (!req->client)
+		nulls[8] = 'n';
+	if (!by_time)
+		nulls[9] = 'n';
+	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(*pos_xid));
+	values[1] = Int64GetDatum(*pos_seq);
+	values[10] = Int64GetDatum((int64) *remaining + 1);
+
+	plan = pull_plan(change_query(req, in_xip, by_time), CHANGE_NPARAMS, argtypes);
+	portal = SPI_cursor_open(NULL, plan, values, nulls, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 512);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			text	   *etype;
+			PullRow    *row;
+			int			ti;
+
+			if (*remaining == 0)
+			{
+				more = true;
+				break;
+			}
+			(*remaining)--;
+			*pos_xid = DatumGetUInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			*pos_seq = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			if (DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)))
+				continue;		/* superseded */
+			etype = DatumGetTextPP(SPI_getbinval(tup, desc, 3, &isnull));
+			ti = find_type(&req->types, VARDATA_ANY(etype), VARSIZE_ANY_EXHDR(etype));
+			if (ti < 0)
+				continue;
+			row = palloc(sizeof(PullRow));
+			row->type = ti;
+			row->seq = *pos_seq;
+			row->id = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+			row->op = op_name(DatumGetTextPP(SPI_getbinval(tup, desc, 5, &isnull)));
+			row->data = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 6, &isnull));
+			row->version = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+			row->at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
+			page_add(page, row);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		if (more)
+			break;
+	}
+	SPI_cursor_close(portal);
+	return more;
+}
+
+/*
+ * Delivers one page of the drain from base (NULL in a time-based read) to
+ * upper, after the cursor's position, and sets the next cursor.
+ */
+static void
+run_drain(PullRequest *req, const PullCursor *cur, PullPage *page)
+{
+	Datum		values[CHANGE_NPARAMS];
+	const PullSnap *base = cur->kind == CK_TIME ? NULL : &cur->base;
+	const PullSnap *upper = &cur->upper;
+	bool		by_time = cur->kind == CK_TIME;
+	uint64		pos_xid = cur->has_pos ? cur->pos_xid : 0;
+	int64		pos_seq = cur->has_pos ? cur->pos_seq : PG_INT64_MIN;
+	int			remaining = req->limit;
+	bool		more = false;
+
+	memset(values, 0, sizeof(values));
+	values[4] = xid_array(NULL, 0);
+	values[2] = FullTransactionIdGetDatum(FullTransactionIdFromU64(upper->xmax));
+	values[3] = xid_array(upper->xip, upper->nxip);
+	values[5] = req->wanted_types;
+	if (req->practice)
+	{
+		values[6] = CStringGetTextDatum(req->practice);
+		values[7] = req->global_types;
+	}
+	if (req->client)
+		values[8] = CStringGetTextDatum(req->client);
+	if (by_time)
+		values[9] = TimestampTzGetDatum(cur->since);
+
+	/* 1. the xids the previous snapshot saw in progress, now committed */
+	if (base != NULL && pos_xid < base->xmax)
+	{
+		uint64	   *xids = palloc(sizeof(uint64) * Max(base->nxip, 1));
+		int			n = 0;
+
+		for (int i = 0; i < base->nxip; i++)
+		{
+			if (base->xip[i] >= pos_xid && snap_visible(upper, base->xip[i]))
+				xids[n++] = base->xip[i];
+		}
+		if (n > 0)
+		{
+			values[4] = xid_array(xids, n);
+			more = scan_changes(req, page, true, false, values, &remaining, &pos_xid, &pos_seq);
+		}
+	}
+
+	/* 2. the xids from the previous snapshot's xmax up to the upper one */
+	if (!more)
+	{
+		if (base != NULL && pos_xid < base->xmax)
+		{
+			pos_xid = base->xmax;
+			pos_seq = PG_INT64_MIN;
+		}
+		more = scan_changes(req, page, false, by_time, values, &remaining, &pos_xid, &pos_seq);
+	}
+
+	page->has_more = more;
+	page->next = *cur;
+	if (more)
+	{
+		page->next.kind = by_time ? CK_TIME : CK_DRAIN;
+		page->next.has_pos = true;
+		page->next.pos_xid = pos_xid;
+		page->next.pos_seq = pos_seq;
+	}
+	else
+	{
+		page->next.kind = CK_IDLE;
+		page->next.base = *upper;
+		page->next.has_pos = false;
+	}
+}
+
+/* --- the listing ---------------------------------------------------------- */
+
+#define LIST_NPARAMS 3
+
+/* Lists one page of live rows (parents first, keyset by primary key). */
+static void
+run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
+{
+	int			remaining = req->limit;
+	int			start = 0;
+	char	   *last_pk = cur->list_pk;
+
+	page->full = true;
+	page->next = *cur;
+	if (cur->list_type != NULL)
+	{
+		start = find_type(&req->types, cur->list_type, strlen(cur->list_type));
+		if (start < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_MUST_REFETCH),
+					 errmsg("pull cursor must be refetched"),
+					 errdetail("Entity type \"%s\" was unregistered while the full listing was paged.",
+							   cur->list_type),
+					 errhint("Pull again without a cursor and replace the local data with the result.")));
+	}
+	for (int ti = start; ti < req->types.n; ti++)
+	{
+		PullType   *t = &req->types.t[ti];
+		Oid			argtypes[LIST_NPARAMS] = {t->pk_type, TEXTOID, INT8OID};
+		Datum		values[LIST_NPARAMS];
+		char		nulls[LIST_NPARAMS] = {' ', ' ', ' '};
+		StringInfoData q;
+		const char *pk;
+		Portal		portal;
+		int			got = 0;
+		bool		more = false;
+
+		if (ti != start)
+			last_pk = NULL;
+		if (!t->wanted || t->pk_type == InvalidOid)
+			continue;
+		pk = quote_identifier(t->pk);
+		initStringInfo(&q);
+		appendStringInfo(&q,
+						 "SELECT to_jsonb(t), t.%s::text, t.version, t.updated_at FROM %s.%s t WHERE true",
+						 pk, req->quoted_schema, quote_identifier(t->table));
+		if (last_pk != NULL)
+		{
+			Oid			infunc;
+			Oid			ioparam;
+
+			appendStringInfo(&q, " AND t.%s > $1", pk);
+			getTypeInputInfo(t->pk_type, &infunc, &ioparam);
+			values[0] = OidInputFunctionCall(infunc, last_pk, ioparam, -1);
+		}
+		else
+		{
+			values[0] = (Datum) 0;
+			nulls[0] = 'n';
+		}
+		if (req->practice && t->practice_col)
+		{
+			appendStringInfo(&q, " AND t.%s::text = $2", quote_identifier(t->practice_col));
+			values[1] = CStringGetTextDatum(req->practice);
+		}
+		else
+		{
+			values[1] = (Datum) 0;
+			nulls[1] = 'n';
+		}
+		appendStringInfo(&q, " ORDER BY t.%s LIMIT $3", pk);
+		values[2] = Int64GetDatum((int64) remaining + 1);
+
+		portal = SPI_cursor_open(NULL, pull_plan(q.data, LIST_NPARAMS, argtypes),
+								 values, nulls, true);
+		for (;;)
+		{
+			SPI_cursor_fetch(portal, true, 512);
+			if (SPI_processed == 0)
+				break;
+			for (uint64 i = 0; i < SPI_processed; i++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[i];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+				bool		isnull;
+				PullRow    *row;
+
+				if (got == remaining)
+				{
+					more = true;
+					break;
+				}
+				got++;
+				row = palloc(sizeof(PullRow));
+				row->type = ti;
+				row->seq = 0;
+				row->data = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 1, &isnull));
+				row->id = SPI_getvalue(tup, desc, 2);
+				row->op = "create";
+				row->version = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+				row->at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+				page_add(page, row);
+				last_pk = row->id;
+			}
+			SPI_freetuptable(SPI_tuptable);
+			if (more)
+				break;
+		}
+		SPI_cursor_close(portal);
+		if (more)
+		{
+			page->has_more = true;
+			page->next.kind = CK_LIST;
+			page->next.list_type = t->name;
+			page->next.list_pk = last_pk;
+			return;
+		}
+		remaining -= got;
+	}
+	/* listing done: continue exactly from the listing's snapshot */
+	page->has_more = false;
+	page->next.kind = CK_IDLE;
+	page->next.list_type = NULL;
+	page->next.list_pk = NULL;
+}
+
+/* --- page order ------------------------------------------------------------ */
+
+static const PullTypes *sort_types;
+
+/* entity, then log order */
+static int
+cmp_entity(const void *a, const void *b)
+{
+	const PullRow *x = *(PullRow *const *) a;
+	const PullRow *y = *(PullRow *const *) b;
+	int			c;
+
+	if (x->type != y->type)
+		return x->type - y->type;
+	c = strcmp(x->id, y->id);
+	if (c != 0)
+		return c;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* creates and updates parents first, then deletes children first; else arrival */
+static int
+cmp_output(const void *a, const void *b)
+{
+	const PullRow *x = *(PullRow *const *) a;
+	const PullRow *y = *(PullRow *const *) b;
+	bool		xd = x->op[0] == 'd';
+	bool		yd = y->op[0] == 'd';
+	int			xs = sort_types->t[x->type].sort_order;
+	int			ys = sort_types->t[y->type].sort_order;
+
+	if (xd != yd)
+		return xd ? 1 : -1;
+	if (xs != ys)
+		return xd ? ys - xs : xs - ys;
+	return x->ordinal - y->ordinal;
+}
+
+/*
+ * Keeps the latest change of each entity in the page (a create followed by
+ * updates stays a create) and orders the page by entity dependencies.
+ */
+static void
+order_page(PullRequest *req, PullPage *page)
+{
+	PullRow   **v;
+	int			n = 0;
+
+	if (page->n == 0)
+		return;
+	if (!page->full)
+	{
+		v = palloc(sizeof(PullRow *) * page->n);
+		memcpy(v, page->rows, sizeof(PullRow *) * page->n);
+		qsort(v, page->n, sizeof(PullRow *), cmp_entity);
+		for (int i = 0; i < page->n; i++)
+		{
+			bool		last = (i + 1 == page->n) || v[i + 1]->type != v[i]->type ||
+				strcmp(v[i + 1]->id, v[i]->id) != 0;
+
+			if (!last)
+			{
+				v[i]->keep = false;
+				if (v[i]->op[0] == 'c' && v[i + 1]->op[0] == 'u')
+					v[i + 1]->op = "create";
+				pfree(v[i]->data);
+				v[i]->data = NULL;
+			}
+		}
+		pfree(v);
+	}
+	for (int i = 0; i < page->n; i++)
+	{
+		if (page->rows[i]->keep)
+			page->rows[n++] = page->rows[i];
+	}
+	page->n = n;
+	sort_types = &req->types;
+	qsort(page->rows, page->n, sizeof(PullRow *), cmp_output);
+}
+
+/* --- response ------------------------------------------------------------- */
+
+static void
+push_key(JsonbParseState **st, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(st, WJB_KEY, &k);
+}
+
+static void
+push_string(JsonbParseState **st, const char *key, const char *val)
+{
+	JsonbValue	v;
+
+	push_key(st, key);
+	v.type = jbvString;
+	v.val.string.val = (char *) val;
+	v.val.string.len = strlen(val);
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+static void
+push_bool(JsonbParseState **st, const char *key, bool val)
+{
+	JsonbValue	v;
+
+	push_key(st, key);
+	v.type = jbvBool;
+	v.val.boolean = val;
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+static void
+push_int8(JsonbParseState **st, const char *key, int64 val)
+{
+	JsonbValue	v;
+
+	push_key(st, key);
+	v.type = jbvNumeric;
+	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(val)));
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+/* Builds the response object. */
+static Jsonb *
+build_response(PullRequest *req, PullPage *page, const char *cursor, MemoryContext outcxt)
+{
+	JsonbParseState *st = NULL;
+	JsonbValue *res;
+	JsonbValue	v;
+	char		tsbuf[MAXDATELEN + 1];
+	static const int utc = 0;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int64		epoch_ms;
+	MemoryContext old;
+
+	epoch_ms = now / 1000 + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	push_bool(&st, "success", true);
+	push_int8(&st, "timestamp", epoch_ms);
+	push_key(&st, "changes");
+	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < page->n; i++)
+	{
+		PullRow    *row = page->rows[i];
+		PullType   *t = &req->types.t[row->type];
+		JsonbValue *idv;
+
+		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		push_string(&st, "entityType", t->name);
+		push_string(&st, "operation", row->op);
+		push_key(&st, "id");
+		idv = getKeyJsonValueFromContainer(&row->data->root, t->pk, strlen(t->pk), NULL);
+		if (idv == NULL || idv->type == jbvBinary)
+		{
+			v.type = jbvString;
+			v.val.string.val = row->id;
+			v.val.string.len = strlen(row->id);
+			idv = &v;
+		}
+		pushJsonbValue(&st, WJB_VALUE, idv);
+		push_key(&st, "data");
+		v.type = jbvBinary;
+		v.val.binary.data = &row->data->root;
+		v.val.binary.len = VARSIZE(row->data) - VARHDRSZ;
+		pushJsonbValue(&st, WJB_VALUE, &v);
+		JsonEncodeDateTime(tsbuf, TimestampTzGetDatum(row->at), TIMESTAMPTZOID, &utc);
+		push_string(&st, "updatedAt", pstrdup(tsbuf));
+		push_int8(&st, "version", row->version);
+		pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	}
+	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	push_bool(&st, "hasMore", page->has_more);
+	push_string(&st, "cursor", cursor);
+	push_bool(&st, "full", page->full);
+	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	old = MemoryContextSwitchTo(outcxt);
+	{
+		Jsonb	   *out = JsonbValueToJsonb(res);
+
+		MemoryContextSwitchTo(old);
+		return out;
+	}
+}
+
+/* --- tags ------------------------------------------------------------------ */
+
+static uint64
+tenant_tag(const char *tenant)
+{
+	return hash_bytes_extended((const unsigned char *) tenant, strlen(tenant), 0x534d53594e43ULL);
+}
+
+static uint32
+scope_tag(const char *practice, const char *client, const char *types)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "%s%c%s%c%s", practice ? practice : "", '\x1f',
+					 client ? client : "", '\x1f', types);
+	return (uint32) hash_bytes_extended((const unsigned char *) s.data, s.len, 1);
+}
+
+static uint32
+origin_tag(void)
+{
+	uint64		v[2];
+
+	v[0] = GetSystemIdentifier();
+	v[1] = MyDatabaseId;
+	return (uint32) hash_bytes_extended((const unsigned char *) v, sizeof(v), 2);
+}
+
+/* --- retention -------------------------------------------------------------- */
+
+/* Raises SS505 when pruning removed changes the cursor had not yet delivered. */
+static void
+check_horizon(PullRequest *req, const PullCursor *cur)
+{
+	StringInfoData q;
+	int			rc;
+	bool		isnull;
+	uint64		max_pruned;
+	TimestampTz pruned_before;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "SELECT max_pruned_xid, pruned_before FROM %s.sync_pull_horizon",
+					 req->quoted_schema);
+	rc = SPI_execute_plan(pull_plan(q.data, 0, NULL), NULL, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		return;
+	}
+	max_pruned = DatumGetUInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	pruned_before = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+
+	if ((cur->kind == CK_TIME && cur->since < pruned_before) ||
+		((cur->kind == CK_IDLE || cur->kind == CK_DRAIN) && cur->base.xmin <= max_pruned))
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_MUST_REFETCH),
+				 errmsg("pull cursor must be refetched"),
+				 errdetail("Changes the client has not received were pruned from the change log (smartsync.prune_changes)."),
+				 errhint("Pull again without a cursor and replace the local data with the result.")));
+}
+
+/* --- entry point ------------------------------------------------------------ */
+
+/*
+ * smartsync.sync_pull(p_since, p_cursor, p_entity_types, p_practice_id, p_limit)
+ * returns jsonb: one page of changes for the request context's tenant.
+ */
+Datum
+smartsync_sync_pull(PG_FUNCTION_ARGS)
+{
+	MemoryContext outcxt = CurrentMemoryContext;
+	MemoryContext cxt;
+	MemoryContext old;
+	SyncContext ctx;
+	PullRequest req;
+	PullCursor	cur;
+	PullSnap	now_snap;
+	PullPage	page;
+	uint8		key[SECRET_MAX_LEN];
+	int			keylen;
+	char	   *arg_cursor = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *arg_types = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *arg_practice = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *filter;
+	char	   *cursor_text;
+	uint32		scope;
+	bool		behind = false;
+	List	   *wanted = NIL;
+	List	   *global = NIL;
+	Jsonb	   *result;
+
+	memset(&req, 0, sizeof(req));
+	memset(&page, 0, sizeof(page));
+
+	sync_context_read(&ctx);
+	sync_context_require_tenant(&ctx);
+
+	/* practice: the context's, never widened; p_practice_id may only repeat it */
+	if (arg_practice != NULL && arg_practice[0] == '\0')
+		arg_practice = NULL;
+	if (arg_practice != NULL && ctx.practice_id != NULL &&
+		strcmp(arg_practice, ctx.practice_id) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_PRACTICE_MISMATCH),
+				 errmsg("practice \"%s\" is not the practice of the request", arg_practice),
+				 errdetail("The request context names practice \"%s\".", ctx.practice_id),
+				 errhint("Leave p_practice_id out, or send the context's practice.")));
+	req.practice = ctx.practice_id ? ctx.practice_id : arg_practice;
+	req.client = ctx.client_id;
+
+	/* page size */
+	if (PG_ARGISNULL(4))
+		req.limit = Min(pull_default_limit, pull_max_limit);
+	else
+	{
+		int32		limit = PG_GETARG_INT32(4);
+
+		if (limit < 1 || limit > pull_max_limit)
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_PULL_LIMIT),
+					 errmsg("page limit %d is out of range", limit),
+					 errdetail("p_limit must lie between 1 and smartsync.pull_max_limit (%d).",
+							   pull_max_limit)));
+		req.limit = limit;
+	}
+
+	req.schema = sync_tenant_schema(ctx.tenant_id);
+	req.quoted_schema = quote_identifier(req.schema);
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "smartsync pull", ALLOCSET_DEFAULT_SIZES);
+	req.cxt = cxt;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	old = MemoryContextSwitchTo(cxt);
+
+	load_types(req.schema, &ctx, &req.types);
+	filter = apply_type_filter(&req.types, arg_types);
+	for (int i = 0; i < req.types.n; i++)
+	{
+		if (!req.types.t[i].wanted)
+			continue;
+		wanted = lappend(wanted, req.types.t[i].name);
+		if (req.types.t[i].practice_col == NULL)
+			global = lappend(global, req.types.t[i].name);
+	}
+	req.wanted_types = text_array(wanted);
+	req.global_types = text_array(global);
+	scope = scope_tag(req.practice, req.client, filter);
+
+	current_snap(&now_snap);
+	keylen = read_secret(key);
+
+	if (arg_cursor != NULL && arg_cursor[0] != '\0')
+	{
+		const PullSnap *top;
+
+		cursor_decode(arg_cursor, key, keylen, &cur);
+		if (cur.tenant_tag != tenant_tag(ctx.tenant_id))
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_CURSOR_TENANT),
+					 errmsg("pull cursor belongs to another tenant"),
+					 errdetail("The cursor was issued for another tenant than tenant \"%s\".", ctx.tenant_id),
+					 errhint("Each tenant's client keeps its own cursor.")));
+		if (cur.origin_tag != origin_tag())
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_MUST_REFETCH),
+					 errmsg("pull cursor must be refetched"),
+					 errdetail("The cursor was issued by another cluster or database (restored from a dump or upgraded)."),
+					 errhint("Pull again without a cursor and replace the local data with the result.")));
+		if (cur.scope_tag != scope)
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_CURSOR_SCOPE),
+					 errmsg("pull cursor was issued for another scope"),
+					 errdetail("The cursor was issued for another practice, client or set of entity types."),
+					 errhint("Send the same p_entity_types and context as the pull that issued the cursor, or pull without a cursor.")));
+		check_horizon(&req, &cur);
+		top = (cur.kind == CK_DRAIN || cur.kind == CK_TIME) ? &cur.upper : &cur.base;
+		behind = !snap_follows(top, &now_snap);
+	}
+	else
+	{
+		memset(&cur, 0, sizeof(cur));
+		cur.tenant_tag = tenant_tag(ctx.tenant_id);
+		cur.scope_tag = scope;
+		cur.origin_tag = origin_tag();
+		if (!PG_ARGISNULL(0) && PG_GETARG_TIMESTAMPTZ(0) > SetEpochTimestamp())
+		{
+			cur.kind = CK_TIME;
+			cur.since = PG_GETARG_TIMESTAMPTZ(0);
+			cur.upper = now_snap;
+			check_horizon(&req, &cur);
+		}
+		else
+		{
+			cur.kind = CK_LIST;
+			cur.base = now_snap;
+		}
+	}
+
+	if (behind)
+	{
+		/* this server has not yet seen all the cursor saw: nothing yet */
+		page.next = cur;
+		cursor_text = arg_cursor;
+	}
+	else
+	{
+		switch (cur.kind)
+		{
+			case CK_IDLE:
+				cur.kind = CK_DRAIN;
+				cur.upper = now_snap;
+				cur.has_pos = false;
+				run_drain(&req, &cur, &page);
+				break;
+			case CK_DRAIN:
+			case CK_TIME:
+				run_drain(&req, &cur, &page);
+				break;
+			case CK_LIST:
+				run_list(&req, &cur, &page);
+				break;
+		}
+		order_page(&req, &page);
+		cursor_text = cursor_encode(&page.next, key, keylen);
+	}
+
+	result = build_response(&req, &page, cursor_text, outcxt);
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+	MemoryContextDelete(cxt);
+	PG_RETURN_JSONB_P(result);
+}
