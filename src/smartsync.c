@@ -52,6 +52,8 @@ _PG_init(void)
 							   &smartsync_permissions_setting, "",
 							   PGC_USERSET, 0, NULL, NULL, NULL);
 
+	sync_push_init();
+
 	sync_pull_init();
 	MarkGUCPrefixReserved("smartsync");
 }

@@ -39,6 +39,27 @@
 #define ERRCODE_SS_BAD_CONTEXT			MAKE_SQLSTATE('S','S','2','0','2')
 #define ERRCODE_SS_UNKNOWN_TENANT		MAKE_SQLSTATE('S','S','2','0','3')
 
+/* push: SS4xx (src/push.c); SS401-SS411 refuse the whole payload, SS420+ one operation */
+#define ERRCODE_SS_PUSH_NOT_AN_OBJECT		MAKE_SQLSTATE('S','S','4','0','1')
+#define ERRCODE_SS_PUSH_NO_OPERATIONS		MAKE_SQLSTATE('S','S','4','0','2')
+#define ERRCODE_SS_PUSH_BATCH_TOO_LARGE		MAKE_SQLSTATE('S','S','4','0','3')
+#define ERRCODE_SS_PUSH_NOT_AN_OPERATION	MAKE_SQLSTATE('S','S','4','0','4')
+#define ERRCODE_SS_PUSH_MISSING_FIELD		MAKE_SQLSTATE('S','S','4','0','5')
+#define ERRCODE_SS_PUSH_INVALID_FIELD		MAKE_SQLSTATE('S','S','4','0','6')
+#define ERRCODE_SS_PUSH_UNKNOWN_OPERATION	MAKE_SQLSTATE('S','S','4','0','7')
+#define ERRCODE_SS_PUSH_UNKNOWN_ENTITY_TYPE	MAKE_SQLSTATE('S','S','4','0','8')
+#define ERRCODE_SS_PUSH_DUPLICATE_ID		MAKE_SQLSTATE('S','S','4','0','9')
+#define ERRCODE_SS_PUSH_CLIENT_ID			MAKE_SQLSTATE('S','S','4','1','0')
+#define ERRCODE_SS_PUSH_DATA_NOT_OBJECT		MAKE_SQLSTATE('S','S','4','1','1')
+#define ERRCODE_SS_PUSH_CONTEXT_MISMATCH	MAKE_SQLSTATE('S','S','4','2','0')
+#define ERRCODE_SS_PUSH_PERMISSION			MAKE_SQLSTATE('S','S','4','2','1')
+#define ERRCODE_SS_PUSH_UNKNOWN_FIELD		MAKE_SQLSTATE('S','S','4','2','2')
+#define ERRCODE_SS_PUSH_UNKNOWN_TEMP_ID		MAKE_SQLSTATE('S','S','4','2','3')
+#define ERRCODE_SS_PUSH_TEMP_ID_TYPE		MAKE_SQLSTATE('S','S','4','2','4')
+#define ERRCODE_SS_PUSH_TEMP_ID_TAKEN		MAKE_SQLSTATE('S','S','4','2','5')
+#define ERRCODE_SS_PUSH_PRACTICE			MAKE_SQLSTATE('S','S','4','2','6')
+#define ERRCODE_SS_PUSH_ATOMIC_ABORTED		MAKE_SQLSTATE('S','S','4','2','7')
+
 /* pull: SS5xx */
 #define ERRCODE_SS_BAD_CURSOR			MAKE_SQLSTATE('S','S','5','0','1')
 #define ERRCODE_SS_CURSOR_SIGNATURE		MAKE_SQLSTATE('S','S','5','0','2')
@@ -57,6 +78,10 @@ extern char *smartsync_practice_id_setting;
 extern char *smartsync_user_id_setting;
 extern char *smartsync_client_id_setting;
 extern char *smartsync_permissions_setting;
+
+/* --- push (push.c) ----------------------------------------------------- */
+
+extern void sync_push_init(void);
 
 /* --- request context (context.c) -------------------------------------- */
 

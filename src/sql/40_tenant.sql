@@ -65,9 +65,17 @@ BEGIN
             operation    text,
             user_id      text,
             practice_id  text,
-            outcome      text NOT NULL,
+            outcome      text NOT NULL
+                CHECK (outcome IN ('pending', 'applied', 'resolved', 'conflict', 'failed')),
             result       jsonb NOT NULL,
             received_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            client_ts    timestamptz,
+            request      jsonb,
+            real_id      text,
+            version      bigint,
+            error_code   text,
+            conflict_id  bigint,
+            completed_at timestamptz,
             PRIMARY KEY (client_id, operation_id)
         );
         COMMENT ON TABLE %1$I.sync_ledger IS 'smartsync operation ledger: every pushed operation once, with who, when, what and the outcome';

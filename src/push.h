@@ -1,0 +1,171 @@
+/*
+ * push.h: internal declarations of sync_push (push.c: validation, ordering,
+ * driver, response; pushapply.c: one operation, conflicts; pushledger.c:
+ * ledger, id map, plan cache).
+ */
+#ifndef SMARTSYNC_PUSH_H
+#define SMARTSYNC_PUSH_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "smartsync.h"
+
+/* Longest operation id, entity id or temporary id a push accepts (bytes). */
+#define PUSH_ID_MAX		255
+
+typedef enum PushKind
+{
+	PUSH_CREATE = 0,
+	PUSH_UPDATE = 1,
+	PUSH_DELETE = 2
+} PushKind;
+
+typedef enum PushOutcome
+{
+	PUSH_PENDING = 0,			/* not yet processed */
+	PUSH_APPLIED,				/* applied, no conflict */
+	PUSH_RESOLVED,				/* a conflict resolved automatically */
+	PUSH_CONFLICT,				/* a conflict stored for manual resolution */
+	PUSH_FAILED,				/* an error */
+	PUSH_REPLAYED				/* seen before: the stored result */
+} PushOutcome;
+
+/* One column of an entity table. */
+typedef struct PushColumn
+{
+	char	   *name;
+	Oid			typid;
+	bool		writable;		/* not generated */
+} PushColumn;
+
+/* One registered entity type, resolved in the tenant schema on first use. */
+typedef struct PushEntity
+{
+	char	   *entity_type;
+	char	   *table_name;
+	char	   *pk_column;
+	char	   *practice_column;	/* NULL when none */
+	char	   *strategy;		/* default conflict strategy */
+	int			level;			/* dependency level, parents first */
+	Jsonb	   *reference_fields;	/* column -> entity type */
+	Jsonb	   *field_classes;	/* column -> class */
+
+	bool		resolved;
+	Oid			relid;
+	char	   *qualified;		/* quoted schema.table */
+	char	   *pk_type;		/* qualified type name of the key */
+	bool		pk_numeric;		/* the key is a JSON number */
+	int			ncols;
+	PushColumn *cols;
+	int			pk_index;
+	int			practice_index; /* -1 when none */
+	int			version_index;
+	int			updated_at_index;
+} PushEntity;
+
+/* One operation of the payload. */
+typedef struct PushOp
+{
+	int			index;			/* position in the payload */
+	Jsonb	   *request;		/* the operation as sent */
+	JsonbValue	opid_value;		/* id as sent (string or number) */
+	char	   *opid;			/* id as text: the ledger key */
+	PushKind	kind;
+	PushEntity *entity;
+	bool		has_entity_id;
+	JsonbValue	entity_id_value;
+	char	   *entity_id;		/* as text */
+	bool		temp_entity;	/* entity_id is a temporary id */
+	Jsonb	   *data;			/* NULL when absent */
+	bool		has_ts;
+	TimestampTz ts;
+	bool		has_version;
+	int64		version;
+	int			priority;		/* larger first */
+	List	   *permissions;	/* required permissions (char *) */
+	char	   *tenant_id;		/* as sent, NULL when absent */
+	char	   *practice_id;
+	char	   *user_id;
+
+	/* state and outcome */
+	bool		claimed;		/* ledger row inserted by this push */
+	PushOutcome outcome;
+	Jsonb	   *result;			/* the per-operation result object */
+	bool		retryable;
+	char	   *error_code;
+	char	   *real_id;		/* entity id after the operation, text */
+	bool		has_new_version;
+	int64		new_version;
+	int64		conflict_id;	/* 0 when none */
+} PushOp;
+
+/* A temporary id: created earlier in the batch or found in the id map. */
+typedef struct PushTemp
+{
+	char		temp_id[PUSH_ID_MAX + 1];	/* hash key */
+	bool		known;			/* false: looked up and absent */
+	char	   *entity_type;
+	char	   *real_id;
+} PushTemp;
+
+/* The whole push. */
+typedef struct PushBatch
+{
+	MemoryContext cxt;			/* lives for the call */
+	MemoryContext opcxt;		/* reset per operation */
+	SyncContext ctx;
+	char	   *schema;			/* tenant schema */
+	char	   *qschema;		/* quoted */
+	char	   *client_id;
+	bool		atomic;
+	int			nops;
+	PushOp	   *ops;
+	PushOp	  **order;			/* processing order */
+	int			nentities;
+	PushEntity *entities;
+	HTAB	   *temps;			/* temp id -> PushTemp */
+	const char *temp_prefix;
+	int			temp_prefix_len;
+} PushBatch;
+
+/* pushapply.c */
+extern void push_resolve_entity(PushBatch *b, PushEntity *e);
+extern PushEntity *push_find_entity(PushBatch *b, const char *entity_type, int len);
+extern void push_apply_op(PushBatch *b, PushOp *op);
+extern bool push_is_temp(PushBatch *b, const char *s, int len);
+
+/* pushledger.c */
+extern SPIPlanPtr push_plan(const char *sql, int nargs, Oid *argtypes);
+extern int	push_exec(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount);
+extern void push_ledger_claim(PushBatch *b);
+extern void push_ledger_load(PushBatch *b);
+extern void push_ledger_finish(PushBatch *b);
+extern void push_idmap_prefetch(PushBatch *b, List *temp_ids);
+extern PushTemp *push_idmap_lookup(PushBatch *b, const char *temp_id);
+extern void push_idmap_insert(PushBatch *b, PushOp *op, const char *real_id);
+extern int64 push_store_conflict(PushBatch *b, PushOp *op, Jsonb *conflict,
+								 Jsonb *local, Jsonb *server, Jsonb *base,
+								 int64 server_version, bool has_server_version);
+
+/* push.c */
+extern void push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message,
+						 const char *detail, int retryable);
+extern int	smartsync_batch_size;
+extern int	smartsync_max_batch_size;
+extern char *smartsync_temp_id_prefix;
+
+/* push.c: jsonb building helpers */
+extern void push_key(JsonbParseState **ps, const char *key);
+extern void push_str(JsonbParseState **ps, JsonbIteratorToken tok, const char *s);
+extern void push_bool(JsonbParseState **ps, bool b);
+extern void push_int64(JsonbParseState **ps, int64 v);
+extern void push_null(JsonbParseState **ps);
+extern void push_jsonb(JsonbParseState **ps, JsonbIteratorToken tok, Jsonb *jb);
+extern Jsonb *push_copy_jsonb(MemoryContext cxt, Jsonb *jb);
+
+#endif							/* SMARTSYNC_PUSH_H */

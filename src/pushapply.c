@@ -1,0 +1,1158 @@
+/*
+ * pushapply.c: one operation of a push, applied to its tracked table.
+ *
+ * Checks first (context, permissions, ids, data fields), then:
+ *   create  INSERT ... SELECT FROM jsonb_populate_record(...) RETURNING the
+ *           row; a temporary entity id goes to the id map.
+ *   update  the fast path is one compare-and-swap UPDATE (the row still has
+ *           the version the client saw, or was not changed after the
+ *           client's timestamp: exactly the case where detect_conflict finds
+ *           no conflict); otherwise the row is locked, detect_conflict runs
+ *           against it (or its tombstone) and the conflict is resolved by
+ *           severity and the entity type's strategy, or stored.
+ *   delete  the same, with DELETE.
+ * Writes go through the tracked table, so the capture trigger logs them.
+ * Client data never enters SQL text: values travel as one jsonb parameter,
+ * identifiers are quoted, plans are saved per SQL text (pushledger.c).
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "smartsync.h"
+#include "kernel.h"
+#include "push.h"
+
+/* The client's data rewritten to column names. */
+typedef struct PushData
+{
+	Jsonb	   *jb;				/* column -> value */
+	int			ncols;
+	int		   *cols;			/* column indexes in table order */
+} PushData;
+
+/* --- entity types ------------------------------------------------------- */
+
+/* The registered entity type of this name, or NULL. */
+PushEntity *
+push_find_entity(PushBatch *b, const char *entity_type, int len)
+{
+	for (int i = 0; i < b->nentities; i++)
+	{
+		PushEntity *e = &b->entities[i];
+
+		if ((int) strlen(e->entity_type) == len && memcmp(e->entity_type, entity_type, len) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* True when a string id is temporary: it starts with smartsync.temp_id_prefix. */
+bool
+push_is_temp(PushBatch *b, const char *s, int len)
+{
+	return b->temp_prefix_len > 0 && len > b->temp_prefix_len &&
+		memcmp(s, b->temp_prefix, b->temp_prefix_len) == 0;
+}
+
+/* Reads the entity type's table in the tenant schema: columns, key, practice column. */
+void
+push_resolve_entity(PushBatch *b, PushEntity *e)
+{
+	MemoryContext old;
+	Oid			nsp;
+	Relation	rel;
+	TupleDesc	desc;
+	int			n = 0;
+
+	if (e->resolved)
+		return;
+	nsp = get_namespace_oid(b->schema, false);
+	e->relid = get_relname_relid(e->table_name, nsp);
+	if (!OidIsValid(e->relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_MISSING_TABLE),
+				 errmsg("tenant schema \"%s\" has no table \"%s\"", b->schema, e->table_name),
+				 errdetail("Entity type \"%s\" is stored in that table.", e->entity_type),
+				 errhint("smartsync.provision_tenant() creates the tables of every registered type.")));
+
+	old = MemoryContextSwitchTo(b->cxt);
+	rel = table_open(e->relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	e->cols = palloc0(sizeof(PushColumn) * Max(desc->natts, 1));
+	e->pk_index = e->practice_index = e->version_index = e->updated_at_index = -1;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+
+		if (att->attisdropped)
+			continue;
+		e->cols[n].name = pstrdup(name);
+		e->cols[n].typid = att->atttypid;
+		e->cols[n].writable = (att->attgenerated == '\0');
+		if (strcmp(name, e->pk_column) == 0)
+			e->pk_index = n;
+		if (e->practice_column && strcmp(name, e->practice_column) == 0)
+			e->practice_index = n;
+		if (strcmp(name, "version") == 0)
+			e->version_index = n;
+		if (strcmp(name, "updated_at") == 0)
+			e->updated_at_index = n;
+		n++;
+	}
+	e->ncols = n;
+	table_close(rel, NoLock);
+	if (e->pk_index < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_NO_SINGLE_PK),
+				 errmsg("table \"%s.%s\" has no column \"%s\"", b->schema, e->table_name, e->pk_column),
+				 errdetail("Entity type \"%s\" is registered with that key.", e->entity_type)));
+	e->qualified = psprintf("%s.%s", b->qschema, quote_identifier(e->table_name));
+	e->pk_type = format_type_be_qualified(e->cols[e->pk_index].typid);
+	switch (e->cols[e->pk_index].typid)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case NUMERICOID:
+		case OIDOID:
+			e->pk_numeric = true;
+			break;
+		default:
+			e->pk_numeric = false;
+	}
+	e->resolved = true;
+	MemoryContextSwitchTo(old);
+}
+
+/* The column a data key names: itself, or its snake_case spelling (petId -> pet_id); -1 if none. */
+static int
+find_column(PushEntity *e, const char *key, int len)
+{
+	char	   *snake;
+	int			sl = 0;
+
+	for (int i = 0; i < e->ncols; i++)
+		if ((int) strlen(e->cols[i].name) == len && memcmp(e->cols[i].name, key, len) == 0)
+			return i;
+	snake = palloc(len * 2 + 1);
+	for (int i = 0; i < len; i++)
+	{
+		char		c = key[i];
+
+		if (c >= 'A' && c <= 'Z')
+		{
+			if (i > 0 && ((key[i - 1] >= 'a' && key[i - 1] <= 'z') ||
+						  (key[i - 1] >= '0' && key[i - 1] <= '9')))
+				snake[sl++] = '_';
+			c = c - 'A' + 'a';
+		}
+		snake[sl++] = c;
+	}
+	snake[sl] = '\0';
+	for (int i = 0; i < e->ncols; i++)
+		if (strcmp(e->cols[i].name, snake) == 0)
+			return i;
+	return -1;
+}
+
+/* A real id as JSON: a number when the referenced key is numeric, else a string. */
+static void
+typed_id(PushEntity *e, const char *id, JsonbValue *out)
+{
+	if (e != NULL && e->pk_numeric)
+	{
+		out->type = jbvNumeric;
+		out->val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(id),
+															   ObjectIdGetDatum(InvalidOid),
+															   Int32GetDatum(-1)));
+	}
+	else
+	{
+		out->type = jbvString;
+		out->val.string.val = pstrdup(id);
+		out->val.string.len = strlen(id);
+	}
+}
+
+/* The real id of a temporary id of entity type want; SS423/SS424 when unknown or of another type. */
+static PushTemp *
+map_temp(PushBatch *b, PushOp *op, const char *temp_id, const char *want, const char *where)
+{
+	PushTemp   *t = push_idmap_lookup(b, temp_id);
+
+	if (t == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_PUSH_UNKNOWN_TEMP_ID),
+				 errmsg("unknown temporary id \"%s\" in %s", temp_id, where),
+				 errdetail("No create of client \"%s\" made an entity with that id, in this push or an earlier one.",
+						   b->client_id),
+				 errhint("Push the create of the entity first, or in the same batch.")));
+	if (strcmp(t->entity_type, want) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_PUSH_TEMP_ID_TYPE),
+				 errmsg("temporary id \"%s\" in %s is a %s, not a %s", temp_id, where,
+						t->entity_type, want),
+				 errdetail("It was created as entity type \"%s\" with real id \"%s\".",
+						   t->entity_type, t->real_id)));
+	return t;
+}
+
+/* Text of a scalar value for comparisons (NULL for JSON null or containers). */
+static char *
+value_text(JsonbValue *v)
+{
+	if (v->type == jbvBinary)
+		return NULL;
+	return sync_jsonb_scalar_text(v);
+}
+
+/*
+ * Rewrites op's data to column names: maps camelCase keys, drops the key and
+ * the metadata columns (the server keeps them), maps temporary ids in
+ * reference fields, checks and fills the practice column.  explicit_id, when
+ * not NULL, is written to the key column (a create with a client-made id).
+ */
+static void
+rewrite_data(PushBatch *b, PushOp *op, PushEntity *e, JsonbValue *explicit_id, PushData *d)
+{
+	JsonbValue **vals = palloc0(sizeof(JsonbValue *) * e->ncols);
+	JsonbParseState *ps = NULL;
+	JsonbValue *res;
+	JsonbValue	practice_value;
+
+	if (op->data != NULL)
+	{
+		JsonbIterator *it = JsonbIteratorInit(&op->data->root);
+		JsonbValue	k;
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			int			col;
+			JsonbValue *val;
+			char	   *key;
+
+			if (tok != WJB_KEY)
+				continue;
+			tok = JsonbIteratorNext(&it, &v, true);
+			Assert(tok == WJB_VALUE);
+			key = pnstrdup(k.val.string.val, k.val.string.len);
+			col = find_column(e, k.val.string.val, k.val.string.len);
+			if (col < 0)
+			{
+				/* metadata the client may echo back */
+				if (sync_is_metadata_field(k.val.string.val, k.val.string.len))
+					continue;
+				ereport(ERROR,
+						(errcode(ERRCODE_SS_PUSH_UNKNOWN_FIELD),
+						 errmsg("unknown field \"%s\" in the data of entity type \"%s\"", key, e->entity_type),
+						 errdetail("Table \"%s\" has no column of that name or its snake_case spelling.",
+								   e->table_name)));
+			}
+			if (col == e->pk_index || col == e->version_index || col == e->updated_at_index)
+				continue;
+			if (!e->cols[col].writable)
+				ereport(ERROR,
+						(errcode(ERRCODE_SS_PUSH_UNKNOWN_FIELD),
+						 errmsg("field \"%s\" of entity type \"%s\" cannot be written", key, e->entity_type),
+						 errdetail("Column \"%s\" is generated.", e->cols[col].name)));
+			if (vals[col] != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_SS_PUSH_UNKNOWN_FIELD),
+						 errmsg("field \"%s\" of entity type \"%s\" is given twice", e->cols[col].name,
+								e->entity_type),
+						 errdetail("Both \"%s\" and another spelling of it are in the data.", key)));
+			val = palloc(sizeof(JsonbValue));
+			*val = v;
+
+			/* a reference field holding a temporary id: the real id */
+			if (v.type == jbvString &&
+				push_is_temp(b, v.val.string.val, v.val.string.len))
+			{
+				JsonbValue *target = getKeyJsonValueFromContainer(&e->reference_fields->root,
+																  e->cols[col].name,
+																  strlen(e->cols[col].name), NULL);
+
+				if (target != NULL && target->type == jbvString)
+				{
+					char	   *want = pnstrdup(target->val.string.val, target->val.string.len);
+					char	   *where = psprintf("field \"%s\"", key);
+					PushTemp   *t = map_temp(b, op, pnstrdup(v.val.string.val, v.val.string.len),
+											 want, where);
+					PushEntity *te = push_find_entity(b, want, strlen(want));
+
+					if (te != NULL)
+						push_resolve_entity(b, te);
+					typed_id(te, t->real_id, val);
+				}
+			}
+
+			/* the practice column: only the context's practice */
+			if (col == e->practice_index && b->ctx.practice_id != NULL)
+			{
+				char	   *s = value_text(val);
+
+				if (s == NULL || strcmp(s, b->ctx.practice_id) != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_SS_PUSH_PRACTICE),
+							 errmsg("field \"%s\" names practice %s, not the request context's practice \"%s\"",
+									key, s ? s : "null", b->ctx.practice_id),
+							 errdetail("An operation writes only rows of its own practice; nothing was applied.")));
+			}
+			vals[col] = val;
+		}
+	}
+
+	/* a create in a practice: the practice column defaults to the context's */
+	if (op->kind == PUSH_CREATE && e->practice_index >= 0 && b->ctx.practice_id != NULL &&
+		vals[e->practice_index] == NULL)
+	{
+		practice_value.type = jbvString;
+		practice_value.val.string.val = b->ctx.practice_id;
+		practice_value.val.string.len = strlen(b->ctx.practice_id);
+		vals[e->practice_index] = &practice_value;
+	}
+	if (explicit_id != NULL)
+		vals[e->pk_index] = explicit_id;
+
+	d->cols = palloc(sizeof(int) * Max(e->ncols, 1));
+	d->ncols = 0;
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < e->ncols; i++)
+	{
+		if (vals[i] == NULL)
+			continue;
+		d->cols[d->ncols++] = i;
+		push_key(&ps, e->cols[i].name);
+		pushJsonbValue(&ps, WJB_VALUE, vals[i]);
+	}
+	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	d->jb = JsonbValueToJsonb(res);
+}
+
+/* --- checks ------------------------------------------------------------- */
+
+/* Raises SS420 when the operation names a tenant, practice or user the context does not. */
+static void
+check_identity(const char *field, const char *sent, const char *ctxval, const char *what)
+{
+	if (sent == NULL)
+		return;
+	if (ctxval == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_PUSH_CONTEXT_MISMATCH),
+				 errmsg("the operation's %s \"%s\" is not the request context's", field, sent),
+				 errdetail("The request context names no %s; nothing was applied.", what)));
+	if (strcmp(sent, ctxval) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_PUSH_CONTEXT_MISMATCH),
+				 errmsg("the operation's %s \"%s\" is not the request context's", field, sent),
+				 errdetail("The request context's %s is \"%s\"; nothing was applied.", what, ctxval)));
+}
+
+/* Raises SS421 unless the context grants every permission the operation requires. */
+static void
+check_permissions(PushBatch *b, PushOp *op)
+{
+	ListCell   *lc;
+
+	foreach(lc, op->permissions)
+	{
+		const char *perm = (const char *) lfirst(lc);
+
+		if (!sync_context_has_permission(&b->ctx, perm))
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_PUSH_PERMISSION),
+					 errmsg("permission \"%s\" denied", perm),
+					 b->ctx.has_permissions ?
+					 errdetail("The operation requires it and the request context does not grant it; nothing was applied.") :
+					 errdetail("The operation requires it and the request context carries no permissions; nothing was applied.")));
+	}
+}
+
+/* Raises SS426 when a server row belongs to another practice than the context's. */
+static void
+check_row_practice(PushBatch *b, PushEntity *e, Jsonb *row, const char *id)
+{
+	JsonbValue *v;
+	char	   *s;
+
+	if (e->practice_index < 0 || b->ctx.practice_id == NULL || row == NULL)
+		return;
+	v = getKeyJsonValueFromContainer(&row->root, e->practice_column,
+									 strlen(e->practice_column), NULL);
+	s = v ? value_text(v) : NULL;
+	if (s == NULL || strcmp(s, b->ctx.practice_id) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_PUSH_PRACTICE),
+				 errmsg("%s \"%s\" belongs to another practice", e->entity_type, id),
+				 errdetail("The request context's practice is \"%s\"; nothing was applied.",
+						   b->ctx.practice_id)));
+}
+
+/* --- SQL on the entity table -------------------------------------------- */
+
+/* Copies the first column of the first result row as jsonb into CurrentMemoryContext; NULL if none. */
+static Jsonb *
+first_jsonb(void)
+{
+	Jsonb	   *result = NULL;
+
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			result = DatumGetJsonbPCopy(d);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return result;
+}
+
+/* Appends "c1, c2" or "r.c1, r.c2" for the data's columns. */
+static void
+append_columns(StringInfo q, PushEntity *e, PushData *d, const char *prefix)
+{
+	for (int i = 0; i < d->ncols; i++)
+		appendStringInfo(q, "%s%s%s", i ? ", " : "", prefix,
+						 quote_identifier(e->cols[d->cols[i]].name));
+}
+
+/* INSERT of the data; returns the new row. */
+static Jsonb *
+sql_insert(PushEntity *e, PushData *d)
+{
+	StringInfoData q;
+	Oid			argtypes[1] = {JSONBOID};
+	Datum		values[1];
+	int			rc;
+
+	initStringInfo(&q);
+	if (d->ncols == 0)
+		appendStringInfo(&q, "INSERT INTO %s AS t DEFAULT VALUES RETURNING pg_catalog.to_jsonb(t.*)",
+						 e->qualified);
+	else
+	{
+		appendStringInfo(&q, "INSERT INTO %s AS t (", e->qualified);
+		append_columns(&q, e, d, "");
+		appendStringInfoString(&q, ") SELECT ");
+		append_columns(&q, e, d, "r.");
+		appendStringInfo(&q, " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r "
+						 "RETURNING pg_catalog.to_jsonb(t.*)", e->qualified);
+	}
+	values[0] = JsonbPGetDatum(d->jb);
+	rc = push_exec(push_plan(q.data, 1, argtypes), values, NULL, 0);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "insert into %s failed: %s", e->qualified, SPI_result_code_string(rc));
+	return first_jsonb();
+}
+
+/*
+ * UPDATE of the data's columns of row id when it still has version (when
+ * has_version) or was last changed at or before ts (else); practice, when
+ * not NULL, must be the row's.  Returns the new row, or NULL when no row
+ * matched.
+ */
+static Jsonb *
+sql_update(PushEntity *e, PushData *d, const char *id, bool has_version, int64 version,
+		   TimestampTz ts, const char *practice)
+{
+	StringInfoData q;
+	Oid			argtypes[5] = {JSONBOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	int			rc;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "UPDATE %s AS t SET ", e->qualified);
+	for (int i = 0; i < d->ncols; i++)
+	{
+		const char *c = quote_identifier(e->cols[d->cols[i]].name);
+
+		appendStringInfo(&q, "%s%s = r.%s", i ? ", " : "", c, c);
+	}
+	appendStringInfo(&q, " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r "
+					 "WHERE t.%s = $2::%s "
+					 "AND ($3 IS NULL OR t.version = $3) AND ($3 IS NOT NULL OR t.updated_at <= $4)",
+					 e->qualified, quote_identifier(e->pk_column), e->pk_type);
+	if (e->practice_index >= 0)
+		appendStringInfo(&q, " AND ($5 IS NULL OR t.%s::pg_catalog.text = $5)",
+						 quote_identifier(e->practice_column));
+	appendStringInfoString(&q, " RETURNING pg_catalog.to_jsonb(t.*)");
+
+	values[0] = JsonbPGetDatum(d->jb);
+	values[1] = CStringGetTextDatum(id);
+	values[2] = Int64GetDatum(version);
+	nulls[2] = has_version ? ' ' : 'n';
+	values[3] = TimestampTzGetDatum(ts);
+	values[4] = practice ? CStringGetTextDatum(practice) : (Datum) 0;
+	nulls[4] = practice ? ' ' : 'n';
+	rc = push_exec(push_plan(q.data, 5, argtypes), values, nulls, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "update of %s failed: %s", e->qualified, SPI_result_code_string(rc));
+	return first_jsonb();
+}
+
+/* DELETE of row id under the same conditions as sql_update; the tombstone's version, or -1. */
+static int64
+sql_delete(PushEntity *e, const char *id, bool has_version, int64 version,
+		   TimestampTz ts, const char *practice)
+{
+	StringInfoData q;
+	Oid			argtypes[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int64		result = -1;
+	int			rc;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "DELETE FROM %s AS t WHERE t.%s = $1::%s "
+					 "AND ($2 IS NULL OR t.version = $2) AND ($2 IS NOT NULL OR t.updated_at <= $3)",
+					 e->qualified, quote_identifier(e->pk_column), e->pk_type);
+	if (e->practice_index >= 0)
+		appendStringInfo(&q, " AND ($4 IS NULL OR t.%s::pg_catalog.text = $4)",
+						 quote_identifier(e->practice_column));
+	appendStringInfoString(&q, " RETURNING t.version + 1");
+
+	values[0] = CStringGetTextDatum(id);
+	values[1] = Int64GetDatum(version);
+	nulls[1] = has_version ? ' ' : 'n';
+	values[2] = TimestampTzGetDatum(ts);
+	values[3] = practice ? CStringGetTextDatum(practice) : (Datum) 0;
+	nulls[3] = practice ? ' ' : 'n';
+	rc = push_exec(push_plan(q.data, 4, argtypes), values, nulls, 0);
+	if (rc != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "delete from %s failed: %s", e->qualified, SPI_result_code_string(rc));
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
+		result = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return result;
+}
+
+/* Locks row id (FOR UPDATE for a delete, else FOR NO KEY UPDATE) and returns it, or NULL. */
+static Jsonb *
+sql_lock(PushEntity *e, const char *id, bool for_delete)
+{
+	char	   *sql;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	int			rc;
+
+	sql = psprintf("SELECT pg_catalog.to_jsonb(t.*) FROM %s AS t WHERE t.%s = $1::%s FOR %s",
+				   e->qualified, quote_identifier(e->pk_column), e->pk_type,
+				   for_delete ? "UPDATE" : "NO KEY UPDATE");
+	values[0] = CStringGetTextDatum(id);
+	rc = push_exec(push_plan(sql, 1, argtypes), values, NULL, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "lock of %s failed: %s", e->qualified, SPI_result_code_string(rc));
+	return first_jsonb();
+}
+
+/* The tombstone of a deleted row (its last image), or NULL when the last change was no delete. */
+static Jsonb *
+sql_tombstone(PushBatch *b, PushEntity *e, const char *id)
+{
+	char	   *sql;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	int			rc;
+
+	sql = psprintf("SELECT CASE WHEN c.operation = 'delete' THEN c.data END FROM %s.sync_changes AS c "
+				   "WHERE c.entity_type = $1 AND c.entity_id = $2 ORDER BY c.version DESC LIMIT 1",
+				   b->qschema);
+	values[0] = CStringGetTextDatum(e->entity_type);
+	values[1] = CStringGetTextDatum(id);
+	rc = push_exec(push_plan(sql, 2, argtypes), values, NULL, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "change log read failed: %s", SPI_result_code_string(rc));
+	return first_jsonb();
+}
+
+/* The row as it was at version (the client's base), from the change log; NULL when gone. */
+static Jsonb *
+sql_base(PushBatch *b, PushEntity *e, const char *id, int64 version)
+{
+	char	   *sql;
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, INT8OID};
+	Datum		values[3];
+	int			rc;
+
+	sql = psprintf("SELECT c.data FROM %s.sync_changes AS c "
+				   "WHERE c.entity_type = $1 AND c.entity_id = $2 AND c.version = $3 "
+				   "AND c.operation <> 'delete' ORDER BY c.xid DESC, c.seq DESC LIMIT 1",
+				   b->qschema);
+	values[0] = CStringGetTextDatum(e->entity_type);
+	values[1] = CStringGetTextDatum(id);
+	values[2] = Int64GetDatum(version);
+	rc = push_exec(push_plan(sql, 3, argtypes), values, NULL, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "change log read failed: %s", SPI_result_code_string(rc));
+	return first_jsonb();
+}
+
+/* --- results ------------------------------------------------------------ */
+
+static const char *
+kind_name(PushKind k)
+{
+	return k == PUSH_CREATE ? "create" : k == PUSH_UPDATE ? "update" : "delete";
+}
+
+/* Pushes the fields every result starts with. */
+static void
+result_begin(JsonbParseState **ps, PushOp *op, bool success)
+{
+	pushJsonbValue(ps, WJB_BEGIN_OBJECT, NULL);
+	push_key(ps, "operationId");
+	pushJsonbValue(ps, WJB_VALUE, &op->opid_value);
+	push_key(ps, "success");
+	push_bool(ps, success);
+	push_key(ps, "operation");
+	push_str(ps, WJB_VALUE, kind_name(op->kind));
+	push_key(ps, "entityType");
+	push_str(ps, WJB_VALUE, op->entity->entity_type);
+}
+
+/* Pushes "entityId": the row's key when known, else the (mapped) id. */
+static void
+result_entity_id(JsonbParseState **ps, PushOp *op, Jsonb *row, const char *id)
+{
+	PushEntity *e = op->entity;
+	JsonbValue *v = NULL;
+	JsonbValue	tmp;
+
+	if (row != NULL)
+		v = getKeyJsonValueFromContainer(&row->root, e->pk_column, strlen(e->pk_column), NULL);
+	if (v == NULL && id != NULL)
+	{
+		typed_id(e, id, &tmp);
+		v = &tmp;
+	}
+	if (v == NULL)
+		return;
+	push_key(ps, "entityId");
+	pushJsonbValue(ps, WJB_VALUE, v);
+}
+
+/* Reads a row's version; false when absent. */
+static bool
+row_version(Jsonb *row, int64 *version)
+{
+	JsonbValue *v;
+	char	   *s;
+
+	if (row == NULL)
+		return false;
+	v = getKeyJsonValueFromContainer(&row->root, "version", 7, NULL);
+	if (v == NULL || v->type != jbvNumeric)
+		return false;
+	s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	*version = strtoll(s, NULL, 10);
+	return true;
+}
+
+/* Finishes a result: copies it to the batch's context and records the outcome. */
+static void
+result_end(PushBatch *b, PushOp *op, JsonbParseState **ps, PushOutcome outcome)
+{
+	JsonbValue *res = pushJsonbValue(ps, WJB_END_OBJECT, NULL);
+
+	op->result = push_copy_jsonb(b->cxt, JsonbValueToJsonb(res));
+	op->outcome = outcome;
+}
+
+/* Records the key and the version of the row an operation left. */
+static void
+note_row(PushBatch *b, PushOp *op, Jsonb *row, const char *id)
+{
+	PushEntity *e = op->entity;
+	JsonbValue *v = NULL;
+
+	if (row != NULL)
+		v = getKeyJsonValueFromContainer(&row->root, e->pk_column, strlen(e->pk_column), NULL);
+	if (v != NULL && v->type != jbvBinary && v->type != jbvNull)
+		op->real_id = MemoryContextStrdup(b->cxt, sync_jsonb_scalar_text(v));
+	else if (id != NULL)
+		op->real_id = MemoryContextStrdup(b->cxt, id);
+	op->has_new_version = row_version(row, &op->new_version);
+}
+
+/* A result for an applied create, update or delete (tombstone: a delete's version, else -1). */
+static void
+applied(PushBatch *b, PushOp *op, Jsonb *row, const char *id, int64 tombstone)
+{
+	JsonbParseState *ps = NULL;
+
+	note_row(b, op, row, id);
+	if (tombstone > 0)
+	{
+		op->has_new_version = true;
+		op->new_version = tombstone;
+	}
+	result_begin(&ps, op, true);
+	result_entity_id(&ps, op, row, id);
+	if (op->kind == PUSH_CREATE)
+	{
+		push_key(&ps, "realId");
+		if (row != NULL)
+		{
+			JsonbValue *v = getKeyJsonValueFromContainer(&row->root, op->entity->pk_column,
+														 strlen(op->entity->pk_column), NULL);
+
+			pushJsonbValue(&ps, WJB_VALUE, v);
+		}
+		else
+			push_null(&ps);
+		if (op->temp_entity)
+		{
+			push_key(&ps, "tempId");
+			push_str(&ps, WJB_VALUE, op->entity_id);
+		}
+	}
+	if (op->has_new_version)
+	{
+		push_key(&ps, "version");
+		push_int64(&ps, op->new_version);
+	}
+	result_end(b, op, &ps, PUSH_APPLIED);
+}
+
+/* Reads a string field of a conflict object. */
+static char *
+conflict_text(Jsonb *conflict, const char *key)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&conflict->root, key, strlen(key), NULL);
+
+	return (v && v->type == jbvString) ? pnstrdup(v->val.string.val, v->val.string.len) : NULL;
+}
+
+/* Pushes conflictType, severity and affectedFields of a conflict under "resolution" or "conflictData". */
+static void
+push_conflict_fields(JsonbParseState **ps, Jsonb *conflict)
+{
+	JsonbValue *v;
+
+	push_key(ps, "conflictType");
+	push_str(ps, WJB_VALUE, conflict_text(conflict, "type"));
+	push_key(ps, "affectedFields");
+	v = getKeyJsonValueFromContainer(&conflict->root, "affectedFields", 14, NULL);
+	if (v != NULL)
+		pushJsonbValue(ps, WJB_VALUE, v);
+	else
+		push_null(ps);
+}
+
+/* A result for a conflict resolved at once: how, and the row as it is now. */
+static void
+resolved(PushBatch *b, PushOp *op, Jsonb *conflict, const char *strategy,
+		 const char *winner, Jsonb *row, const char *id, int64 tombstone)
+{
+	JsonbParseState *ps = NULL;
+
+	note_row(b, op, row, id);
+	if (tombstone > 0)
+	{
+		op->has_new_version = true;
+		op->new_version = tombstone;
+	}
+	result_begin(&ps, op, true);
+	result_entity_id(&ps, op, row, id);
+	if (op->has_new_version)
+	{
+		push_key(&ps, "version");
+		push_int64(&ps, op->new_version);
+	}
+	push_key(&ps, "severity");
+	push_str(&ps, WJB_VALUE, conflict_text(conflict, "severity"));
+	push_key(&ps, "resolution");
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	push_key(&ps, "strategy");
+	push_str(&ps, WJB_VALUE, strategy);
+	push_key(&ps, "winner");
+	push_str(&ps, WJB_VALUE, winner);
+	push_conflict_fields(&ps, conflict);
+	pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	push_key(&ps, "data");
+	push_jsonb(&ps, WJB_VALUE, row);
+	result_end(b, op, &ps, PUSH_RESOLVED);
+}
+
+/* Stores the conflict (unless the push is atomic: it is rolled back) and reports it as the spec shows. */
+static void
+unresolved(PushBatch *b, PushOp *op, Jsonb *conflict, Jsonb *local, Jsonb *server,
+		   bool server_deleted, Jsonb *base, const char *id)
+{
+	JsonbParseState *ps = NULL;
+	int64		server_version = 0;
+	bool		has_server_version = row_version(server, &server_version);
+
+	op->real_id = id ? MemoryContextStrdup(b->cxt, id) : NULL;
+	if (!b->atomic)
+		op->conflict_id = push_store_conflict(b, op, conflict, local, server, base,
+											  server_version, has_server_version);
+	result_begin(&ps, op, false);
+	result_entity_id(&ps, op, NULL, id);
+	push_key(&ps, "conflict");
+	push_bool(&ps, true);
+	if (op->conflict_id != 0)
+	{
+		push_key(&ps, "conflictId");
+		push_int64(&ps, op->conflict_id);
+	}
+	push_key(&ps, "severity");
+	push_str(&ps, WJB_VALUE, conflict_text(conflict, "severity"));
+	if (has_server_version)
+	{
+		push_key(&ps, "serverVersion");
+		push_int64(&ps, server_version);
+	}
+	push_key(&ps, "conflictData");
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	push_key(&ps, "localData");
+	push_jsonb(&ps, WJB_VALUE, local);
+	push_key(&ps, "serverData");
+	push_jsonb(&ps, WJB_VALUE, server);
+	if (server_deleted)
+	{
+		push_key(&ps, "serverDeleted");
+		push_bool(&ps, true);
+	}
+	push_conflict_fields(&ps, conflict);
+	pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	result_end(b, op, &ps, PUSH_CONFLICT);
+}
+
+/* --- conflicts ---------------------------------------------------------- */
+
+/* The server row's updated_at; false when absent. */
+static bool
+row_updated_at(Jsonb *row, TimestampTz *ts)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&row->root, "updated_at", 10, NULL);
+
+	if (v == NULL || v->type != jbvString)
+		return false;
+	*ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+												  CStringGetDatum(pnstrdup(v->val.string.val, v->val.string.len)),
+												  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	return true;
+}
+
+/* data restricted to the columns of d, with values from merged. */
+static Jsonb *
+restrict_to(PushEntity *e, PushData *d, Jsonb *merged)
+{
+	JsonbParseState *ps = NULL;
+	JsonbValue *res;
+
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < d->ncols; i++)
+	{
+		const char *c = e->cols[d->cols[i]].name;
+		JsonbValue *v = getKeyJsonValueFromContainer(&merged->root, c, strlen(c), NULL);
+
+		push_key(&ps, c);
+		if (v != NULL)
+			pushJsonbValue(&ps, WJB_VALUE, v);
+		else
+			push_null(&ps);
+	}
+	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}
+
+/* Writes the client's change after a conflict was decided for it. */
+static Jsonb *
+force_apply(PushOp *op, PushData *d, const char *id, Jsonb *server, int64 *tombstone)
+{
+	PushEntity *e = op->entity;
+
+	if (op->kind == PUSH_DELETE)
+	{
+		*tombstone = sql_delete(e, id, false, 0, DT_NOEND, NULL);
+		return NULL;
+	}
+	if (d->ncols == 0)
+		return server;
+	return sql_update(e, d, id, false, 0, DT_NOEND, NULL);
+}
+
+/*
+ * Decides a conflict: low severity applies the client's change; a deletion
+ * or missing entity is stored; otherwise the entity type's strategy: merge
+ * (three-way against the client's base version from the change log, else
+ * the spec's two-way attemptMerge), client-wins, server-wins,
+ * last-write-wins; critical changes only merge, never overwrite; manual and
+ * whatever cannot be decided is stored.
+ */
+static void
+resolve(PushBatch *b, PushOp *op, PushData *d, const char *id, Jsonb *conflict,
+		Jsonb *local, Jsonb *server, bool server_deleted)
+{
+	PushEntity *e = op->entity;
+	char	   *type = conflict_text(conflict, "type");
+	char	   *severity = conflict_text(conflict, "severity");
+	const char *strategy = e->strategy;
+	Jsonb	   *base = NULL;
+	Jsonb	   *row;
+	int64		tombstone = -1;
+
+	if (server_deleted || server == NULL ||
+		strcmp(type, "deletion") == 0 || strcmp(type, "missing_entity") == 0)
+	{
+		unresolved(b, op, conflict, local, server, server_deleted, NULL, id);
+		return;
+	}
+	if (strcmp(severity, "low") == 0)
+	{
+		row = force_apply(op, d, id, server, &tombstone);
+		resolved(b, op, conflict, "low-severity", "client", row, id, tombstone);
+		return;
+	}
+	if (op->kind == PUSH_UPDATE && strcmp(strategy, "merge") == 0)
+	{
+		Jsonb	   *merged;
+
+		if (op->has_version)
+			base = sql_base(b, e, id, op->version);
+		if (base != NULL)
+		{
+			Jsonb	   *full = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+																  JsonbPGetDatum(base),
+																  JsonbPGetDatum(d->jb)));
+
+			merged = sync_merge3(base, full, server, NULL);
+		}
+		else
+			merged = sync_merge(d->jb, server);
+		if (merged != NULL)
+		{
+			PushData	md = *d;
+
+			md.jb = restrict_to(e, d, merged);
+			row = force_apply(op, &md, id, server, &tombstone);
+			resolved(b, op, conflict, "merge", "merged", row, id, -1);
+			return;
+		}
+	}
+	else if (strcmp(severity, "critical") != 0)
+	{
+		bool		client_wins = false;
+		bool		decided = true;
+
+		if (strcmp(strategy, "client-wins") == 0)
+			client_wins = true;
+		else if (strcmp(strategy, "server-wins") == 0)
+			client_wins = false;
+		else if (strcmp(strategy, "last-write-wins") == 0)
+		{
+			TimestampTz server_ts;
+
+			client_wins = op->has_ts && row_updated_at(server, &server_ts) && op->ts > server_ts;
+		}
+		else
+			decided = false;
+		if (decided)
+		{
+			if (client_wins)
+			{
+				row = force_apply(op, d, id, server, &tombstone);
+				resolved(b, op, conflict, strategy, "client", row, id, tombstone);
+			}
+			else
+				resolved(b, op, conflict, strategy, "server", server, id, -1);
+			return;
+		}
+	}
+	unresolved(b, op, conflict, local, server, server_deleted, base, id);
+}
+
+/* local data for detect_conflict: the columns plus the version the client saw. */
+static Jsonb *
+local_with_version(PushOp *op, Jsonb *cols)
+{
+	JsonbParseState *ps = NULL;
+	JsonbValue *res;
+
+	if (!op->has_version)
+		return cols;
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	push_key(&ps, "version");
+	push_int64(&ps, op->version);
+	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(cols),
+											  JsonbPGetDatum(JsonbValueToJsonb(res))));
+}
+
+/* --- the operation ------------------------------------------------------ */
+
+/* An update: compare-and-swap, else lock, detect, resolve. */
+static void
+apply_update(PushBatch *b, PushOp *op, PushData *d, const char *id)
+{
+	PushEntity *e = op->entity;
+	const char *practice = (e->practice_index >= 0) ? b->ctx.practice_id : NULL;
+	Jsonb	   *row;
+	Jsonb	   *server;
+	Jsonb	   *local;
+	Jsonb	   *conflict;
+	bool		deleted = false;
+
+	if (d->ncols > 0 && (op->has_version || op->has_ts))
+	{
+		row = sql_update(e, d, id, op->has_version, op->version,
+						 op->has_ts ? op->ts : DT_NOBEGIN, practice);
+		if (row != NULL)
+		{
+			applied(b, op, row, id, -1);
+			return;
+		}
+	}
+
+	server = sql_lock(e, id, false);
+	check_row_practice(b, e, server, id);
+	if (server == NULL)
+	{
+		server = sql_tombstone(b, e, id);
+		deleted = (server != NULL);
+	}
+	local = local_with_version(op, d->jb);
+	conflict = sync_detect_conflict(local, server, deleted, op->ts, op->has_ts,
+									"update", e->field_classes);
+	if (conflict == NULL)
+	{
+		row = (d->ncols == 0) ? server : sql_update(e, d, id, false, 0, DT_NOEND, NULL);
+		applied(b, op, row, id, -1);
+		return;
+	}
+	resolve(b, op, d, id, conflict, d->jb, server, deleted);
+}
+
+/* A delete: compare-and-swap, else lock, detect, resolve; a row already gone is fine. */
+static void
+apply_delete(PushBatch *b, PushOp *op, PushData *d, const char *id)
+{
+	PushEntity *e = op->entity;
+	const char *practice = (e->practice_index >= 0) ? b->ctx.practice_id : NULL;
+	Jsonb	   *server;
+	Jsonb	   *local;
+	Jsonb	   *conflict;
+	int64		tombstone;
+
+	if (op->has_version || op->has_ts)
+	{
+		tombstone = sql_delete(e, id, op->has_version, op->version,
+							   op->has_ts ? op->ts : DT_NOBEGIN, practice);
+		if (tombstone > 0)
+		{
+			applied(b, op, NULL, id, tombstone);
+			return;
+		}
+	}
+
+	server = sql_lock(e, id, true);
+	if (server == NULL)
+	{
+		/* deleted already (or never there): the client's wish holds */
+		JsonbParseState *ps = NULL;
+
+		op->real_id = MemoryContextStrdup(b->cxt, id);
+		result_begin(&ps, op, true);
+		result_entity_id(&ps, op, NULL, id);
+		push_key(&ps, "alreadyDeleted");
+		push_bool(&ps, true);
+		result_end(b, op, &ps, PUSH_APPLIED);
+		return;
+	}
+	check_row_practice(b, e, server, id);
+	local = local_with_version(op, d->jb);
+	conflict = sync_detect_conflict(local, server, false, op->ts, op->has_ts,
+									"delete", e->field_classes);
+	if (conflict == NULL)
+	{
+		tombstone = sql_delete(e, id, false, 0, DT_NOEND, NULL);
+		applied(b, op, NULL, id, tombstone);
+		return;
+	}
+	resolve(b, op, d, id, conflict, d->jb, server, false);
+}
+
+/*
+ * Applies one operation; raises on any error (the caller's subtransaction
+ * rolls it back).  Sets op->result and op->outcome.
+ */
+void
+push_apply_op(PushBatch *b, PushOp *op)
+{
+	PushEntity *e = op->entity;
+	PushData	d;
+	const char *id = op->entity_id;
+	JsonbValue *explicit_id = NULL;
+
+	check_identity("tenantId", op->tenant_id, b->ctx.tenant_id, "tenant");
+	check_identity("practiceId", op->practice_id, b->ctx.practice_id, "practice");
+	check_identity("userId", op->user_id, b->ctx.user_id, "user");
+	check_permissions(b, op);
+	push_resolve_entity(b, e);
+
+	if (op->temp_entity)
+	{
+		if (op->kind == PUSH_CREATE)
+		{
+			PushTemp   *t = push_idmap_lookup(b, op->entity_id);
+
+			if (t != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_SS_PUSH_TEMP_ID_TAKEN),
+						 errmsg("temporary id \"%s\" is already mapped", op->entity_id),
+						 errdetail("An earlier create of client \"%s\" made %s \"%s\" from it.",
+								   b->client_id, t->entity_type, t->real_id),
+						 errhint("Use a new temporary id for a new entity; refer to this one by its real id.")));
+			id = NULL;
+		}
+		else
+			id = map_temp(b, op, op->entity_id, e->entity_type, "entityId")->real_id;
+	}
+	else if (op->kind == PUSH_CREATE && op->has_entity_id)
+		explicit_id = &op->entity_id_value;
+
+	rewrite_data(b, op, e, explicit_id, &d);
+
+	switch (op->kind)
+	{
+		case PUSH_CREATE:
+			{
+				Jsonb	   *row = sql_insert(e, &d);
+
+				note_row(b, op, row, NULL);
+				if (op->temp_entity)
+					push_idmap_insert(b, op, op->real_id);
+				applied(b, op, row, NULL, -1);
+				break;
+			}
+		case PUSH_UPDATE:
+			apply_update(b, op, &d, id);
+			break;
+		case PUSH_DELETE:
+			apply_delete(b, op, &d, id);
+			break;
+	}
+}
