@@ -3,7 +3,9 @@
 -- key order does not matter, array order does, numbers compare as numbers);
 -- a key present on one side only differs.  By default the metadata fields
 -- version, updatedAt and updated_at are not compared; pass '{}' to compare them.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS smartsync;
+RESET client_min_messages;
 
 -- Runs a statement and reports SQLSTATE, message and detail instead of failing.
 CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$

@@ -14,7 +14,9 @@
 --     when the client's image differs from the server's
 -- Severity: the highest class of the affected fields (metadata low, normal medium,
 -- important high, critical critical); autoResolvable when low.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS smartsync;
+RESET client_min_messages;
 SET timezone = 'UTC';
 
 -- Runs a statement and reports SQLSTATE, message and detail instead of failing.

@@ -2,7 +2,9 @@
 -- JSON and its SHA-256.  A browser reproduces every hash here with
 -- crypto.subtle.digest('SHA-256', utf8(canonicalize(row))) after dropping the
 -- metadata fields version, updatedAt and updated_at.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS smartsync;
+RESET client_min_messages;
 
 -- Runs a statement and reports SQLSTATE, message and detail instead of failing.
 CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$

@@ -7,7 +7,9 @@
 -- and merge3_conflicts names those fields.
 -- In both, the metadata fields version, updatedAt and updated_at are the
 -- server's (the client's when the server has none): they never conflict.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS smartsync;
+RESET client_min_messages;
 
 -- Runs a statement and reports SQLSTATE, message and detail instead of failing.
 CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$

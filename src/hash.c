@@ -408,11 +408,9 @@ utf16_key(uint32 cp)
 }
 
 /* Orders object keys by their UTF-16 code units, as RFC 8785 section 3.2.3 asks. */
-static int
-canon_pair_cmp(const void *a, const void *b)
+static inline int
+canon_pair_cmp(const CanonPair *pa, const CanonPair *pb)
 {
-	const CanonPair *pa = (const CanonPair *) a;
-	const CanonPair *pb = (const CanonPair *) b;
 	int			minlen = Min(pa->keylen, pb->keylen);
 	int			i;
 
@@ -430,6 +428,39 @@ canon_pair_cmp(const void *a, const void *b)
 		uint32		kb = utf16_key(utf8_char_at(pb->key, pb->keylen, i));
 
 		return ka < kb ? -1 : ka > kb ? 1 : 0;
+	}
+}
+
+/* qsort adapter of canon_pair_cmp. */
+static int
+canon_pair_qsort_cmp(const void *a, const void *b)
+{
+	return canon_pair_cmp((const CanonPair *) a, (const CanonPair *) b);
+}
+
+/* Sorts pairs by key: insertion sort for the usual small objects, qsort for big ones. */
+static void
+canon_sort_pairs(CanonPair *pairs, int n)
+{
+	if (n > 32)
+	{
+		qsort(pairs, n, sizeof(CanonPair), canon_pair_qsort_cmp);
+		return;
+	}
+	for (int i = 1; i < n; i++)
+	{
+		CanonPair	tmp;
+		int			j = i;
+
+		if (canon_pair_cmp(&pairs[i - 1], &pairs[i]) <= 0)
+			continue;
+		tmp = pairs[i];
+		while (j > 0 && canon_pair_cmp(&pairs[j - 1], &tmp) > 0)
+		{
+			pairs[j] = pairs[j - 1];
+			j--;
+		}
+		pairs[j] = tmp;
 	}
 }
 
@@ -481,8 +512,7 @@ canon_container(StringInfo buf, JsonbContainer *c, List *exclude, bool exclude_m
 				pairs[n++].value = v;
 			}
 		}
-		if (n > 1)
-			qsort(pairs, n, sizeof(CanonPair), canon_pair_cmp);
+		canon_sort_pairs(pairs, n);
 		appendStringInfoCharMacro(buf, '{');
 		for (int i = 0; i < n; i++)
 		{
@@ -566,6 +596,7 @@ sync_row_hash_ex(Jsonb *data, List *exclude, bool exclude_metadata)
 
 	sync_require_object(data, "row data");
 	initStringInfo(&buf);
+	enlargeStringInfo(&buf, VARSIZE(data) + 64);
 	canon_container(&buf, &data->root, exclude, exclude_metadata, true);
 	result = sha256_hex(buf.data, buf.len);
 	pfree(buf.data);

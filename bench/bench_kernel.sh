@@ -1,0 +1,56 @@
+#!/bin/bash
+# Conflict kernel: detect_conflict and merge3 in C against the same semantics in
+# PL/pgSQL (bench/kernel_plpgsql.sql) on a ~1 KB 20-field row, and row_hash
+# throughput on one core.  Rows per second, median of ROUNDS interleaved rounds.
+# Run by bench/run.sh inside a throwaway cluster (PG* set, smartsync installed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DB=bench_kernel
+ROUNDS=${ROUNDS:-7}
+dropdb --if-exists $DB 2>/dev/null
+createdb $DB
+trap 'dropdb --if-exists $DB 2>/dev/null' EXIT
+psql -X -q -v ON_ERROR_STOP=1 -d $DB -c 'CREATE EXTENSION smartsync' \
+     -f bench/kernel_setup.sql -f bench/kernel_plpgsql.sql >/dev/null
+psql -X -q -d $DB -c 'VACUUM ANALYZE kernel_rows'
+
+N=$(psql -X -At -d $DB -c 'SELECT count(*) FROM kernel_rows')
+BYTES=$(psql -X -At -d $DB -c 'SELECT round(avg(length(base::text))) FROM kernel_rows')
+CLASSES="'{\"diagnosis\": \"critical\", \"notes\": \"important\", \"allergies\": \"critical\"}'::jsonb"
+
+declare -A Q
+Q[detect_c]="SELECT count(smartsync.detect_conflict(local, server, local_ts, 'update', $CLASSES)) FROM kernel_rows"
+Q[detect_pl]="SELECT count(kernel_plpgsql.detect_conflict(local, server, local_ts, 'update', $CLASSES)) FROM kernel_rows"
+Q[merge3_c]="SELECT count(smartsync.merge3(base, local, server)) FROM kernel_rows"
+Q[merge3_pl]="SELECT count(kernel_plpgsql.merge3(base, local, server)) FROM kernel_rows"
+Q[hash_c]="SELECT count(smartsync.row_hash(base)) FROM kernel_rows"
+Q[scan]="SELECT count(base) FROM kernel_rows"
+
+# the two implementations must agree before they are timed
+diff=$(psql -X -At -d $DB -c "SELECT count(*) FROM kernel_rows
+    WHERE smartsync.detect_conflict(local, server, local_ts, 'update', $CLASSES)
+          IS DISTINCT FROM kernel_plpgsql.detect_conflict(local, server, local_ts, 'update', $CLASSES)
+       OR smartsync.merge3(base, local, server) IS DISTINCT FROM kernel_plpgsql.merge3(base, local, server)")
+[ "$diff" = 0 ] || { echo "C and PL/pgSQL disagree on $diff rows" >&2; exit 1; }
+
+declare -A T
+for r in $(seq 1 "$ROUNDS"); do
+    for k in scan detect_c detect_pl merge3_c merge3_pl hash_c; do   # interleaved: drift hits all alike
+        q=${Q[$k]//\'/\'\'}
+        T[$k]+="$(psql -X -At -d $DB -c "SELECT bench_seconds('$q')") "
+    done
+done
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+rate() { awk -v n="$N" -v s="$(echo ${T[$1]} | median)" 'BEGIN { printf "%.0f", n / s }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
+dc=$(rate detect_c); dp=$(rate detect_pl); mc=$(rate merge3_c); mp=$(rate merge3_pl); hc=$(rate hash_c); sc=$(rate scan)
+
+echo "Conflict kernel, $N rows of 20 fields (~$BYTES bytes as JSON), 1 backend, median of $ROUNDS rounds (rows/s)"
+echo
+echo "| function | C (smartsync) | PL/pgSQL | C / PL/pgSQL | target |"
+echo "|---|---|---|---|---|"
+echo "| detect_conflict (version conflict, field classes) | $dc | $dp | $(ratio $dc $dp) | >= 10x |"
+echo "| merge3 (disjoint changes) | $mc | $mp | $(ratio $mc $mp) | >= 10x |"
+echo "| row_hash (JCS + SHA-256) | $hc | | | >= 300000 rows/s |"
+echo "| (plain scan, count(base)) | $sc | | | |"
