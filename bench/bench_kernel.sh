@@ -9,7 +9,8 @@ DB=bench_kernel
 ROUNDS=${ROUNDS:-7}
 dropdb --if-exists $DB 2>/dev/null
 createdb $DB
-trap 'dropdb --if-exists $DB 2>/dev/null' EXIT
+script=$(mktemp)
+trap 'rm -f "$script"; dropdb --if-exists $DB 2>/dev/null' EXIT
 psql -X -q -v ON_ERROR_STOP=1 -d $DB -c 'CREATE EXTENSION smartsync' \
      -f bench/kernel_setup.sql -f bench/kernel_plpgsql.sql >/dev/null
 psql -X -q -d $DB -c 'VACUUM ANALYZE kernel_rows'
@@ -33,13 +34,20 @@ diff=$(psql -X -At -d $DB -c "SELECT count(*) FROM kernel_rows
        OR smartsync.merge3(base, local, server) IS DISTINCT FROM kernel_plpgsql.merge3(base, local, server)")
 [ "$diff" = 0 ] || { echo "C and PL/pgSQL disagree on $diff rows" >&2; exit 1; }
 
-declare -A T
-for r in $(seq 1 "$ROUNDS"); do
-    for k in scan detect_c detect_pl merge3_c merge3_pl hash_c; do   # interleaved: drift hits all alike
+# one backend for all runs (a new backend pays page faults on the shared
+# buffers it touches); one warm-up round, then ROUNDS interleaved rounds
+KEYS="scan detect_c detect_pl merge3_c merge3_pl hash_c"
+for r in $(seq 0 "$ROUNDS"); do
+    for k in $KEYS; do   # interleaved: drift hits all alike
         q=${Q[$k]//\'/\'\'}
-        T[$k]+="$(psql -X -At -d $DB -c "SELECT bench_seconds('$q')") "
+        echo "SELECT '$r $k', bench_seconds('$q');" >> "$script"
     done
 done
+declare -A T
+while IFS='|' read -r rk secs; do
+    r=${rk%% *}; k=${rk#* }
+    [ "$r" = 0 ] || T[$k]+="$secs "
+done < <(psql -X -At -v ON_ERROR_STOP=1 -d $DB -f "$script")
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 rate() { awk -v n="$N" -v s="$(echo ${T[$1]} | median)" 'BEGIN { printf "%.0f", n / s }'; }

@@ -103,28 +103,14 @@ sync_jsonb_equal(const JsonbValue *a, const JsonbValue *b)
 int
 sync_object_fields(Jsonb *jb, SyncField **fields)
 {
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	SyncField  *f;
-	int			n = 0;
+	int			n;
 
 	*fields = NULL;
-	if (jb == NULL || JB_ROOT_COUNT(jb) == 0)
+	if (jb == NULL || !JB_ROOT_IS_OBJECT(jb) || JB_ROOT_COUNT(jb) == 0)
 		return 0;
-	f = palloc(sizeof(SyncField) * JB_ROOT_COUNT(jb));
-	it = JsonbIteratorInit(&jb->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-		{
-			f[n].key = v.val.string.val;
-			f[n].keylen = v.val.string.len;
-		}
-		else if (tok == WJB_VALUE)
-			f[n++].value = v;
-	}
-	*fields = f;
+	n = JB_ROOT_COUNT(jb);
+	*fields = palloc(sizeof(SyncField) * n);
+	sync_container_fields(&jb->root, n, *fields);
 	return n;
 }
 

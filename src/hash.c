@@ -31,12 +31,7 @@ PG_FUNCTION_INFO_V1(smartsync_row_hash);
 PG_FUNCTION_INFO_V1(smartsync_canonical_json);
 
 /* One key/value pair of an object being canonicalized. */
-typedef struct CanonPair
-{
-	const char *key;
-	int			keylen;
-	JsonbValue	value;
-} CanonPair;
+typedef SyncField CanonPair;
 
 static void canon_value(StringInfo buf, const JsonbValue *v);
 static void canon_container(StringInfo buf, JsonbContainer *c,
@@ -468,50 +463,43 @@ canon_sort_pairs(CanonPair *pairs, int n)
 static void
 canon_container(StringInfo buf, JsonbContainer *c, List *exclude, bool exclude_metadata, bool top)
 {
-	JsonbIterator *it = JsonbIteratorInit(c);
-	JsonbValue	v;
-	JsonbIteratorToken tok;
+	int			size = JsonContainerSize(c);
 
 	check_stack_depth();
-	tok = JsonbIteratorNext(&it, &v, true);
-	if (tok == WJB_BEGIN_ARRAY)
+	if (JsonContainerIsArray(c))
 	{
-		bool		first = true;
+		char	   *base = (char *) &c->children[size];
+		uint32		off = 0;
 
 		appendStringInfoCharMacro(buf, '[');
-		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		for (int i = 0; i < size; i++)
 		{
-			if (tok != WJB_ELEM)
-				continue;
-			if (!first)
+			JEntry		e = c->children[i];
+			uint32		end = JBE_HAS_OFF(e) ? JBE_OFFLENFLD(e) : off + JBE_OFFLENFLD(e);
+			JsonbValue	v;
+
+			if (i > 0)
 				appendStringInfoCharMacro(buf, ',');
-			first = false;
+			sync_fill_value(c, i, base, off, end - off, &v);
 			canon_value(buf, &v);
+			off = end;
 		}
 		appendStringInfoCharMacro(buf, ']');
 	}
 	else
 	{
-		int			size = JsonContainerSize(c);
 		CanonPair  *pairs = palloc(sizeof(CanonPair) * Max(size, 1));
 		int			n = 0;
 
-		Assert(tok == WJB_BEGIN_OBJECT);
-		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		sync_container_fields(c, size, pairs);
+		if (top && (exclude != NIL || exclude_metadata))
 		{
-			if (tok == WJB_KEY)
-			{
-				pairs[n].key = v.val.string.val;
-				pairs[n].keylen = v.val.string.len;
-			}
-			else if (tok == WJB_VALUE)
-			{
-				if (top && sync_field_excluded(pairs[n].key, pairs[n].keylen,
-											   exclude, exclude_metadata))
-					continue;
-				pairs[n++].value = v;
-			}
+			for (int i = 0; i < size; i++)
+				if (!sync_field_excluded(pairs[i].key, pairs[i].keylen, exclude, exclude_metadata))
+					pairs[n++] = pairs[i];
 		}
+		else
+			n = size;
 		canon_sort_pairs(pairs, n);
 		appendStringInfoCharMacro(buf, '{');
 		for (int i = 0; i < n; i++)

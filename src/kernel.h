@@ -79,6 +79,64 @@ typedef struct SyncField
 /* The top-level fields of an object (NULL: none) in jsonb key order; returns the count. */
 extern int	sync_object_fields(Jsonb *jb, SyncField **fields);
 
+/*
+ * Fills v from entry i of container c, whose data lies len bytes at base + off
+ * (the on-disk layout of jsonb; what JsonbIteratorNext does, without its state).
+ */
+static inline void
+sync_fill_value(JsonbContainer *c, int i, char *base, uint32 off, uint32 len, JsonbValue *v)
+{
+	JEntry		e = c->children[i];
+
+	if (JBE_ISNULL(e))
+		v->type = jbvNull;
+	else if (JBE_ISSTRING(e))
+	{
+		v->type = jbvString;
+		v->val.string.val = base + off;
+		v->val.string.len = len;
+	}
+	else if (JBE_ISNUMERIC(e))
+	{
+		v->type = jbvNumeric;
+		v->val.numeric = (Numeric) (base + INTALIGN(off));
+	}
+	else if (JBE_ISBOOL_TRUE(e) || JBE_ISBOOL_FALSE(e))
+	{
+		v->type = jbvBool;
+		v->val.boolean = JBE_ISBOOL_TRUE(e) != 0;
+	}
+	else
+	{
+		v->type = jbvBinary;
+		v->val.binary.data = (JsonbContainer *) (base + INTALIGN(off));
+		v->val.binary.len = len - (INTALIGN(off) - off);
+	}
+}
+
+/* Reads the n pairs of object container c into fields (jsonb key order). */
+static inline void
+sync_container_fields(JsonbContainer *c, int n, SyncField *fields)
+{
+	char	   *base = (char *) &c->children[n * 2];
+	uint32		off = 0;
+
+	for (int i = 0; i < n * 2; i++)
+	{
+		JEntry		e = c->children[i];
+		uint32		end = JBE_HAS_OFF(e) ? JBE_OFFLENFLD(e) : off + JBE_OFFLENFLD(e);
+
+		if (i < n)
+		{
+			fields[i].key = base + off;
+			fields[i].keylen = end - off;
+		}
+		else
+			sync_fill_value(c, i, base, off, end - off, &fields[i - n].value);
+		off = end;
+	}
+}
+
 /* Orders two keys as jsonb stores them: shorter first, then bytewise. */
 static inline int
 sync_key_cmp(const char *a, int alen, const char *b, int blen)
