@@ -1,10 +1,14 @@
 -- sync_pull: the exact incremental pull (GET /api/sync/pull).
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS smartsync;
+\set ECHO none
+\o /dev/null
 SELECT to_regnamespace('vet_template') IS NULL AS need_vet \gset
 \if :need_vet
 \i examples/vet_schema.sql
 \endif
+\o
+\set ECHO all
 SELECT smartsync.provision_tenant('pull-a'), smartsync.provision_tenant('pull-b');
 RESET client_min_messages;
 \set VERBOSITY sqlstate

@@ -44,7 +44,7 @@ BEGIN
     END IF;
     SELECT t.schema_name INTO v_schema FROM smartsync.tenants t WHERE t.tenant_id = p_tenant_id;
     IF v_schema IS NULL THEN
-        PERFORM smartsync._raise('SS203', format('tenant %L is not provisioned', p_tenant_id), NULL,
+        PERFORM smartsync._raise('SS203', format('tenant "%s" is not provisioned', p_tenant_id), NULL,
             'Provision it with smartsync.provision_tenant().');
     END IF;
     v_cutoff := now() - p_older_than;
