@@ -1,7 +1,7 @@
 -- sync_push: the spec's push flow.  Operations applied once, parents first,
 -- temporary ids mapped to real ids, every operation recorded in the ledger.
-CREATE EXTENSION IF NOT EXISTS smartsync;
 SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS smartsync;
 \set VERBOSITY sqlstate
 \set ECHO none
 \o /dev/null

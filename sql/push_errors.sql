@@ -1,8 +1,8 @@
 -- sync_push: what it refuses.  A malformed payload is refused whole, before
 -- anything is written, each mistake with its own SQLSTATE.  A bad operation fails
 -- alone: reported with its error code, acknowledged in the ledger, the rest applied.
-CREATE EXTENSION IF NOT EXISTS smartsync;
 SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS smartsync;
 \set VERBOSITY sqlstate
 \set ECHO none
 \o /dev/null
