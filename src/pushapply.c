@@ -805,6 +805,8 @@ unresolved(PushBatch *b, PushOp *op, Jsonb *conflict, Jsonb *local, Jsonb *serve
 	bool		has_server_version = row_version(server, &server_version);
 
 	op->real_id = id ? MemoryContextStrdup(b->cxt, id) : NULL;
+	if (base == NULL && op->has_version && id != NULL)
+		base = sql_base(b, op->entity, id, op->version);
 	if (!b->atomic)
 		op->conflict_id = push_store_conflict(b, op, conflict, local, server, base,
 											  server_version, has_server_version);
