@@ -70,6 +70,8 @@ SELECT pg_temp.try($$SELECT smartsync.row_hash('{"n": [-2e308]}')$$) AS huge_neg
 
 -- strings: only ", \ and control characters are escaped; \b \f \n \r \t by name, others as \u00xx
 SELECT smartsync.canonical_json('["\"q\"", "back\\slash", "\b\f\n\r\t", "\u0001\u001f", "/", "é😀"]'::jsonb) AS strings;
+-- long strings (over 64 kB) too
+SELECT smartsync.canonical_json(to_jsonb(repeat('a"é' || chr(10), 50000))) = '"' || repeat('a\"é\n', 50000) || '"' AS long_string_ok;
 -- DEL and U+2028 are written as they are
 SELECT smartsync.canonical_json('["\u007f", "\u2028"]') = '["' || chr(127) || '","' || chr(8232) || '"]' AS written_raw;
 

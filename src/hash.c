@@ -130,59 +130,95 @@ sync_require_object(Jsonb *jb, const char *what)
 
 /* --- canonical JSON ----------------------------------------------------- */
 
-/* Appends s as a JSON string escaped as RFC 8785 (JSON.stringify) does. */
+/* True when any of the 8 bytes in w is a control character, '"' or '\\' (may err towards true). */
+static inline bool
+word_needs_escape(uint64 w)
+{
+	const uint64 ones = UINT64CONST(0x0101010101010101);
+	const uint64 highs = UINT64CONST(0x8080808080808080);
+	uint64		q = w ^ (ones * '"');
+	uint64		b = w ^ (ones * '\\');
+
+	return (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & highs;
+}
+
+/* Appends up to 64 kB of s escaped as RFC 8785 (JSON.stringify) does, without quotes. */
 static void
-canon_string(StringInfo buf, const char *s, int len)
+canon_string_piece(StringInfo buf, const char *s, int len)
 {
 	static const char hex[] = "0123456789abcdef";
-	int			start = 0;
+	char	   *out;
+	int			i = 0;
 
-	appendStringInfoCharMacro(buf, '"');
-	for (int i = 0; i < len; i++)
+	/* room for the worst case: every byte as \u00xx */
+	enlargeStringInfo(buf, len * 6);
+	out = buf->data + buf->len;
+	while (i < len)
 	{
-		unsigned char c = (unsigned char) s[i];
-		const char *esc;
+		unsigned char c;
 
+		/* eight plain bytes at a time */
+		while (i + 8 <= len)
+		{
+			uint64		w;
+
+			memcpy(&w, s + i, 8);
+			if (word_needs_escape(w))
+				break;
+			memcpy(out, s + i, 8);
+			out += 8;
+			i += 8;
+		}
+		if (i >= len)
+			break;
+		c = (unsigned char) s[i++];
 		if (c >= 0x20 && c != '"' && c != '\\')
+		{
+			*out++ = c;
 			continue;
-		if (i > start)
-			appendBinaryStringInfo(buf, s + start, i - start);
-		start = i + 1;
+		}
+		*out++ = '\\';
 		switch (c)
 		{
 			case '"':
-				esc = "\\\"";
-				break;
 			case '\\':
-				esc = "\\\\";
+				*out++ = c;
 				break;
 			case '\b':
-				esc = "\\b";
+				*out++ = 'b';
 				break;
 			case '\f':
-				esc = "\\f";
+				*out++ = 'f';
 				break;
 			case '\n':
-				esc = "\\n";
+				*out++ = 'n';
 				break;
 			case '\r':
-				esc = "\\r";
+				*out++ = 'r';
 				break;
 			case '\t':
-				esc = "\\t";
+				*out++ = 't';
 				break;
 			default:
-				{
-					char		u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-
-					appendBinaryStringInfo(buf, u, 6);
-					continue;
-				}
+				*out++ = 'u';
+				*out++ = '0';
+				*out++ = '0';
+				*out++ = hex[c >> 4];
+				*out++ = hex[c & 15];
 		}
-		appendBinaryStringInfo(buf, esc, 2);
 	}
-	if (len > start)
-		appendBinaryStringInfo(buf, s + start, len - start);
+	buf->len = out - buf->data;
+	buf->data[buf->len] = '\0';
+}
+
+/* Appends s as a quoted JSON string escaped as RFC 8785 (JSON.stringify) does. */
+static void
+canon_string(StringInfo buf, const char *s, int len)
+{
+	appendStringInfoCharMacro(buf, '"');
+	/* pieces of 64 kB keep the worst-case reservation small; bytes are copied as they are */
+	for (int start = 0; start < len; start += 65536)
+		canon_string_piece(buf, s + start, Min(len - start, 65536));
 	appendStringInfoCharMacro(buf, '"');
 }
 
