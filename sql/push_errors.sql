@@ -161,6 +161,34 @@ RESET ROLE;
 DROP OWNED BY regress_push_clerk;
 DROP ROLE regress_push_clerk;
 
+-- A transient failure (serialization failure, deadlock, lock timeout) says
+-- "retryable": true and is not recorded, so pushing the operation again applies
+-- it.  A trigger stands in for the lock timeout and the serialization failure.
+CREATE FUNCTION push_errors.flaky() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('push_errors.flaky', true) = 'on' AND NEW.name IN ('locked', 'serial') THEN
+        RAISE EXCEPTION 'simulated transient failure'
+            USING ERRCODE = CASE NEW.name WHEN 'locked' THEN '55P03' ELSE '40001' END;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER flaky BEFORE INSERT ON push_errors.clients FOR EACH ROW EXECUTE FUNCTION push_errors.flaky();
+SET push_errors.flaky = 'on';
+SELECT x ->> 'operationId' AS op, x ->> 'success' AS ok, x ->> 'code' AS code, x ->> 'retryable' AS retryable
+  FROM jsonb_array_elements(smartsync.sync_push('{"operations": [
+    {"id": "r1", "operation": "create", "entityType": "clients", "data": {"name": "locked"}},
+    {"id": "r2", "operation": "create", "entityType": "clients", "data": {"name": "serial"}},
+    {"id": "r3", "operation": "create", "entityType": "clients", "data": {"name": "steady"}}]}') -> 'results') AS x;
+SELECT operation_id, outcome FROM push_errors.sync_ledger WHERE operation_id LIKE 'r_' ORDER BY 1;
+SET push_errors.flaky = 'off';
+SELECT x ->> 'operationId' AS op, x ->> 'success' AS ok, coalesce(x ->> 'replayed', 'false') AS replayed
+  FROM jsonb_array_elements(smartsync.sync_push('{"operations": [
+    {"id": "r1", "operation": "create", "entityType": "clients", "data": {"name": "locked"}},
+    {"id": "r2", "operation": "create", "entityType": "clients", "data": {"name": "serial"}},
+    {"id": "r3", "operation": "create", "entityType": "clients", "data": {"name": "steady"}}]}') -> 'results') AS x;
+DROP TRIGGER flaky ON push_errors.clients;
+DROP FUNCTION push_errors.flaky();
+
 -- All or nothing: with "atomic": true one failure rolls the whole batch back;
 -- nothing is applied or recorded, and the response says which operation failed.
 SELECT count(*) AS clients_before FROM push_errors.clients \gset
