@@ -25,6 +25,7 @@ Q[detect_pl]="SELECT count(kernel_plpgsql.detect_conflict(local, server, local_t
 Q[merge3_c]="SELECT count(smartsync.merge3(base, local, server)) FROM kernel_rows"
 Q[merge3_pl]="SELECT count(kernel_plpgsql.merge3(base, local, server)) FROM kernel_rows"
 Q[hash_c]="SELECT count(smartsync.row_hash(base)) FROM kernel_rows"
+Q[canon_c]="SELECT count(smartsync.canonical_json(base)) FROM kernel_rows"
 Q[scan]="SELECT count(base) FROM kernel_rows"
 
 # the two implementations must agree before they are timed
@@ -36,7 +37,7 @@ diff=$(psql -X -At -d $DB -c "SELECT count(*) FROM kernel_rows
 
 # one backend for all runs (a new backend pays page faults on the shared
 # buffers it touches); one warm-up round, then ROUNDS interleaved rounds
-KEYS="scan detect_c detect_pl merge3_c merge3_pl hash_c"
+KEYS="scan detect_c detect_pl merge3_c merge3_pl hash_c canon_c"
 for r in $(seq 0 "$ROUNDS"); do
     for k in $KEYS; do   # interleaved: drift hits all alike
         q=${Q[$k]//\'/\'\'}
@@ -52,7 +53,7 @@ done < <(psql -X -At -v ON_ERROR_STOP=1 -d $DB -f "$script")
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 rate() { awk -v n="$N" -v s="$(echo ${T[$1]} | median)" 'BEGIN { printf "%.0f", n / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
-dc=$(rate detect_c); dp=$(rate detect_pl); mc=$(rate merge3_c); mp=$(rate merge3_pl); hc=$(rate hash_c); sc=$(rate scan)
+dc=$(rate detect_c); dp=$(rate detect_pl); mc=$(rate merge3_c); mp=$(rate merge3_pl); hc=$(rate hash_c); cc=$(rate canon_c); sc=$(rate scan)
 
 echo "Conflict kernel, $N rows of 20 fields (~$BYTES bytes as JSON), 1 backend, median of $ROUNDS rounds (rows/s)"
 echo
@@ -61,4 +62,5 @@ echo "|---|---|---|---|---|"
 echo "| detect_conflict (version conflict, field classes) | $dc | $dp | $(ratio $dc $dp) | >= 10x |"
 echo "| merge3 (disjoint changes) | $mc | $mp | $(ratio $mc $mp) | >= 10x |"
 echo "| row_hash (JCS + SHA-256) | $hc | | | >= 300000 rows/s |"
+echo "| (canonical_json alone, no SHA-256) | $cc | | | |"
 echo "| (plain scan, count(base)) | $sc | | | |"
