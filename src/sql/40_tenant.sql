@@ -231,6 +231,7 @@ BEGIN
         CREATE TRIGGER smartsync_no_truncate BEFORE TRUNCATE ON %1$s
             FOR EACH STATEMENT EXECUTE FUNCTION smartsync.refuse_truncate();
     $trg$, rel, e.pk_column, etype, coalesce(e.practice_column, ''));
+    PERFORM smartsync._secure_tenant(s, e.table_name);   -- row-level security (80_api.sql)
 END
 $$;
 
@@ -275,6 +276,7 @@ BEGIN
     FOR e IN SELECT entity_type FROM smartsync.entity_types ORDER BY sort_order, entity_type LOOP
         PERFORM smartsync._track_table(v_schema, e.entity_type);
     END LOOP;
+    PERFORM smartsync._secure_tenant(v_schema);   -- row-level security (80_api.sql)
     RETURN v_schema;
 END
 $$;
