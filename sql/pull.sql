@@ -46,6 +46,9 @@ VALUES (100, 1, 10, 'Checkup', '2024-11-10 12:00+00');
 -- each with its typed id, row data, updatedAt and version.
 SELECT pg_temp.show(smartsync.sync_pull());
 SELECT pg_temp.show(smartsync.sync_pull('epoch'));
+-- (the response is written in jsonb's binary form directly: it equals its own re-parse)
+SELECT r = r::text::jsonb AS well_formed, jsonb_typeof(r->'changes'->0->'data') AS data
+  FROM smartsync.sync_pull() r;
 SELECT c - 'updatedAt'::text - 'data'::text AS change, (c->'data') - 'updated_at'::text AS data,
        (c->>'updatedAt')::timestamptz = (c->'data'->>'updated_at')::timestamptz AS updated_at_matches
   FROM jsonb_array_elements(smartsync.sync_pull(p_limit => 1)->'changes') c;

@@ -1427,112 +1427,219 @@ order_page(PullRequest *req, PullPage *page)
 
 /* --- response ------------------------------------------------------------- */
 
-static void
-push_key(JsonbParseState **st, const char *key)
+/*
+ * The response is written straight into jsonb's binary format, one pass, into
+ * one buffer allocated in the caller's context.  Each change's data is the
+ * change log's own jsonb container, copied as is: a container's offsets are
+ * relative to itself and its padding to 4-byte boundaries, so it may move to
+ * any int-aligned place.  Keys are written in jsonb's order (shorter first,
+ * then bytewise).
+ */
+typedef struct JbCont
 {
-	JsonbValue	k;
+	int			base;			/* buffer offset where the container begins (before padding) */
+	int			jentries;		/* buffer offset of its JEntry array */
+	int			n;				/* children written */
+	uint32		totallen;		/* data bytes written so far */
+} JbCont;
 
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(st, WJB_KEY, &k);
+static int
+jb_pad(StringInfo buf)
+{
+	int			pad = INTALIGN(buf->len) - buf->len;
+
+	if (pad > 0)
+	{
+		enlargeStringInfo(buf, pad);
+		memset(buf->data + buf->len, 0, pad);
+		buf->len += pad;
+	}
+	return pad;
 }
 
+/* Starts a container with nchildren JEntries (pairs count twice for objects). */
 static void
-push_string(JsonbParseState **st, const char *key, const char *val)
+jb_begin(StringInfo buf, JbCont *c, bool object, int count)
 {
-	JsonbValue	v;
+	uint32		header = (uint32) count | (object ? JB_FOBJECT : JB_FARRAY);
+	int			nchildren = object ? count * 2 : count;
 
-	push_key(st, key);
-	v.type = jbvString;
-	v.val.string.val = (char *) val;
-	v.val.string.len = strlen(val);
-	pushJsonbValue(st, WJB_VALUE, &v);
+	c->base = buf->len;
+	jb_pad(buf);
+	appendBinaryStringInfo(buf, (char *) &header, sizeof(uint32));
+	c->jentries = buf->len;
+	enlargeStringInfo(buf, sizeof(JEntry) * nchildren);
+	buf->len += sizeof(JEntry) * nchildren;
+	c->n = 0;
+	c->totallen = 0;
 }
 
+/* Records the JEntry of the child just written (meta = type | length). */
 static void
-push_bool(JsonbParseState **st, const char *key, bool val)
+jb_entry(StringInfo buf, JbCont *c, uint32 meta)
 {
-	JsonbValue	v;
-
-	push_key(st, key);
-	v.type = jbvBool;
-	v.val.boolean = val;
-	pushJsonbValue(st, WJB_VALUE, &v);
+	c->totallen += JBE_OFFLENFLD(meta);
+	if (c->totallen > JENTRY_OFFLENMASK)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("pull page exceeds the maximum jsonb size"),
+				 errhint("Pull with a smaller p_limit.")));
+	if ((c->n % JB_OFFSET_STRIDE) == 0)
+		meta = (meta & JENTRY_TYPEMASK) | c->totallen | JENTRY_HAS_OFF;
+	memcpy(buf->data + c->jentries + sizeof(JEntry) * c->n, &meta, sizeof(JEntry));
+	c->n++;
 }
 
-static void
-push_int8(JsonbParseState **st, const char *key, int64 val)
+static uint32
+jb_end(StringInfo buf, JbCont *c)
 {
-	JsonbValue	v;
-
-	push_key(st, key);
-	v.type = jbvNumeric;
-	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(val)));
-	pushJsonbValue(st, WJB_VALUE, &v);
+	return JENTRY_ISCONTAINER | (uint32) (buf->len - c->base);
 }
 
-/* Builds the response object. */
+static uint32
+jb_string(StringInfo buf, const char *s, int len)
+{
+	appendBinaryStringInfo(buf, s, len);
+	return JENTRY_ISSTRING | (uint32) len;
+}
+
+static uint32
+jb_numeric(StringInfo buf, Numeric num)
+{
+	int			pad = jb_pad(buf);
+	int			len = VARSIZE_ANY(num);
+
+	appendBinaryStringInfo(buf, (char *) num, len);
+	return JENTRY_ISNUMERIC | (uint32) (pad + len);
+}
+
+static uint32
+jb_int8(StringInfo buf, int64 v)
+{
+	return jb_numeric(buf, int64_to_numeric(v));
+}
+
+static uint32
+jb_scalar(StringInfo buf, const JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			return jb_string(buf, v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return jb_numeric(buf, v->val.numeric);
+		case jbvBool:
+			return v->val.boolean ? JENTRY_ISBOOL_TRUE : JENTRY_ISBOOL_FALSE;
+		default:
+			return JENTRY_ISNULL;
+	}
+}
+
+/* Copies a stored jsonb document in as a value. */
+static uint32
+jb_document(StringInfo buf, Jsonb *doc)
+{
+	JsonbValue	scalar;
+	int			pad;
+	int			len;
+
+	if (JB_ROOT_IS_SCALAR(doc) && JsonbExtractScalar(&doc->root, &scalar))
+		return jb_scalar(buf, &scalar);
+	pad = jb_pad(buf);
+	len = VARSIZE(doc) - VARHDRSZ;
+	appendBinaryStringInfo(buf, (char *) &doc->root, len);
+	return JENTRY_ISCONTAINER | (uint32) (pad + len);
+}
+
+#define KEY(s)	jb_string(buf, s, sizeof(s) - 1)
+
+/* Writes one change object. */
+static uint32
+jb_change(StringInfo buf, PullRequest *req, PullRow *row)
+{
+	PullType   *t = &req->types.t[row->type];
+	JbCont		c;
+	JsonbValue	idv;
+	JsonbValue *found = NULL;
+	char		ts[MAXDATELEN + 1];
+	static const int utc = 0;
+
+	if (JB_ROOT_IS_OBJECT(row->data))
+		found = getKeyJsonValueFromContainer(&row->data->root, t->pk, strlen(t->pk), &idv);
+	if (found == NULL || found->type == jbvBinary)
+	{
+		idv.type = jbvString;
+		idv.val.string.val = row->id;
+		idv.val.string.len = strlen(row->id);
+	}
+	JsonEncodeDateTime(ts, TimestampTzGetDatum(row->at), TIMESTAMPTZOID, &utc);
+
+	/* id, data, version, operation, updatedAt, entityType */
+	jb_begin(buf, &c, true, 6);
+	jb_entry(buf, &c, KEY("id"));
+	jb_entry(buf, &c, KEY("data"));
+	jb_entry(buf, &c, KEY("version"));
+	jb_entry(buf, &c, KEY("operation"));
+	jb_entry(buf, &c, KEY("updatedAt"));
+	jb_entry(buf, &c, KEY("entityType"));
+	jb_entry(buf, &c, jb_scalar(buf, &idv));
+	jb_entry(buf, &c, jb_document(buf, row->data));
+	jb_entry(buf, &c, jb_int8(buf, row->version));
+	jb_entry(buf, &c, jb_string(buf, row->op, strlen(row->op)));
+	jb_entry(buf, &c, jb_string(buf, ts, strlen(ts)));
+	jb_entry(buf, &c, jb_string(buf, t->name, strlen(t->name)));
+	return jb_end(buf, &c);
+}
+
+/* Builds the response object in outcxt. */
 static Jsonb *
 build_response(PullRequest *req, PullPage *page, const char *cursor, MemoryContext outcxt)
 {
-	JsonbParseState *st = NULL;
-	JsonbValue *res;
-	JsonbValue	v;
-	char		tsbuf[MAXDATELEN + 1];
-	static const int utc = 0;
+	StringInfoData b;
+	StringInfo	buf = &b;
+	JbCont		top;
+	JbCont		arr;
+	Size		estimate = 256 + strlen(cursor);
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int64		epoch_ms;
 	MemoryContext old;
+	uint32		meta;
 
 	epoch_ms = now / 1000 + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
-
-	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-	push_bool(&st, "success", true);
-	push_int8(&st, "timestamp", epoch_ms);
-	push_key(&st, "changes");
-	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
 	for (int i = 0; i < page->n; i++)
-	{
-		PullRow    *row = page->rows[i];
-		PullType   *t = &req->types.t[row->type];
-		JsonbValue *idv;
+		estimate += VARSIZE(page->rows[i]->data) + strlen(page->rows[i]->id) + 160;
 
-		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-		push_string(&st, "entityType", t->name);
-		push_string(&st, "operation", row->op);
-		push_key(&st, "id");
-		idv = getKeyJsonValueFromContainer(&row->data->root, t->pk, strlen(t->pk), NULL);
-		if (idv == NULL || idv->type == jbvBinary)
-		{
-			v.type = jbvString;
-			v.val.string.val = row->id;
-			v.val.string.len = strlen(row->id);
-			idv = &v;
-		}
-		pushJsonbValue(&st, WJB_VALUE, idv);
-		push_key(&st, "data");
-		v.type = jbvBinary;
-		v.val.binary.data = &row->data->root;
-		v.val.binary.len = VARSIZE(row->data) - VARHDRSZ;
-		pushJsonbValue(&st, WJB_VALUE, &v);
-		JsonEncodeDateTime(tsbuf, TimestampTzGetDatum(row->at), TIMESTAMPTZOID, &utc);
-		push_string(&st, "updatedAt", pstrdup(tsbuf));
-		push_int8(&st, "version", row->version);
-		pushJsonbValue(&st, WJB_END_OBJECT, NULL);
-	}
-	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
-	push_bool(&st, "hasMore", page->has_more);
-	push_string(&st, "cursor", cursor);
-	push_bool(&st, "full", page->full);
-	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	old = MemoryContextSwitchTo(outcxt);
-	{
-		Jsonb	   *out = JsonbValueToJsonb(res);
+	b.maxlen = Min(estimate, MaxAllocSize - 1);
+	b.data = palloc(b.maxlen);
+	b.len = 0;
+	b.cursor = 0;
+	b.data[0] = '\0';
+	MemoryContextSwitchTo(old);
 
-		MemoryContextSwitchTo(old);
-		return out;
-	}
+	buf->len = VARHDRSZ;		/* the varlena header, set at the end */
+
+	/* full, cursor, changes, hasMore, success, timestamp */
+	jb_begin(buf, &top, true, 6);
+	jb_entry(buf, &top, KEY("full"));
+	jb_entry(buf, &top, KEY("cursor"));
+	jb_entry(buf, &top, KEY("changes"));
+	jb_entry(buf, &top, KEY("hasMore"));
+	jb_entry(buf, &top, KEY("success"));
+	jb_entry(buf, &top, KEY("timestamp"));
+	jb_entry(buf, &top, page->full ? JENTRY_ISBOOL_TRUE : JENTRY_ISBOOL_FALSE);
+	jb_entry(buf, &top, jb_string(buf, cursor, strlen(cursor)));
+	jb_begin(buf, &arr, false, page->n);
+	for (int i = 0; i < page->n; i++)
+		jb_entry(buf, &arr, jb_change(buf, req, page->rows[i]));
+	meta = jb_end(buf, &arr);
+	jb_entry(buf, &top, meta);
+	jb_entry(buf, &top, page->has_more ? JENTRY_ISBOOL_TRUE : JENTRY_ISBOOL_FALSE);
+	jb_entry(buf, &top, JENTRY_ISBOOL_TRUE);
+	jb_entry(buf, &top, jb_int8(buf, epoch_ms));
+
+	SET_VARSIZE(buf->data, buf->len);
+	return (Jsonb *) buf->data;
 }
 
 /* --- tags ------------------------------------------------------------------ */
