@@ -6,12 +6,13 @@
  *   2. sort the operations: creates and updates parents first, then deletes
  *      children first; within that by priority, client timestamp and
  *      position (stable);
- *   3. claim every operation in the tenant's ledger (one INSERT ... ON
- *      CONFLICT DO NOTHING: an operation seen before, or being pushed
- *      concurrently, is not claimed and returns its stored result);
- *   4. apply each claimed operation in its own subtransaction (pushapply.c),
- *      or all of them in one when the payload asks for "atomic", and write
- *      every outcome to the ledger (pushledger.c).
+ *   3. lock the client (a concurrent push of the same device waits) and read
+ *      the ledger: an operation seen before returns its stored result;
+ *   4. apply the others (pushapply.c): all in one subtransaction, and when
+ *      one raises, again with a subtransaction per operation so that it
+ *      fails alone (or, for "atomic", not at all); then write every outcome
+ *      to the ledger and the new temporary ids to the id map in one INSERT
+ *      each (pushledger.c).
  * The response is the spec's {"success","processed","failed","conflicts",
  * "results"} with additions documented in the README.
  */
@@ -786,45 +787,62 @@ abort_op(PushBatch *b, PushOp *op, PushOp *culprit)
 			"not applied: the atomic push was rolled back", detail, 1);
 }
 
-/* Processes every claimed operation, each in its own subtransaction. */
+/* Creates the batch's table of temporary ids and loads the id map's entries for them. */
 static void
-process_each(PushBatch *b)
+load_temps(PushBatch *b)
 {
-	push_ledger_claim(b);
-	push_ledger_load(b);
-	for (int k = 0; k < b->nops; k++)
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = PUSH_ID_MAX + 1;
+	ctl.entrysize = sizeof(PushTemp);
+	ctl.hcxt = b->cxt;
+	b->temps = hash_create("smartsync push temporary ids", 64, &ctl,
+						   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	push_idmap_prefetch(b, b->temp_ids);
+}
+
+/* Forgets the outcome of every operation of a rolled-back run. */
+static void
+reset_batch(PushBatch *b)
+{
+	for (int i = 0; i < b->nops; i++)
 	{
-		PushOp	   *op = b->order[k];
+		PushOp	   *op = &b->ops[i];
 
 		if (!op->claimed)
 			continue;
-		MemoryContextReset(b->opcxt);
-		apply_in_subxact(b, op);
-		CHECK_FOR_INTERRUPTS();
+		op->outcome = PUSH_PENDING;
+		op->result = NULL;
+		op->retryable = false;
+		op->error_code = NULL;
+		op->real_id = NULL;
+		op->has_new_version = false;
+		op->conflict_id = 0;
 	}
-	MemoryContextReset(b->opcxt);
-	push_ledger_finish(b);
+	hash_destroy(b->temps);
+	load_temps(b);
 }
 
 /*
- * Processes the batch all-or-nothing: one subtransaction around the claims
- * and every operation; the first error or unresolved conflict rolls it all
- * back and nothing is recorded.
+ * Applies every operation this push claimed, in order, inside one
+ * subtransaction.  On an error the subtransaction is rolled back and the
+ * error returned, *culprit the operation that raised it.  When stop_on_conflict
+ * (atomic), an unresolved conflict rolls back too and is the culprit.
  */
-static void
-process_atomic(PushBatch *b)
+static ErrorData *
+apply_batch_once(PushBatch *b, bool stop_on_conflict, PushOp **culprit)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	PushOp	   *volatile current = NULL;
-	PushOp	   *volatile culprit = NULL;
+	PushOp	   *volatile conflicted = NULL;
+	ErrorData  *volatile edata = NULL;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(b->opcxt);
 	PG_TRY();
 	{
-		push_ledger_claim(b);
-		push_ledger_load(b);
 		for (int k = 0; k < b->nops; k++)
 		{
 			PushOp	   *op = b->order[k];
@@ -834,20 +852,17 @@ process_atomic(PushBatch *b)
 			current = op;
 			MemoryContextReset(b->opcxt);
 			push_apply_op(b, op);
-			if (op->outcome == PUSH_CONFLICT)
+			if (stop_on_conflict && op->outcome == PUSH_CONFLICT)
 			{
-				culprit = op;
+				conflicted = op;
 				break;
 			}
 			CHECK_FOR_INTERRUPTS();
 		}
 		current = NULL;
 		MemoryContextReset(b->opcxt);
-		if (culprit == NULL)
-		{
-			push_ledger_finish(b);
+		if (conflicted == NULL)
 			ReleaseCurrentSubTransaction();
-		}
 		else
 			RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
@@ -855,36 +870,86 @@ process_atomic(PushBatch *b)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *e;
 
 		MemoryContextSwitchTo(b->cxt);
-		edata = CopyErrorData();
+		e = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		if (current == NULL || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		culprit = current;
+		if (current == NULL || e->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(e);
+		edata = e;
+	}
+	PG_END_TRY();
+	*culprit = edata ? current : conflicted;
+	return edata;
+}
+
+/*
+ * Processes the batch, one failing operation not undoing the others: first
+ * all operations in one subtransaction (the common case: nothing fails);
+ * when one raises, everything is rolled back and applied again with a
+ * subtransaction per operation, so the failing one is reported alone.
+ */
+static void
+process_each(PushBatch *b)
+{
+	PushOp	   *culprit;
+	ErrorData  *edata = apply_batch_once(b, false, &culprit);
+
+	if (edata != NULL)
+	{
+		FreeErrorData(edata);
+		reset_batch(b);
+		for (int k = 0; k < b->nops; k++)
+		{
+			PushOp	   *op = b->order[k];
+
+			if (!op->claimed)
+				continue;
+			MemoryContextReset(b->opcxt);
+			apply_in_subxact(b, op);
+			CHECK_FOR_INTERRUPTS();
+		}
+		MemoryContextReset(b->opcxt);
+	}
+	push_ledger_record(b);
+	push_idmap_record(b);
+}
+
+/*
+ * Processes the batch all-or-nothing: the first error or unresolved conflict
+ * rolls everything back; nothing is applied or recorded, and the response
+ * names the operation that did not apply.
+ */
+static void
+process_atomic(PushBatch *b)
+{
+	PushOp	   *culprit = NULL;
+	ErrorData  *edata = apply_batch_once(b, true, &culprit);
+
+	if (culprit == NULL)
+	{
+		push_ledger_record(b);
+		push_idmap_record(b);
+		return;
+	}
+	if (edata != NULL)
+	{
 		push_fail_op(b, culprit, edata->sqlerrcode, edata->message, edata->detail, -1);
 		FreeErrorData(edata);
 	}
-	PG_END_TRY();
-
-	if (culprit == NULL)
-		return;
-
-	/* rolled back: the stored conflict is gone, every other operation is not applied */
-	if (culprit->outcome == PUSH_CONFLICT)
-		culprit->conflict_id = 0;
 	for (int k = 0; k < b->nops; k++)
 	{
 		PushOp	   *op = &b->ops[k];
 
-		if (op == culprit || op->outcome == PUSH_REPLAYED)
+		if (op->outcome == PUSH_REPLAYED)
 			continue;
 		op->claimed = false;
-		abort_op(b, op, culprit);
+		if (op != culprit)
+			abort_op(b, op, culprit);
 	}
 	MemoryContextReset(b->opcxt);
 }
@@ -1107,18 +1172,15 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 	if (b->nops > 1)
 		qsort(b->order, b->nops, sizeof(PushOp *), op_order_cmp);
 
-	/* temporary ids: created in this batch or mapped by an earlier one */
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = PUSH_ID_MAX + 1;
-	ctl.entrysize = sizeof(PushTemp);
-	ctl.hcxt = b->cxt;
-	b->temps = hash_create("smartsync push temporary ids", 64, &ctl,
-						   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-
 	nest = publish_client_id(b);
 	if (b->nops > 0)
 	{
-		push_idmap_prefetch(b, collect_temp_ids(b));
+		/* one push of this client at a time; what the ledger has is a replay */
+		push_ledger_lock(b);
+		push_ledger_load(b);
+		/* temporary ids: created in this batch or mapped by an earlier one */
+		b->temp_ids = collect_temp_ids(b);
+		load_temps(b);
 		if (b->atomic)
 			process_atomic(b);
 		else

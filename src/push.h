@@ -111,6 +111,7 @@ typedef struct PushTemp
 	bool		known;			/* false: looked up and absent */
 	char	   *entity_type;
 	char	   *real_id;
+	PushOp	   *op;				/* the create of this batch that made it, or NULL */
 } PushTemp;
 
 /* The whole push. */
@@ -129,6 +130,7 @@ typedef struct PushBatch
 	int			nentities;
 	PushEntity *entities;
 	HTAB	   *temps;			/* temp id -> PushTemp */
+	List	   *temp_ids;		/* temporary ids the batch names */
 	const char *temp_prefix;
 	int			temp_prefix_len;
 } PushBatch;
@@ -142,12 +144,13 @@ extern bool push_is_temp(PushBatch *b, const char *s, int len);
 /* pushledger.c */
 extern SPIPlanPtr push_plan(const char *sql, int nargs, Oid *argtypes);
 extern int	push_exec(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount);
-extern void push_ledger_claim(PushBatch *b);
+extern void push_ledger_lock(PushBatch *b);
 extern void push_ledger_load(PushBatch *b);
-extern void push_ledger_finish(PushBatch *b);
+extern void push_ledger_record(PushBatch *b);
 extern void push_idmap_prefetch(PushBatch *b, List *temp_ids);
 extern PushTemp *push_idmap_lookup(PushBatch *b, const char *temp_id);
-extern void push_idmap_insert(PushBatch *b, PushOp *op, const char *real_id);
+extern void push_idmap_note(PushBatch *b, PushOp *op, const char *real_id);
+extern void push_idmap_record(PushBatch *b);
 extern int64 push_store_conflict(PushBatch *b, PushOp *op, Jsonb *conflict,
 								 Jsonb *local, Jsonb *server, Jsonb *base,
 								 int64 server_version, bool has_server_version);

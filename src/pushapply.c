@@ -1146,7 +1146,7 @@ push_apply_op(PushBatch *b, PushOp *op)
 
 				note_row(b, op, row, NULL);
 				if (op->temp_entity)
-					push_idmap_insert(b, op, op->real_id);
+					push_idmap_note(b, op, op->real_id);
 				applied(b, op, row, NULL, -1);
 				break;
 			}

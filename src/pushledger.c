@@ -3,13 +3,14 @@
  * the saved-plan cache, the operation ledger (claim, replay, outcome), the
  * id map (temporary -> real ids) and the conflict store.
  *
- * The ledger is claimed for the whole batch in one INSERT ... ON CONFLICT DO
- * NOTHING, in operation-id order (so two pushes of overlapping batches lock
- * their keys in the same order and cannot deadlock); a concurrent push of the
- * same operation waits on the unique index until the first commits, then
- * sees its row and replays the stored result.  Outcomes are written back in
- * one UPDATE at the end; operations that failed transiently are removed from
- * the ledger again so that a retry applies them.
+ A push first takes a transaction advisory lock on (tenant, client), so a
+ * concurrent push of the same device waits until the first commits; then it
+ * reads the ledger rows of its operation ids (replays), applies the rest, and
+ * writes their outcomes and id-map entries in one INSERT each.  The ledger's
+ * primary key (client_id, operation_id) is the safety net: under REPEATABLE
+ * READ a duplicate that the snapshot cannot see fails with 23505 instead of
+ * applying twice.  Transient failures are not recorded, so a retry applies
+ * them.
  */
 #include "postgres.h"
 
@@ -18,6 +19,7 @@
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -151,111 +153,44 @@ op_by_id(PushBatch *b, const char *opid)
 
 /* --- ledger ------------------------------------------------------------- */
 
-/* Claims every operation of the batch in the ledger; marks the ones this push inserted. */
+/*
+ * Serializes the pushes of one client of one tenant: a transaction advisory
+ * lock on (tenant schema, client id).  A concurrent push of the same device
+ * (a retry while the first request still runs) waits here until the first
+ * commits or rolls back, then reads its ledger rows.  Different clients never
+ * wait for each other (short of a hash collision).
+ */
 void
-push_ledger_claim(PushBatch *b)
+push_ledger_lock(PushBatch *b)
 {
-	int			n = b->nops;
-	Datum	   *opids = palloc(sizeof(Datum) * n);
-	Datum	   *etypes = palloc(sizeof(Datum) * n);
-	Datum	   *eids = palloc(sizeof(Datum) * n);
-	bool	   *eidnulls = palloc(sizeof(bool) * n);
-	Datum	   *opers = palloc(sizeof(Datum) * n);
-	Datum	   *tss = palloc(sizeof(Datum) * n);
-	bool	   *tsnulls = palloc(sizeof(bool) * n);
-	Datum	   *reqs = palloc(sizeof(Datum) * n);
-	Oid			argtypes[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID};
-	Datum		values[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	bool		isnull;
-	char	   *sql;
-	int			rc;
-	HTAB	   *byid;
-	HASHCTL		ctl;
+	char	   *key = psprintf("smartsync.push:%s", b->schema);
+	int32		k1 = (int32) hash_bytes((const unsigned char *) key, strlen(key));
+	int32		k2 = (int32) hash_bytes((const unsigned char *) b->client_id, strlen(b->client_id));
 
-	for (int i = 0; i < n; i++)
-	{
-		PushOp	   *op = &b->ops[i];
-
-		opids[i] = CStringGetTextDatum(op->opid);
-		etypes[i] = CStringGetTextDatum(op->entity->entity_type);
-		eids[i] = text_or_null(op->entity_id, &eidnulls[i]);
-		opers[i] = CStringGetTextDatum(op->kind == PUSH_CREATE ? "create" :
-									   op->kind == PUSH_UPDATE ? "update" : "delete");
-		tsnulls[i] = !op->has_ts;
-		tss[i] = op->has_ts ? TimestampTzGetDatum(op->ts) : (Datum) 0;
-		reqs[i] = JsonbPGetDatum(op->request);
-	}
-	values[0] = CStringGetTextDatum(b->client_id);
-	values[1] = text_or_null(b->ctx.user_id, &isnull);
-	nulls[1] = isnull ? 'n' : ' ';
-	values[2] = text_or_null(b->ctx.practice_id, &isnull);
-	nulls[2] = isnull ? 'n' : ' ';
-	values[3] = make_array(opids, NULL, n, TEXTOID);
-	values[4] = make_array(etypes, NULL, n, TEXTOID);
-	values[5] = make_array(eids, eidnulls, n, TEXTOID);
-	values[6] = make_array(opers, NULL, n, TEXTOID);
-	values[7] = make_array(tss, tsnulls, n, TIMESTAMPTZOID);
-	values[8] = make_array(reqs, NULL, n, JSONBOID);
-
-	sql = psprintf("INSERT INTO %s.sync_ledger AS l "
-				   "(client_id, operation_id, entity_type, entity_id, operation, user_id, "
-				   "practice_id, client_ts, request, outcome, result) "
-				   "SELECT $1, u.op, u.et, u.eid, u.o, $2, $3, u.ts, u.req, 'pending', '{}'::pg_catalog.jsonb "
-				   "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
-				   "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9)) "
-				   "AS u(op, et, eid, o, ts, req) "
-				   "ORDER BY u.op "
-				   "ON CONFLICT (client_id, operation_id) DO NOTHING "
-				   "RETURNING l.operation_id", b->qschema);
-	rc = push_exec(push_plan(sql, 9, argtypes), values, nulls, 0);
-	if (rc != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "ledger claim failed: %s", SPI_result_code_string(rc));
-
-	/* which operations this push claimed */
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = PUSH_ID_MAX + 1;
-	ctl.entrysize = PUSH_ID_MAX + 1;
-	ctl.hcxt = CurrentMemoryContext;
-	byid = hash_create("smartsync push claimed ids", Max(SPI_processed, 16), &ctl,
-					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	for (uint64 k = 0; k < SPI_processed; k++)
-	{
-		char	   *id = SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1);
-
-		hash_search(byid, id, HASH_ENTER, NULL);
-	}
-	SPI_freetuptable(SPI_tuptable);
-	for (int i = 0; i < n; i++)
-	{
-		bool		found;
-
-		hash_search(byid, b->ops[i].opid, HASH_FIND, &found);
-		b->ops[i].claimed = found;
-	}
-	hash_destroy(byid);
+	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(k1), Int32GetDatum(k2));
 }
 
-/* Loads the stored result of every operation this push did not claim (a replay). */
+/*
+ * Reads the stored result of every operation of the batch that is in the
+ * ledger already (a replay: returned as stored, with "replayed": true); the
+ * others are this push's to apply.
+ */
 void
 push_ledger_load(PushBatch *b)
 {
-	Datum	   *opids = palloc(sizeof(Datum) * b->nops);
-	int			n = 0;
+	Datum	   *opids = palloc(sizeof(Datum) * Max(b->nops, 1));
 	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
 	Datum		values[2];
 	char	   *sql;
 	int			rc;
 
 	for (int i = 0; i < b->nops; i++)
-		if (!b->ops[i].claimed)
-			opids[n++] = CStringGetTextDatum(b->ops[i].opid);
-	if (n == 0)
-		return;
-
+	{
+		opids[i] = CStringGetTextDatum(b->ops[i].opid);
+		b->ops[i].claimed = true;
+	}
 	values[0] = CStringGetTextDatum(b->client_id);
-	values[1] = make_array(opids, NULL, n, TEXTOID);
+	values[1] = make_array(opids, NULL, b->nops, TEXTOID);
 	sql = psprintf("SELECT operation_id, result || '{\"replayed\": true}'::pg_catalog.jsonb "
 				   "FROM %s.sync_ledger WHERE client_id = $1 AND operation_id = ANY ($2)",
 				   b->qschema);
@@ -270,40 +205,49 @@ push_ledger_load(PushBatch *b)
 		Datum		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
 		PushOp	   *op = op_by_id(b, id);
 
-		if (op == NULL || op->claimed)
+		if (op == NULL)
 			continue;
+		op->claimed = false;
 		op->result = push_copy_jsonb(b->cxt, DatumGetJsonbP(d));
 		op->outcome = PUSH_REPLAYED;
 	}
 	SPI_freetuptable(SPI_tuptable);
-
-	/* not claimed and not there: only a concurrent push in flight can do that */
-	for (int i = 0; i < b->nops; i++)
-		if (!b->ops[i].claimed && b->ops[i].outcome != PUSH_REPLAYED)
-			push_fail_op(b, &b->ops[i], ERRCODE_T_R_SERIALIZATION_FAILURE,
-						 "the operation is being pushed concurrently",
-						 "Another push of the same client holds this operation id; retry.", 1);
 }
 
-/* Writes every claimed operation's outcome; forgets transient failures so a retry applies them. */
+/*
+ * Records every operation this push applied, resolved, stored as a conflict
+ * or failed permanently, with who, when, what and the result, in one INSERT.
+ * Transient failures are not recorded, so that a retry applies them.
+ */
 void
-push_ledger_finish(PushBatch *b)
+push_ledger_record(PushBatch *b)
 {
 	int			n = b->nops;
-	Datum	   *opids = palloc(sizeof(Datum) * n);
-	Datum	   *outcomes = palloc(sizeof(Datum) * n);
-	Datum	   *results = palloc(sizeof(Datum) * n);
-	Datum	   *rids = palloc(sizeof(Datum) * n);
-	bool	   *ridnulls = palloc(sizeof(bool) * n);
-	Datum	   *vers = palloc(sizeof(Datum) * n);
-	bool	   *vernulls = palloc(sizeof(bool) * n);
-	Datum	   *codes = palloc(sizeof(Datum) * n);
-	bool	   *codenulls = palloc(sizeof(bool) * n);
-	Datum	   *cids = palloc(sizeof(Datum) * n);
-	bool	   *cidnulls = palloc(sizeof(bool) * n);
-	Datum	   *forget = palloc(sizeof(Datum) * n);
+	Datum	   *opids = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *etypes = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *eids = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *eidnulls = palloc(sizeof(bool) * Max(n, 1));
+	Datum	   *opers = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *tss = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *tsnulls = palloc(sizeof(bool) * Max(n, 1));
+	Datum	   *reqs = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *outcomes = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *results = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *rids = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *ridnulls = palloc(sizeof(bool) * Max(n, 1));
+	Datum	   *vers = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *vernulls = palloc(sizeof(bool) * Max(n, 1));
+	Datum	   *codes = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *codenulls = palloc(sizeof(bool) * Max(n, 1));
+	Datum	   *cids = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *cidnulls = palloc(sizeof(bool) * Max(n, 1));
+	Oid			argtypes[16] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, TEXTARRAYOID,
+		JSONBARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTOID};
+	Datum		values[16];
+	char		nulls[16];
+	bool		isnull;
 	int			nu = 0;
-	int			nf = 0;
 	char	   *sql;
 	int			rc;
 
@@ -312,13 +256,9 @@ push_ledger_finish(PushBatch *b)
 		PushOp	   *op = &b->ops[i];
 		const char *outcome;
 
-		if (!op->claimed)
+		if (!op->claimed || op->outcome == PUSH_PENDING ||
+			(op->outcome == PUSH_FAILED && op->retryable))
 			continue;
-		if (op->outcome == PUSH_FAILED && op->retryable)
-		{
-			forget[nf++] = CStringGetTextDatum(op->opid);
-			continue;
-		}
 		switch (op->outcome)
 		{
 			case PUSH_APPLIED:
@@ -335,6 +275,13 @@ push_ledger_finish(PushBatch *b)
 				break;
 		}
 		opids[nu] = CStringGetTextDatum(op->opid);
+		etypes[nu] = CStringGetTextDatum(op->entity->entity_type);
+		eids[nu] = text_or_null(op->entity_id, &eidnulls[nu]);
+		opers[nu] = CStringGetTextDatum(op->kind == PUSH_CREATE ? "create" :
+										op->kind == PUSH_UPDATE ? "update" : "delete");
+		tsnulls[nu] = !op->has_ts;
+		tss[nu] = op->has_ts ? TimestampTzGetDatum(op->ts) : (Datum) 0;
+		reqs[nu] = JsonbPGetDatum(op->request);
 		outcomes[nu] = CStringGetTextDatum(outcome);
 		results[nu] = JsonbPGetDatum(op->result);
 		rids[nu] = text_or_null(op->real_id, &ridnulls[nu]);
@@ -345,46 +292,45 @@ push_ledger_finish(PushBatch *b)
 		cids[nu] = Int64GetDatum(op->conflict_id);
 		nu++;
 	}
+	if (nu == 0)
+		return;
 
-	if (nu > 0)
-	{
-		Oid			argtypes[8] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID,
-		TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
-		Datum		values[8];
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(b->client_id);
+	values[1] = text_or_null(b->ctx.user_id, &isnull);
+	nulls[1] = isnull ? 'n' : ' ';
+	values[2] = text_or_null(b->ctx.practice_id, &isnull);
+	nulls[2] = isnull ? 'n' : ' ';
+	values[3] = make_array(opids, NULL, nu, TEXTOID);
+	values[4] = make_array(etypes, NULL, nu, TEXTOID);
+	values[5] = make_array(eids, eidnulls, nu, TEXTOID);
+	values[6] = make_array(opers, NULL, nu, TEXTOID);
+	values[7] = make_array(tss, tsnulls, nu, TIMESTAMPTZOID);
+	values[8] = make_array(reqs, NULL, nu, JSONBOID);
+	values[9] = make_array(outcomes, NULL, nu, TEXTOID);
+	values[10] = make_array(results, NULL, nu, JSONBOID);
+	values[11] = make_array(rids, ridnulls, nu, TEXTOID);
+	values[12] = make_array(vers, vernulls, nu, INT8OID);
+	values[13] = make_array(codes, codenulls, nu, TEXTOID);
+	values[14] = make_array(cids, cidnulls, nu, INT8OID);
+	values[15] = (Datum) 0;
+	nulls[15] = 'n';
 
-		values[0] = CStringGetTextDatum(b->client_id);
-		values[1] = make_array(opids, NULL, nu, TEXTOID);
-		values[2] = make_array(outcomes, NULL, nu, TEXTOID);
-		values[3] = make_array(results, NULL, nu, JSONBOID);
-		values[4] = make_array(rids, ridnulls, nu, TEXTOID);
-		values[5] = make_array(vers, vernulls, nu, INT8OID);
-		values[6] = make_array(codes, codenulls, nu, TEXTOID);
-		values[7] = make_array(cids, cidnulls, nu, INT8OID);
-		sql = psprintf("UPDATE %s.sync_ledger AS l SET outcome = u.outcome, result = u.result, "
-					   "real_id = u.rid, version = u.ver, error_code = u.code, conflict_id = u.cid, "
-					   "completed_at = pg_catalog.clock_timestamp() "
-					   "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
-					   "pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), "
-					   "pg_catalog.unnest($8)) "
-					   "AS u(op, outcome, result, rid, ver, code, cid) "
-					   "WHERE l.client_id = $1 AND l.operation_id = u.op", b->qschema);
-		rc = push_exec(push_plan(sql, 8, argtypes), values, NULL, 0);
-		if (rc != SPI_OK_UPDATE)
-			elog(ERROR, "ledger update failed: %s", SPI_result_code_string(rc));
-	}
-	if (nf > 0)
-	{
-		Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
-		Datum		values[2];
-
-		values[0] = CStringGetTextDatum(b->client_id);
-		values[1] = make_array(forget, NULL, nf, TEXTOID);
-		sql = psprintf("DELETE FROM %s.sync_ledger WHERE client_id = $1 AND operation_id = ANY ($2)",
-					   b->qschema);
-		rc = push_exec(push_plan(sql, 2, argtypes), values, NULL, 0);
-		if (rc != SPI_OK_DELETE)
-			elog(ERROR, "ledger delete failed: %s", SPI_result_code_string(rc));
-	}
+	sql = psprintf("INSERT INTO %s.sync_ledger "
+				   "(client_id, operation_id, entity_type, entity_id, operation, user_id, practice_id, "
+				   "client_ts, request, outcome, result, real_id, version, error_code, conflict_id, "
+				   "completed_at) "
+				   "SELECT $1, u.op, u.et, u.eid, u.o, $2, $3, u.ts, u.req, u.outcome, u.result, "
+				   "u.rid, u.ver, u.code, u.cid, pg_catalog.clock_timestamp() "
+				   "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+				   "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), "
+				   "pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12), "
+				   "pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)) "
+				   "AS u(op, et, eid, o, ts, req, outcome, result, rid, ver, code, cid)",
+				   b->qschema);
+	rc = push_exec(push_plan(sql, 15, argtypes), values, nulls, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "ledger insert failed: %s", SPI_result_code_string(rc));
 }
 
 /* --- id map ------------------------------------------------------------- */
@@ -415,6 +361,7 @@ push_idmap_prefetch(PushBatch *b, List *temp_ids)
 		t->known = false;
 		t->entity_type = NULL;
 		t->real_id = NULL;
+		t->op = NULL;
 		ids[n++] = CStringGetTextDatum(id);
 	}
 	values[0] = CStringGetTextDatum(b->client_id);
@@ -452,38 +399,76 @@ push_idmap_lookup(PushBatch *b, const char *temp_id)
 	return (t != NULL && t->known) ? t : NULL;
 }
 
-/* Records temp -> real for op's create, in the id map and for the rest of the batch. */
+/* Notes temp -> real for op's create, for the rest of the batch and for push_idmap_record. */
 void
-push_idmap_insert(PushBatch *b, PushOp *op, const char *real_id)
+push_idmap_note(PushBatch *b, PushOp *op, const char *real_id)
 {
-	Oid			argtypes[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	char	   *sql;
-	int			rc;
-	PushTemp   *t;
 	bool		found;
+	PushTemp   *t = hash_search(b->temps, op->entity_id, HASH_ENTER, &found);
 
-	values[0] = CStringGetTextDatum(b->client_id);
-	values[1] = CStringGetTextDatum(op->entity_id);
-	values[2] = CStringGetTextDatum(op->entity->entity_type);
-	values[3] = CStringGetTextDatum(real_id);
-	values[4] = CStringGetTextDatum(op->opid);
-	if (op->has_ts)
-		values[5] = TimestampTzGetDatum(op->ts);
-	else
-		nulls[5] = 'n';
-	sql = psprintf("INSERT INTO %s.sync_id_map "
-				   "(client_id, temp_id, entity_type, real_id, operation_id, created_at) "
-				   "VALUES ($1, $2, $3, $4, $5, $6)", b->qschema);
-	rc = push_exec(push_plan(sql, 6, argtypes), values, nulls, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "id map insert failed: %s", SPI_result_code_string(rc));
-
-	t = hash_search(b->temps, op->entity_id, HASH_ENTER, &found);
 	t->known = true;
 	t->entity_type = op->entity->entity_type;
 	t->real_id = MemoryContextStrdup(b->cxt, real_id);
+	t->op = op;
+}
+
+/*
+ * Writes the id map entries of the batch's applied creates in one INSERT.
+ * The client lock makes the prefetch's "not mapped yet" reliable, and the
+ * primary key stays the safety net.
+ */
+void
+push_idmap_record(PushBatch *b)
+{
+	Datum	   *temps = palloc(sizeof(Datum) * Max(b->nops, 1));
+	Datum	   *types = palloc(sizeof(Datum) * Max(b->nops, 1));
+	Datum	   *reals = palloc(sizeof(Datum) * Max(b->nops, 1));
+	Datum	   *opids = palloc(sizeof(Datum) * Max(b->nops, 1));
+	Datum	   *tss = palloc(sizeof(Datum) * Max(b->nops, 1));
+	bool	   *tsnulls = palloc(sizeof(bool) * Max(b->nops, 1));
+	Oid			argtypes[6] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TIMESTAMPTZARRAYOID};
+	Datum		values[6];
+	int			n = 0;
+	char	   *sql;
+	int			rc;
+
+	for (int i = 0; i < b->nops; i++)
+	{
+		PushOp	   *op = &b->ops[i];
+		PushTemp   *t;
+
+		if (!op->claimed || op->kind != PUSH_CREATE || !op->temp_entity ||
+			op->outcome != PUSH_APPLIED || op->real_id == NULL)
+			continue;
+		t = hash_search(b->temps, op->entity_id, HASH_FIND, NULL);
+		if (t == NULL || t->op != op)
+			continue;
+		temps[n] = CStringGetTextDatum(op->entity_id);
+		types[n] = CStringGetTextDatum(op->entity->entity_type);
+		reals[n] = CStringGetTextDatum(op->real_id);
+		opids[n] = CStringGetTextDatum(op->opid);
+		tsnulls[n] = !op->has_ts;
+		tss[n] = op->has_ts ? TimestampTzGetDatum(op->ts) : (Datum) 0;
+		n++;
+	}
+	if (n == 0)
+		return;
+	values[0] = CStringGetTextDatum(b->client_id);
+	values[1] = make_array(temps, NULL, n, TEXTOID);
+	values[2] = make_array(types, NULL, n, TEXTOID);
+	values[3] = make_array(reals, NULL, n, TEXTOID);
+	values[4] = make_array(opids, NULL, n, TEXTOID);
+	values[5] = make_array(tss, tsnulls, n, TIMESTAMPTZOID);
+	sql = psprintf("INSERT INTO %s.sync_id_map "
+				   "(client_id, temp_id, entity_type, real_id, operation_id, created_at) "
+				   "SELECT $1, u.t, u.et, u.r, u.op, u.ts "
+				   "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+				   "pg_catalog.unnest($5), pg_catalog.unnest($6)) AS u(t, et, r, op, ts)",
+				   b->qschema);
+	rc = push_exec(push_plan(sql, 6, argtypes), values, NULL, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "id map insert failed: %s", SPI_result_code_string(rc));
 }
 
 /* --- conflict store ----------------------------------------------------- */

@@ -66,7 +66,7 @@ BEGIN
             user_id      text,
             practice_id  text,
             outcome      text NOT NULL
-                CHECK (outcome IN ('pending', 'applied', 'resolved', 'conflict', 'failed')),
+                CHECK (outcome IN ('applied', 'resolved', 'conflict', 'failed')),
             result       jsonb NOT NULL,
             received_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
             client_ts    timestamptz,
