@@ -56,9 +56,10 @@ n_big=$(delivered "$tmp/big.sql")
 pull_script big10k 10000 > "$tmp/page_big.sql"
 
 # peak memory of one backend for one 10,000-change page (VmHWM from /proc)
-mem() { # script -> peak MB (VmHWM) of a fresh backend that ran it
-    psql -X -At -d $DB -f "$1" -c "SELECT (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'), 'VmHWM:\s+(\d+)'))[1]" 2>/dev/null \
-        | tail -1 | awk '{ if ($1 ~ /^[0-9]+$/) printf "%.1f", $1 / 1024; else print "n/a" }'
+mem() { # script -> peak private memory (MB) of a fresh backend that ran it:
+       # VmHWM less the shared memory it mapped (RssShmem), from /proc
+    psql -X -At -d $DB -f "$1" -c "SELECT (regexp_match(s, 'VmHWM:\s+(\d+)'))[1]::int - (regexp_match(s, 'RssShmem:\s+(\d+)'))[1]::int FROM pg_read_file('/proc/' || pg_backend_pid() || '/status') s" 2>/dev/null \
+        | tail -1 | awk '{ if ($1 ~ /^-?[0-9]+$/) printf "%.1f", $1 / 1024; else print "n/a" }'
 }
 n_page_small=$(delivered "$tmp/page_small.sql"); n_page_big=$(delivered "$tmp/page_big.sql")
 echo "SELECT 1;" > "$tmp/nothing.sql"
@@ -81,7 +82,7 @@ awk -v t="$ts" -v n="$n_small" -v rows="$small_rows" 'BEGIN { printf "| 10,000-r
 awk -v t="$tb" -v b="$ts" -v n="$n_big" -v rows="$big_rows" 'BEGIN { printf "| 1,000,000-row log | %d | %d | %.2f | %.0f | %.2fx time | <= 1.20x |\n", rows, n, 1000 / t, t * n, b / t }'
 awk -v t="$tr" -v b="$ts" -v rows="$big_rows" 'BEGIN { printf "| reference: plain SQL read of the last 1,000 log rows as JSON | %d | 1000 | %.2f | %.0f | %.2fx time | - |\n", rows, 1000 / t, t * 1000, b / t }'
 echo
-echo "| 10,000-change page | changes delivered | backend peak memory (VmHWM) |"
+echo "| 10,000-change page | changes delivered | backend peak private memory (VmHWM - RssShmem) |"
 echo "|---|---|---|"
 echo "| idle backend (SELECT 1) | - | ${m_base} MB |"
 echo "| from the 10,000-row log | $n_page_small | ${m_small} MB |"
