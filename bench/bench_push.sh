@@ -72,14 +72,14 @@ fi
     for i in $(seq 1 100); do
         echo "SELECT r ->> 'failed' AS failed, (r ->> 'failed')::int > 0 AS bad FROM smartsync.sync_push(bench.big_batch($i)) r \\gset"
         printf '%s\n' "\\if :bad" "\\echo batch $i: :failed failed" "\\endif"
-        if [ "$i" = 10 ] || [ "$i" = 50 ] || [ "$i" = 100 ]; then
+        if [ "$i" = 20 ] || [ "$i" = 60 ] || [ "$i" = 100 ]; then
             echo "SELECT 'mem $i ' || sum(total_bytes) FROM pg_backend_memory_contexts;"
         fi
     done
 } > "$tmp/mem.sql"
 mem=$(psql -X -qAt -v ON_ERROR_STOP=1 -d $DB -f "$tmp/mem.sql")
-m10=$(echo "$mem" | awk '/^mem 10 / {print $3}')
-m50=$(echo "$mem" | awk '/^mem 50 / {print $3}')
+m20=$(echo "$mem" | awk '/^mem 20 / {print $3}')
+m60=$(echo "$mem" | awk '/^mem 60 / {print $3}')
 m100=$(echo "$mem" | awk '/^mem 100 / {print $3}')
 if echo "$mem" | grep -q failed; then echo "$mem" >&2; exit 1; fi
 
@@ -93,6 +93,6 @@ echo "|---|---|---|---|---|"
 printf "| plain SQL, one transaction per batch (baseline) | %.0f | %.1f µs | 1.00x | |\n" "$so" "$sl"
 printf "| smartsync.sync_push | %.0f | %.1f µs | %s | >= 0.50x |\n" "$po" "$pl" "$(awk -v a="$po" -v b="$so" 'BEGIN { printf "%.2fx", a / b }')"
 echo
-printf "Memory of the backend (pg_backend_memory_contexts), one connection, 1,000-operation batches:\n"
-printf "%d kB after batch 10, %d kB after batch 50, %d kB after batch 100.\n" \
-    "$(( m10 / 1024 ))" "$(( m50 / 1024 ))" "$(( m100 / 1024 ))"
+echo "Memory: 100 batches of 1,000 operations (600 updates, 300 creates, 100 deletes) on one connection;"
+printf "backend memory (pg_backend_memory_contexts) %d kB after batch 20, %d kB after batch 60, %d kB after batch 100 (growth %+d kB).\n" \
+    "$(( m20 / 1024 ))" "$(( m60 / 1024 ))" "$(( m100 / 1024 ))" "$(( (m100 - m20) / 1024 ))"

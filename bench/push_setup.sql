@@ -103,7 +103,7 @@ LANGUAGE sql AS $$
              'entityType', 'bp_items', 'entityId', format('temp_m_%s_%s', n, k),
              'data', jsonb_build_object('title', 'm', 'status', 'open', 'qty', 1, 'practiceId', 1))
         ELSE jsonb_build_object('id', format('m%s-%s', n, k), 'operation', 'delete', 'entityType', 'bp_items',
-             'entityId', n * 100 + k / 10 + 1, 'version', 1)
+             'entityId', (n - 1) * 100 + k / 10 + 1, 'version', 1)
         END ORDER BY k))
       FROM generate_series(0, 999) k $$;
 VACUUM ANALYZE;
