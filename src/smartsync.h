@@ -71,6 +71,17 @@
 #define ERRCODE_SS_PULL_FORBIDDEN		MAKE_SQLSTATE('S','S','5','0','8')
 #define ERRCODE_SS_BAD_RETENTION		MAKE_SQLSTATE('S','S','5','0','9')
 
+/* conflict store and resolution: SS6xx (src/resolve.c) */
+#define ERRCODE_SS_CONFLICT_NOT_FOUND		MAKE_SQLSTATE('S','S','6','0','1')
+#define ERRCODE_SS_CONFLICT_RESOLVED		MAKE_SQLSTATE('S','S','6','0','2')
+#define ERRCODE_SS_CONFLICT_STALE			MAKE_SQLSTATE('S','S','6','0','3')
+#define ERRCODE_SS_CONFLICT_PRACTICE		MAKE_SQLSTATE('S','S','6','0','4')
+#define ERRCODE_SS_CONFLICT_STRATEGY		MAKE_SQLSTATE('S','S','6','0','5')
+#define ERRCODE_SS_CONFLICT_MERGE			MAKE_SQLSTATE('S','S','6','0','6')
+#define ERRCODE_SS_CONFLICT_DATA			MAKE_SQLSTATE('S','S','6','0','7')
+#define ERRCODE_SS_CONFLICT_NOT_APPLICABLE	MAKE_SQLSTATE('S','S','6','0','8')
+#define ERRCODE_SS_CONFLICT_FILTER			MAKE_SQLSTATE('S','S','6','0','9')
+
 /* --- settings (smartsync.c) ------------------------------------------- */
 
 extern char *smartsync_tenant_id_setting;
