@@ -34,7 +34,7 @@ all: $(DATA_built)
 
 # pgTAP suites through pg_prove, in their own database
 PGTAP_DB ?= smartsync_tap
-.PHONY: pgtap test demo bench
+.PHONY: pgtap test demo bench tap
 pgtap:
 	dropdb --if-exists $(PGTAP_DB)
 	createdb $(PGTAP_DB)
@@ -46,3 +46,8 @@ test: installcheck pgtap
 
 bench:
 	bash bench/run.sh
+
+# TAP tests (test/tap/*.pl) with PostgreSQL's Perl framework: hot standby, crash
+# recovery.  They make their own clusters (no pg_virtualenv needed).
+tap:
+	bash test/tap/run.sh

@@ -17,3 +17,5 @@ if [ $status -ne 0 ]; then
     done
     exit $status
 fi
+# TAP tests (hot standby, crash recovery): their own clusters, PostgreSQL's Perl framework
+make -s tap
