@@ -42,7 +42,14 @@ pgtap:
 	pg_prove -d $(PGTAP_DB) --ext .sql -r test/pgtap
 
 # every suite against the cluster in PG* (run inside pg_virtualenv: see test/run.sh)
-test: installcheck pgtap
+test: installcheck pgtap sim
+
+# offline clients against the server, checked for convergence (test/sim/sim.c, libpq);
+# the soak form: pg_virtualenv -t make sim SIM_ARGS="--duration-seconds 600"
+SIM_ARGS ?=
+.PHONY: sim
+sim:
+	@$(MAKE) -s -C test/sim PG_CONFIG=$(PG_CONFIG) run SIM_ARGS="$(SIM_ARGS)"
 
 bench:
 	bash bench/run.sh
