@@ -41,8 +41,6 @@ BEGIN
             changed_at  timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp(),
             PRIMARY KEY (xid, seq)
         );
-        CREATE INDEX IF NOT EXISTS sync_changes_entity_idx
-            ON %1$I.sync_changes (entity_type, entity_id, version);
         COMMENT ON TABLE %1$I.sync_changes IS 'smartsync change log: one row per captured insert, update or delete, stamped with the writing transaction id';
 
         CREATE TABLE IF NOT EXISTS %1$I.sync_id_map (
@@ -107,7 +105,8 @@ BEGIN
         );
         COMMENT ON TABLE %1$I.sync_conflicts IS 'smartsync conflict store: local, server and base data side by side, and how each conflict was resolved';
 
-        -- sync_pull (src/pull.c): later changes of one entity, and the retention horizon
+        -- one entity's changes in order: pull's latest-state check, push's base version
+        -- and tombstone lookups; and pull's retention horizon
         CREATE INDEX IF NOT EXISTS sync_changes_entity_seq_idx
             ON %1$I.sync_changes (entity_type, entity_id, seq);
         CREATE TABLE IF NOT EXISTS %1$I.sync_pull_horizon (
