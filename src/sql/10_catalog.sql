@@ -20,6 +20,10 @@ CREATE TABLE smartsync.entity_types (
         CHECK (default_strategy IN ('server-wins', 'client-wins', 'merge', 'last-write-wins', 'manual')),
     sort_order       integer NOT NULL DEFAULT 0,
     registered_at    timestamptz NOT NULL DEFAULT now(),
+    -- conflict policy (smartsync.set_conflict_policy): severities push resolves at once
+    -- in the client's favour whatever the strategy; the spec's default: low
+    auto_resolve     text[] NOT NULL DEFAULT '{low}'
+        CHECK (auto_resolve <@ ARRAY['low', 'medium', 'high']::text[]),
     UNIQUE (table_name)
 );
 COMMENT ON TABLE smartsync.entity_types IS

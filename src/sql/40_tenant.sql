@@ -101,8 +101,14 @@ BEGIN
             resolved_data   jsonb,
             resolved_by     text,
             resolved_at     timestamptz,
-            created_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+            created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            -- conflict resolution (src/resolve.c)
+            resolved_client_id text,
+            resolved_version   bigint,
+            winner             text CHECK (winner IN ('server', 'client', 'merged', 'manual'))
         );
+        CREATE INDEX IF NOT EXISTS sync_conflicts_open_idx
+            ON %1$I.sync_conflicts (created_at, conflict_id) WHERE status = 'open';
         COMMENT ON TABLE %1$I.sync_conflicts IS 'smartsync conflict store: local, server and base data side by side, and how each conflict was resolved';
 
         -- one entity's changes in order: pull's latest-state check, push's base version
