@@ -143,6 +143,7 @@ extern bool push_is_temp(PushBatch *b, const char *s, int len);
 
 /* pushledger.c */
 extern SPIPlanPtr push_plan(const char *sql, int nargs, Oid *argtypes);
+extern SPIPlanPtr push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom);
 extern int	push_exec(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount);
 extern void push_ledger_lock(PushBatch *b);
 extern void push_ledger_load(PushBatch *b);

@@ -580,7 +580,7 @@ sql_tombstone(PushBatch *b, PushEntity *e, const char *id)
 				   b->qschema);
 	values[0] = CStringGetTextDatum(e->entity_type);
 	values[1] = CStringGetTextDatum(id);
-	rc = push_exec(push_plan(sql, 2, argtypes), values, NULL, 0);
+	rc = push_exec(push_plan_ex(sql, 2, argtypes, true), values, NULL, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "change log read failed: %s", SPI_result_code_string(rc));
 	return first_jsonb();
@@ -602,7 +602,7 @@ sql_base(PushBatch *b, PushEntity *e, const char *id, int64 version)
 	values[0] = CStringGetTextDatum(e->entity_type);
 	values[1] = CStringGetTextDatum(id);
 	values[2] = Int64GetDatum(version);
-	rc = push_exec(push_plan(sql, 3, argtypes), values, NULL, 0);
+	rc = push_exec(push_plan_ex(sql, 3, argtypes, true), values, NULL, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "change log read failed: %s", SPI_result_code_string(rc));
 	return first_jsonb();

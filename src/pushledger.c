@@ -65,6 +65,18 @@ push_plan_flush(void)
 SPIPlanPtr
 push_plan(const char *sql, int nargs, Oid *argtypes)
 {
+	return push_plan_ex(sql, nargs, argtypes, false);
+}
+
+/*
+ * As push_plan; custom plans the statement for every execution with its
+ * actual parameters.  For lookups whose best plan depends on the table's size
+ * (the ledger, the id map and the change log start empty and grow, and a
+ * generic plan made on an empty table would scan it whole forever).
+ */
+SPIPlanPtr
+push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom)
+{
 	uint64		key = hash_bytes_extended((const unsigned char *) sql, strlen(sql), 0);
 	MemoryContext old = CurrentMemoryContext;
 	PushPlanEntry *e;
@@ -84,7 +96,7 @@ push_plan(const char *sql, int nargs, Oid *argtypes)
 	if (e != NULL && strcmp(e->sql, sql) == 0)
 		return e->plan;
 
-	plan = SPI_prepare(sql, nargs, argtypes);
+	plan = SPI_prepare_cursor(sql, nargs, argtypes, custom ? CURSOR_OPT_CUSTOM_PLAN : 0);
 	MemoryContextSwitchTo(old);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -93,7 +105,7 @@ push_plan(const char *sql, int nargs, Oid *argtypes)
 	if (hash_get_num_entries(push_plans) >= PUSH_PLAN_CACHE_MAX)
 	{
 		push_plan_flush();
-		return push_plan(sql, nargs, argtypes);
+		return push_plan_ex(sql, nargs, argtypes, custom);
 	}
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed");
@@ -172,7 +184,8 @@ push_ledger_lock(PushBatch *b)
 
 /*
  * Reads the stored result of every operation of the batch that is in the
- * ledger already (a replay: returned as stored, with "replayed": true); the
+ * ledger already (one primary-key probe per operation: OFFSET 0 keeps the
+ * planner from turning it into a scan of all the client's rows) (a replay: returned as stored, with "replayed": true); the
  * others are this push's to apply.
  */
 void
@@ -191,10 +204,12 @@ push_ledger_load(PushBatch *b)
 	}
 	values[0] = CStringGetTextDatum(b->client_id);
 	values[1] = make_array(opids, NULL, b->nops, TEXTOID);
-	sql = psprintf("SELECT operation_id, result || '{\"replayed\": true}'::pg_catalog.jsonb "
-				   "FROM %s.sync_ledger WHERE client_id = $1 AND operation_id = ANY ($2)",
+	sql = psprintf("SELECT u.op, l.result || '{\"replayed\": true}'::pg_catalog.jsonb "
+				   "FROM pg_catalog.unnest($2) AS u(op) CROSS JOIN LATERAL "
+				   "(SELECT l.result FROM %s.sync_ledger AS l "
+				   "WHERE l.client_id = $1 AND l.operation_id = u.op OFFSET 0) AS l",
 				   b->qschema);
-	rc = push_exec(push_plan(sql, 2, argtypes), values, NULL, 0);
+	rc = push_exec(push_plan_ex(sql, 2, argtypes, true), values, NULL, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "ledger read failed: %s", SPI_result_code_string(rc));
 	for (uint64 k = 0; k < SPI_processed; k++)
@@ -366,9 +381,11 @@ push_idmap_prefetch(PushBatch *b, List *temp_ids)
 	}
 	values[0] = CStringGetTextDatum(b->client_id);
 	values[1] = make_array(ids, NULL, n, TEXTOID);
-	sql = psprintf("SELECT temp_id, entity_type, real_id FROM %s.sync_id_map "
-				   "WHERE client_id = $1 AND temp_id = ANY ($2)", b->qschema);
-	rc = push_exec(push_plan(sql, 2, argtypes), values, NULL, 0);
+	sql = psprintf("SELECT u.t, m.entity_type, m.real_id "
+				   "FROM pg_catalog.unnest($2) AS u(t) CROSS JOIN LATERAL "
+				   "(SELECT m.entity_type, m.real_id FROM %s.sync_id_map AS m "
+				   "WHERE m.client_id = $1 AND m.temp_id = u.t OFFSET 0) AS m", b->qschema);
+	rc = push_exec(push_plan_ex(sql, 2, argtypes, true), values, NULL, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "id map read failed: %s", SPI_result_code_string(rc));
 	for (uint64 k = 0; k < SPI_processed; k++)
