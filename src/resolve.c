@@ -94,7 +94,7 @@ typedef struct Outcome
 	Jsonb	   *row;			/* the row on the server now; NULL when deleted */
 	bool		has_version;
 	int64		version;		/* the row's version, or its tombstone's */
-	Jsonb	   *applied;		/* columns written; NULL when nothing was */
+	bool		written;		/* the resolution wrote to the row */
 } Outcome;
 
 /* --- small helpers ------------------------------------------------------- */
@@ -838,7 +838,7 @@ apply_columns(PushBatch *b, PushEntity *e, StoredConflict *c, Jsonb *current,
 	{
 		Jsonb	   *changed = changed_only(cols, current);
 
-		out->applied = changed;
+		out->written = (changed != NULL);
 		out->row = changed ? write_update(e, changed, c->entity_id) : current;
 	}
 	else
@@ -851,7 +851,7 @@ apply_columns(PushBatch *b, PushEntity *e, StoredConflict *c, Jsonb *current,
 													  JsonbPGetDatum(full)));
 		full = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(full),
 												  JsonbPGetDatum(cols)));
-		out->applied = full;
+		out->written = true;
 		out->row = write_insert(e, full);
 	}
 	out->has_version = row_version(out->row, &out->version);
@@ -867,7 +867,10 @@ apply_client(PushBatch *b, PushEntity *e, StoredConflict *c, Jsonb *current, Jso
 	{
 		out->row = NULL;
 		if (current != NULL)
+		{
 			out->version = write_delete(e, c->entity_id);
+			out->written = true;
+		}
 		else
 			out->version = tombstone_version;
 		out->has_version = (out->version > 0);
@@ -1298,7 +1301,7 @@ smartsync_resolve_conflict(PG_FUNCTION_ARGS)
 		push_bool(&ps, true);
 	}
 	push_key(&ps, "written");
-	push_bool(&ps, out.applied != NULL);
+	push_bool(&ps, out.written);
 	push_key(&ps, "stale");
 	push_bool(&ps, stale);
 	push_key(&ps, "resolvedBy");
