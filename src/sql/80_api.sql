@@ -162,9 +162,11 @@ AS $$
         WHEN sqlstate IN ('SS425', 'SS427') THEN 409
         -- the server's configuration, not the request
         WHEN sqlstate IN ('SS104', 'SS110', 'SS112', 'SS120', 'SS121', 'SS701') THEN 500
-        -- conflict resolution: unknown conflict, already resolved or changed since
-        WHEN sqlstate IN ('SS601') THEN 404
-        WHEN sqlstate IN ('SS602', 'SS603') THEN 409
+        -- conflict resolution: unknown conflict; another practice's; already
+        -- resolved, changed since, or a merge the data does not allow
+        WHEN sqlstate = 'SS601' THEN 404
+        WHEN sqlstate = 'SS604' THEN 403
+        WHEN sqlstate IN ('SS602', 'SS603', 'SS606', 'SS608') THEN 409
         -- everything else a client sends wrong
         ELSE 400
     END
@@ -207,8 +209,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_user AND (rolsuper OR rolbypassrls)) THEN
-        PERFORM smartsync._raise('SS701',
-            format('the api runs as role %I, which bypasses row-level security', current_user),
+        PERFORM smartsync._raise('SS701', 'the api runs as a role that bypasses row-level security',
             'The api functions must run as smartsync_api, a role without SUPERUSER and BYPASSRLS.',
             'Run smartsync.setup_postgrest() as a superuser to (re)create the api functions.');
     END IF;
