@@ -364,17 +364,21 @@ SELECT conflict_id, entity_type, entity_id AS id, conflict_type, severity, affec
 
 \echo
 \echo '== 11. Resolve it with merge (the spec''s resolveConflict(conflict.id, {strategy: "merge"}))'
-SELECT to_regprocedure('smartsync.resolve_conflict(bigint,text,jsonb)') IS NOT NULL AS have_resolve \gset
-\if :have_resolve
+\echo '       The front desk laptop (B) resolves it (POST /rpc/resolve_conflict); the merge is three-way'
+\echo '       against the base version: the server''s breed and B''s allergy are both kept.'
 BEGIN;
 SELECT demo.request('laptop-B') AS device \gset
 SELECT smartsync.resolve_conflict(1, 'merge') AS resolution \gset
 COMMIT;
-SELECT (:'resolution'::jsonb) - 'data' - 'resolvedData' AS resolution;
-SELECT id, name, breed, allergies, version FROM tenant_happy_paws.pets WHERE id = 1;
-\else
-\echo '   (smartsync.resolve_conflict is not installed in this build yet: the conflict stays open)'
-\endif
+SELECT r->'conflictId' AS "conflictId", r->>'strategy' AS strategy, r->>'winner' AS winner, r->>'status' AS status,
+       r->'written' AS written, r->'version' AS version, r->>'resolvedBy' AS "resolvedBy",
+       demo.label(r->>'entityType', r->'data') AS "row now"
+  FROM (SELECT :'resolution'::jsonb AS r) x;
+\echo '   The laptop takes the resolved row from the answer (its own write is not pulled back):'
+UPDATE demo.local_rows l SET data = r->'data', version = (r->>'version')::bigint, status = 'synced'
+  FROM (SELECT :'resolution'::jsonb AS r) x
+ WHERE l.device = 'laptop-B' AND l.entity_type = r->>'entityType' AND l.id = r->>'entityId';
+SELECT * FROM demo.store('laptop-B') WHERE "entityType" = 'pets';
 
 \echo
 \echo '== 12. Both devices pull with their cursors: each gets what the others changed'
