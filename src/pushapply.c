@@ -423,6 +423,19 @@ first_jsonb(void)
 	return result;
 }
 
+/*
+ * What INSERT/UPDATE return: the whole row when the caller reports it
+ * (resolutions), else only the key and the version (all a result needs).
+ */
+static char *
+returning(PushEntity *e, bool full)
+{
+	if (full)
+		return pstrdup(" RETURNING pg_catalog.to_jsonb(t.*)");
+	return psprintf(" RETURNING pg_catalog.jsonb_build_object(%s, t.%s, 'version', t.version)",
+					quote_literal_cstr(e->pk_column), quote_identifier(e->pk_column));
+}
+
 /* Appends "c1, c2" or "r.c1, r.c2" for the data's columns. */
 static void
 append_columns(StringInfo q, PushEntity *e, PushData *d, const char *prefix)
@@ -443,17 +456,16 @@ sql_insert(PushEntity *e, PushData *d)
 
 	initStringInfo(&q);
 	if (d->ncols == 0)
-		appendStringInfo(&q, "INSERT INTO %s AS t DEFAULT VALUES RETURNING pg_catalog.to_jsonb(t.*)",
-						 e->qualified);
+		appendStringInfo(&q, "INSERT INTO %s AS t DEFAULT VALUES", e->qualified);
 	else
 	{
 		appendStringInfo(&q, "INSERT INTO %s AS t (", e->qualified);
 		append_columns(&q, e, d, "");
 		appendStringInfoString(&q, ") SELECT ");
 		append_columns(&q, e, d, "r.");
-		appendStringInfo(&q, " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r "
-						 "RETURNING pg_catalog.to_jsonb(t.*)", e->qualified);
+		appendStringInfo(&q, " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r", e->qualified);
 	}
+	appendStringInfoString(&q, returning(e, false));
 	values[0] = JsonbPGetDatum(d->jb);
 	rc = push_exec(push_plan(q.data, 1, argtypes), values, NULL, 0);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
@@ -465,11 +477,11 @@ sql_insert(PushEntity *e, PushData *d)
  * UPDATE of the data's columns of row id when it still has version (when
  * has_version) or was last changed at or before ts (else); practice, when
  * not NULL, must be the row's.  Returns the new row, or NULL when no row
- * matched.
+ * matched: the whole row when full, else its key and version.
  */
 static Jsonb *
 sql_update(PushEntity *e, PushData *d, const char *id, bool has_version, int64 version,
-		   TimestampTz ts, const char *practice)
+		   TimestampTz ts, const char *practice, bool full)
 {
 	StringInfoData q;
 	Oid			argtypes[5] = {JSONBOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID};
@@ -492,7 +504,7 @@ sql_update(PushEntity *e, PushData *d, const char *id, bool has_version, int64 v
 	if (e->practice_index >= 0)
 		appendStringInfo(&q, " AND ($5 IS NULL OR t.%s::pg_catalog.text = $5)",
 						 quote_identifier(e->practice_column));
-	appendStringInfoString(&q, " RETURNING pg_catalog.to_jsonb(t.*)");
+	appendStringInfoString(&q, returning(e, full));
 
 	values[0] = JsonbPGetDatum(d->jb);
 	values[1] = CStringGetTextDatum(id);
@@ -894,7 +906,7 @@ force_apply(PushOp *op, PushData *d, const char *id, Jsonb *server, int64 *tombs
 	}
 	if (d->ncols == 0)
 		return server;
-	return sql_update(e, d, id, false, 0, DT_NOEND, NULL);
+	return sql_update(e, d, id, false, 0, DT_NOEND, NULL, true);
 }
 
 /*
@@ -1021,7 +1033,7 @@ apply_update(PushBatch *b, PushOp *op, PushData *d, const char *id)
 	if (d->ncols > 0 && (op->has_version || op->has_ts))
 	{
 		row = sql_update(e, d, id, op->has_version, op->version,
-						 op->has_ts ? op->ts : DT_NOBEGIN, practice);
+						 op->has_ts ? op->ts : DT_NOBEGIN, practice, false);
 		if (row != NULL)
 		{
 			applied(b, op, row, id, -1);
@@ -1041,7 +1053,7 @@ apply_update(PushBatch *b, PushOp *op, PushData *d, const char *id)
 									"update", e->field_classes);
 	if (conflict == NULL)
 	{
-		row = (d->ncols == 0) ? server : sql_update(e, d, id, false, 0, DT_NOEND, NULL);
+		row = (d->ncols == 0) ? server : sql_update(e, d, id, false, 0, DT_NOEND, NULL, false);
 		applied(b, op, row, id, -1);
 		return;
 	}
