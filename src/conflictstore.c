@@ -34,7 +34,7 @@ practice_condition(int n)
 {
 	return psprintf("($%1$d::pg_catalog.text IS NULL OR c.practice_id = $%1$d "
 					"OR (c.practice_id IS NULL AND (e.practice_column IS NULL "
-					"OR pg_catalog.coalesce(c.server_data, c.local_data) ->> e.practice_column::pg_catalog.text = $%1$d)))",
+					"OR COALESCE(c.server_data, c.local_data) ->> e.practice_column::pg_catalog.text = $%1$d)))",
 					n);
 }
 
