@@ -30,7 +30,7 @@ status=0
     PG_REGRESS="$pgxs_src/test/regress/pg_regress" \
     SMARTSYNC_DATA="$work/data" \
     prove -I "$pgxs_src/test/perl" ${PROVE_FLAGS:-} t/*.pl) || status=$?
-if [ $status -ne 0 ]; then
+if [ $status -ne 0 ] || [ -n "${TAP_SHOW_LOG:-}" ]; then
     for f in "$work"/tmp_check/log/regress_log_*; do
         [ -f "$f" ] && { echo "=== $(basename "$f") (last 80 lines)"; tail -n 80 "$f"; }
     done
