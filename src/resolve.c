@@ -415,6 +415,10 @@ lock_conflict_checked(PushBatch *b, int64 id, StoredConflict *c)
 	ResourceOwner owner = CurrentResourceOwner;
 	bool		found = false;
 
+	/* under READ COMMITTED, FOR UPDATE re-reads the row: no serialization failure */
+	if (!IsolationUsesXactSnapshot())
+		return lock_conflict(b, id, c);
+
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(old);
 	PG_TRY();
@@ -965,6 +969,13 @@ apply_strategy(PushBatch *b, PushEntity *e, StoredConflict *c, ResolveStrategy s
 {
 	MemoryContext old = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
+
+	/* server-wins writes nothing: no subtransaction needed */
+	if (strategy == RS_SERVER_WINS)
+	{
+		apply_server(current, tombstone_version, out);
+		return;
+	}
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(old);
