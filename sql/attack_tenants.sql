@@ -133,10 +133,17 @@ SELECT (SELECT count(*) FROM atk_a.clients) AS a_clients, (SELECT count(*) FROM 
 RESET smartsync.tenant_id;
 RESET ROLE;
 
--- 7. B's conflict: resolving B's conflict id with A's JWT is "no such
--- conflict" (404), and B's conflict stays open.
+-- 7. B's conflicts: A's JWT does not list them, its stats do not count them,
+-- and resolving B's conflict id with it is "no such conflict" (404); B's
+-- conflict stays open.
 SELECT conflict_id AS b_conflict_id FROM atk_b.sync_conflicts ORDER BY conflict_id LIMIT 1 \gset
 \set claims :claims_a
+\set method GET
+\set fn list_conflicts
+\set args ''
+\i sql/postgrest_request.psql
+\set fn conflict_stats
+\i sql/postgrest_request.psql
 \set method POST
 \set fn resolve_conflict
 SELECT format('{"conflict_id": %s, "strategy": "client-wins"}', :b_conflict_id) AS body \gset
