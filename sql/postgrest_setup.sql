@@ -105,6 +105,20 @@ SELECT smartsync.http_status(c) AS status, string_agg(c, ' ' ORDER BY c) AS sqls
                     'SS701', 'SS702', 'SS703', '42501', '23505', 'P0001', NULL]) AS c
  GROUP BY 1 ORDER BY 1;
 
+-- An api function owned by a role that bypasses row-level security (here the
+-- superuser running this test) refuses to run: SS701, HTTP 500.  Running the
+-- setup again gives it back to smartsync_api.
+ALTER FUNCTION api.sync_pull(timestamptz, text, text, text, integer, text, text, text) OWNER TO CURRENT_USER;
+BEGIN;
+SELECT set_config('role', 'web_user', true) IS NOT NULL AS as_web_user,
+       set_config('request.jwt.claims', '{"role":"web_user","tenant_id":"pgrst-setup"}', true) IS NOT NULL AS claims;
+\set SHOW_CONTEXT never
+SELECT api.sync_pull();
+ROLLBACK;
+SELECT smartsync.setup_postgrest() ->> 'owner' AS owner;
+SELECT pg_get_userbyid(proowner) AS sync_pull_owner
+  FROM pg_proc WHERE oid = 'api.sync_pull(timestamptz, text, text, text, integer, text, text, text)'::regprocedure;
+
 -- Setup errors.
 \set VERBOSITY sqlstate
 SELECT smartsync.setup_postgrest(anon_role => 'web_user');

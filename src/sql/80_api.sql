@@ -562,6 +562,9 @@ $c$Conflict statistics of the JWT's tenant (and practice)$c$;
         EXECUTE format('GRANT EXECUTE ON FUNCTION %I.%s TO %I', api_schema, f, web_role);
     END LOOP;
 
+    -- a running PostgREST reloads its schema cache
+    NOTIFY pgrst, 'reload schema';
+
     RETURN jsonb_build_object(
         'authenticator', 'authenticator', 'anon_role', anon_role, 'web_role', web_role,
         'owner', 'smartsync_api', 'schema', api_schema,
