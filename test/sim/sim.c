@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -245,6 +246,11 @@ typedef struct Op
 	long long	conflict_id;
 	char	   *result;			/* canonical text of the result */
 	char	   *lost_result;	/* a result whose response was thrown away */
+
+	/* a stored conflict's resolution through resolve_conflict */
+	bool		resolved;
+	bool		res_wrote;
+	long long	res_version;
 } Op;
 
 /* --- clients ---------------------------------------------------------------------- */
@@ -270,6 +276,8 @@ typedef struct Stats
 	long		refetches;
 	long		blind;
 	long		lost_pulls;
+	long		resolutions;
+	long		res_retries;
 } Stats;
 
 typedef struct Client
@@ -291,6 +299,8 @@ typedef struct Client
 	char	   *cursor;
 	bool		online;
 	bool		refetch;		/* the store lost track: list everything again */
+	bool		listing;		/* a full listing is being paged */
+	Store		seen;			/* rows the listing has shown so far */
 	Stats		st;
 } Client;
 
@@ -303,6 +313,7 @@ static int	nrounds = 40;
 static int	duration = 0;
 static int	batch_max = 20;
 static bool verbose = false;
+static bool have_resolve = false;	/* smartsync.resolve_conflict is installed */
 static bool no_refetch = false;
 static char dbname[64] = "smartsync_sim";
 
@@ -717,9 +728,15 @@ type_index(const char *name)
 	return -1;
 }
 
-/* A server row (pull data, a result's data, a conflict's serverData) into the confirmed store. */
+/*
+ * A server row (pull data, a result's data, a conflict's serverData) into the
+ * confirmed store.  A fresh answer is the row as it is now; a replayed one
+ * may be older than what the store knows (versions decide).  Versions alone
+ * cannot always decide: a row re-created after a delete starts again at
+ * version 1.
+ */
 static void
-confirm_row(Client *c, int type, const JsonNode *data)
+confirm_row(Client *c, int type, const JsonNode *data, bool fresh)
 {
 	const char *id = json_text(data, "id");
 	long long	version = json_int(data, "version", 0);
@@ -729,7 +746,7 @@ confirm_row(Client *c, int type, const JsonNode *data)
 	if (id == NULL)
 		return;
 	r = store_find(&c->conf, type, id);
-	if (r != NULL && r->version >= version)
+	if (!fresh && r != NULL && r->version >= version)
 		return;					/* the store already knows a newer state */
 	if (r == NULL)
 		r = store_add(&c->conf, type, id);
@@ -747,17 +764,16 @@ confirm_row(Client *c, int type, const JsonNode *data)
 
 /* A tombstone into the confirmed store. */
 static void
-confirm_delete(Client *c, int type, const char *id, long long version)
+confirm_delete(Client *c, int type, const char *id, long long version, bool fresh)
 {
 	Row		   *r = store_find(&c->conf, type, id);
 
 	if (r == NULL)
 		r = store_add(&c->conf, type, id);
-	else if (r->deleted && r->version >= version)
+	else if (!fresh && r->version >= version)
 		return;
 	r->deleted = true;
-	if (version > r->version)
-		r->version = version;
+	r->version = version;
 }
 
 /* A temporary id became real: rewrite the queue's references to it. */
@@ -891,23 +907,23 @@ apply_result(Client *c, Op *op, JsonNode *res, bool replayed)
 		op->wrote = !json_bool(res, "alreadyDeleted") && !(winner && strcmp(winner, "server") == 0);
 
 		if (data != NULL && data->type == JSON_OBJECT)
-			confirm_row(c, op->type, data);
+			confirm_row(c, op->type, data, !replayed);
 		else if (op->kind == OP_DELETE)
 		{
 			if (op->version > 0)
-				confirm_delete(c, op->type, op->id, op->version);
+				confirm_delete(c, op->type, op->id, op->version, !replayed);
 			else
 			{
 				Row		   *r = store_find(&c->conf, op->type, op->id);
 
-				confirm_delete(c, op->type, op->id, r ? r->version + 1 : 1);
+				confirm_delete(c, op->type, op->id, r ? r->version + 1 : 1, !replayed);
 			}
 		}
 		else if (op->kind == OP_CREATE)
 		{
 			Row		   *r = store_find(&c->conf, op->type, op->id);
 
-			if (r == NULL || r->version < op->version)
+			if (r == NULL || !replayed || r->version < op->version)
 			{
 				if (r == NULL)
 					r = store_add(&c->conf, op->type, op->id);
@@ -976,9 +992,10 @@ apply_result(Client *c, Op *op, JsonNode *res, bool replayed)
 		/* the client adopts the server's row; the conflict waits in the store */
 		if (json_bool(cd, "serverDeleted") || server == NULL || server->type != JSON_OBJECT)
 			confirm_delete(c, op->type, op->id,
-						   server && server->type == JSON_OBJECT ? json_int(server, "version", 0) + 1 : 1);
+						   server && server->type == JSON_OBJECT ? json_int(server, "version", 0) + 1 : 1,
+						   !replayed);
 		else
-			confirm_row(c, op->type, server);
+			confirm_row(c, op->type, server, !replayed);
 	}
 	else
 	{
@@ -993,6 +1010,8 @@ apply_result(Client *c, Op *op, JsonNode *res, bool replayed)
 		}
 	}
 	(void) e;
+	if (c->listing)
+		store_add(&c->seen, op->type, op->id);	/* known to exist now, whatever the listing says */
 	return true;
 }
 
@@ -1023,9 +1042,27 @@ push_request(Client *c, const char *payload, int mode)
 			die("send failed: %s", PQerrorMessage(c->conn));
 		if (mode == PUSH_DISCONNECT)
 		{
-			/* the device loses its network before the answer: the server rolls back */
+			/*
+			 * The device loses its network before the answer: the server
+			 * rolls back.  Wait until the old backend is gone, so that what
+			 * follows does not depend on timing (the seed decides the run).
+			 */
+			char		pid[16];
+			const char *pv[1] = {pid};
+
+			snprintf(pid, sizeof(pid), "%d", PQbackendPID(c->conn));
 			c->st.disconnects++;
 			reconnect(c);
+			for (int w = 0; w < 1000; w++)
+			{
+				PGresult   *q = must_query(admin, "SELECT 1 FROM pg_stat_activity WHERE pid = $1::int", 1, pv);
+				int			n = PQntuples(q);
+
+				PQclear(q);
+				if (n == 0)
+					break;
+				usleep(5000);
+			}
 			return NULL;
 		}
 		else
@@ -1199,15 +1236,118 @@ push_all(Client *c, bool clean)
 	free(batch);
 }
 
+/* --- resolving stored conflicts ----------------------------------------------------------------- */
+
+/* Calls resolve_conflict as PostgREST would; the body, or NULL with *state set. */
+static char *
+resolve_request(Client *c, long long conflict_id, const char *strategy, char *state, size_t len)
+{
+	char		id[24];
+	const char *vals[2] = {id, strategy};
+	PGresult   *r;
+	char	   *body;
+
+	snprintf(id, sizeof(id), "%lld", conflict_id);
+	state[0] = '\0';
+	if (!request_begin(c, false, "/rpc/resolve_conflict"))
+	{
+		reconnect(c);
+		snprintf(state, len, "conn");
+		return NULL;
+	}
+	r = PQexecParams(c->conn, "SELECT smartsync.resolve_conflict($1::bigint, $2, NULL)", 2, NULL, vals,
+					 NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+	{
+		const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+		snprintf(state, len, "%s", st ? st : "?");
+		if (verbose)
+			printf("sim: %s: resolve_conflict(%lld, %s) refused: %s %s", c->name, conflict_id,
+				   strategy, state, PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+		PQclear(r);
+		must(c->conn, "ROLLBACK");
+		return NULL;
+	}
+	body = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	must(c->conn, "COMMIT");
+	return body;
+}
+
+/*
+ * Resolves some (or all) of the client's open conflicts with a random
+ * strategy.  A merge that cannot merge (SS606) falls back to client-wins; a
+ * conflict whose server row changed since (SS603) can only be closed with
+ * server-wins.
+ */
+static void
+resolve_conflicts(Client *c, bool all)
+{
+	static const char *strategies[] = {"merge", "client-wins", "server-wins", "last-write-wins"};
+
+	if (!have_resolve)
+		return;
+	for (int i = 0; i < c->nops; i++)
+	{
+		Op		   *op = &c->ops[i];
+		const char *strategy = strategies[rnd(4)];
+		char		state[8];
+		char	   *body = NULL;
+		JsonNode   *res;
+		JsonNode   *data;
+		const char *err = NULL;
+		const char *winner;
+
+		if (strcmp(op->outcome, "conflict") != 0 || op->resolved || !(all || chance(40)))
+			continue;
+		for (int attempt = 0; attempt < 3 && body == NULL; attempt++)
+		{
+			body = resolve_request(c, op->conflict_id, strategy, state, sizeof(state));
+			if (body != NULL)
+				break;
+			c->st.res_retries++;
+			if (strcmp(state, "SS603") == 0)
+				strategy = "server-wins";	/* stale: only server-wins may close it */
+			else if (strcmp(state, "SS606") == 0 || strcmp(state, "SS607") == 0 ||
+					 strcmp(state, "SS608") == 0 || strcmp(state, "23503") == 0)
+				strategy = strcmp(strategy, "client-wins") == 0 ? "server-wins" : "client-wins";
+			else
+				break;
+		}
+		if (body == NULL)
+		{
+			fail("%s: conflict %lld could not be resolved (last %s with %s)", c->name,
+				 op->conflict_id, state, strategy);
+			continue;
+		}
+		res = json_parse(body, &err);
+		if (res == NULL)
+			die("%s: unparsable resolve_conflict answer: %s", c->name, body);
+		c->st.resolutions++;
+		op->resolved = true;
+		winner = json_text(res, "winner");
+		op->res_version = json_int(res, "version", -1);
+		op->res_wrote = json_get(res, "written") ? json_bool(res, "written")
+			: (winner != NULL && strcmp(winner, "server") != 0);
+		data = json_get(res, "data");
+		if (data != NULL && data->type == JSON_OBJECT)
+			confirm_row(c, op->type, data, true);
+		else if (op->res_wrote)
+			confirm_delete(c, op->type, op->id, op->res_version, true);
+		if (c->listing)
+			store_add(&c->seen, op->type, op->id);
+		json_free(res);
+		free(body);
+	}
+}
+
 /* --- pull ------------------------------------------------------------------------------------------ */
 
 /* Pulls until drained; a full listing replaces the store. */
 static void
 pull_all(Client *c, bool clean)
 {
-	bool		listing = false;
-	Store		seen = {0};
-
 	if (c->refetch)
 	{
 		free(c->cursor);
@@ -1226,6 +1366,12 @@ pull_all(Client *c, bool clean)
 		const char *cursor;
 
 		snprintf(limit, sizeof(limit), "%d", 5 + rnd(60));
+		if (c->cursor == NULL)
+		{
+			/* no cursor: the answer is a listing of every live row, maybe in pages */
+			c->listing = true;
+			c->seen.n = 0;
+		}
 		vals[0] = c->cursor;
 		vals[1] = limit;
 		if (!request_begin(c, true, "/rpc/sync_pull"))
@@ -1263,8 +1409,8 @@ pull_all(Client *c, bool clean)
 			json_free(resp);
 			break;
 		}
-		if (json_bool(resp, "full"))
-			listing = true;
+		if (c->listing && !json_bool(resp, "full"))
+			die("%s: a pull without cursor answered full=false", c->name);
 		changes = json_get(resp, "changes");
 		for (JsonNode *ch = changes ? changes->child : NULL; ch; ch = ch->next)
 		{
@@ -1276,14 +1422,14 @@ pull_all(Client *c, bool clean)
 				die("%s: malformed change", c->name);
 			c->st.pulled++;
 			if (strcmp(op, "delete") == 0)
-				confirm_delete(c, type, id, json_int(ch, "version", 0));
+				confirm_delete(c, type, id, json_int(ch, "version", 0), true);
 			else
 			{
 				JsonNode   *data = json_get(ch, "data");
 
-				confirm_row(c, type, data);
-				if (listing)
-					store_add(&seen, type, id);
+				confirm_row(c, type, data, true);
+				if (c->listing)
+					store_add(&c->seen, type, id);
 			}
 		}
 		cursor = json_text(resp, "cursor");
@@ -1295,25 +1441,25 @@ pull_all(Client *c, bool clean)
 		if (!json_bool(resp, "hasMore"))
 		{
 			json_free(resp);
-			if (listing)
+			if (c->listing)
 			{
 				/* a listing holds every live row: what it lacks is gone */
 				for (int i = 0; i < c->conf.n; i++)
 				{
 					Row		   *x = &c->conf.rows[i];
 
-					if (live(x) && store_find(&seen, x->type, x->id) == NULL)
+					if (live(x) && store_find(&c->seen, x->type, x->id) == NULL)
 					{
 						x->deleted = true;
 						x->version++;
 					}
 				}
+				c->listing = false;
 			}
 			break;
 		}
 		json_free(resp);
 	}
-	free(seen.rows);
 }
 
 /* --- the server-side writer ---------------------------------------------------------------------- */
@@ -1574,6 +1720,12 @@ check_conflicts(Client *c)
 				 c->name, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 3));
 			ok = false;
 		}
+		else if (strcmp(PQgetvalue(r, i, 2), op->resolved ? "resolved" : "open") != 0)
+		{
+			fail("%s: conflict %s is %s, the client %s it", c->name, PQgetvalue(r, i, 0),
+				 PQgetvalue(r, i, 2), op->resolved ? "resolved" : "did not resolve");
+			ok = false;
+		}
 	}
 	if (PQntuples(r) != expected)
 	{
@@ -1606,17 +1758,19 @@ check_changes(Client *c)
 	bool		ok = true;
 	int			ne = 0,
 				na;
-	ChangeKey  *exp = malloc(sizeof(ChangeKey) * (c->nops + 1));
+	ChangeKey  *exp = malloc(sizeof(ChangeKey) * (2 * c->nops + 1));
 	ChangeKey  *act;
 
 	for (int i = 0; i < c->nops; i++)
 	{
 		Op		   *op = &c->ops[i];
 
-		if (!op->wrote)
-			continue;
-		snprintf(exp[ne++].key, sizeof(exp[0].key), "%s %s %s v%lld", types[op->type].name,
-				 op->real_id[0] ? op->real_id : op->id, kind_names[op->kind], op->version);
+		if (op->wrote)
+			snprintf(exp[ne++].key, sizeof(exp[0].key), "%s %s v%lld", types[op->type].name,
+					 op->real_id[0] ? op->real_id : op->id, op->version);
+		if (op->res_wrote)
+			snprintf(exp[ne++].key, sizeof(exp[0].key), "%s %s v%lld", types[op->type].name,
+					 op->real_id[0] ? op->real_id : op->id, op->res_version);
 	}
 	snprintf(sql, sizeof(sql),
 			 "SELECT entity_type, entity_id, operation, version FROM tenant_sim%d.sync_changes "
@@ -1625,8 +1779,8 @@ check_changes(Client *c)
 	na = PQntuples(r);
 	act = malloc(sizeof(ChangeKey) * (na + 1));
 	for (int i = 0; i < na; i++)
-		snprintf(act[i].key, sizeof(act[0].key), "%s %s %s v%s", PQgetvalue(r, i, 0),
-				 PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+		snprintf(act[i].key, sizeof(act[0].key), "%s %s v%s", PQgetvalue(r, i, 0),
+				 PQgetvalue(r, i, 1), PQgetvalue(r, i, 3));
 	PQclear(r);
 	qsort(exp, ne, sizeof(ChangeKey), cmp_key);
 	qsort(act, na, sizeof(ChangeKey), cmp_key);
@@ -1737,6 +1891,12 @@ setup(void)
 	must(admin, "SET client_min_messages = warning");
 	must(admin, "CREATE EXTENSION IF NOT EXISTS smartsync");
 	must(admin, schema_sql);
+	{
+		PGresult   *r = must_query(admin, "SELECT to_regprocedure('smartsync.resolve_conflict(bigint,text,jsonb)') IS NOT NULL", 0, NULL);
+
+		have_resolve = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		PQclear(r);
+	}
 	for (int t = 0; t < ntenants; t++)
 	{
 		snprintf(sql, sizeof(sql), "SELECT smartsync.provision_tenant('sim%d', 'tenant_sim%d')", t + 1, t + 1);
@@ -1813,6 +1973,7 @@ round_once(void)
 		if (c->online && chance(45))
 		{
 			push_all(c, false);
+			resolve_conflicts(c, false);
 			if (chance(90))
 				pull_all(c, false);
 		}
@@ -2003,12 +2164,13 @@ main(int argc, char **argv)
 		   "(%ld doubled, %ld responses lost, %ld rolled back, %ld cancelled, %ld disconnected), "
 		   "%ld replayed results; outcomes: %ld applied, %ld resolved, %ld conflicts, %ld failed, "
 		   "%ld transient retries; %ld pulls (%ld lost), %ld changes pulled, %ld refetches "
-		   "(%ld blind updates); %ld server-side writes\n",
+		   "(%ld blind updates); %ld conflicts resolved through resolve_conflict (%ld retries); "
+		   "%ld server-side writes\n",
 		   epochs, now_seconds() - start, totals.ops[0], totals.ops[1], totals.ops[2], totals.pushes,
 		   totals.doubled, totals.lost, totals.rollbacks, totals.cancels, totals.disconnects,
 		   totals.replayed, totals.applied, totals.resolved, totals.conflicts, totals.failed,
 		   totals.retried, totals.pulls, totals.lost_pulls, totals.pulled, totals.refetches,
-		   totals.blind, total_admin_writes());
+		   totals.blind, totals.resolutions, totals.res_retries, total_admin_writes());
 	if (failures_shown > 0 && checks_failed == 0)
 		checks_failed++;		/* a protocol violation seen during the rounds */
 	if (checks_failed > 0)
