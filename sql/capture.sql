@@ -90,6 +90,48 @@ SELECT 'a' AS tenant, count(*) FILTER (WHERE data->>'name' = 'Only in B') AS b_r
 UNION ALL
 SELECT 'b', count(*) FILTER (WHERE data->>'name' <> 'Only in B') FROM tenant_cap_b.sync_changes;
 
+-- The logged row is exactly to_jsonb(row), for every kind of column: capture
+-- converts common types directly and hands the rest to to_jsonb.
+CREATE TYPE cap_tpl.mood AS ENUM ('calm', 'anxious');
+CREATE TYPE cap_tpl.pair AS (a int, b text);
+CREATE DOMAIN cap_tpl.posint AS int CHECK (VALUE > 0);
+CREATE TABLE cap_tpl.cap_kinds (
+    id int PRIMARY KEY, i2 int2, i8 int8, num numeric, f4 float4, f8 float8, ok bool,
+    t text, vc varchar(5), ch char(4), d date, ts timestamp, tstz timestamptz, tm time,
+    tmtz timetz, iv interval, u uuid, ip inet, by bytea, j json, jb jsonb, arr text[],
+    grid int[], rec cap_tpl.pair, pos cap_tpl.posint, m cap_tpl.mood, r int4range, p point, o oid);
+SELECT smartsync.register_entity_type('cap_kinds', 'cap_tpl.cap_kinds');
+SET client_min_messages = warning;
+SELECT smartsync.provision_tenant('cap-a') IS NOT NULL AS reprovisioned;
+RESET client_min_messages;
+SET TIME ZONE 'America/New_York';
+INSERT INTO tenant_cap_a.cap_kinds VALUES
+ (1, -32768, 9223372036854775807, 1.50, 1.5, 0.1, true, E'quote " back\\ nl\n tab\t \u00e9 \U0001F600', 'abc', 'ab',
+  '2024-02-29', '2024-01-01 10:00:00.123456', '2024-01-01 10:00:00+02', '23:59:59', '12:00+05', '1 day 2 hours',
+  'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '192.168.0.1/24', '\xdeadbeef', '{"b": 1, "a": [1, 2], "a": 3}',
+  '{"nested": {"x": null}}', '{one,"two words",NULL}', '{{1,2},{3,4}}', ROW(1, 'x'), 7, 'anxious', '[1,5)', '(1,2)', 42),
+ (2, NULL, NULL, 'NaN', 'NaN', 'Infinity', false, '', NULL, NULL, 'infinity', '-infinity', 'infinity', NULL, NULL, NULL,
+  NULL, NULL, NULL, 'null', 'null', '{}', NULL, ROW(NULL, NULL), NULL, NULL, 'empty', NULL, NULL),
+ (3, 0, -1, -0.0, '-0', 1e300, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, '[]', '"s"', NULL, '{}', NULL, NULL, NULL, NULL, NULL, NULL);
+-- every create, compared with to_jsonb of the row as inserted
+SELECT c.entity_id, c.data = to_jsonb(k) AS equal, c.data::text = to_jsonb(k)::text AS same_text
+  FROM tenant_cap_a.sync_changes c JOIN tenant_cap_a.cap_kinds k ON k.id::text = c.entity_id
+ WHERE c.entity_type = 'cap_kinds' ORDER BY c.seq;
+-- an update, and a delete (its tombstone is the row as it was)
+UPDATE tenant_cap_a.cap_kinds SET t = t || '!' WHERE id = 1;
+CREATE TEMP TABLE kinds_before AS SELECT id, to_jsonb(k) AS j FROM tenant_cap_a.cap_kinds k WHERE id = 3;
+DELETE FROM tenant_cap_a.cap_kinds WHERE id = 3;
+SELECT c.operation, c.entity_id, c.data = coalesce(to_jsonb(k), b.j) AS equal,
+       c.data::text = coalesce(to_jsonb(k), b.j)::text AS same_text
+  FROM tenant_cap_a.sync_changes c
+  LEFT JOIN tenant_cap_a.cap_kinds k ON k.id::text = c.entity_id
+  LEFT JOIN kinds_before b ON b.id::text = c.entity_id
+ WHERE c.entity_type = 'cap_kinds' AND c.operation <> 'create' ORDER BY c.seq;
+SELECT data - 'updated_at' AS data FROM tenant_cap_a.sync_changes
+ WHERE entity_type = 'cap_kinds' AND entity_id = '2';
+RESET TIME ZONE;
+
 -- What is refused, each with its own SQLSTATE, and nothing logged:
 -- a change of primary key (clients know rows by id)
 SELECT pg_temp.try($$ UPDATE tenant_cap_a.cap_owners SET id = id + 1000 WHERE name = 'Ann' $$);
@@ -119,6 +161,7 @@ SELECT count(*) AS notes_rows FROM tenant_cap_a.notes;
 
 -- clean up: registrations are global
 SET client_min_messages = warning;
+SELECT smartsync.unregister_entity_type('cap_kinds');
 SELECT smartsync.unregister_entity_type('cap_pets');
 SELECT smartsync.unregister_entity_type('cap_owners');
 DELETE FROM smartsync.tenants WHERE tenant_id IN ('cap-a', 'cap-b');

@@ -36,6 +36,9 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
+#include "commands/sequence.h"
+#include "utils/xid8.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "executor/executor.h"
@@ -45,6 +48,7 @@
 #include "utils/fmgroids.h"
 
 #include "smartsync.h"
+#include "rowjson.h"
 
 PG_FUNCTION_INFO_V1(smartsync_stamp_row);
 PG_FUNCTION_INFO_V1(smartsync_capture);
@@ -59,11 +63,30 @@ typedef struct StampEntry
 	AttrNumber	pk_att;
 } StampEntry;
 
-/* per-trigger: the table was checked to be a registered entity table */
+/*
+ * Per capture trigger: what it needs to log a row, resolved on its first
+ * statement (the table is checked to be a registered entity table then).
+ * Dropped when the table or its tenant's change log is invalidated.
+ */
 typedef struct CaptureEntry
 {
 	Oid			tgoid;			/* hash key */
-	Oid			nspid;			/* schema checked to be a tenant's */
+	bool		valid;
+	MemoryContext cxt;			/* holds everything below */
+	Oid			relid;
+	Oid			logrelid;
+	Oid			seqoid;			/* the log's seq identity sequence */
+	AttrNumber	logatt[8];		/* LOG_NCOLS columns capture fills */
+	AttrNumber	seq_att;
+	AttrNumber	xid_att;
+	AttrNumber	changed_at_att;
+	bool		other_defaults; /* other log columns have defaults */
+	AttrNumber	pk_att;
+	AttrNumber	practice_att;
+	AttrNumber	version_att;
+	FmgrInfo	pk_out;
+	FmgrInfo	practice_out;
+	RowJsonPlan *json;
 } CaptureEntry;
 
 static HTAB *stamp_cache = NULL;
@@ -84,7 +107,21 @@ capture_relcache_callback(Datum arg, Oid relid)
 			stamp_cache = NULL;
 		}
 	}
-	/* Capture plans revalidate themselves through the plan cache. */
+	if (capture_cache != NULL)
+	{
+		HASH_SEQ_STATUS status;
+		CaptureEntry *e;
+
+		hash_seq_init(&status, capture_cache);
+		while ((e = hash_seq_search(&status)) != NULL)
+		{
+			if (OidIsValid(relid) && e->relid != relid && e->logrelid != relid)
+				continue;
+			if (e->cxt != NULL)
+				MemoryContextDelete(e->cxt);
+			hash_search(capture_cache, &e->tgoid, HASH_REMOVE, NULL);
+		}
+	}
 }
 
 /* Creates the caches on first use. */
@@ -284,15 +321,105 @@ static const Oid log_coltypes[LOG_NCOLS] = {
 	TEXTOID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID, TEXTOID, TEXTOID
 };
 
-/* Text of a column value through its output function; NULL stays NULL. */
-static Datum
-column_text(TupleTableSlot *slot, AttrNumber att, FmgrInfo *out, bool *isnull)
+/*
+ * Resolves what a capture trigger needs, once: the tenant's change log, its
+ * columns and sequence, the source columns and their output functions, and
+ * the row-to-jsonb plan.  Raises SS121 for a table that is not tracked.
+ */
+static void
+capture_entry_fill(CaptureEntry *e, TriggerData *td)
 {
-	Datum		d = slot_getattr(slot, att, isnull);
+	Relation	rel = td->tg_relation;
+	Trigger    *tg = td->tg_trigger;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Relation	logrel;
+	TupleDesc	logdesc;
+	Oid			outfunc;
+	bool		varlena;
+	MemoryContext oldcxt;
 
-	if (*isnull)
-		return (Datum) 0;
-	return CStringGetTextDatum(OutputFunctionCall(out, d));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	check_tracked(rel, tg->tgargs[0], get_namespace_name(RelationGetNamespace(rel)));
+	SPI_finish();
+
+	e->relid = RelationGetRelid(rel);
+	e->logrelid = get_relname_relid("sync_changes", RelationGetNamespace(rel));
+	if (!OidIsValid(e->logrelid))
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_NOT_TRACKED),
+				 errmsg("schema \"%s\" has no change log",
+						get_namespace_name(RelationGetNamespace(rel))),
+				 errhint("Provision the tenant with smartsync.provision_tenant().")));
+
+	e->cxt = AllocSetContextCreate(CacheMemoryContext, "smartsync capture entry",
+								   ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(e->cxt);
+
+	/* the source columns */
+	e->pk_att = required_column(rel, tg->tgargs[1], InvalidOid);
+	e->version_att = required_column(rel, "version", INT8OID);
+	getTypeOutputInfo(TupleDescAttr(desc, e->pk_att - 1)->atttypid, &outfunc, &varlena);
+	fmgr_info_cxt(outfunc, &e->pk_out, e->cxt);
+	e->practice_att = InvalidAttrNumber;
+	if (tg->tgargs[2][0] != '\0')
+	{
+		e->practice_att = required_column(rel, tg->tgargs[2], InvalidOid);
+		getTypeOutputInfo(TupleDescAttr(desc, e->practice_att - 1)->atttypid, &outfunc, &varlena);
+		fmgr_info_cxt(outfunc, &e->practice_out, e->cxt);
+	}
+	e->json = rowjson_plan_create(desc);
+
+	/* the change log's columns */
+	logrel = table_open(e->logrelid, AccessShareLock);
+	logdesc = RelationGetDescr(logrel);
+	for (int c = 0; c < LOG_NCOLS; c++)
+		e->logatt[c] = InvalidAttrNumber;
+	e->seq_att = e->xid_att = e->changed_at_att = InvalidAttrNumber;
+	e->seqoid = InvalidOid;
+	e->other_defaults = false;
+	for (int i = 0; i < logdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(logdesc, i);
+		const char *name = NameStr(att->attname);
+		bool		ours = false;
+
+		if (att->attisdropped)
+			continue;
+		for (int c = 0; c < LOG_NCOLS; c++)
+		{
+			if (strcmp(name, log_colnames[c]) == 0)
+			{
+				if (att->atttypid != log_coltypes[c])
+					elog(ERROR, "change log column \"%s\" has an unexpected type", name);
+				e->logatt[c] = att->attnum;
+				ours = true;
+			}
+		}
+		if (ours)
+			continue;
+		if (strcmp(name, "seq") == 0 && att->atttypid == INT8OID && att->attidentity)
+		{
+			e->seq_att = att->attnum;
+			e->seqoid = getIdentitySequence(e->logrelid, att->attnum, false);
+		}
+		else if (strcmp(name, "xid") == 0 && att->atttypid == XID8OID)
+			e->xid_att = att->attnum;
+		else if (strcmp(name, "changed_at") == 0 && att->atttypid == TIMESTAMPTZOID)
+			e->changed_at_att = att->attnum;
+		else if (att->atthasdef || att->attidentity)
+			e->other_defaults = true;
+	}
+	table_close(logrel, AccessShareLock);
+	for (int c = 0; c < LOG_NCOLS; c++)
+		if (e->logatt[c] == InvalidAttrNumber)
+			elog(ERROR, "change log of schema \"%s\" has no column \"%s\"",
+				 get_namespace_name(RelationGetNamespace(rel)), log_colnames[c]);
+	if (e->seq_att == InvalidAttrNumber || e->xid_att == InvalidAttrNumber)
+		elog(ERROR, "change log of schema \"%s\" lacks its seq or xid column",
+			 get_namespace_name(RelationGetNamespace(rel)));
+	MemoryContextSwitchTo(oldcxt);
+	e->valid = true;
 }
 
 /*
@@ -301,14 +428,12 @@ column_text(TupleTableSlot *slot, AttrNumber att, FmgrInfo *out, bool *isnull)
  * executor run, so a single-row statement costs little more than the row.
  */
 static void
-capture_rows(TriggerData *td, const char *op, const SyncContext *ctx)
+capture_rows(TriggerData *td, CaptureEntry *e, const char *op, const SyncContext *ctx)
 {
 	Relation	rel = td->tg_relation;
 	Trigger    *tg = td->tg_trigger;
-	TupleDesc	desc = RelationGetDescr(rel);
 	bool		is_delete = TRIGGER_FIRED_BY_DELETE(td->tg_event);
 	Tuplestorestate *ts = is_delete ? td->tg_oldtable : td->tg_newtable;
-	Oid			logrelid;
 	Relation	logrel;
 	TupleDesc	logdesc;
 	ResultRelInfo *rri;
@@ -316,93 +441,46 @@ capture_rows(TriggerData *td, const char *op, const SyncContext *ctx)
 	ExprContext *econtext;
 	TupleTableSlot *src;
 	TupleTableSlot *dst;
-	AttrNumber	logatt[LOG_NCOLS];
-	ExprState **defaults;
-	AttrNumber	pk_att,
-				practice_att = InvalidAttrNumber,
-				version_att;
-	FmgrInfo	pk_out,
-				practice_out,
-				to_jsonb_fn;
-	Oid			outfunc;
-	bool		varlena;
-	FuncExpr   *fexpr;
+	ExprState **defaults = NULL;
 	Datum		etype_d = CStringGetTextDatum(tg->tgargs[0]);
 	Datum		op_d = CStringGetTextDatum(op);
 	Datum		user_d = ctx->user_id ? CStringGetTextDatum(ctx->user_id) : (Datum) 0;
 	Datum		client_d = ctx->client_id ? CStringGetTextDatum(ctx->client_id) : (Datum) 0;
+	Datum		xid_d = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	Datum		now_d = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
 	CommandId	cid = GetCurrentCommandId(true);
+	const AttrNumber *la = e->logatt;
 
-	logrelid = get_relname_relid("sync_changes", RelationGetNamespace(rel));
-	if (!OidIsValid(logrelid))
-		ereport(ERROR,
-				(errcode(ERRCODE_SS_NOT_TRACKED),
-				 errmsg("schema \"%s\" has no change log",
-						get_namespace_name(RelationGetNamespace(rel))),
-				 errhint("Provision the tenant with smartsync.provision_tenant().")));
-
-	/* the source columns this trigger reads */
-	pk_att = required_column(rel, tg->tgargs[1], InvalidOid);
-	version_att = required_column(rel, "version", INT8OID);
-	getTypeOutputInfo(TupleDescAttr(desc, pk_att - 1)->atttypid, &outfunc, &varlena);
-	fmgr_info(outfunc, &pk_out);
-	if (tg->tgargs[2][0] != '\0')
-	{
-		practice_att = required_column(rel, tg->tgargs[2], InvalidOid);
-		getTypeOutputInfo(TupleDescAttr(desc, practice_att - 1)->atttypid, &outfunc, &varlena);
-		fmgr_info(outfunc, &practice_out);
-	}
-	/* to_jsonb(record) looks at its call expression for the argument type */
-	fmgr_info(F_TO_JSONB, &to_jsonb_fn);
-	fexpr = makeFuncExpr(F_TO_JSONB, JSONBOID,
-						 list_make1(makeNullConst(RelationGetForm(rel)->reltype, -1, InvalidOid)),
-						 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
-	to_jsonb_fn.fn_expr = (Node *) fexpr;
-
-	logrel = table_open(logrelid, RowExclusiveLock);
+	logrel = table_open(e->logrelid, RowExclusiveLock);
 	logdesc = RelationGetDescr(logrel);
-	for (int c = 0; c < LOG_NCOLS; c++)
-		logatt[c] = InvalidAttrNumber;
-
 	estate = CreateExecutorState();
 	econtext = GetPerTupleExprContext(estate);
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, logrel, 1, NULL, 0);
 	ExecOpenIndices(rri, false);
 
-	/* which log column is which; the others are filled from their defaults */
-	defaults = palloc0(sizeof(ExprState *) * logdesc->natts);
-	for (int i = 0; i < logdesc->natts; i++)
+	/* columns added to the log by others get their defaults */
+	if (e->other_defaults)
 	{
-		Form_pg_attribute att = TupleDescAttr(logdesc, i);
-		bool		ours = false;
-
-		if (att->attisdropped)
-			continue;
-		for (int c = 0; c < LOG_NCOLS; c++)
+		defaults = palloc0(sizeof(ExprState *) * logdesc->natts);
+		for (int i = 0; i < logdesc->natts; i++)
 		{
-			if (strcmp(NameStr(att->attname), log_colnames[c]) == 0)
-			{
-				if (att->atttypid != log_coltypes[c])
-					elog(ERROR, "change log column \"%s\" has an unexpected type", log_colnames[c]);
-				logatt[c] = att->attnum;
-				ours = true;
-			}
-		}
-		if (!ours)
-		{
-			Node	   *def = build_column_default(logrel, att->attnum);
+			AttrNumber	attnum = i + 1;
+			Node	   *def;
+			bool		ours = (attnum == e->seq_att || attnum == e->xid_att ||
+								attnum == e->changed_at_att);
 
+			for (int c = 0; c < LOG_NCOLS; c++)
+				ours |= (attnum == la[c]);
+			if (ours || TupleDescAttr(logdesc, i)->attisdropped)
+				continue;
+			def = build_column_default(logrel, attnum);
 			if (def != NULL)
 				defaults[i] = ExecInitExpr(expression_planner((Expr *) def), NULL);
 		}
 	}
-	for (int c = 0; c < LOG_NCOLS; c++)
-		if (logatt[c] == InvalidAttrNumber)
-			elog(ERROR, "change log of schema \"%s\" has no column \"%s\"",
-				 get_namespace_name(RelationGetNamespace(rel)), log_colnames[c]);
 
-	src = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	src = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 	dst = MakeSingleTupleTableSlot(logdesc, &TTSOpsVirtual);
 
 	while (tuplestore_gettupleslot(ts, true, false, src))
@@ -411,6 +489,7 @@ capture_rows(TriggerData *td, const char *op, const SyncContext *ctx)
 		Datum	   *v;
 		bool	   *n;
 		bool		isnull;
+		Datum		d;
 
 		ResetPerTupleExprContext(estate);
 		oldcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
@@ -422,33 +501,46 @@ capture_rows(TriggerData *td, const char *op, const SyncContext *ctx)
 		{
 			n[i] = true;
 			v[i] = (Datum) 0;
-			if (defaults[i] != NULL)
+			if (defaults != NULL && defaults[i] != NULL)
 				v[i] = ExecEvalExpr(defaults[i], econtext, &n[i]);
 		}
 
-		v[logatt[LOG_ENTITY_TYPE] - 1] = etype_d;
-		n[logatt[LOG_ENTITY_TYPE] - 1] = false;
-		v[logatt[LOG_ENTITY_ID] - 1] = column_text(src, pk_att, &pk_out, &isnull);
-		n[logatt[LOG_ENTITY_ID] - 1] = isnull;
-		v[logatt[LOG_OPERATION] - 1] = op_d;
-		n[logatt[LOG_OPERATION] - 1] = false;
-		v[logatt[LOG_DATA] - 1] = FunctionCall1(&to_jsonb_fn, ExecFetchSlotHeapTupleDatum(src));
-		n[logatt[LOG_DATA] - 1] = false;
-		v[logatt[LOG_VERSION] - 1] = slot_getattr(src, version_att, &isnull);
-		n[logatt[LOG_VERSION] - 1] = isnull;
-		if (!isnull && is_delete)	/* a tombstone is the next version */
-			v[logatt[LOG_VERSION] - 1] = Int64GetDatum(DatumGetInt64(v[logatt[LOG_VERSION] - 1]) + 1);
-		if (practice_att != InvalidAttrNumber)
+		v[e->seq_att - 1] = Int64GetDatum(nextval_internal(e->seqoid, false));
+		n[e->seq_att - 1] = false;
+		v[e->xid_att - 1] = xid_d;
+		n[e->xid_att - 1] = false;
+		if (e->changed_at_att != InvalidAttrNumber)
 		{
-			v[logatt[LOG_PRACTICE_ID] - 1] = column_text(src, practice_att, &practice_out, &isnull);
-			n[logatt[LOG_PRACTICE_ID] - 1] = isnull;
+			v[e->changed_at_att - 1] = now_d;
+			n[e->changed_at_att - 1] = false;
 		}
-		v[logatt[LOG_USER_ID] - 1] = user_d;
-		n[logatt[LOG_USER_ID] - 1] = (ctx->user_id == NULL);
-		v[logatt[LOG_CLIENT_ID] - 1] = client_d;
-		n[logatt[LOG_CLIENT_ID] - 1] = (ctx->client_id == NULL);
+		v[la[LOG_ENTITY_TYPE] - 1] = etype_d;
+		n[la[LOG_ENTITY_TYPE] - 1] = false;
+		d = slot_getattr(src, e->pk_att, &isnull);
+		if (!isnull)
+			v[la[LOG_ENTITY_ID] - 1] = CStringGetTextDatum(OutputFunctionCall(&e->pk_out, d));
+		n[la[LOG_ENTITY_ID] - 1] = isnull;
+		v[la[LOG_OPERATION] - 1] = op_d;
+		n[la[LOG_OPERATION] - 1] = false;
+		v[la[LOG_DATA] - 1] = JsonbPGetDatum(rowjson_convert(e->json, src));
+		n[la[LOG_DATA] - 1] = false;
+		v[la[LOG_VERSION] - 1] = slot_getattr(src, e->version_att, &isnull);
+		n[la[LOG_VERSION] - 1] = isnull;
+		if (!isnull && is_delete)	/* a tombstone is the next version */
+			v[la[LOG_VERSION] - 1] = Int64GetDatum(DatumGetInt64(v[la[LOG_VERSION] - 1]) + 1);
+		if (e->practice_att != InvalidAttrNumber)
+		{
+			d = slot_getattr(src, e->practice_att, &isnull);
+			if (!isnull)
+				v[la[LOG_PRACTICE_ID] - 1] = CStringGetTextDatum(OutputFunctionCall(&e->practice_out, d));
+			n[la[LOG_PRACTICE_ID] - 1] = isnull;
+		}
+		v[la[LOG_USER_ID] - 1] = user_d;
+		n[la[LOG_USER_ID] - 1] = (ctx->user_id == NULL);
+		v[la[LOG_CLIENT_ID] - 1] = client_d;
+		n[la[LOG_CLIENT_ID] - 1] = (ctx->client_id == NULL);
 
-		if (n[logatt[LOG_ENTITY_ID] - 1] || n[logatt[LOG_VERSION] - 1])
+		if (n[la[LOG_ENTITY_ID] - 1] || n[la[LOG_VERSION] - 1])
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_MISSING_ROW_COLUMNS),
 					 errmsg("a tracked row of \"%s\" has no id or no version", RelationGetRelationName(rel))));
@@ -475,7 +567,6 @@ Datum
 smartsync_capture(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = check_trigger_call(fcinfo, "smartsync.capture");
-	Relation	rel = td->tg_relation;
 	Trigger    *tg = td->tg_trigger;
 	CaptureEntry *e;
 	bool		found;
@@ -515,21 +606,36 @@ smartsync_capture(PG_FUNCTION_ARGS)
 		tuplestore_tuple_count(td->tg_newtable) == 0)
 		return PointerGetDatum(NULL);
 
-	/* once per trigger: is this a registered entity table of a tenant? */
+	/* once per trigger: is this a registered entity table, and where is its log? */
 	capture_init_caches();
 	e = hash_search(capture_cache, &tg->tgoid, HASH_ENTER, &found);
-	if (!found || e->nspid != RelationGetNamespace(rel))
+	if (!found)
 	{
-		e->nspid = InvalidOid;
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		check_tracked(rel, tg->tgargs[0], get_namespace_name(RelationGetNamespace(rel)));
-		SPI_finish();
-		e->nspid = RelationGetNamespace(rel);
+		e->valid = false;
+		e->cxt = NULL;
+		e->relid = e->logrelid = InvalidOid;
+	}
+	if (!e->valid)
+	{
+		if (e->cxt != NULL)
+			MemoryContextDelete(e->cxt);
+		e->cxt = NULL;
+		PG_TRY();
+		{
+			capture_entry_fill(e, td);
+		}
+		PG_CATCH();
+		{
+			if (e->cxt != NULL)
+				MemoryContextDelete(e->cxt);
+			hash_search(capture_cache, &tg->tgoid, HASH_REMOVE, NULL);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
 	}
 
 	sync_context_read(&ctx);
-	capture_rows(td, op, &ctx);
+	capture_rows(td, e, op, &ctx);
 	return PointerGetDatum(NULL);
 }
 
