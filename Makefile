@@ -42,7 +42,7 @@ pgtap:
 	pg_prove -d $(PGTAP_DB) --ext .sql -r test/pgtap
 
 # every suite against the cluster in PG* (run inside pg_virtualenv: see test/run.sh)
-test: installcheck pgtap sim
+test: installcheck pgtap corpus sim
 
 # offline clients against the server, checked for convergence (test/sim/sim.c, libpq);
 # the soak form: pg_virtualenv -t make sim SIM_ARGS="--duration-seconds 600"
@@ -58,3 +58,12 @@ bench:
 # recovery.  They make their own clusters (no pg_virtualenv needed).
 tap:
 	bash test/tap/run.sh
+
+# the bad-payload corpus (test/corpus/*.jsonl) through test/corpus/run.sql, in its own database
+CORPUS_DB ?= smartsync_corpus
+.PHONY: corpus
+corpus:
+	dropdb --if-exists $(CORPUS_DB)
+	createdb $(CORPUS_DB)
+	psql -X -q -v ON_ERROR_STOP=1 -d $(CORPUS_DB) -f test/corpus/run.sql
+	dropdb $(CORPUS_DB)
