@@ -313,7 +313,19 @@ static int	nrounds = 40;
 static int	duration = 0;
 static int	batch_max = 20;
 static bool verbose = false;
-static bool have_resolve = false;	/* smartsync.resolve_conflict is installed */
+static bool have_resolve = false;
+static char trace_key[64];		/* SIM_TRACE=tenant:type:id prints what happens to it */
+
+static bool
+traced(Client *c, int type, const char *id)
+{
+	char		k[128];
+
+	if (trace_key[0] == '\0')
+		return false;
+	snprintf(k, sizeof(k), "sim%d:%s:%s", c->tenant + 1, types[type].name, id);
+	return strcmp(k, trace_key) == 0;
+}	/* smartsync.resolve_conflict is installed */
 static bool no_refetch = false;
 static char dbname[64] = "smartsync_sim";
 
@@ -746,6 +758,14 @@ confirm_row(Client *c, int type, const JsonNode *data, bool fresh)
 	if (id == NULL)
 		return;
 	r = store_find(&c->conf, type, id);
+	if (traced(c, type, id))
+	{
+		char	   *t = json_dump(data);
+
+		printf("trace %s confirm_row fresh=%d have=v%lld%s: %s\n", c->name, fresh,
+			   r ? r->version : -1, r && r->deleted ? " deleted" : "", t);
+		free(t);
+	}
 	if (!fresh && r != NULL && r->version >= version)
 		return;					/* the store already knows a newer state */
 	if (r == NULL)
@@ -768,6 +788,9 @@ confirm_delete(Client *c, int type, const char *id, long long version, bool fres
 {
 	Row		   *r = store_find(&c->conf, type, id);
 
+	if (traced(c, type, id))
+		printf("trace %s confirm_delete v%lld fresh=%d have=v%lld\n", c->name, version, fresh,
+			   r ? r->version : -1);
 	if (r == NULL)
 		r = store_add(&c->conf, type, id);
 	else if (!fresh && r->version >= version)
@@ -834,6 +857,8 @@ apply_result(Client *c, Op *op, JsonNode *res, bool replayed)
 	if (replayed)
 		c->st.replayed++;
 	text = result_text(res);
+	if (traced(c, op->type, op->id))
+		printf("trace %s result op %lld%s: %s\n", c->name, op->opid, replayed ? " (replayed)" : "", text);
 	if (op->done)
 	{
 		/* seen before: a replay must say what the first answer said */
@@ -948,7 +973,9 @@ apply_result(Client *c, Op *op, JsonNode *res, bool replayed)
 				tmp.kind = OP_UPDATE;
 				predict(&c->conf, &tmp);
 			}
-			else if (r == NULL || r->version < op->version)
+			else if (replayed && r != NULL && r->version >= op->version)
+				;				/* an old answer: the store knows a later state */
+			else
 			{
 				/*
 				 * Not a clean compare-and-swap from a state this client had:
@@ -957,6 +984,9 @@ apply_result(Client *c, Op *op, JsonNode *res, bool replayed)
 				 * own write).  Only a full listing can tell.
 				 */
 				c->st.blind++;
+				if (traced(c, op->type, op->id))
+					printf("trace %s blind update: have v%lld, result v%lld\n", c->name,
+						   r ? r->version : -1, op->version);
 				if (!no_refetch)
 					c->refetch = true;
 				else if (live(r))
@@ -2122,6 +2152,8 @@ main(int argc, char **argv)
 		seed = (uint64_t) tv.tv_sec * 1000003u ^ (uint64_t) tv.tv_usec;
 	}
 	rng_state = seed;
+	if (getenv("SIM_TRACE"))
+		snprintf(trace_key, sizeof(trace_key), "%s", getenv("SIM_TRACE"));
 	printf("sim: seed %" PRIu64 ", %d clients, %d tenants, 2 practices each, %d rounds%s\n",
 		   seed, nclients, ntenants, nrounds, duration ? " per epoch" : "");
 	fflush(stdout);
