@@ -156,6 +156,20 @@ SELECT conflict_id, entity_type, entity_id, operation, operation_id, conflict_ty
 SELECT operation_id, outcome, conflict_id, version FROM push_conflicts.sync_ledger
  WHERE operation_id::int >= 10 ORDER BY operation_id::int;
 
+-- Runs: creates, and updates writing the same fields, of one entity type go in
+-- one statement each.  An update whose version no longer matches (here: the same
+-- row updated twice from version 1, and a stale version) takes the slow path, in order.
+SELECT * FROM push_conflicts_tpl.show(smartsync.sync_push('{"operations": [
+  {"id": 60, "operation": "create", "entityType": "memo_manual", "entityId": "temp_r1", "data": {"title": "r1"}},
+  {"id": 61, "operation": "create", "entityType": "memo_manual", "entityId": "temp_r2", "data": {"title": "r2"}},
+  {"id": 62, "operation": "create", "entityType": "memo_manual", "entityId": "temp_r3", "data": {"title": "r3"}}]}'));
+SELECT * FROM push_conflicts_tpl.show(smartsync.sync_push('{"operations": [
+  {"id": 63, "operation": "update", "entityType": "memo_manual", "entityId": "temp_r1", "data": {"title": "r1 once"}, "version": 1},
+  {"id": 64, "operation": "update", "entityType": "memo_manual", "entityId": "temp_r2", "data": {"title": "r2 once"}, "version": 1},
+  {"id": 65, "operation": "update", "entityType": "memo_manual", "entityId": "temp_r1", "data": {"title": "r1 twice"}, "version": 1},
+  {"id": 66, "operation": "update", "entityType": "memo_manual", "entityId": "temp_r3", "data": {"title": "r3 stale"}, "version": 7}]}'));
+SELECT title, version FROM push_conflicts.memo_manual WHERE title LIKE 'r%' ORDER BY id;
+
 -- In an atomic push an unresolved conflict rolls everything back; nothing is stored.
 SELECT count(*) AS conflicts_before FROM push_conflicts.sync_conflicts \gset
 SELECT * FROM push_conflicts_tpl.show(smartsync.sync_push('{"atomic": true, "operations": [

@@ -8,9 +8,11 @@
  *      position (stable);
  *   3. lock the client (a concurrent push of the same device waits) and read
  *      the ledger: an operation seen before returns its stored result;
- *   4. apply the others (pushapply.c): all in one subtransaction, and when
- *      one raises, again with a subtransaction per operation so that it
- *      fails alone (or, for "atomic", not at all); then write every outcome
+ *   4. apply the others (pushapply.c): all in one subtransaction, runs of
+ *      creates or updates of one entity type as one statement each, and
+ *      when anything raises, again one by one with a subtransaction per
+ *      operation so that the failing one fails alone (or, for "atomic", in
+ *      one subtransaction, one by one, not at all); then write every outcome
  *      to the ledger and the new temporary ids to the id map in one INSERT
  *      each (pushledger.c).
  * The response is the spec's {"success","processed","failed","conflicts",
@@ -833,6 +835,7 @@ reset_batch(PushBatch *b)
 static ErrorData *
 apply_batch_once(PushBatch *b, bool stop_on_conflict, PushOp **culprit)
 {
+	bool		runs = !stop_on_conflict;
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	PushOp	   *volatile current = NULL;
@@ -846,11 +849,24 @@ apply_batch_once(PushBatch *b, bool stop_on_conflict, PushOp **culprit)
 		for (int k = 0; k < b->nops; k++)
 		{
 			PushOp	   *op = b->order[k];
+			int			m = k + 1;
 
 			if (!op->claimed)
 				continue;
 			current = op;
 			MemoryContextReset(b->opcxt);
+
+			/* a run of creates or updates of one entity type: set-based */
+			if (runs && op->kind != PUSH_DELETE)
+				while (m < b->nops && b->order[m]->claimed &&
+					   b->order[m]->entity == op->entity && b->order[m]->kind == op->kind)
+					m++;
+			if (m - k >= 2)
+			{
+				push_apply_run(b, &b->order[k], m - k);
+				k = m - 1;
+				continue;
+			}
 			push_apply_op(b, op);
 			if (stop_on_conflict && op->outcome == PUSH_CONFLICT)
 			{

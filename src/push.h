@@ -139,6 +139,7 @@ typedef struct PushBatch
 extern void push_resolve_entity(PushBatch *b, PushEntity *e);
 extern PushEntity *push_find_entity(PushBatch *b, const char *entity_type, int len);
 extern void push_apply_op(PushBatch *b, PushOp *op);
+extern void push_apply_run(PushBatch *b, PushOp **ops, int n);
 extern bool push_is_temp(PushBatch *b, const char *s, int len);
 
 /* pushledger.c */

@@ -707,17 +707,17 @@ note_row(PushBatch *b, PushOp *op, Jsonb *row, const char *id)
 	op->has_new_version = row_version(row, &op->new_version);
 }
 
-/* A result for an applied create, update or delete (tombstone: a delete's version, else -1). */
+/* A result for an applied create, update or delete; version, when > 0, is the row's new version (a delete's: its tombstone's). */
 static void
-applied(PushBatch *b, PushOp *op, Jsonb *row, const char *id, int64 tombstone)
+applied(PushBatch *b, PushOp *op, Jsonb *row, const char *id, int64 version)
 {
 	JsonbParseState *ps = NULL;
 
 	note_row(b, op, row, id);
-	if (tombstone > 0)
+	if (version > 0)
 	{
 		op->has_new_version = true;
-		op->new_version = tombstone;
+		op->new_version = version;
 	}
 	result_begin(&ps, op, true);
 	result_entity_id(&ps, op, row, id);
@@ -1018,28 +1018,23 @@ local_with_version(PushOp *op, Jsonb *cols)
 
 /* --- the operation ------------------------------------------------------ */
 
-/* An update: compare-and-swap, else lock, detect, resolve. */
+/* True when an update can try the compare-and-swap: it writes fields and says what it saw. */
+static inline bool
+cas_eligible(PushOp *op, PushData *d)
+{
+	return d->ncols > 0 && (op->has_version || op->has_ts);
+}
+
+/* An update after its compare-and-swap did not match: lock, detect, resolve. */
 static void
-apply_update(PushBatch *b, PushOp *op, PushData *d, const char *id)
+update_slow(PushBatch *b, PushOp *op, PushData *d, const char *id)
 {
 	PushEntity *e = op->entity;
-	const char *practice = (e->practice_index >= 0) ? b->ctx.practice_id : NULL;
 	Jsonb	   *row;
 	Jsonb	   *server;
 	Jsonb	   *local;
 	Jsonb	   *conflict;
 	bool		deleted = false;
-
-	if (d->ncols > 0 && (op->has_version || op->has_ts))
-	{
-		row = sql_update(e, d, id, op->has_version, op->version,
-						 op->has_ts ? op->ts : DT_NOBEGIN, practice, false);
-		if (row != NULL)
-		{
-			applied(b, op, row, id, -1);
-			return;
-		}
-	}
 
 	server = sql_lock(e, id, false);
 	check_row_practice(b, e, server, id);
@@ -1058,6 +1053,27 @@ apply_update(PushBatch *b, PushOp *op, PushData *d, const char *id)
 		return;
 	}
 	resolve(b, op, d, id, conflict, d->jb, server, deleted);
+}
+
+/* An update: compare-and-swap, else lock, detect, resolve. */
+static void
+apply_update(PushBatch *b, PushOp *op, PushData *d, const char *id)
+{
+	PushEntity *e = op->entity;
+	const char *practice = (e->practice_index >= 0) ? b->ctx.practice_id : NULL;
+
+	if (cas_eligible(op, d))
+	{
+		Jsonb	   *row = sql_update(e, d, id, op->has_version, op->version,
+									 op->has_ts ? op->ts : DT_NOBEGIN, practice, false);
+
+		if (row != NULL)
+		{
+			applied(b, op, row, id, -1);
+			return;
+		}
+	}
+	update_slow(b, op, d, id);
 }
 
 /* A delete: compare-and-swap, else lock, detect, resolve; a row already gone is fine. */
@@ -1110,14 +1126,13 @@ apply_delete(PushBatch *b, PushOp *op, PushData *d, const char *id)
 }
 
 /*
- * Applies one operation; raises on any error (the caller's subtransaction
- * rolls it back).  Sets op->result and op->outcome.
+ * Checks an operation (context, permissions, ids) and rewrites its data to
+ * columns; returns the entity id to write (NULL: the server assigns it).
  */
-void
-push_apply_op(PushBatch *b, PushOp *op)
+static const char *
+prepare_op(PushBatch *b, PushOp *op, PushData *d)
 {
 	PushEntity *e = op->entity;
-	PushData	d;
 	const char *id = op->entity_id;
 	JsonbValue *explicit_id = NULL;
 
@@ -1148,25 +1163,257 @@ push_apply_op(PushBatch *b, PushOp *op)
 	else if (op->kind == PUSH_CREATE && op->has_entity_id)
 		explicit_id = &op->entity_id_value;
 
-	rewrite_data(b, op, e, explicit_id, &d);
+	rewrite_data(b, op, e, explicit_id, d);
+	return id;
+}
+
+/* Finishes a create from its new row: id map, result; SS425 for a temporary id made twice. */
+static void
+created(PushBatch *b, PushOp *op, Jsonb *row)
+{
+	note_row(b, op, row, NULL);
+	if (op->temp_entity)
+	{
+		if (push_idmap_lookup(b, op->entity_id) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_PUSH_TEMP_ID_TAKEN),
+					 errmsg("temporary id \"%s\" is already mapped", op->entity_id),
+					 errdetail("Another create of this push made an entity from it.")));
+		push_idmap_note(b, op, op->real_id);
+	}
+	applied(b, op, row, NULL, -1);
+}
+
+/*
+ * Applies one operation; raises on any error (the caller's subtransaction
+ * rolls it back).  Sets op->result and op->outcome.
+ */
+void
+push_apply_op(PushBatch *b, PushOp *op)
+{
+	PushData	d;
+	const char *id = prepare_op(b, op, &d);
 
 	switch (op->kind)
 	{
 		case PUSH_CREATE:
-			{
-				Jsonb	   *row = sql_insert(e, &d);
-
-				note_row(b, op, row, NULL);
-				if (op->temp_entity)
-					push_idmap_note(b, op, op->real_id);
-				applied(b, op, row, NULL, -1);
-				break;
-			}
+			created(b, op, sql_insert(op->entity, &d));
+			break;
 		case PUSH_UPDATE:
 			apply_update(b, op, &d, id);
 			break;
 		case PUSH_DELETE:
 			apply_delete(b, op, &d, id);
 			break;
+	}
+}
+
+/* --- runs: many operations in one statement ----------------------------- */
+
+/* True when two rewritten data objects write the same columns. */
+static bool
+same_columns(PushData *a, PushData *b)
+{
+	if (a->ncols != b->ncols)
+		return false;
+	for (int i = 0; i < a->ncols; i++)
+		if (a->cols[i] != b->cols[i])
+			return false;
+	return true;
+}
+
+/* A jsonb[] of the data of n operations. */
+static Datum
+data_array(PushData *ds, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	for (int i = 0; i < n; i++)
+		elems[i] = JsonbPGetDatum(ds[i].jb);
+	get_typlenbyvalalign(JSONBOID, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_array(elems, n, JSONBOID, typlen, typbyval, typalign));
+}
+
+/* Creates with the same columns, in one INSERT; rows come back in order. */
+static void
+insert_run(PushBatch *b, PushOp **ops, PushData *ds, int n)
+{
+	PushEntity *e = ops[0]->entity;
+	PushData   *d = &ds[0];
+	StringInfoData q;
+	Oid			argtypes[1] = {JSONBARRAYOID};
+	Datum		values[1];
+	Jsonb	  **rows;
+	int			rc;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "INSERT INTO %s AS t (", e->qualified);
+	append_columns(&q, e, d, "");
+	appendStringInfoString(&q, ") SELECT ");
+	append_columns(&q, e, d, "r.");
+	appendStringInfo(&q, " FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(data, n) "
+					 "CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, u.data) AS r "
+					 "ORDER BY u.n", e->qualified);
+	appendStringInfoString(&q, returning(e, false));
+	values[0] = data_array(ds, n);
+	rc = push_exec(push_plan(q.data, 1, argtypes), values, NULL, 0);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != (uint64) n)
+		elog(ERROR, "insert into %s failed: %s", e->qualified, SPI_result_code_string(rc));
+	rows = palloc(sizeof(Jsonb *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		rows[i] = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	for (int i = 0; i < n; i++)
+		created(b, ops[i], rows[i]);
+}
+
+/*
+ * Updates with the same columns, their compare-and-swaps in one UPDATE; the
+ * ones it did not match take the slow path one by one, in order.
+ */
+static void
+update_run(PushBatch *b, PushOp **ops, PushData *ds, const char **ids, int n)
+{
+	PushEntity *e = ops[0]->entity;
+	PushData   *d = &ds[0];
+	const char *practice = (e->practice_index >= 0) ? b->ctx.practice_id : NULL;
+	StringInfoData q;
+	Oid			argtypes[5] = {TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Datum	   *idd = palloc(sizeof(Datum) * n);
+	Datum	   *verd = palloc(sizeof(Datum) * n);
+	bool	   *vernull = palloc(sizeof(bool) * n);
+	Datum	   *tsd = palloc(sizeof(Datum) * n);
+	bool	   *done = palloc0(sizeof(bool) * n);
+	int64	   *versions = palloc0(sizeof(int64) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			rc;
+
+	for (int i = 0; i < n; i++)
+	{
+		idd[i] = CStringGetTextDatum(ids[i]);
+		verd[i] = Int64GetDatum(ops[i]->version);
+		vernull[i] = !ops[i]->has_version;
+		tsd[i] = TimestampTzGetDatum(ops[i]->has_ts ? ops[i]->ts : DT_NOBEGIN);
+	}
+	initStringInfo(&q);
+	appendStringInfo(&q, "UPDATE %s AS t SET ", e->qualified);
+	for (int i = 0; i < d->ncols; i++)
+	{
+		const char *c = quote_identifier(e->cols[d->cols[i]].name);
+
+		appendStringInfo(&q, "%s%s = r.%s", i ? ", " : "", c, c);
+	}
+	appendStringInfo(&q, " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+					 "pg_catalog.unnest($3), pg_catalog.unnest($4)) WITH ORDINALITY AS u(id, ver, ts, data, n) "
+					 "CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, u.data) AS r "
+					 "WHERE t.%s = u.id::%s "
+					 "AND (u.ver IS NULL OR t.version = u.ver) AND (u.ver IS NOT NULL OR t.updated_at <= u.ts)",
+					 e->qualified, quote_identifier(e->pk_column), e->pk_type);
+	if (e->practice_index >= 0)
+		appendStringInfo(&q, " AND ($5 IS NULL OR t.%s::pg_catalog.text = $5)",
+						 quote_identifier(e->practice_column));
+	appendStringInfoString(&q, " RETURNING u.n, t.version");
+	values[0] = PointerGetDatum(construct_array(idd, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_md_array(verd, vernull, 1, dims, lbs, INT8OID, 8,
+												   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(tsd, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	values[3] = data_array(ds, n);
+	values[4] = practice ? CStringGetTextDatum(practice) : (Datum) 0;
+	nulls[4] = practice ? ' ' : 'n';
+	/* planned per run: the best join depends on the table's size */
+	rc = push_exec(push_plan_ex(q.data, 5, argtypes, true), values, nulls, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "update of %s failed: %s", e->qualified, SPI_result_code_string(rc));
+	for (uint64 k = 0; k < SPI_processed; k++)
+	{
+		bool		isnull;
+		int64		i = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1, &isnull)) - 1;
+
+		if (i >= 0 && i < n)
+		{
+			done[i] = true;
+			versions[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 2, &isnull));
+		}
+	}
+	SPI_freetuptable(SPI_tuptable);
+	for (int i = 0; i < n; i++)
+	{
+		if (done[i])
+			applied(b, ops[i], NULL, ids[i], versions[i]);
+		else
+			update_slow(b, ops[i], &ds[i], ids[i]);
+	}
+}
+
+/*
+ * Applies a run of operations of one entity type and kind (create or
+ * update), in the order given: creates and compare-and-swap updates that
+ * write the same columns go in one statement each, so capture fires once per
+ * statement instead of once per operation.  Updates of a row named earlier
+ * in the run, and updates that cannot compare-and-swap, go one by one.  Any
+ * error raises (the caller rolls back and applies one by one).
+ */
+void
+push_apply_run(PushBatch *b, PushOp **ops, int n)
+{
+	PushData   *ds = palloc(sizeof(PushData) * n);
+	const char **ids = palloc(sizeof(char *) * n);
+	PushOp	  **sel = palloc(sizeof(PushOp *) * n);
+	PushData   *seld = palloc(sizeof(PushData) * n);
+	const char **selids = palloc(sizeof(char *) * n);
+	int			i = 0;
+
+	for (int k = 0; k < n; k++)
+		ids[k] = prepare_op(b, ops[k], &ds[k]);
+
+	while (i < n)
+	{
+		int			m = 0;
+		int			j;
+
+		/* the longest stretch from i writing the same columns */
+		for (j = i; j < n && same_columns(&ds[i], &ds[j]); j++)
+		{
+			bool		alone = false;
+
+			if (ops[j]->kind == PUSH_UPDATE)
+			{
+				alone = !cas_eligible(ops[j], &ds[j]);
+				for (int p = 0; p < m && !alone; p++)
+					alone = (strcmp(selids[p], ids[j]) == 0);
+			}
+			if (alone)
+				break;
+			sel[m] = ops[j];
+			seld[m] = ds[j];
+			selids[m] = ids[j];
+			m++;
+		}
+		if (m >= 2)
+		{
+			if (ops[i]->kind == PUSH_CREATE)
+				insert_run(b, sel, seld, m);
+			else
+				update_run(b, sel, seld, selids, m);
+			i += m;
+			continue;
+		}
+		/* one operation alone */
+		if (ops[i]->kind == PUSH_CREATE)
+			created(b, ops[i], sql_insert(ops[i]->entity, &ds[i]));
+		else
+			apply_update(b, ops[i], &ds[i], ids[i]);
+		i++;
 	}
 }

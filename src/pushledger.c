@@ -246,6 +246,7 @@ push_ledger_record(PushBatch *b)
 	Datum	   *tss = palloc(sizeof(Datum) * Max(n, 1));
 	bool	   *tsnulls = palloc(sizeof(bool) * Max(n, 1));
 	Datum	   *reqs = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *reqnulls = palloc(sizeof(bool) * Max(n, 1));
 	Datum	   *outcomes = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *results = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *rids = palloc(sizeof(Datum) * Max(n, 1));
@@ -296,7 +297,9 @@ push_ledger_record(PushBatch *b)
 										op->kind == PUSH_UPDATE ? "update" : "delete");
 		tsnulls[nu] = !op->has_ts;
 		tss[nu] = op->has_ts ? TimestampTzGetDatum(op->ts) : (Datum) 0;
-		reqs[nu] = JsonbPGetDatum(op->request);
+		/* the request as sent, where the change log does not tell what was asked */
+		reqnulls[nu] = (op->outcome == PUSH_APPLIED || op->outcome == PUSH_RESOLVED);
+		reqs[nu] = reqnulls[nu] ? (Datum) 0 : JsonbPGetDatum(op->request);
 		outcomes[nu] = CStringGetTextDatum(outcome);
 		results[nu] = JsonbPGetDatum(op->result);
 		rids[nu] = text_or_null(op->real_id, &ridnulls[nu]);
@@ -321,7 +324,7 @@ push_ledger_record(PushBatch *b)
 	values[5] = make_array(eids, eidnulls, nu, TEXTOID);
 	values[6] = make_array(opers, NULL, nu, TEXTOID);
 	values[7] = make_array(tss, tsnulls, nu, TIMESTAMPTZOID);
-	values[8] = make_array(reqs, NULL, nu, JSONBOID);
+	values[8] = make_array(reqs, reqnulls, nu, JSONBOID);
 	values[9] = make_array(outcomes, NULL, nu, TEXTOID);
 	values[10] = make_array(results, NULL, nu, JSONBOID);
 	values[11] = make_array(rids, ridnulls, nu, TEXTOID);
