@@ -105,6 +105,11 @@ SELECT smartsync.http_status(c) AS status, string_agg(c, ' ' ORDER BY c) AS sqls
                     'SS701', 'SS702', 'SS703', '42501', '23505', 'P0001', NULL]) AS c
  GROUP BY 1 ORDER BY 1;
 
+-- Another role that is a member of the web role could set any claims: a warning.
+CREATE ROLE pgrst_setup_member IN ROLE web_user;
+SELECT smartsync.setup_postgrest() ->> 'web_role' AS web_role;
+DROP ROLE pgrst_setup_member;
+
 -- An api function owned by a role that bypasses row-level security (here the
 -- superuser running this test) refuses to run: SS701, HTTP 500.  Running the
 -- setup again gives it back to smartsync_api.
@@ -127,6 +132,9 @@ SELECT smartsync.setup_postgrest(api_schema => 'pgrst_setup');
 CREATE ROLE pgrst_setup_super SUPERUSER;
 SELECT smartsync.setup_postgrest(web_role => 'pgrst_setup_super');
 DROP ROLE pgrst_setup_super;
+CREATE ROLE pgrst_setup_login LOGIN;
+SELECT smartsync.setup_postgrest(web_role => 'pgrst_setup_login');
+DROP ROLE pgrst_setup_login;
 CREATE ROLE pgrst_setup_admin CREATEROLE;
 SET ROLE pgrst_setup_admin;
 SELECT smartsync.setup_postgrest();

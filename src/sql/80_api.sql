@@ -443,6 +443,12 @@ BEGIN
     PERFORM smartsync._check_api_role(anon_role, 'anonymous');
     PERFORM smartsync._check_api_role(web_role, 'web');
     PERFORM smartsync._check_api_role('authenticator', 'authenticator');
+    -- a request role that can log in would let its holder choose any claims
+    FOR f IN SELECT rolname FROM pg_roles WHERE rolname IN (anon_role, web_role) AND rolcanlogin LOOP
+        PERFORM smartsync._raise('SS703', format('role %I can log in', f),
+            'The anonymous and web roles are reached only through authenticator: whoever can log in as one can set any JWT claims.',
+            format('ALTER ROLE %I NOLOGIN, or choose another role name.', f));
+    END LOOP;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'smartsync_api') THEN
         CREATE ROLE smartsync_api NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
     END IF;
@@ -462,6 +468,11 @@ BEGIN
         EXECUTE format('ALTER ROLE authenticator PASSWORD %L', authenticator_password);
     END IF;
     EXECUTE format('GRANT %I, %I TO authenticator', anon_role, web_role);
+    FOR t IN SELECT m.member::regrole AS member FROM pg_auth_members m
+              WHERE m.roleid = web_role::regrole AND m.member <> 'authenticator'::regrole LOOP
+        RAISE WARNING 'role % is a member of the web role %, so it can set any JWT claims', t.member, web_role
+            USING HINT = format('REVOKE %I FROM %s, unless that role is as trusted as PostgREST.', web_role, t.member);
+    END LOOP;
     -- nobody may become smartsync_api
     FOR t IN SELECT m.member::regrole AS member FROM pg_auth_members m
               WHERE m.roleid = 'smartsync_api'::regrole LOOP
