@@ -9,7 +9,9 @@ OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # The install script is assembled from one SQL file per concern (src/sql/NN_*.sql).
 SQL_PARTS = $(sort $(wildcard src/sql/*.sql))
 DATA_built = build/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(filter-out $(DATA_built),$(wildcard upgrade/$(EXTENSION)--*--*.sql))
+# upgrade/: the install script of every earlier release (smartsync--A.sql) and
+# the upgrade scripts between releases (smartsync--A--B.sql), from 0.2.0 on
+DATA = $(filter-out $(DATA_built),$(wildcard upgrade/$(EXTENSION)--*.sql))
 
 # pg_regress: every sql/*.sql with its expected/*.out
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))

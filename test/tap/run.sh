@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 bindir=$("$PG_CONFIG" --bindir)
+# SMARTSYNC_PG_BINDIR: the bin directory of another installation to test, e.g.
+# one made by test/install_private.sh
+bindir=${SMARTSYNC_PG_BINDIR:-$bindir}
 pgxs_src=$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")   # .../lib/pgxs/src
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/smartsync_tap.XXXXXX")
