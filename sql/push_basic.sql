@@ -160,10 +160,12 @@ SELECT client_id, user_id, practice_id FROM push_basic.sync_changes ORDER BY seq
 SELECT current_setting('request.jwt.claims')::jsonb ? 'client_id' AS claims_changed;
 COMMIT;
 
--- The ledger: who, when, what and the outcome of every operation.
+-- The ledger: who, when, what and the outcome of every operation.  The request
+-- as sent is kept for operations that did not apply; an applied one is in the
+-- change log at (entity_type, real_id, version).
 SELECT client_id, operation_id, entity_type, entity_id, operation, user_id, practice_id,
        outcome, real_id, version, error_code, client_ts IS NOT NULL AS has_client_ts,
-       request ->> 'operation' AS requested, received_at <= completed_at AS timed
+       request IS NOT NULL AS request_kept, received_at <= completed_at AS timed
   FROM push_basic.sync_ledger WHERE client_id = 'tablet-1' AND operation_id IN ('123', '10', '20', '30')
  ORDER BY operation_id;
 

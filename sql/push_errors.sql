@@ -123,7 +123,8 @@ SELECT name FROM push_errors.pets ORDER BY id;
 
 -- Failures are acknowledged: the ledger keeps them, and pushing them again
 -- returns the same failure (the client does not retry them forever).
-SELECT operation_id, outcome, error_code FROM push_errors.sync_ledger ORDER BY received_at, operation_id;
+SELECT operation_id, outcome, error_code, request ->> 'operation' AS requested
+  FROM push_errors.sync_ledger ORDER BY received_at, operation_id;
 SELECT x ->> 'operationId' AS op, x ->> 'code' AS code, x ->> 'replayed' AS replayed
   FROM jsonb_array_elements(smartsync.sync_push('{"operations": [
     {"id": "fk", "operation": "create", "entityType": "pets", "data": {"name": "X", "clientId": 999999}}]}') -> 'results') AS x;

@@ -1331,8 +1331,8 @@ update_run(PushBatch *b, PushOp **ops, PushData *ds, const char **ids, int n)
 	values[3] = data_array(ds, n);
 	values[4] = practice ? CStringGetTextDatum(practice) : (Datum) 0;
 	nulls[4] = practice ? ' ' : 'n';
-	/* planned per run: the best join depends on the table's size */
-	rc = push_exec(push_plan_ex(q.data, 5, argtypes, true), values, nulls, 0);
+	/* a saved generic plan: replanned when (auto)analyze updates the table's statistics */
+	rc = push_exec(push_plan(q.data, 5, argtypes), values, nulls, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "update of %s failed: %s", e->qualified, SPI_result_code_string(rc));
 	for (uint64 k = 0; k < SPI_processed; k++)
