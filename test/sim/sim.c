@@ -2100,6 +2100,7 @@ main(int argc, char **argv)
 	int			ch;
 	bool		have_seed = false;
 	double		start;
+	double		last_report;
 	int			epochs = 0;
 
 	while ((ch = getopt_long(argc, argv, "s:c:t:r:d:b:D:nvh", longopts, NULL)) != -1)
@@ -2159,7 +2160,7 @@ main(int argc, char **argv)
 	fflush(stdout);
 
 	setup();
-	start = now_seconds();
+	start = last_report = now_seconds();
 	do
 	{
 		for (int r = 0; r < nrounds; r++)
@@ -2167,9 +2168,12 @@ main(int argc, char **argv)
 		settle();
 		check_all();
 		epochs++;
-		if (duration)
+		if (duration && (now_seconds() - last_report >= 30 || checks_failed > 0 ||
+						 now_seconds() - start >= duration))
 		{
 			Stats		s = {0};
+
+			last_report = now_seconds();
 
 			for (int i = 0; i < nclients; i++)
 				add_stats(&s, &clients[i].st);
