@@ -910,7 +910,34 @@ force_apply(PushOp *op, PushData *d, const char *id, Jsonb *server, int64 *tombs
 }
 
 /*
- * Decides a conflict: low severity applies the client's change; a deletion
+ * True when the entity type's conflict policy resolves this severity at once
+ * (smartsync.entity_types.auto_resolve, default {low}; set_conflict_policy).
+ * Read only when a conflict occurs.
+ */
+static bool
+auto_resolves(PushEntity *e, const char *severity)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	bool		result = false;
+	bool		isnull;
+	int			rc;
+
+	values[0] = CStringGetTextDatum(e->entity_type);
+	values[1] = CStringGetTextDatum(severity);
+	rc = push_exec(push_plan("SELECT $2 = ANY (auto_resolve) FROM smartsync.entity_types WHERE entity_type = $1",
+							 2, argtypes), values, NULL, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading smartsync.entity_types failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed > 0)
+		result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
+	SPI_freetuptable(SPI_tuptable);
+	return result;
+}
+
+/*
+ * Decides a conflict: a severity the policy auto-resolves (default: low)
+ * applies the client's change; a deletion
  * or missing entity is stored; otherwise the entity type's strategy: merge
  * (three-way against the client's base version from the change log, else
  * the spec's two-way attemptMerge), client-wins, server-wins,
@@ -935,10 +962,10 @@ resolve(PushBatch *b, PushOp *op, PushData *d, const char *id, Jsonb *conflict,
 		unresolved(b, op, conflict, local, server, server_deleted, NULL, id);
 		return;
 	}
-	if (strcmp(severity, "low") == 0)
+	if (auto_resolves(e, severity))
 	{
 		row = force_apply(op, d, id, server, &tombstone);
-		resolved(b, op, conflict, "low-severity", "client", row, id, tombstone);
+		resolved(b, op, conflict, psprintf("%s-severity", severity), "client", row, id, tombstone);
 		return;
 	}
 	if (op->kind == PUSH_UPDATE && strcmp(strategy, "merge") == 0)
