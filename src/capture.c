@@ -39,6 +39,7 @@
 #include "catalog/dependency.h"
 #include "commands/sequence.h"
 #include "utils/xid8.h"
+#include "storage/proc.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "executor/executor.h"
@@ -194,6 +195,26 @@ required_column(Relation rel, const char *name, Oid typid)
 }
 
 /*
+ * The version the next insert into one relation starts at, for re-creating a
+ * deleted row (conflict resolution): the row must continue after its
+ * tombstone, or a device holding the old row's version 1 would pass version
+ * checks against the new row.  Honoured only within the transaction that set
+ * it, and only once.
+ */
+static Oid	next_insert_relid = InvalidOid;
+static int64 next_insert_version = 0;
+static LocalTransactionId next_insert_lxid = InvalidLocalTransactionId;
+
+/* Makes the next insert into relid (in this transaction) get version. */
+void
+sync_stamp_next_insert(Oid relid, int64 version)
+{
+	next_insert_relid = relid;
+	next_insert_version = version;
+	next_insert_lxid = MyProc->lxid;
+}
+
+/*
  * smartsync.stamp_row(): BEFORE ROW trigger keeping version and updated_at.
  * Argument 0 is the primary-key column, whose change is refused.
  */
@@ -264,7 +285,12 @@ smartsync_stamp_row(PG_FUNCTION_ARGS)
 		newtup = td->tg_newtuple;
 	}
 	else
+	{
 		newtup = td->tg_trigtuple;
+		if (next_insert_relid == relid && next_insert_lxid == MyProc->lxid)
+			version = next_insert_version;
+		next_insert_relid = InvalidOid;
+	}
 
 	cols[0] = e->version_att;
 	vals[0] = Int64GetDatum(version);

@@ -856,6 +856,16 @@ apply_columns(PushBatch *b, PushEntity *e, StoredConflict *c, Jsonb *current,
 		full = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(full),
 												  JsonbPGetDatum(cols)));
 		out->written = true;
+		/* the row continues after its tombstone (last version + 1) */
+		if (img != NULL)
+		{
+			JsonbValue *v = sync_jsonb_get(image, "version");
+
+			if (v != NULL && v->type == jbvNumeric)
+				sync_stamp_next_insert(e->relid,
+									   DatumGetInt64(DirectFunctionCall1(numeric_int8,
+																		 NumericGetDatum(v->val.numeric))) + 2);
+		}
 		out->row = write_insert(e, full);
 	}
 	out->has_version = row_version(out->row, &out->version);

@@ -116,6 +116,10 @@ extern bool sync_context_has_permission(const SyncContext *ctx, const char *perm
 
 extern void sync_pull_init(void);
 
+/* --- capture (capture.c) ---------------------------------------------- */
+
+extern void sync_stamp_next_insert(Oid relid, int64 version);
+
 /* --- jsonb helpers (context.c) ---------------------------------------- */
 
 extern JsonbValue *sync_jsonb_get(Jsonb *jb, const char *key);
