@@ -141,6 +141,7 @@ extern PushEntity *push_find_entity(PushBatch *b, const char *entity_type, int l
 extern void push_apply_op(PushBatch *b, PushOp *op);
 extern void push_apply_run(PushBatch *b, PushOp **ops, int n);
 extern bool push_is_temp(PushBatch *b, const char *s, int len);
+extern int	push_find_column(PushEntity *e, const char *key, int len);
 
 /* pushledger.c */
 extern SPIPlanPtr push_plan(const char *sql, int nargs, Oid *argtypes);

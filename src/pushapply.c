@@ -137,8 +137,8 @@ push_resolve_entity(PushBatch *b, PushEntity *e)
 }
 
 /* The column a data key names: itself, or its snake_case spelling (petId -> pet_id); -1 if none. */
-static int
-find_column(PushEntity *e, const char *key, int len)
+int
+push_find_column(PushEntity *e, const char *key, int len)
 {
 	char	   *snake;
 	int			sl = 0;
@@ -250,7 +250,7 @@ rewrite_data(PushBatch *b, PushOp *op, PushEntity *e, JsonbValue *explicit_id, P
 			tok = JsonbIteratorNext(&it, &v, true);
 			Assert(tok == WJB_VALUE);
 			key = pnstrdup(k.val.string.val, k.val.string.len);
-			col = find_column(e, k.val.string.val, k.val.string.len);
+			col = push_find_column(e, k.val.string.val, k.val.string.len);
 			if (col < 0)
 			{
 				/* metadata the client may echo back */

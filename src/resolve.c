@@ -616,36 +616,6 @@ write_delete(PushEntity *e, const char *id)
 
 /* --- data to columns ----------------------------------------------------- */
 
-/* The column a data key names: itself, or its snake_case spelling; -1 if none. */
-static int
-find_column(PushEntity *e, const char *key, int len)
-{
-	char	   *snake = palloc(len * 2 + 1);
-	int			sl = 0;
-
-	for (int i = 0; i < e->ncols; i++)
-		if ((int) strlen(e->cols[i].name) == len && memcmp(e->cols[i].name, key, len) == 0)
-			return i;
-	for (int i = 0; i < len; i++)
-	{
-		char		c = key[i];
-
-		if (c >= 'A' && c <= 'Z')
-		{
-			if (i > 0 && ((key[i - 1] >= 'a' && key[i - 1] <= 'z') ||
-						  (key[i - 1] >= '0' && key[i - 1] <= '9')))
-				snake[sl++] = '_';
-			c = c - 'A' + 'a';
-		}
-		snake[sl++] = c;
-	}
-	snake[sl] = '\0';
-	for (int i = 0; i < e->ncols; i++)
-		if (strcmp(e->cols[i].name, snake) == 0)
-			return i;
-	return -1;
-}
-
 /* Raises SS607 about the resolved data. */
 static void
 bad_data(int64 conflict_id, const char *msg, const char *detail)
@@ -688,7 +658,7 @@ data_columns(PushBatch *b, PushEntity *e, Jsonb *data, const char *id, bool stri
 				continue;
 			tok = JsonbIteratorNext(&it, &v, true);
 			key = pnstrdup(k.val.string.val, k.val.string.len);
-			col = strict ? find_column(e, k.val.string.val, k.val.string.len) : -1;
+			col = strict ? push_find_column(e, k.val.string.val, k.val.string.len) : -1;
 			if (!strict)
 			{
 				for (int i = 0; i < e->ncols; i++)
