@@ -312,6 +312,7 @@ static int	ntenants = 3;
 static int	nrounds = 40;
 static int	duration = 0;
 static int	batch_max = 20;
+static int	interrupt_pct = 13;	/* pushes interrupted before COMMIT, percent */
 static bool verbose = false;
 static bool have_resolve = false;
 static char trace_key[64];		/* SIM_TRACE=tenant:type:id prints what happens to it */
@@ -1218,8 +1219,10 @@ push_all(Client *c, bool clean)
 		{
 			int			d = rnd(100);
 
-			mode = d < 8 ? PUSH_DOUBLE : d < 16 ? PUSH_LOST : d < 21 ? PUSH_ROLLBACK :
-				d < 25 ? PUSH_CANCEL : d < 29 ? PUSH_DISCONNECT : PUSH_NORMAL;
+			int			k = interrupt_pct / 3;
+
+			mode = d < 8 ? PUSH_DOUBLE : d < 16 ? PUSH_LOST : d < 16 + k ? PUSH_ROLLBACK :
+				d < 16 + 2 * k ? PUSH_CANCEL : d < 16 + interrupt_pct ? PUSH_DISCONNECT : PUSH_NORMAL;
 		}
 		buf_init(&b);
 		buf_add(&b, "{\"operations\": [");
@@ -2078,7 +2081,7 @@ static void
 usage(void)
 {
 	printf("usage: sim [--seed N] [--clients N] [--tenants N] [--rounds N] [--duration-seconds N]\n"
-		   "           [--batch N] [--dbname NAME] [--no-refetch] [--verbose]\n");
+		   "           [--batch N] [--interrupt-pct N] [--dbname NAME] [--no-refetch] [--verbose]\n");
 }
 
 int
@@ -2091,6 +2094,7 @@ main(int argc, char **argv)
 		{"rounds", required_argument, NULL, 'r'},
 		{"duration-seconds", required_argument, NULL, 'd'},
 		{"batch", required_argument, NULL, 'b'},
+		{"interrupt-pct", required_argument, NULL, 'i'},
 		{"dbname", required_argument, NULL, 'D'},
 		{"no-refetch", no_argument, NULL, 'n'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -2103,7 +2107,7 @@ main(int argc, char **argv)
 	double		last_report;
 	int			epochs = 0;
 
-	while ((ch = getopt_long(argc, argv, "s:c:t:r:d:b:D:nvh", longopts, NULL)) != -1)
+	while ((ch = getopt_long(argc, argv, "s:c:t:r:d:b:i:D:nvh", longopts, NULL)) != -1)
 	{
 		switch (ch)
 		{
@@ -2126,6 +2130,9 @@ main(int argc, char **argv)
 			case 'b':
 				batch_max = atoi(optarg);
 				break;
+			case 'i':
+				interrupt_pct = atoi(optarg);
+				break;
 			case 'D':
 				snprintf(dbname, sizeof(dbname), "%s", optarg);
 				break;
@@ -2140,7 +2147,8 @@ main(int argc, char **argv)
 				return ch == 'h' ? 0 : 2;
 		}
 	}
-	if (nclients < 1 || ntenants < 1 || ntenants > 16 || nrounds < 1 || batch_max < 1)
+	if (nclients < 1 || ntenants < 1 || ntenants > 16 || nrounds < 1 || batch_max < 1 ||
+		interrupt_pct < 0 || interrupt_pct > 84)
 	{
 		usage();
 		return 2;
