@@ -69,3 +69,9 @@ corpus:
 	createdb $(CORPUS_DB)
 	psql -X -q -v ON_ERROR_STOP=1 -d $(CORPUS_DB) -f test/corpus/run.sql
 	dropdb $(CORPUS_DB)
+
+# the whole suite and the TAP tests on an AddressSanitizer + UndefinedBehaviorSanitizer
+# build of smartsync in a private PostgreSQL installation (test/sanitize.sh)
+.PHONY: sanitize
+sanitize:
+	bash test/sanitize.sh

@@ -2,7 +2,7 @@
 # Installs the Debian packages smartsync needs to build, test, benchmark and run
 # its demo, when any is missing.  Uses sudo when not root.
 set -euo pipefail
-PKGS="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap pgtap libipc-run-perl libpq-dev postgresql-contrib make gcc"
+PKGS="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap pgtap libipc-run-perl libpq-dev postgresql-contrib make gcc libasan8 libubsan1"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -6,6 +6,7 @@
 # build).  Nothing of the system installation or of the working tree changes.
 # Prints the private bin directory.
 #   test/install_private.sh DIR [make arguments...]
+# INSTALL_PRIVATE_EXTRA_SRC: more C files compiled into smartsync (test builds).
 set -euo pipefail
 dir=$1; shift
 tree=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +25,7 @@ rm -rf "$dir$pkglibdir/bitcode/smartsync" "$dir$pkglibdir/bitcode/smartsync.inde
 # build from a copy of the sources, so the working tree's objects stay as they are
 (cd "$tree" && tar cf - --exclude='*.o' --exclude='*.bc' --exclude='*.so' \
     Makefile smartsync.control src $(ls -d upgrade 2>/dev/null)) | tar xf - -C "$dir/build"
+for f in ${INSTALL_PRIVATE_EXTRA_SRC:-}; do cp "$f" "$dir/build/src/"; done
 make -C "$dir/build" -s PG_CONFIG="$PG_CONFIG" "$@" >&2
 make -C "$dir/build" -s PG_CONFIG="$PG_CONFIG" DESTDIR="$dir" "$@" install >&2
 echo "$dir$bindir"

@@ -33,6 +33,11 @@ status=0
     PG_REGRESS="$pgxs_src/test/regress/pg_regress" \
     SMARTSYNC_DATA="$work/data" \
     prove -I "$pgxs_src/test/perl" ${PROVE_FLAGS:-} t/*.pl) || status=$?
+# a sanitizer report in any server's log fails the run (test/sanitize.sh)
+if grep -lE 'AddressSanitizer|runtime error:' "$work"/tmp_check/log/*.log 2>/dev/null; then
+    grep -hE -A20 'AddressSanitizer|runtime error:' "$work"/tmp_check/log/*.log | head -100
+    status=1
+fi
 if [ $status -ne 0 ] || [ -n "${TAP_SHOW_LOG:-}" ]; then
     for f in "$work"/tmp_check/log/regress_log_*; do
         [ -f "$f" ] && { echo "=== $(basename "$f") (last 80 lines)"; tail -n 80 "$f"; }
