@@ -315,7 +315,7 @@ static int	batch_max = 20;
 static int	interrupt_pct = 13;	/* pushes interrupted before COMMIT, percent */
 static bool verbose = false;
 static bool have_resolve = false;
-static char trace_key[64];		/* SIM_TRACE=tenant:type:id prints what happens to it */
+static char trace_key[64];		/* SIM_TRACE=tenant:type:id or client:type */
 
 static bool
 traced(Client *c, int type, const char *id)
@@ -325,6 +325,10 @@ traced(Client *c, int type, const char *id)
 	if (trace_key[0] == '\0')
 		return false;
 	snprintf(k, sizeof(k), "sim%d:%s:%s", c->tenant + 1, types[type].name, id);
+	if (strcmp(k, trace_key) == 0)
+		return true;
+	/* NAME:TYPE follows every row of that type on one client */
+	snprintf(k, sizeof(k), "%s:%s", c->name, types[type].name);
 	return strcmp(k, trace_key) == 0;
 }	/* smartsync.resolve_conflict is installed */
 static bool no_refetch = false;
@@ -1041,8 +1045,9 @@ apply_result(Client *c, Op *op, JsonNode *res, bool replayed)
 		}
 	}
 	(void) e;
-	if (c->listing)
-		store_add(&c->seen, op->type, op->id);	/* known to exist now, whatever the listing says */
+	if (c->listing && live(store_find(&c->conf, op->type, op->id)) &&
+		(success || json_bool(res, "conflict")))
+		store_add(&c->seen, op->type, op->id);	/* the answer showed it exists now */
 	return true;
 }
 
@@ -1368,7 +1373,7 @@ resolve_conflicts(Client *c, bool all)
 			confirm_row(c, op->type, data, true);
 		else if (op->res_wrote)
 			confirm_delete(c, op->type, op->id, op->res_version, true);
-		if (c->listing)
+		if (c->listing && live(store_find(&c->conf, op->type, op->id)))
 			store_add(&c->seen, op->type, op->id);
 		json_free(res);
 		free(body);
