@@ -113,14 +113,17 @@ capture_relcache_callback(Datum arg, Oid relid)
 		HASH_SEQ_STATUS status;
 		CaptureEntry *e;
 
+		/*
+		 * Only mark entries stale: an invalidation can arrive while a capture
+		 * is using its entry (any relation open or sequence access processes
+		 * them), so the memory is freed when the entry is next filled.
+		 */
 		hash_seq_init(&status, capture_cache);
 		while ((e = hash_seq_search(&status)) != NULL)
 		{
 			if (OidIsValid(relid) && e->relid != relid && e->logrelid != relid)
 				continue;
-			if (e->cxt != NULL)
-				MemoryContextDelete(e->cxt);
-			hash_search(capture_cache, &e->tgoid, HASH_REMOVE, NULL);
+			e->valid = false;
 		}
 	}
 }
