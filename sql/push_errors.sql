@@ -136,6 +136,21 @@ SELECT x ->> 'code' AS code, x ->> 'detail' AS detail
     {"id": "np", "operation": "create", "entityType": "clients", "data": {"name": "X"},
      "requiredPermissions": ["clients:create"]}]}') -> 'results') AS x;
 
+-- Wildcards grant permissions as pull's do: "type:*", "*:action", "*".
+SET smartsync.permissions = 'pets:*, *:update';
+SELECT x ->> 'operationId' AS op, x ->> 'success' AS ok, x ->> 'code' AS code
+  FROM jsonb_array_elements(smartsync.sync_push('{"operations": [
+    {"id": "wild1", "operation": "create", "entityType": "clients", "entityId": "temp_cw", "data": {"name": "W"},
+     "requiredPermissions": ["clients:create"]},
+    {"id": "wild2", "operation": "create", "entityType": "clients", "entityId": "temp_cw2", "data": {"name": "W"},
+     "requiredPermissions": ["pets:create", "clients:update"]}]}') -> 'results') AS x;
+SET smartsync.permissions = '*';
+SELECT x ->> 'operationId' AS op, x ->> 'success' AS ok, x ->> 'code' AS code
+  FROM jsonb_array_elements(smartsync.sync_push('{"operations": [
+    {"id": "wild3", "operation": "delete", "entityType": "clients", "entityId": "temp_cw2",
+     "requiredPermissions": ["clients:delete"]}]}') -> 'results') AS x;
+RESET smartsync.permissions;
+
 -- An update or delete of a row of another practice is refused.
 SET smartsync.practice_id = '2';
 SELECT x ->> 'code' AS code, x ->> 'error' AS error

@@ -201,15 +201,30 @@ sync_context_require_tenant(const SyncContext *ctx)
 				 errhint("Send a JWT with a \"tenant_id\" claim, or SET smartsync.tenant_id.")));
 }
 
-/* Returns true when the context's permission list holds perm. */
+/*
+ * Returns true when the context's permission list grants perm ("type:action"):
+ * the permission itself, "type:*", "*:action" or "*" (the same wildcards pull
+ * applies to "type:read").
+ */
 bool
 sync_context_has_permission(const SyncContext *ctx, const char *perm)
 {
+	const char *colon = strchr(perm, ':');
 	ListCell   *lc;
 
 	foreach(lc, ctx->permissions)
 	{
-		if (strcmp((char *) lfirst(lc), perm) == 0)
+		const char *p = (const char *) lfirst(lc);
+
+		if (strcmp(p, perm) == 0 || strcmp(p, "*") == 0)
+			return true;
+		if (colon == NULL)
+			continue;
+		/* "type:*" */
+		if (strncmp(p, perm, colon - perm + 1) == 0 && strcmp(p + (colon - perm) + 1, "*") == 0)
+			return true;
+		/* "*:action" */
+		if (p[0] == '*' && p[1] == ':' && strcmp(p + 2, colon + 1) == 0)
 			return true;
 	}
 	return false;
