@@ -177,6 +177,20 @@ SELECT * FROM push_conflicts_tpl.show(smartsync.sync_push('{"atomic": true, "ope
   {"id": 51, "operation": "create", "entityType": "memo_manual", "data": {"title": "new"}}]}'));
 SELECT count(*) - :conflicts_before AS new_conflicts FROM push_conflicts.sync_conflicts;
 
+-- An update from an old version that changes nothing the server changed meanwhile
+-- is no conflict, but it is not a clean step either: the answer carries the row
+-- as it now is, so the client learns the fields others changed (its own write
+-- is not echoed back by pull).
+SELECT x ->> 'id' AS id FROM jsonb_array_elements(smartsync.sync_push('{"operations": [
+  {"id": 70, "operation": "create", "entityType": "memo_manual", "entityId": "temp_s1", "data": {"title": "s1", "body": "b"}}]}') -> 'results') x \gset
+SELECT realid AS s1 FROM (SELECT x ->> 'realId' AS realid FROM push_conflicts.sync_ledger l,
+       jsonb_array_elements(jsonb_build_array(l.result)) x WHERE l.operation_id = '70') r \gset
+UPDATE push_conflicts.memo_manual SET pinned = true WHERE title = 's1';
+SELECT x ->> 'success' AS ok, x ->> 'version' AS version, x -> 'data' ->> 'pinned' AS pinned_seen,
+       x -> 'data' ->> 'title' AS title
+  FROM jsonb_array_elements(smartsync.sync_push(format('{"operations": [
+  {"id": 71, "operation": "update", "entityType": "memo_manual", "entityId": %s, "data": {"title": "s1"}, "version": 1}]}', :'s1')::jsonb) -> 'results') x;
+
 RESET smartsync.tenant_id;
 RESET smartsync.practice_id;
 RESET smartsync.user_id;

@@ -709,7 +709,7 @@ note_row(PushBatch *b, PushOp *op, Jsonb *row, const char *id)
 
 /* A result for an applied create, update or delete; version, when > 0, is the row's new version (a delete's: its tombstone's). */
 static void
-applied(PushBatch *b, PushOp *op, Jsonb *row, const char *id, int64 version)
+applied_ex(PushBatch *b, PushOp *op, Jsonb *row, const char *id, int64 version, bool with_data)
 {
 	JsonbParseState *ps = NULL;
 
@@ -744,7 +744,19 @@ applied(PushBatch *b, PushOp *op, Jsonb *row, const char *id, int64 version)
 		push_key(&ps, "version");
 		push_int64(&ps, op->new_version);
 	}
+	if (with_data && row != NULL)
+	{
+		push_key(&ps, "data");
+		push_jsonb(&ps, WJB_VALUE, row);
+	}
 	result_end(b, op, &ps, PUSH_APPLIED);
+}
+
+/* The result of an applied operation: ids and the new version. */
+static void
+applied(PushBatch *b, PushOp *op, Jsonb *row, const char *id, int64 version)
+{
+	applied_ex(b, op, row, id, version, false);
 }
 
 /* Reads a string field of a conflict object. */
@@ -1075,8 +1087,13 @@ update_slow(PushBatch *b, PushOp *op, PushData *d, const char *id)
 									"update", e->field_classes);
 	if (conflict == NULL)
 	{
-		row = (d->ncols == 0) ? server : sql_update(e, d, id, false, 0, DT_NOEND, NULL, false);
-		applied(b, op, row, id, -1);
+		row = (d->ncols == 0) ? server : sql_update(e, d, id, false, 0, DT_NOEND, NULL, true);
+		/*
+		 * Not a clean step from the client's version: others changed fields it
+		 * did not touch, and echo suppression will not send them, so the answer
+		 * carries the row as it now is.
+		 */
+		applied_ex(b, op, row, id, -1, true);
 		return;
 	}
 	resolve(b, op, d, id, conflict, d->jb, server, deleted);
