@@ -420,14 +420,12 @@ field_timestamp(const char *name, JsonbValue *v)
 				 errmsg("invalid timestamp in field \"%s\": \"%s\"", name, s),
 				 errdetail("A timestamp field holds an ISO 8601 timestamp or milliseconds since 1970-01-01 UTC.")));
 	}
-	if (v->type == jbvNumeric && !numeric_is_nan(v->val.numeric) && !numeric_is_inf(v->val.numeric))
+	if (v->type == jbvNumeric)
 	{
-		double		ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
-															NumericGetDatum(v->val.numeric)));
-		double		us = ms * 1000.0 - (double) ((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+		TimestampTz ts;
 
-		if (!isnan(us) && us >= (double) MIN_TIMESTAMP && us < (double) END_TIMESTAMP)
-			return (TimestampTz) us;
+		if (sync_epoch_ms_timestamp(v->val.numeric, &ts))
+			return ts;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_SS_INVALID_TIMESTAMP),

@@ -15,6 +15,10 @@
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+#include <math.h>
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/varlena.h"
@@ -48,6 +52,26 @@ sync_jsonb_scalar_text(JsonbValue *v)
 		default:
 			return NULL;
 	}
+}
+
+/*
+ * Converts JavaScript epoch milliseconds (the spec's timestamps) to a
+ * timestamptz; false for NaN, infinities and values outside PostgreSQL's range.
+ */
+bool
+sync_epoch_ms_timestamp(Numeric n, TimestampTz *result)
+{
+	double		ms;
+	double		us;
+
+	if (numeric_is_nan(n) || numeric_is_inf(n))
+		return false;
+	ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, NumericGetDatum(n)));
+	us = ms * 1000.0 - (double) ((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	if (isnan(us) || us < (double) MIN_TIMESTAMP || us >= (double) END_TIMESTAMP)
+		return false;
+	*result = (TimestampTz) us;
+	return true;
 }
 
 /* Reads one identity claim (string or number) under any of its names. */

@@ -272,16 +272,12 @@ read_timestamp(const char *where, JsonbValue *v)
 		if (parse_iso_timestamp(s, &ts))
 			return ts;
 	}
-	else if (v->type == jbvNumeric && !numeric_is_nan(v->val.numeric) &&
-			 !numeric_is_inf(v->val.numeric))
+	else if (v->type == jbvNumeric)
 	{
-		double		ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
-															NumericGetDatum(v->val.numeric)));
-		double		us = ms * 1000.0 -
-			(double) ((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+		TimestampTz ts;
 
-		if (!isnan(us) && us >= (double) MIN_TIMESTAMP && us < (double) END_TIMESTAMP)
-			return (TimestampTz) us;
+		if (sync_epoch_ms_timestamp(v->val.numeric, &ts))
+			return ts;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_SS_PUSH_INVALID_FIELD),

@@ -10,6 +10,8 @@
 #include "postgres.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
 
 #include "compat.h"
 
@@ -124,5 +126,6 @@ extern void sync_stamp_next_insert(Oid relid, int64 version);
 
 extern JsonbValue *sync_jsonb_get(Jsonb *jb, const char *key);
 extern char *sync_jsonb_scalar_text(JsonbValue *v);
+extern bool sync_epoch_ms_timestamp(Numeric n, TimestampTz *result);
 
 #endif							/* SMARTSYNC_H */
