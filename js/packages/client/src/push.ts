@@ -1,0 +1,376 @@
+// The push phase of a sync: batches from the queue to the server, each answer applied in
+// one IndexedDB transaction (never held across the request).
+//
+// Per operation result:
+//   success    removed from the queue; a create's temporary id is replaced by the real id
+//              everywhere (id-remap.ts); the row takes the server's version (and its data
+//              when the server sends the row); later queued operations of the entity take
+//              that version as their base
+//   conflict   removed from the queue (the server's ledger has it), saved in the conflict
+//              store with local and server data; the entity's later operations wait for
+//              the resolution
+//   retryable  retried after exponential backoff with full jitter, at most maxRetries
+//              times, then failed
+//   otherwise  failed for good (a 4xx kind of refusal): kept, marked failed, never retried
+// A whole request that fails:
+//   network error, 401/403   nothing counted; the sync stops (the queue waits)
+//   408, 429, 5xx            every operation of the batch as a retryable failure
+//   413 (batch too large)    the batch size halves and the batch goes again
+//   another 4xx              its operations go again one by one, to find the one it is about
+
+import { backoffDelay, type BackoffOptions } from './backoff.js';
+import { entityKey, selectBatch } from './batch.js';
+import type { Clock } from './clock.js';
+import { CONFLICTS, Database, IDMAP, QUEUE, entityStore, type Tx } from './database.js';
+import { HttpError, NetworkError, ProtocolError, isAbort, isAuthError, isTransient } from './errors.js';
+import { applyRemap } from './id-remap.js';
+import type { StoreChange } from './local-store.js';
+import type { Transport } from './transport.js';
+import { collectTempRefs } from './validate.js';
+import { isTempId } from './uuid.js';
+import type { ConflictRecord, EntityData, EntityRecord, PushOperation, PushRequest, PushResponse, PushResult, QueuedOperation } from './types.js';
+
+export interface PushContext {
+  db: Database;
+  transport: Transport;
+  clock: Clock;
+  random: () => number;
+  backoff: BackoffOptions;
+  deviceId: string;
+  batchSize: number;
+  entityTypes: readonly string[];
+  tempIdPrefix: string;
+  emit(change: StoreChange): void;
+  signal?: AbortSignal | undefined;
+}
+
+export interface PushOutcome {
+  /** Operations the server applied (or had applied: replays), including conflicts it resolved at once. */
+  synced: number;
+  /** Operations that failed for good in this sync. */
+  failed: number;
+  /** Conflicts saved to the conflict store. */
+  conflicts: number;
+  /** Conflicts the server resolved at once by policy (counted in synced too). */
+  resolved: number;
+  /** Operations waiting for a retry after a transient failure. */
+  retrying: number;
+  batches: number;
+  /** Why the push stopped early (network, auth, server trouble), if it did. */
+  error?: unknown;
+}
+
+/** Pushes every due operation, batch after batch. */
+export async function pushAll(ctx: PushContext): Promise<PushOutcome> {
+  const outcome: PushOutcome = { synced: 0, failed: 0, conflicts: 0, resolved: 0, retrying: 0, batches: 0 };
+  const isolate = new Set<string>();
+  let size = ctx.batchSize;
+  await resetInFlight(ctx);
+
+  for (;;) {
+    const batch = await takeBatch(ctx, size, isolate);
+    if (batch.length === 0) break;
+    const request: PushRequest = {
+      operations: batch.map(toPushOperation),
+      clientTimestamp: ctx.clock.now(),
+      clientId: ctx.deviceId,
+    };
+    outcome.batches += 1;
+    let response: PushResponse;
+    try {
+      response = await ctx.transport.push(request, ctx.signal);
+      if (!response || !Array.isArray(response.results)) throw new ProtocolError('push: the answer has no results array');
+    } catch (error) {
+      if (isAbort(error, ctx.signal)) {
+        await release(ctx, batch);
+        throw error;
+      }
+      if (error instanceof HttpError && error.status === 413 && size > 1) {
+        size = Math.max(1, Math.floor(batch.length / 2));
+        await release(ctx, batch);
+        continue;
+      }
+      if (error instanceof NetworkError || isAuthError(error)) {
+        await release(ctx, batch);
+        outcome.error = error;
+        break;
+      }
+      if (isTransient(error) || error instanceof ProtocolError) {
+        await applyFailures(ctx, batch, error, outcome);
+        outcome.error = error;
+        break;
+      }
+      if (batch.length > 1) {
+        for (const op of batch) isolate.add(op.id);
+        await release(ctx, batch);
+        continue;
+      }
+      await applyFailures(ctx, batch, error, outcome);
+      continue;
+    }
+    await applyResults(ctx, batch, response, outcome);
+  }
+  return outcome;
+}
+
+/** The operation as the push request carries it. */
+export function toPushOperation(op: QueuedOperation): PushOperation {
+  const out: PushOperation = {
+    id: op.id,
+    operation: op.operation,
+    entityType: op.entityType,
+    entityId: op.entityId,
+    timestamp: op.timestamp,
+    priority: op.priority,
+    maxRetries: op.maxRetries,
+  };
+  if (op.data !== undefined) out.data = op.data;
+  if (op.version !== undefined) out.version = op.version;
+  if (op.tenantId !== undefined) out.tenantId = op.tenantId;
+  if (op.practiceId !== undefined) out.practiceId = op.practiceId;
+  if (op.userId !== undefined) out.userId = op.userId;
+  if (op.requiredPermissions !== undefined) out.requiredPermissions = op.requiredPermissions;
+  return out;
+}
+
+/** Operations left in flight by a tab that stopped mid-push go back to pending (the caller holds the sync lock). */
+async function resetInFlight(ctx: PushContext): Promise<void> {
+  await ctx.db.transaction([QUEUE], 'readwrite', async (tx) => {
+    const queue = tx.objectStore(QUEUE);
+    let cursor = await queue.openCursor();
+    while (cursor) {
+      const op = cursor.value as QueuedOperation;
+      if (op.status === 'in-flight') await cursor.update({ ...op, status: 'pending' });
+      cursor = await cursor.continue();
+    }
+  });
+}
+
+/** Selects the next batch and marks it in flight (and sent: the server may apply it from now on). */
+async function takeBatch(ctx: PushContext, size: number, isolate: ReadonlySet<string>): Promise<QueuedOperation[]> {
+  return ctx.db.transaction([QUEUE, CONFLICTS], 'readwrite', async (tx) => {
+    const queue = tx.objectStore(QUEUE);
+    const all = (await queue.getAll()) as QueuedOperation[];
+    const held = new Set<string>();
+    const conflicts = tx.objectStore(CONFLICTS).index('status');
+    for (const status of ['unresolved', 'resolving']) {
+      for (const conflict of (await conflicts.getAll(status)) as ConflictRecord[]) held.add(entityKey(conflict.entityType, conflict.entityId));
+    }
+    const batch = selectBatch(all, { now: ctx.clock.now(), size, held, isolate });
+    for (const op of batch) {
+      op.status = 'in-flight';
+      op.sent = true;
+      await queue.put(op);
+    }
+    return batch;
+  });
+}
+
+/** Puts a batch back to pending without counting an attempt. */
+async function release(ctx: PushContext, batch: QueuedOperation[]): Promise<void> {
+  await ctx.db.transaction([QUEUE], 'readwrite', async (tx) => {
+    const queue = tx.objectStore(QUEUE);
+    for (const { id } of batch) {
+      const op = (await queue.get(id)) as QueuedOperation | undefined;
+      if (op && op.status === 'in-flight') await queue.put({ ...op, status: 'pending' });
+    }
+  });
+}
+
+/** A whole request failed: each operation of the batch fails the same way. */
+async function applyFailures(ctx: PushContext, batch: QueuedOperation[], error: unknown, outcome: PushOutcome): Promise<void> {
+  const retryable = isTransient(error) || error instanceof ProtocolError;
+  const failure: FailureInfo = {
+    message: error instanceof Error ? error.message : String(error),
+    retryable,
+  };
+  if (error instanceof HttpError) {
+    failure.status = error.status;
+    if (error.code !== undefined) failure.code = error.code;
+    if (error.retryAfterMs !== undefined) failure.retryAfterMs = error.retryAfterMs;
+  }
+  const types = new Set<string>();
+  await ctx.db.transaction([QUEUE, ...new Set(batch.map((op) => entityStore(op.entityType)))], 'readwrite', async (tx) => {
+    for (const { id } of batch) {
+      const op = (await tx.objectStore(QUEUE).get(id)) as QueuedOperation | undefined;
+      if (!op) continue;
+      if (await fail(ctx, tx, op, failure, outcome)) types.add(op.entityType);
+    }
+  });
+  for (const entityType of types) ctx.emit({ entityType, ids: null, source: 'push' });
+}
+
+interface FailureInfo {
+  message: string;
+  retryable: boolean;
+  code?: string;
+  status?: number;
+  retryAfterMs?: number;
+}
+
+/** Counts a failed attempt: a retry later, or failed for good. Returns true when the row's status changed. */
+async function fail(ctx: PushContext, tx: Tx, op: QueuedOperation, failure: FailureInfo, outcome: PushOutcome): Promise<boolean> {
+  const now = ctx.clock.now();
+  op.attempts += 1;
+  const lastError: QueuedOperation['lastError'] = { message: failure.message, retryable: failure.retryable };
+  if (failure.code !== undefined) lastError.code = failure.code;
+  if (failure.status !== undefined) lastError.status = failure.status;
+  op.lastError = lastError;
+  if (failure.retryable && op.attempts <= op.maxRetries) {
+    op.status = 'pending';
+    op.nextAttemptAt = now + backoffDelay(op.attempts, ctx.random, ctx.backoff, failure.retryAfterMs);
+    await tx.objectStore(QUEUE).put(op);
+    outcome.retrying += 1;
+    return false;
+  }
+  op.status = 'failed';
+  delete op.nextAttemptAt;
+  await tx.objectStore(QUEUE).put(op);
+  outcome.failed += 1;
+  if (op.operation === 'delete') return false;
+  const rows = tx.objectStore(entityStore(op.entityType));
+  const record = (await rows.get(op.entityId)) as EntityRecord | undefined;
+  if (!record || record.status === 'conflict') return false;
+  record.status = 'failed';
+  await rows.put(record);
+  return true;
+}
+
+/** Applies a push response in one transaction. */
+async function applyResults(ctx: PushContext, batch: QueuedOperation[], response: PushResponse, outcome: PushOutcome): Promise<void> {
+  const byId = new Map<string, PushResult>();
+  for (const result of response.results) {
+    if (result && result.operationId !== undefined && result.operationId !== null) byId.set(String(result.operationId), result);
+  }
+  // creates first: their remaps rewrite the queued operations the other results touch
+  const ordered = [...batch].sort((a, b) => Number(b.operation === 'create') - Number(a.operation === 'create'));
+  const stores = [QUEUE, CONFLICTS, IDMAP, ...ctx.entityTypes.map(entityStore)];
+  const touched = new Map<string, Set<string | number> | null>();
+  const touch = (entityType: string, id: string | number | null): void => {
+    if (id === null) {
+      touched.set(entityType, null);
+      return;
+    }
+    const ids = touched.get(entityType);
+    if (ids === null) return;
+    if (ids) ids.add(id);
+    else touched.set(entityType, new Set([id]));
+  };
+
+  await ctx.db.transaction(stores, 'readwrite', async (tx) => {
+    const queue = tx.objectStore(QUEUE);
+    for (const sent of ordered) {
+      const op = (await queue.get(sent.id)) as QueuedOperation | undefined;
+      if (!op) continue;
+      const result = byId.get(op.id);
+      if (!result) {
+        await fail(ctx, tx, op, { message: 'the push answer has no result for this operation', retryable: true }, outcome);
+      } else if (result.success) {
+        await succeed(ctx, tx, op, result, touch);
+        outcome.synced += 1;
+        if (result.resolution) outcome.resolved += 1;
+      } else if (result.conflict) {
+        if (await saveConflict(ctx, tx, op, result)) {
+          outcome.conflicts += 1;
+          touch(op.entityType, op.entityId);
+        } else {
+          await fail(ctx, tx, op, { message: 'the server reported a conflict without a conflict id', retryable: false }, outcome);
+        }
+      } else {
+        const failure: FailureInfo = { message: result.error ?? 'the server refused the operation', retryable: result.retryable === true };
+        if (result.code !== undefined) failure.code = result.code;
+        if (await fail(ctx, tx, op, failure, outcome)) touch(op.entityType, op.entityId);
+      }
+    }
+  });
+  for (const [entityType, ids] of touched) ctx.emit({ entityType, ids: ids ? [...ids] : null, source: 'push' });
+}
+
+async function succeed(ctx: PushContext, tx: Tx, op: QueuedOperation, result: PushResult, touch: (type: string, id: string | number | null) => void): Promise<void> {
+  const queue = tx.objectStore(QUEUE);
+  await queue.delete(op.id);
+  let entityId = op.entityId;
+  if (op.operation === 'create') {
+    const tempId = result.tempId ?? (isTempId(op.entityId, ctx.tempIdPrefix) ? op.entityId : undefined);
+    const realId = result.realId ?? result.entityId;
+    if (tempId !== undefined && realId !== undefined && realId !== tempId) {
+      const types = await applyRemap(
+        tx,
+        { entityType: op.entityType, tempId, realId, operationId: op.id, createdAt: op.timestamp, syncedAt: ctx.clock.now() },
+        ctx.entityTypes,
+      );
+      for (const type of types) touch(type, type === op.entityType ? realId : null);
+      entityId = realId;
+    }
+  }
+  touch(op.entityType, entityId);
+
+  // the entity's later operations build on this one: they carry its resulting version
+  const later = (await queue.index('entity').getAll([op.entityType, entityId])) as QueuedOperation[];
+  if (result.version !== undefined) {
+    for (const next of later) {
+      if (next.operation === 'create' || next.status === 'failed') continue;
+      next.version = result.version;
+      await queue.put(next);
+    }
+  }
+  if (op.operation === 'delete') return;
+  const rows = tx.objectStore(entityStore(op.entityType));
+  const record = (await rows.get(entityId)) as EntityRecord | undefined;
+  if (!record) return;
+  if (result.version !== undefined) record.version = result.version;
+  if (result.data && typeof result.data === 'object') {
+    record.base = result.data;
+    record.data = patched(result.data, later);
+  }
+  record.tempRefs = collectTempRefs(record.data, ctx.tempIdPrefix).filter((ref) => ref !== entityId);
+  if (record.status !== 'conflict') record.status = later.some((next) => next.status !== 'failed') ? 'pending' : 'synced';
+  await rows.put(record);
+}
+
+/** Saves a conflict result; false when the result has no conflict id to resolve it by. */
+async function saveConflict(ctx: PushContext, tx: Tx, op: QueuedOperation, result: PushResult): Promise<boolean> {
+  if (typeof result.conflictId !== 'number') return false;
+  await tx.objectStore(QUEUE).delete(op.id);
+  const data = result.conflictData;
+  const conflict: ConflictRecord = {
+    id: result.conflictId,
+    operationId: op.id,
+    operation: op.operation,
+    entityType: op.entityType,
+    entityId: op.entityId,
+    localData: data?.localData ?? op.data ?? null,
+    serverData: data?.serverData ?? null,
+    serverDeleted: data?.serverDeleted === true,
+    conflictType: data?.conflictType ?? 'version',
+    affectedFields: data?.affectedFields ?? [],
+    localTimestamp: op.timestamp,
+    createdAt: ctx.clock.now(),
+    status: 'unresolved',
+  };
+  if (result.severity !== undefined) conflict.severity = result.severity;
+  if (op.version !== undefined) conflict.baseVersion = op.version;
+  if (result.serverVersion !== undefined) conflict.serverVersion = result.serverVersion;
+  const conflicts = tx.objectStore(CONFLICTS);
+  const existing = (await conflicts.get(conflict.id)) as ConflictRecord | undefined;
+  if (!existing || existing.status === 'unresolved') await conflicts.put(conflict);
+
+  const rows = tx.objectStore(entityStore(op.entityType));
+  const record = (await rows.get(op.entityId)) as EntityRecord | undefined;
+  if (record) {
+    record.status = 'conflict';
+    record.base = conflict.serverData;
+    await rows.put(record);
+  }
+  return true;
+}
+
+/** Server data with the changes of the still-queued operations on top. */
+export function patched(server: EntityData, pending: readonly QueuedOperation[]): EntityData {
+  let data = { ...server };
+  for (const op of pending) {
+    if (op.status === 'failed') continue;
+    if ((op.operation === 'update' || op.operation === 'create') && op.data) data = { ...data, ...op.data };
+  }
+  return data;
+}
