@@ -13,7 +13,7 @@
 //              times, then failed
 //   otherwise  failed for good (a 4xx kind of refusal): kept, marked failed, never retried
 // A whole request that fails:
-//   network error, 401/403   nothing counted; the sync stops (the queue waits)
+//   no answer, 401/403       nothing counted; the sync stops (the queue waits: offline-first)
 //   408, 429, 5xx            every operation of the batch as a retryable failure
 //   413 (batch too large)    the batch size halves and the batch goes again
 //   another 4xx              its operations go again one by one, to find the one it is about
@@ -22,7 +22,7 @@ import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { entityKey, selectBatch } from './batch.js';
 import type { Clock } from './clock.js';
 import { CONFLICTS, Database, IDMAP, QUEUE, entityStore, type Tx } from './database.js';
-import { HttpError, NetworkError, ProtocolError, isAbort, isAuthError, isTransient } from './errors.js';
+import { HttpError, ProtocolError, isAbort, isAuthError, isTransient } from './errors.js';
 import { applyRemap } from './id-remap.js';
 import type { StoreChange } from './local-store.js';
 import type { Transport } from './transport.js';
@@ -90,7 +90,8 @@ export async function pushAll(ctx: PushContext): Promise<PushOutcome> {
         await release(ctx, batch);
         continue;
       }
-      if (error instanceof NetworkError || isAuthError(error)) {
+      if (!(error instanceof HttpError || error instanceof ProtocolError) || isAuthError(error)) {
+        // no answer (or one about the token): nothing is known about the operations
         await release(ctx, batch);
         outcome.error = error;
         break;
