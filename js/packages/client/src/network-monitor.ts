@@ -12,7 +12,7 @@ import type { ConnectionSignal, OnlineSignal } from './signals.js';
 export interface NetworkMonitorOptions {
   /** Heartbeat period while online (default 30000 ms). */
   heartbeatIntervalMs?: number;
-  /** Heartbeat period while the browser says online but the server does not answer (default 5000 ms). */
+  /** Heartbeat period after a heartbeat failed, while the browser says online (default 5000 ms). */
   offlineProbeIntervalMs?: number;
   /** A heartbeat without an answer after this long has failed (default 5000 ms). */
   heartbeatTimeoutMs?: number;
@@ -156,7 +156,9 @@ export class NetworkMonitor {
     this.clearTimer('heartbeatTimer');
     if (!this.running || !this.deps.online.isOnline()) return;
     const options = this.deps.options ?? {};
-    const delay = this.state.reachable ? (options.heartbeatIntervalMs ?? 30_000) : (options.offlineProbeIntervalMs ?? 5000);
+    // after a failed heartbeat, look again soon: one failure is not yet offline
+    const healthy = this.state.reachable && this.state.consecutiveFailures === 0;
+    const delay = healthy ? (options.heartbeatIntervalMs ?? 30_000) : (options.offlineProbeIntervalMs ?? 5000);
     this.heartbeatTimer = this.deps.clock.setTimeout(() => {
       this.heartbeatTimer = null;
       void this.checkNow();
