@@ -12,7 +12,7 @@ import { backoffDelay, type BackoffOptions } from './backoff.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { sleep } from './clock.js';
 import type { ConflictStore } from './conflict-store.js';
-import { Database, QUEUE } from './database.js';
+import { Database, META, QUEUE } from './database.js';
 import { Emitter } from './emitter.js';
 import { HttpError, NetworkError, isAbort } from './errors.js';
 import type { NetworkMonitor } from './network-monitor.js';
@@ -24,6 +24,9 @@ import type { SyncQueue } from './sync-queue.js';
 import type { TabCoordinator } from './tab-coordinator.js';
 import type { Transport } from './transport.js';
 import type { QueuedOperation } from './types.js';
+
+/** Where the last sync's result is kept (meta store), for the tabs that waited for it. */
+const LAST_RESULT_KEY = 'lastResult';
 
 /** The spec's getLastResult(), plus what else a sync learned. */
 export interface SyncResult {
@@ -217,6 +220,8 @@ export class SyncEngine {
     const outcome = await coordinator.runExclusive(async () => {
       coordinator.post({ type: 'sync-start' });
       const result = await this.runSync(startedAt);
+      // stored before the lock is released: a tab waiting for it reads it there
+      await this.deps.db.transaction([META], 'readwrite', (tx) => tx.objectStore(META).put({ key: LAST_RESULT_KEY, result }));
       coordinator.post({ type: 'sync-end', result });
       return result;
     });
@@ -228,8 +233,13 @@ export class SyncEngine {
     // another tab syncs the same database: wait for it and take its result
     this.setOtherTab(true);
     await coordinator.waitForRelease();
+    const stored = (await this.deps.db.transaction([META], 'readonly', (tx) => tx.objectStore(META).get(LAST_RESULT_KEY))) as { result: SyncResult } | undefined;
     this.setOtherTab(false);
-    const theirs = this.lastResult?.otherTab && this.lastResult.startedAt >= startedAt - 60_000 ? this.lastResult : null;
+    const theirs = stored && stored.result.startedAt + stored.result.durationMs >= startedAt ? { ...stored.result, otherTab: true } : null;
+    if (theirs) {
+      this.lastResult = theirs;
+      this.publish();
+    }
     return theirs ?? { ...emptyResult(startedAt, this.deps.clock.now() - startedAt), otherTab: true };
   }
 
