@@ -1,11 +1,12 @@
 // Temporary id -> real id, everywhere on the device, inside the transaction that applies
-// the push result: the row itself (re-keyed), every row whose data refers to it (found
-// through the `tempRefs` index, so the cost follows the references, not the store size),
-// every queued operation that names it, and the id map.
+// a push answer: each created row itself (re-keyed), every row whose data refers to one
+// (found through the `tempRefs` index), every queued operation that names one, and the id
+// map. All remaps of one answer are applied together: each store's rows that still hold
+// temporary ids are read once, whatever the number of creates.
 
 import { IDMAP, QUEUE, entityStore, type Tx } from './database.js';
 import { replaceDeep } from './validate.js';
-import type { EntityId, EntityRecord, IdMapping, QueuedOperation } from './types.js';
+import type { EntityData, EntityId, EntityRecord, IdMapping, QueuedOperation } from './types.js';
 
 export interface Remap {
   entityType: string;
@@ -15,54 +16,95 @@ export interface Remap {
   /** When the row was created on the device. */
   createdAt: number;
   syncedAt: number;
+  /** The version the server gave the row. */
+  version?: number | undefined;
+  /** The row's status now: synced, or pending when later operations of it wait in the queue. */
+  status?: 'synced' | 'pending';
 }
 
-/** Applies one remap in tx (which must cover the queue, the id map and every entity store); returns the entity types whose rows changed. */
-export async function applyRemap(tx: Tx, remap: Remap, entityTypes: readonly string[]): Promise<Set<string>> {
-  const { tempId, realId } = remap;
-  const touched = new Set<string>();
-  await tx.objectStore(IDMAP).put({
-    tempId,
-    realId,
-    entityType: remap.entityType,
-    createdAt: remap.createdAt,
-    syncedAt: remap.syncedAt,
-    operationId: remap.operationId,
-  } satisfies IdMapping);
-
-  // the row: re-keyed under its real id
-  const own = tx.objectStore(entityStore(remap.entityType));
-  const record = (await own.get(tempId)) as EntityRecord | undefined;
-  if (record) {
-    await own.delete(tempId);
-    record.id = realId;
-    record.data = replaceDeep(record.data, tempId, realId);
-    record.tempRefs = record.tempRefs.filter((ref) => ref !== tempId);
-    await own.put(record);
-    touched.add(remap.entityType);
+/**
+ * Applies remaps in tx (which must cover the queue, the id map and every entity store).
+ * Returns the entity types whose rows changed, and the queued operations it rewrote.
+ */
+export async function applyRemaps(tx: Tx, remaps: readonly Remap[], entityTypes: readonly string[]): Promise<{ types: Set<string>; ops: QueuedOperation[] }> {
+  const types = new Set<string>();
+  if (remaps.length === 0) return { types, ops: [] };
+  const real = new Map(remaps.map((remap) => [remap.tempId, remap.realId]));
+  const idmap = tx.objectStore(IDMAP);
+  for (const remap of remaps) {
+    await idmap.put({
+      tempId: remap.tempId,
+      realId: remap.realId,
+      entityType: remap.entityType,
+      createdAt: remap.createdAt,
+      syncedAt: remap.syncedAt,
+      operationId: remap.operationId,
+    } satisfies IdMapping);
   }
 
-  // rows that refer to it (a pet's client_id)
+  // the rows: re-keyed under their real ids
+  for (const remap of remaps) {
+    const own = tx.objectStore(entityStore(remap.entityType));
+    const record = (await own.get(remap.tempId)) as EntityRecord | undefined;
+    if (!record) continue;
+    await own.delete(remap.tempId);
+    record.id = remap.realId;
+    if (remap.version !== undefined) record.version = remap.version;
+    if (remap.status !== undefined) record.status = remap.status;
+    await own.put(rewriteRecord(record, real, remap.tempId));
+    types.add(remap.entityType);
+  }
+
+  // rows that refer to them (a pet's client_id), through the index of temporary ids: one
+  // range read per store, from the smallest to the largest id mapped (UUIDv7 ids sort by
+  // creation, so the range holds little else), then filtered
+  const sorted = [...real.keys()].sort();
+  const range = IDBKeyRange.bound(sorted[0]!, sorted[sorted.length - 1]!);
   for (const entityType of entityTypes) {
     const store = tx.objectStore(entityStore(entityType));
-    const referring = (await store.index('tempRefs').getAll(tempId)) as EntityRecord[];
-    for (const row of referring) {
-      row.data = replaceDeep(row.data, tempId, realId);
-      if (row.base) row.base = replaceDeep(row.base, tempId, realId);
-      row.tempRefs = row.tempRefs.filter((ref) => ref !== tempId);
-      await store.put(row);
-      touched.add(entityType);
+    const seen = new Set<EntityId>();
+    for (const row of (await store.index('tempRefs').getAll(range)) as EntityRecord[]) {
+      if (seen.has(row.id)) continue; // a row with two temporary ids is in the index twice
+      seen.add(row.id);
+      if (!row.tempRefs.some((ref) => real.has(ref))) continue;
+      await store.put(rewriteRecord(row, real));
+      types.add(entityType);
     }
   }
 
-  // queued operations that name it, as their entity or in their data
+  // queued operations that name them, as their entity or in their data
   const queue = tx.objectStore(QUEUE);
-  const ops = (await queue.index('tempRefs').getAll(tempId)) as QueuedOperation[];
-  for (const op of ops) {
-    if (op.entityId === tempId) op.entityId = realId;
-    if (op.data) op.data = replaceDeep(op.data, tempId, realId);
-    op.tempRefs = op.tempRefs.filter((ref) => ref !== tempId);
+  const ops: QueuedOperation[] = [];
+  const seen = new Set<string>();
+  for (const op of (await queue.index('tempRefs').getAll(range)) as QueuedOperation[]) {
+    if (seen.has(op.id)) continue;
+    seen.add(op.id);
+    if (!op.tempRefs.some((ref) => real.has(ref))) continue;
+    for (const ref of op.tempRefs) {
+      const to = real.get(ref);
+      if (to === undefined) continue;
+      if (op.entityId === ref) op.entityId = to;
+      if (op.data) op.data = replaceDeep(op.data, ref, to);
+    }
+    op.tempRefs = op.tempRefs.filter((ref) => !real.has(ref));
     await queue.put(op);
+    ops.push(op);
   }
-  return touched;
+  return { types, ops };
+}
+
+function rewriteRecord(record: EntityRecord, real: ReadonlyMap<string, EntityId>, ownTempId?: string): EntityRecord {
+  let data: EntityData = record.data;
+  let base = record.base;
+  for (const ref of record.tempRefs) {
+    const to = real.get(ref);
+    if (to === undefined) continue;
+    data = replaceDeep(data, ref, to);
+    if (base) base = replaceDeep(base, ref, to);
+  }
+  // its own former temporary id may appear in its data (an `id` field the app wrote)
+  if (ownTempId !== undefined) data = replaceDeep(data, ownTempId, record.id);
+  const out: EntityRecord = { ...record, data, tempRefs: record.tempRefs.filter((ref) => !real.has(ref)) };
+  if (base !== undefined) out.base = base;
+  return out;
 }

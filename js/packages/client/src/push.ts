@@ -23,7 +23,7 @@ import { entityKey, selectBatch } from './batch.js';
 import type { Clock } from './clock.js';
 import { CONFLICTS, Database, IDMAP, QUEUE, entityStore, type Tx } from './database.js';
 import { HttpError, ProtocolError, isAbort, isAuthError, isTransient } from './errors.js';
-import { applyRemap } from './id-remap.js';
+import { applyRemaps, type Remap } from './id-remap.js';
 import type { StoreChange } from './local-store.js';
 import type { Transport } from './transport.js';
 import { collectTempRefs } from './validate.js';
@@ -42,6 +42,22 @@ export interface PushContext {
   tempIdPrefix: string;
   emit(change: StoreChange): void;
   signal?: AbortSignal | undefined;
+}
+
+/**
+ * The queue as one push sees it: read once when the push starts, then kept current with
+ * every write the push makes, so choosing each batch does not read the whole queue again.
+ * Operations queued meanwhile wait for the next sync (the engine schedules one); a batch
+ * always sends the operations as they are stored when it is taken.
+ */
+class QueueView {
+  readonly ops = new Map<string, QueuedOperation>();
+  put(op: QueuedOperation): void {
+    this.ops.set(op.id, op);
+  }
+  delete(id: string): void {
+    this.ops.delete(id);
+  }
 }
 
 export interface PushOutcome {
@@ -65,10 +81,10 @@ export async function pushAll(ctx: PushContext): Promise<PushOutcome> {
   const outcome: PushOutcome = { synced: 0, failed: 0, conflicts: 0, resolved: 0, retrying: 0, batches: 0 };
   const isolate = new Set<string>();
   let size = ctx.batchSize;
-  await resetInFlight(ctx);
+  const view = await resetInFlight(ctx);
 
   for (;;) {
-    const batch = await takeBatch(ctx, size, isolate);
+    const batch = await takeBatch(ctx, view, size, isolate);
     if (batch.length === 0) break;
     const request: PushRequest = {
       operations: batch.map(toPushOperation),
@@ -82,34 +98,34 @@ export async function pushAll(ctx: PushContext): Promise<PushOutcome> {
       if (!response || !Array.isArray(response.results)) throw new ProtocolError('push: the answer has no results array');
     } catch (error) {
       if (isAbort(error, ctx.signal)) {
-        await release(ctx, batch);
+        await release(ctx, view, batch);
         throw error;
       }
       if (error instanceof HttpError && error.status === 413 && size > 1) {
         size = Math.max(1, Math.floor(batch.length / 2));
-        await release(ctx, batch);
+        await release(ctx, view, batch);
         continue;
       }
       if (!(error instanceof HttpError || error instanceof ProtocolError) || isAuthError(error)) {
         // no answer (or one about the token): nothing is known about the operations
-        await release(ctx, batch);
+        await release(ctx, view, batch);
         outcome.error = error;
         break;
       }
       if (isTransient(error) || error instanceof ProtocolError) {
-        await applyFailures(ctx, batch, error, outcome);
+        await applyFailures(ctx, view, batch, error, outcome);
         outcome.error = error;
         break;
       }
       if (batch.length > 1) {
         for (const op of batch) isolate.add(op.id);
-        await release(ctx, batch);
+        await release(ctx, view, batch);
         continue;
       }
-      await applyFailures(ctx, batch, error, outcome);
+      await applyFailures(ctx, view, batch, error, outcome);
       continue;
     }
-    await applyResults(ctx, batch, response, outcome);
+    await applyResults(ctx, view, batch, response, outcome);
   }
   return outcome;
 }
@@ -134,52 +150,72 @@ export function toPushOperation(op: QueuedOperation): PushOperation {
   return out;
 }
 
-/** Operations left in flight by a tab that stopped mid-push go back to pending (the caller holds the sync lock). */
-async function resetInFlight(ctx: PushContext): Promise<void> {
+/**
+ * Reads the queue; operations left in flight by a tab that stopped mid-push go back to
+ * pending (the caller holds the sync lock).
+ */
+async function resetInFlight(ctx: PushContext): Promise<QueueView> {
+  const view = new QueueView();
   await ctx.db.transaction([QUEUE], 'readwrite', async (tx) => {
     const queue = tx.objectStore(QUEUE);
-    let cursor = await queue.openCursor();
-    while (cursor) {
-      const op = cursor.value as QueuedOperation;
-      if (op.status === 'in-flight') await cursor.update({ ...op, status: 'pending' });
-      cursor = await cursor.continue();
+    for (const op of (await queue.getAll()) as QueuedOperation[]) {
+      if (op.status === 'in-flight') {
+        op.status = 'pending';
+        await queue.put(op);
+      }
+      view.put(op);
     }
   });
+  return view;
 }
 
 /** Selects the next batch and marks it in flight (and sent: the server may apply it from now on). */
-async function takeBatch(ctx: PushContext, size: number, isolate: ReadonlySet<string>): Promise<QueuedOperation[]> {
+async function takeBatch(ctx: PushContext, view: QueueView, size: number, isolate: ReadonlySet<string>): Promise<QueuedOperation[]> {
   return ctx.db.transaction([QUEUE, CONFLICTS], 'readwrite', async (tx) => {
     const queue = tx.objectStore(QUEUE);
-    const all = (await queue.getAll()) as QueuedOperation[];
     const held = new Set<string>();
     const conflicts = tx.objectStore(CONFLICTS).index('status');
     for (const status of ['unresolved', 'resolving']) {
       for (const conflict of (await conflicts.getAll(status)) as ConflictRecord[]) held.add(entityKey(conflict.entityType, conflict.entityId));
     }
-    const batch = selectBatch(all, { now: ctx.clock.now(), size, held, isolate });
-    for (const op of batch) {
+    const chosen = selectBatch([...view.ops.values()], { now: ctx.clock.now(), size, held, isolate });
+    const batch: QueuedOperation[] = [];
+    for (const { id } of chosen) {
+      // as stored now: the app may have folded a change into it since the push began
+      const op = (await queue.get(id)) as QueuedOperation | undefined;
+      if (!op || op.status !== 'pending') {
+        if (op) view.put(op);
+        else view.delete(id);
+        continue;
+      }
       op.status = 'in-flight';
       op.sent = true;
       await queue.put(op);
+      view.put(op);
+      batch.push(op);
     }
     return batch;
   });
 }
 
 /** Puts a batch back to pending without counting an attempt. */
-async function release(ctx: PushContext, batch: QueuedOperation[]): Promise<void> {
+async function release(ctx: PushContext, view: QueueView, batch: QueuedOperation[]): Promise<void> {
   await ctx.db.transaction([QUEUE], 'readwrite', async (tx) => {
     const queue = tx.objectStore(QUEUE);
     for (const { id } of batch) {
       const op = (await queue.get(id)) as QueuedOperation | undefined;
-      if (op && op.status === 'in-flight') await queue.put({ ...op, status: 'pending' });
+      if (op && op.status === 'in-flight') {
+        op.status = 'pending';
+        await queue.put(op);
+      }
+      if (op) view.put(op);
+      else view.delete(id);
     }
   });
 }
 
 /** A whole request failed: each operation of the batch fails the same way. */
-async function applyFailures(ctx: PushContext, batch: QueuedOperation[], error: unknown, outcome: PushOutcome): Promise<void> {
+async function applyFailures(ctx: PushContext, view: QueueView, batch: QueuedOperation[], error: unknown, outcome: PushOutcome): Promise<void> {
   const retryable = isTransient(error) || error instanceof ProtocolError;
   const failure: FailureInfo = {
     message: error instanceof Error ? error.message : String(error),
@@ -196,6 +232,7 @@ async function applyFailures(ctx: PushContext, batch: QueuedOperation[], error: 
       const op = (await tx.objectStore(QUEUE).get(id)) as QueuedOperation | undefined;
       if (!op) continue;
       if (await fail(ctx, tx, op, failure, outcome)) types.add(op.entityType);
+      view.put(op);
     }
   });
   for (const entityType of types) ctx.emit({ entityType, ids: null, source: 'push' });
@@ -238,13 +275,11 @@ async function fail(ctx: PushContext, tx: Tx, op: QueuedOperation, failure: Fail
 }
 
 /** Applies a push response in one transaction. */
-async function applyResults(ctx: PushContext, batch: QueuedOperation[], response: PushResponse, outcome: PushOutcome): Promise<void> {
+async function applyResults(ctx: PushContext, view: QueueView, batch: QueuedOperation[], response: PushResponse, outcome: PushOutcome): Promise<void> {
   const byId = new Map<string, PushResult>();
   for (const result of response.results) {
     if (result && result.operationId !== undefined && result.operationId !== null) byId.set(String(result.operationId), result);
   }
-  // creates first: their remaps rewrite the queued operations the other results touch
-  const ordered = [...batch].sort((a, b) => Number(b.operation === 'create') - Number(a.operation === 'create'));
   const stores = [QUEUE, CONFLICTS, IDMAP, ...ctx.entityTypes.map(entityStore)];
   const touched = new Map<string, Set<string | number> | null>();
   const touch = (entityType: string, id: string | number | null): void => {
@@ -260,51 +295,68 @@ async function applyResults(ctx: PushContext, batch: QueuedOperation[], response
 
   await ctx.db.transaction(stores, 'readwrite', async (tx) => {
     const queue = tx.objectStore(QUEUE);
-    for (const sent of ordered) {
-      const op = (await queue.get(sent.id)) as QueuedOperation | undefined;
-      if (!op) continue;
+    // first every temporary id the answer maps, in one pass over each store
+    const remaps: Remap[] = [];
+    const realIds = new Map<string, string | number>();
+    const inBatch = new Set(batch.map((op) => op.id));
+    const waiting = new Set<string>();
+    for (const op of view.ops.values()) if (!inBatch.has(op.id) && op.status !== 'failed') waiting.add(entityKey(op.entityType, op.entityId));
+    for (const op of batch) {
       const result = byId.get(op.id);
+      if (op.operation !== 'create' || !result?.success) continue;
+      const tempId = result.tempId ?? (isTempId(op.entityId, ctx.tempIdPrefix) ? op.entityId : undefined);
+      const realId = result.realId ?? result.entityId;
+      if (tempId === undefined || realId === undefined || realId === tempId) continue;
+      remaps.push({ entityType: op.entityType, tempId, realId, operationId: op.id, createdAt: op.timestamp, syncedAt: ctx.clock.now(), version: result.version, status: waiting.has(entityKey(op.entityType, tempId)) ? 'pending' : 'synced' });
+      realIds.set(op.id, realId);
+    }
+    const remappedAsSynced = new Set(remaps.filter((r) => r.status === 'synced').map((r) => r.operationId));
+    const remapped = await applyRemaps(tx, remaps, ctx.entityTypes);
+    for (const op of remapped.ops) view.put(op);
+    for (const type of remapped.types) touch(type, null);
+
+    for (const sent of batch) {
+      const result = byId.get(sent.id);
+      // the operation as stored (a remap above may have rewritten it); a success or conflict only removes it
+      const op = result?.success || result?.conflict ? sent : ((await queue.get(sent.id)) as QueuedOperation | undefined);
+      if (!op) {
+        view.delete(sent.id);
+        continue;
+      }
       if (!result) {
         await fail(ctx, tx, op, { message: 'the push answer has no result for this operation', retryable: true }, outcome);
+        view.put(op);
       } else if (result.success) {
-        await succeed(ctx, tx, op, result, touch);
+        const entityId = realIds.get(op.id) ?? op.entityId;
+        await succeed(ctx, tx, view, op, entityId, result, remappedAsSynced.has(op.id));
+        touch(op.entityType, entityId);
         outcome.synced += 1;
         if (result.resolution) outcome.resolved += 1;
       } else if (result.conflict) {
         if (await saveConflict(ctx, tx, op, result)) {
+          view.delete(op.id);
           outcome.conflicts += 1;
           touch(op.entityType, op.entityId);
         } else {
           await fail(ctx, tx, op, { message: 'the server reported a conflict without a conflict id', retryable: false }, outcome);
+          view.put(op);
         }
       } else {
         const failure: FailureInfo = { message: result.error ?? 'the server refused the operation', retryable: result.retryable === true };
         if (result.code !== undefined) failure.code = result.code;
         if (await fail(ctx, tx, op, failure, outcome)) touch(op.entityType, op.entityId);
+        view.put(op);
       }
     }
   });
   for (const [entityType, ids] of touched) ctx.emit({ entityType, ids: ids ? [...ids] : null, source: 'push' });
 }
 
-async function succeed(ctx: PushContext, tx: Tx, op: QueuedOperation, result: PushResult, touch: (type: string, id: string | number | null) => void): Promise<void> {
+/** An applied operation: out of the queue; the row and the entity's later operations take its version. */
+async function succeed(ctx: PushContext, tx: Tx, view: QueueView, op: QueuedOperation, entityId: string | number, result: PushResult, remappedSynced: boolean): Promise<void> {
   const queue = tx.objectStore(QUEUE);
   await queue.delete(op.id);
-  let entityId = op.entityId;
-  if (op.operation === 'create') {
-    const tempId = result.tempId ?? (isTempId(op.entityId, ctx.tempIdPrefix) ? op.entityId : undefined);
-    const realId = result.realId ?? result.entityId;
-    if (tempId !== undefined && realId !== undefined && realId !== tempId) {
-      const types = await applyRemap(
-        tx,
-        { entityType: op.entityType, tempId, realId, operationId: op.id, createdAt: op.timestamp, syncedAt: ctx.clock.now() },
-        ctx.entityTypes,
-      );
-      for (const type of types) touch(type, type === op.entityType ? realId : null);
-      entityId = realId;
-    }
-  }
-  touch(op.entityType, entityId);
+  view.delete(op.id);
 
   // the entity's later operations build on this one: they carry its resulting version
   const later = (await queue.index('entity').getAll([op.entityType, entityId])) as QueuedOperation[];
@@ -313,9 +365,12 @@ async function succeed(ctx: PushContext, tx: Tx, op: QueuedOperation, result: Pu
       if (next.operation === 'create' || next.status === 'failed') continue;
       next.version = result.version;
       await queue.put(next);
+      view.put(next);
     }
   }
   if (op.operation === 'delete') return;
+  // a created row re-keyed by the remap already has its version; nothing else to change
+  if (op.operation === 'create' && remappedSynced && later.length === 0 && !result.data) return;
   const rows = tx.objectStore(entityStore(op.entityType));
   const record = (await rows.get(entityId)) as EntityRecord | undefined;
   if (!record) return;
@@ -323,8 +378,8 @@ async function succeed(ctx: PushContext, tx: Tx, op: QueuedOperation, result: Pu
   if (result.data && typeof result.data === 'object') {
     record.base = result.data;
     record.data = patched(result.data, later);
+    record.tempRefs = collectTempRefs(record.data, ctx.tempIdPrefix).filter((ref) => ref !== entityId);
   }
-  record.tempRefs = collectTempRefs(record.data, ctx.tempIdPrefix).filter((ref) => ref !== entityId);
   if (record.status !== 'conflict') record.status = later.some((next) => next.status !== 'failed') ? 'pending' : 'synced';
   await rows.put(record);
 }

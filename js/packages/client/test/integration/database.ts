@@ -3,7 +3,8 @@
 // starts): smartsync installed, the demo's veterinary schema registered
 // (examples/vet_schema.sql), tenant happy-paws provisioned, setup_postgrest() run.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
@@ -12,7 +13,18 @@ export const SCHEMA = 'tenant_happy_paws';
 export const AUTHENTICATOR_PASSWORD = 'integration-authenticator-password';
 export const JWT_SECRET = 'an-integration-test-secret-of-at-least-32-characters';
 
-const vetSchema = fileURLToPath(new URL('../../../../../examples/vet_schema.sql', import.meta.url));
+/** examples/vet_schema.sql of the repository this file is in (also from a compiled copy). */
+function findVetSchema(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, 'examples', 'vet_schema.sql');
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('examples/vet_schema.sql not found above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+}
+const vetSchema = findVetSchema();
 
 export interface TestDatabase {
   name: string;

@@ -170,7 +170,7 @@ export async function startStandin(options: StandinOptions): Promise<Standin> {
 }
 
 /** PostgREST v12's answer to a failed call. */
-async function errorAnswer(error: pg.DatabaseError & { code?: string }, anonymous: boolean, admin: pg.Pool): Promise<{ status: number; body: string; headers: Record<string, string> }> {
+async function errorAnswer(error: pg.DatabaseError, anonymous: boolean, admin: pg.Pool): Promise<{ status: number; body: string; headers: Record<string, string> }> {
   const code = error.code ?? 'XX000';
   if (code === 'PGRST') {
     // the api functions' errors: message is the body, detail {status, headers}
