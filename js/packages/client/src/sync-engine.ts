@@ -240,6 +240,8 @@ export class SyncEngine {
       this.lastResult = theirs;
       this.publish();
     }
+    // what this tab queued while the other one pushed may have missed that push
+    await this.schedulePending();
     return theirs ?? { ...emptyResult(startedAt, this.deps.clock.now() - startedAt), otherTab: true };
   }
 
