@@ -4,7 +4,7 @@
 
 import { readEvents, SseParser } from './sse.js';
 import { ProtocolError } from './errors.js';
-import { joinUrl, query, readChanged, requestJson, send, type LiveHandlers, type Transport, type TransportOptions } from './transport.js';
+import { joinUrl, query, readChanged, requestJson, send, type ChangedParams, type LiveHandlers, type Transport, type TransportOptions } from './transport.js';
 import type { EntityData, PullParams, PullResponse, PushRequest, PushResponse, ResolutionStrategy, ResolveResponse } from './types.js';
 
 export interface HttpTransportOptions extends TransportOptions {
@@ -49,8 +49,9 @@ export function httpTransport(options: HttpTransportOptions): Transport {
       await response.body?.cancel();
     },
 
-    async changed(cursor: string, signal?: AbortSignal): Promise<boolean> {
-      return readChanged(await requestJson<unknown>(options, url('changed') + query({ cursor }), { method: 'GET', signal }));
+    async changed(params: ChangedParams, signal?: AbortSignal): Promise<boolean> {
+      const q = query({ cursor: params.cursor, entityTypes: params.entityTypes?.join(',') });
+      return readChanged(await requestJson<unknown>(options, url('changed') + q, { method: 'GET', signal }));
     },
 
     async live(params: { cursor?: string }, handlers: LiveHandlers, signal: AbortSignal): Promise<void> {

@@ -7,7 +7,7 @@
 // code and the status of smartsync.http_status().
 
 import { ProtocolError } from './errors.js';
-import { joinUrl, query, readChanged, requestJson, send, type Transport, type TransportOptions } from './transport.js';
+import { joinUrl, query, readChanged, requestJson, send, type ChangedParams, type Transport, type TransportOptions } from './transport.js';
 import type { EntityData, PullParams, PullResponse, PushRequest, PushResponse, ResolutionStrategy, ResolveResponse } from './types.js';
 
 export interface PostgrestTransportOptions extends TransportOptions {
@@ -56,8 +56,9 @@ export function postgrestTransport(options: PostgrestTransportOptions): Transpor
       await response.body?.cancel();
     },
 
-    async changed(cursor: string, signal?: AbortSignal): Promise<boolean> {
-      return readChanged(await requestJson<unknown>(options, rpc('sync_changed') + query({ p_cursor: cursor }), { method: 'GET', signal }));
+    async changed(params: ChangedParams, signal?: AbortSignal): Promise<boolean> {
+      const q = query({ p_cursor: params.cursor, p_entity_types: params.entityTypes?.join(',') });
+      return readChanged(await requestJson<unknown>(options, rpc('sync_changed') + q, { method: 'GET', signal }));
     },
   };
 }

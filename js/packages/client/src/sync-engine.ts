@@ -22,7 +22,7 @@ import { pushAll, type PushContext } from './push.js';
 import type { VisibilitySignal } from './signals.js';
 import type { SyncQueue } from './sync-queue.js';
 import type { TabCoordinator } from './tab-coordinator.js';
-import type { Transport } from './transport.js';
+import type { ChangedParams, Transport } from './transport.js';
 import type { QueuedOperation } from './types.js';
 
 /** Where the last sync's result is kept (meta store), for the tabs that waited for it. */
@@ -399,7 +399,9 @@ export class SyncEngine {
       return;
     }
     try {
-      if (await transport.changed(cursor, this.live?.signal)) this.schedule(0);
+      const params: ChangedParams = { cursor };
+      if (this.deps.pull.filterEntityTypes) params.entityTypes = [...this.deps.pull.entityTypes];
+      if (await transport.changed(params, this.live?.signal)) this.schedule(0);
     } catch (error) {
       if (error instanceof HttpError && (error.status === 404 || error.code === 'PGRST202')) {
         this.changedSupported = false; // a server without sync_changed: pull instead

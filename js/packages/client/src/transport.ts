@@ -6,6 +6,12 @@ import { parseRetryAfter } from './backoff.js';
 import { HttpError, NetworkError, ProtocolError, abortError, type ErrorBody } from './errors.js';
 import type { EntityId, PullParams, PullResponse, PushRequest, PushResponse, ResolveResponse, ResolutionStrategy, EntityData } from './types.js';
 
+/** What changed() asks about: the pull's cursor and scope. */
+export interface ChangedParams {
+  cursor: string;
+  entityTypes?: string[];
+}
+
 /** A live stream's callbacks. */
 export interface LiveHandlers {
   /** The server says something changed: pull. */
@@ -23,8 +29,11 @@ export interface Transport {
   resolveConflict(conflictId: number, body: { strategy: ResolutionStrategy; resolvedData?: EntityData }, signal?: AbortSignal): Promise<ResolveResponse>;
   /** Resolves when the server answered a cheap request; rejects with NetworkError or HttpError. */
   health(signal?: AbortSignal): Promise<void>;
-  /** "Anything new since this cursor?" (sync_changed). Absent or refused: the engine pulls instead. */
-  changed?(cursor: string, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * "Anything new since this cursor?" (sync_changed), with the pull's scope (a cursor is
+   * bound to the entity types it was issued for). Absent or refused: the engine pulls instead.
+   */
+  changed?(params: ChangedParams, signal?: AbortSignal): Promise<boolean>;
   /** A server-sent event stream; resolves when it ends, rejects on failure; ends on abort. */
   live?(params: { cursor?: string }, handlers: LiveHandlers, signal: AbortSignal): Promise<void>;
 }

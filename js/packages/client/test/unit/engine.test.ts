@@ -185,8 +185,9 @@ describe('live changes', () => {
     const asked: number[] = [];
     const start = Date.now();
     Object.assign(client.transport, {
-      changed: async (cursor: string) => {
+      changed: async ({ cursor, entityTypes }: { cursor: string; entityTypes?: string[] }) => {
         expect(cursor).toMatch(/^C:/);
+        expect(entityTypes).toEqual(['clients', 'pets', 'appointments']); // the pull's scope
         asked.push(Date.now() - start);
         return changed;
       },

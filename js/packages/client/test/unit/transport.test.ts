@@ -36,12 +36,12 @@ describe('postgrestTransport', () => {
     const t = postgrestTransport({ url: 'https://db.example.com/', getToken: async () => 'jwt', fetch });
     await t.push({ operations: [], clientTimestamp: 1, clientId: 'tablet-1' });
     await t.pull({ cursor: 'c+1/=', limit: 500, entityTypes: ['clients', 'pets'] });
-    expect(await t.changed!('c2')).toBe(true);
+    expect(await t.changed!({ cursor: 'c2', entityTypes: ['clients', 'pets'] })).toBe(true);
     await t.resolveConflict(7, { strategy: 'manual', resolvedData: { name: 'x' } });
     expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([
       'POST https://db.example.com/rpc/sync_push',
       'GET https://db.example.com/rpc/sync_pull?p_cursor=c%2B1%2F%3D&p_limit=500&p_entity_types=clients%2Cpets',
-      'GET https://db.example.com/rpc/sync_changed?p_cursor=c2',
+      'GET https://db.example.com/rpc/sync_changed?p_cursor=c2&p_entity_types=clients%2Cpets',
       'POST https://db.example.com/rpc/resolve_conflict',
     ]);
     expect(calls[0]!.body).toEqual({ operations: [], clientTimestamp: 1, clientId: 'tablet-1' });
@@ -93,7 +93,7 @@ describe('httpTransport', () => {
     const t = httpTransport({ baseUrl: '/api/sync/', getToken: () => 'jwt', fetch });
     await t.push({ operations: [], clientTimestamp: 1, clientId: 'a' });
     await t.pull({ cursor: 'c1', limit: 100, entityTypes: ['pets'], practiceId: 1 });
-    expect(await t.changed!('c1')).toBe(false);
+    expect(await t.changed!({ cursor: 'c1' })).toBe(false);
     await t.resolveConflict(3, { strategy: 'merge' });
     await t.health();
     expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([
