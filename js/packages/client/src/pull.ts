@@ -17,7 +17,7 @@ import { entityKey } from './batch.js';
 import { Database, META, QUEUE, entityStore, type Tx } from './database.js';
 import { ProtocolError, isMustRefetch } from './errors.js';
 import type { StoreChange } from './local-store.js';
-import { patched } from './push.js';
+import { RELIST_KEY, patched } from './push.js';
 import type { Transport } from './transport.js';
 import { collectTempRefs } from './validate.js';
 import type { EntityRecord, PullChange, PullResponse, QueuedOperation } from './types.js';
@@ -53,7 +53,7 @@ export interface PullOutcome {
   /** Changes applied. */
   pulled: number;
   pages: number;
-  /** True when the server asked for a full listing (410) and got one. */
+  /** True when the device listed everything again: the server asked (410), or a push answer showed changes no pull would send. */
   refetched: boolean;
 }
 
@@ -61,7 +61,10 @@ export interface PullOutcome {
 export async function pullAll(ctx: PullContext): Promise<PullOutcome> {
   const outcome: PullOutcome = { pulled: 0, pages: 0, refetched: false };
   const scope = scopeOf(ctx);
-  let cursor = await readCursor(ctx.db, scope);
+  // a push answer showed changes the pull would never send: list everything again
+  const relist = (await ctx.db.transaction([META], 'readonly', (tx) => tx.objectStore(META).get(RELIST_KEY))) !== undefined;
+  let cursor = relist ? undefined : await readCursor(ctx.db, scope);
+  if (relist) outcome.refetched = true;
   const configured = new Set(ctx.entityTypes);
 
   for (;;) {
@@ -139,6 +142,7 @@ async function applyPage(ctx: PullContext, page: PullResponse, scope: string, st
         await applyChange(ctx, tx, change, local.get(key), kept === null || kept.has(key));
         touched.add(change.entityType);
       }
+      if (startsListing) await tx.objectStore(META).delete(RELIST_KEY);
       await tx.objectStore(META).put({
         key: CURSOR_KEY,
         cursor: page.cursor!,

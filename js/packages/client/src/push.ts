@@ -21,7 +21,7 @@
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { entityKey, selectBatch } from './batch.js';
 import type { Clock } from './clock.js';
-import { CONFLICTS, Database, IDMAP, QUEUE, entityStore, type Tx } from './database.js';
+import { CONFLICTS, Database, IDMAP, META, QUEUE, entityStore, type Tx } from './database.js';
 import { HttpError, ProtocolError, isAbort, isAuthError, isTransient } from './errors.js';
 import { applyRemaps, type Remap } from './id-remap.js';
 import type { StoreChange } from './local-store.js';
@@ -129,6 +129,9 @@ export async function pushAll(ctx: PushContext): Promise<PushOutcome> {
   }
   return outcome;
 }
+
+/** Set in meta when the device must list everything again at its next pull. */
+export const RELIST_KEY = 'relist';
 
 /** The operation as the push request carries it. */
 export function toPushOperation(op: QueuedOperation): PushOperation {
@@ -280,7 +283,7 @@ async function applyResults(ctx: PushContext, view: QueueView, batch: QueuedOper
   for (const result of response.results) {
     if (result && result.operationId !== undefined && result.operationId !== null) byId.set(String(result.operationId), result);
   }
-  const stores = [QUEUE, CONFLICTS, IDMAP, ...ctx.entityTypes.map(entityStore)];
+  const stores = [QUEUE, CONFLICTS, IDMAP, META, ...ctx.entityTypes.map(entityStore)];
   const touched = new Map<string, Set<string | number> | null>();
   const touch = (entityType: string, id: string | number | null): void => {
     if (id === null) {
@@ -374,8 +377,23 @@ async function succeed(ctx: PushContext, tx: Tx, view: QueueView, op: QueuedOper
   const rows = tx.objectStore(entityStore(op.entityType));
   const record = (await rows.get(entityId)) as EntityRecord | undefined;
   if (!record) return;
-  if (result.version !== undefined) record.version = result.version;
-  if (result.data && typeof result.data === 'object') {
+  // a replayed answer may be older than what a pull brought since: keep the newer
+  const stale = result.replayed === true && result.version !== undefined && record.version !== null && result.version < record.version;
+  // an update answered without the row although the version moved by more than this write:
+  // the device missed changes that no pull will send (they are older than its own write),
+  // so the next pull lists everything again
+  if (
+    !stale &&
+    op.operation === 'update' &&
+    !result.data &&
+    result.version !== undefined &&
+    op.version !== undefined &&
+    result.version !== op.version + 1
+  ) {
+    await tx.objectStore(META).put({ key: RELIST_KEY, reason: `${op.entityType} ${String(entityId)}: version ${op.version} -> ${result.version}` });
+  }
+  if (!stale && result.version !== undefined) record.version = result.version;
+  if (!stale && result.data && typeof result.data === 'object') {
     record.base = result.data;
     record.data = patched(result.data, later);
     record.tempRefs = collectTempRefs(record.data, ctx.tempIdPrefix).filter((ref) => ref !== entityId);

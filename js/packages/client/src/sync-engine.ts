@@ -46,7 +46,7 @@ export interface SyncResult {
   retrying: number;
   /** Operations still queued after the sync. */
   pending: number;
-  /** The server asked for a full listing (410) and got one. */
+  /** The device listed everything again: the server asked (410), or a push answer showed changes no pull would send. */
   refetched: boolean;
   /** Why the sync stopped early: no network, a refused token, the server in trouble. */
   error?: { name: string; message: string; status?: number; code?: string };

@@ -222,6 +222,45 @@ describe('outcomes', () => {
   });
 });
 
+describe('answers a client has to read carefully', () => {
+  it('an update answered without the row, its version moved by more than this write: the next pull lists everything again', async () => {
+    client = makeClient();
+    client.server.write('clients', 5, { name: 'Ann', phone: '111' });
+    await client.sync.getSyncEngine().sync();
+    // on the server, meanwhile: a change of another field, and one that already holds the device's value
+    client.server.write('clients', 5, { notes: 'VIP' }, 'desk');
+    client.server.write('clients', 5, { phone: '222' }, 'desk');
+    await client.sync.store.update('clients', 5, { phone: '222' });
+    client.server.beforePush = (request) => {
+      const op = request.operations[0]!;
+      const row = client.server.write('clients', 5, {}, 'tablet-1'); // nothing to change: a new version all the same
+      return { success: true, results: [{ operationId: op.id, success: true, operation: 'update', entityType: 'clients', entityId: 5, version: row.version }] };
+    };
+    const result = await client.sync.getSyncEngine().sync();
+    expect(result).toMatchObject({ synced: 1, refetched: true });
+    expect(client.server.pulls.at(-1)!.cursor).toBeUndefined(); // a listing
+    expect(await client.sync.store.get('clients', 5)).toMatchObject({ version: 4, syncStatus: 'synced', data: { name: 'Ann', phone: '222', notes: 'VIP' } });
+    client.server.beforePush = null;
+    await client.sync.getSyncEngine().sync();
+    expect(client.server.pulls.at(-1)!.cursor).toMatch(/^C:/); // and back to the cursor
+  });
+
+  it('a replayed answer older than what a pull brought does not take the row back', async () => {
+    client = makeClient();
+    client.server.write('clients', 5, { name: 'Ann' });
+    client.server.write('clients', 5, { name: 'Ann B.' });
+    client.server.write('clients', 5, { name: 'Ann C.' });
+    await client.sync.getSyncEngine().sync(); // version 3
+    await client.sync.store.update('clients', 5, { phone: '1' });
+    client.server.beforePush = (request) => ({
+      success: true,
+      results: [{ operationId: request.operations[0]!.id, success: true, replayed: true, entityType: 'clients', entityId: 5, version: 2 }],
+    });
+    await client.sync.getSyncEngine().sync();
+    expect(await client.sync.store.get('clients', 5)).toMatchObject({ version: 3, syncStatus: 'synced' });
+  });
+});
+
 describe('transient failures', () => {
   it('are retried with exponential backoff and full jitter, at most maxRetries times, then failed', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
