@@ -1,0 +1,240 @@
+// One IndexedDB database per tenant, through idb, with the spec's "verified connection
+// pattern": one cached connection, every operation first checks that the stores it needs
+// exist in that very connection (and upgrades the schema when a new entity type or index
+// was configured), so no "object store not found" can happen. A connection another tab
+// needs to upgrade is closed at once and reopened on next use. Quota and blocked-upgrade
+// failures become StorageQuotaError and StorageBlockedError.
+//
+// Stores:
+//   queue          the sync queue, key: operation id (UUIDv7, creation order);
+//                  indexes: entity [entityType, entityId], tempRefs (multiEntry)
+//   conflicts      conflicts, key: the server's conflict id; index: status
+//   idmap          temporary id -> real id, key: tempId
+//   meta           small values: the pull cursor, the last sync result
+//   entity:<type>  one per entity type, key: id; indexes: status, tempRefs (multiEntry),
+//                  and `data.<field>` for each configured index
+import { wrap } from 'idb';
+import { StorageBlockedError, StorageError, StorageQuotaError, StorageUnavailableError, SmartSyncError } from './errors.js';
+export const QUEUE = 'queue';
+export const CONFLICTS = 'conflicts';
+export const IDMAP = 'idmap';
+export const META = 'meta';
+/** The name of an entity type's store. */
+export function entityStore(entityType) {
+    return `entity:${entityType}`;
+}
+/** The name of the index on a data field. */
+export function fieldIndex(field) {
+    return `data.${field}`;
+}
+/** The database of one tenant. */
+export class Database {
+    options;
+    connection = null;
+    current = null;
+    closed = false;
+    specs;
+    constructor(options) {
+        this.options = options;
+        this.specs = [
+            {
+                name: QUEUE,
+                keyPath: 'id',
+                indexes: [
+                    { name: 'entity', keyPath: ['entityType', 'entityId'] },
+                    { name: 'tempRefs', keyPath: 'tempRefs', multiEntry: true },
+                ],
+            },
+            { name: CONFLICTS, keyPath: 'id', indexes: [{ name: 'status', keyPath: 'status' }] },
+            { name: IDMAP, keyPath: 'tempId', indexes: [] },
+            { name: META, keyPath: 'key', indexes: [] },
+            ...options.entityTypes.map((type) => ({
+                name: entityStore(type.name),
+                keyPath: 'id',
+                indexes: [
+                    { name: 'status', keyPath: 'status' },
+                    { name: 'tempRefs', keyPath: 'tempRefs', multiEntry: true },
+                    ...type.indexes.map((field) => ({ name: fieldIndex(field), keyPath: `data.${field}` })),
+                ],
+            })),
+        ];
+    }
+    get name() {
+        return this.options.name;
+    }
+    /** The entity stores, in configuration order. */
+    get entityStores() {
+        return this.options.entityTypes.map((type) => entityStore(type.name));
+    }
+    /** The verified connection: cached, every configured store and index present. */
+    async db() {
+        if (this.closed)
+            throw new StorageError(`database ${this.options.name} is closed`);
+        if (!this.connection) {
+            const opening = this.open();
+            this.connection = opening;
+            opening.catch(() => {
+                if (this.connection === opening)
+                    this.connection = null;
+            });
+        }
+        const db = await this.connection;
+        this.current = db;
+        // the spec's check, on the very connection the operation will use (indexes were
+        // checked when it opened, and cannot change without a versionchange that drops it)
+        if (!this.specs.every((spec) => db.objectStoreNames.contains(spec.name))) {
+            this.drop(db);
+            return this.db();
+        }
+        return db;
+    }
+    /** Runs fn in one transaction over the stores and waits until it commits; maps storage errors. */
+    async transaction(stores, mode, fn, durability = 'default') {
+        const db = await this.db();
+        let tx;
+        try {
+            tx = db.transaction(stores, mode, { durability });
+        }
+        catch (error) {
+            throw toStorageError(error);
+        }
+        let result;
+        try {
+            result = await fn(tx);
+        }
+        catch (error) {
+            try {
+                tx.abort();
+            }
+            catch {
+                // already finished or aborted
+            }
+            await tx.done.catch(() => undefined);
+            throw toStorageError(error);
+        }
+        try {
+            await tx.done;
+        }
+        catch (error) {
+            throw toStorageError(error ?? tx.error);
+        }
+        return result;
+    }
+    /** Closes the connection; later calls fail. */
+    close() {
+        this.closed = true;
+        const connection = this.connection;
+        this.connection = null;
+        connection?.then((db) => db.close()).catch(() => undefined);
+    }
+    drop(db) {
+        try {
+            db.close();
+        }
+        catch {
+            // closed already
+        }
+        this.forget(db);
+    }
+    forget(db) {
+        if (this.current === db || this.current === null) {
+            this.current = null;
+            this.connection = null;
+        }
+    }
+    missing(db) {
+        const names = db.objectStoreNames;
+        const missing = [];
+        const present = [];
+        for (const spec of this.specs)
+            (names.contains(spec.name) ? present : missing).push(spec);
+        if (missing.length > 0 || present.length === 0)
+            return missing;
+        // every store is there: check the indexes, in one read-only transaction
+        const tx = db.transaction(present.map((spec) => spec.name), 'readonly');
+        for (const spec of present) {
+            const indexNames = tx.objectStore(spec.name).indexNames;
+            if (spec.indexes.some((index) => !indexNames.contains(index.name)))
+                missing.push(spec);
+        }
+        return missing;
+    }
+    async open() {
+        const factory = this.options.indexedDB ?? globalThis.indexedDB;
+        if (!factory)
+            throw new StorageUnavailableError('IndexedDB is not available here');
+        // open at the current version; a new database is created with every store
+        let db = await this.request(factory, undefined);
+        const missing = this.missing(db);
+        if (missing.length > 0) {
+            const version = db.version + 1;
+            db.close();
+            db = await this.request(factory, version);
+        }
+        return db;
+    }
+    /** One open request, with the schema upgrade, blocked and versionchange handling. */
+    request(factory, version) {
+        return new Promise((resolve, reject) => {
+            let request;
+            try {
+                request = version === undefined ? factory.open(this.options.name) : factory.open(this.options.name, version);
+            }
+            catch (error) {
+                reject(toStorageError(error));
+                return;
+            }
+            let blocked = false;
+            request.addEventListener('upgradeneeded', () => {
+                const raw = request.result;
+                const upgradeTx = request.transaction;
+                if (!upgradeTx)
+                    return;
+                for (const spec of this.specs) {
+                    const store = raw.objectStoreNames.contains(spec.name)
+                        ? upgradeTx.objectStore(spec.name)
+                        : raw.createObjectStore(spec.name, { keyPath: spec.keyPath });
+                    for (const index of spec.indexes) {
+                        if (!store.indexNames.contains(index.name)) {
+                            store.createIndex(index.name, index.keyPath, { multiEntry: index.multiEntry ?? false });
+                        }
+                    }
+                }
+            });
+            request.addEventListener('blocked', () => {
+                blocked = true;
+                reject(new StorageBlockedError(`database ${this.options.name} needs an upgrade to version ${version ?? '?'} but another tab keeps an older version open: close or reload the other tabs`));
+            });
+            wrap(request).then((db) => {
+                const connection = db;
+                if (blocked) {
+                    // we gave up waiting; the upgrade went through later: do not keep a stray connection
+                    connection.close();
+                    return;
+                }
+                connection.addEventListener('versionchange', () => {
+                    // another tab upgrades the schema: let it, and reopen on next use
+                    this.drop(connection);
+                });
+                // the browser closed it (storage cleared, a crash): reopen on next use
+                connection.addEventListener('close', () => this.forget(connection));
+                resolve(connection);
+            }, (error) => reject(toStorageError(error ?? request.error)));
+        });
+    }
+}
+/** Maps an IndexedDB error to the package's typed storage errors; other errors pass unchanged. */
+export function toStorageError(error) {
+    if (error instanceof SmartSyncError)
+        return error;
+    const name = typeof error === 'object' && error !== null ? error.name : undefined;
+    const message = error instanceof Error ? error.message : String(error);
+    if (name === 'QuotaExceededError') {
+        return new StorageQuotaError(`the browser refused to store more data (quota exceeded): ${message}`, { cause: error });
+    }
+    if (typeof name === 'string' &&
+        ['AbortError', 'ConstraintError', 'DataError', 'DataCloneError', 'InvalidStateError', 'NotFoundError', 'ReadOnlyError', 'TransactionInactiveError', 'UnknownError', 'VersionError', 'InvalidAccessError'].includes(name)) {
+        return new StorageError(`IndexedDB ${name}: ${message}`, { cause: error });
+    }
+    return error;
+}

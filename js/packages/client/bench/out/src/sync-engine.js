@@ -1,0 +1,386 @@
+// The sync engine (the spec's getSyncEngine()): one sync = resolutions kept while offline,
+// then push (push.ts), then pull (pull.ts). Never two at once: in a tab, a second sync()
+// joins the one running; across tabs, the Web Lock decides and the other tabs wait for its
+// end and take its result (tab-coordinator.ts).
+//
+// Automatic syncing (after start()): shortly after local changes, on reconnect when
+// operations are pending, when a retry comes due, and when the server says something
+// changed: the /live stream of @smartsync/server, or, behind PostgREST, a poll of
+// sync_changed every few seconds while online and visible.
+import { backoffDelay } from './backoff.js';
+import { sleep } from './clock.js';
+import { Database, META, QUEUE } from './database.js';
+import { Emitter } from './emitter.js';
+import { HttpError, NetworkError, isAbort } from './errors.js';
+import { pullAll, readCursor, scopeOf } from './pull.js';
+import { pushAll } from './push.js';
+/** Where the last sync's result is kept (meta store), for the tabs that waited for it. */
+const LAST_RESULT_KEY = 'lastResult';
+export class SyncEngine {
+    deps;
+    running = null;
+    otherTabSyncing = false;
+    lastResult = null;
+    state = { syncing: false, lastResult: null };
+    emitter = new Emitter();
+    closing = new AbortController();
+    auto = null;
+    timer = null;
+    timerDue = Infinity;
+    failures = 0;
+    live = null;
+    pollTimer = null;
+    changedSupported = true;
+    unsubscribers = [];
+    autoUnsubscribers = [];
+    constructor(deps) {
+        this.deps = deps;
+        this.unsubscribers.push(deps.coordinator.onMessage((message) => {
+            if (message.type === 'sync-start')
+                this.setOtherTab(true);
+            else if (message.type === 'sync-end') {
+                this.lastResult = { ...message.result, otherTab: true };
+                this.setOtherTab(false);
+            }
+        }));
+    }
+    /** Runs a sync now, or joins the one under way (in this tab or another). */
+    sync() {
+        if (this.closing.signal.aborted)
+            return Promise.reject(this.closing.signal.reason ?? new Error('closed'));
+        if (this.running)
+            return this.running;
+        const run = this.runExclusive().finally(() => {
+            this.running = null;
+            this.publish();
+        });
+        this.running = run;
+        this.publish();
+        return run;
+    }
+    /** The spec's getLastResult(): the last sync's result (this tab's or another's), or null. */
+    getLastResult() {
+        return this.lastResult;
+    }
+    /** The spec's isSyncing(): a sync runs, in this tab or another. */
+    isSyncing() {
+        return this.running !== null || this.otherTabSyncing;
+    }
+    /** The engine's state for a UI; the same object until it changes. */
+    getState() {
+        return this.state;
+    }
+    subscribe(listener) {
+        return this.emitter.subscribe(listener);
+    }
+    /** Switches automatic syncing on. Idempotent; a second call changes the options. */
+    start(options = {}) {
+        const first = this.auto === null;
+        this.auto = { syncOnReconnect: options.syncOnReconnect ?? true, autoSyncEnabled: options.autoSyncEnabled ?? true };
+        if (!first)
+            return;
+        const { monitor, visibility } = this.deps;
+        let previous = monitor.getState();
+        this.autoUnsubscribers.push(monitor.subscribe((state) => {
+            const reconnected = previous.isOffline && state.isOnline;
+            const disconnected = previous.isOnline && state.isOffline;
+            previous = state;
+            if (reconnected)
+                void this.onReconnect();
+            if (disconnected)
+                this.stopLive();
+        }), visibility.subscribe((visible) => {
+            if (visible && this.auto?.autoSyncEnabled && monitor.getState().isOnline)
+                this.schedule(0);
+        }));
+        monitor.start();
+        if (this.auto.autoSyncEnabled) {
+            this.startLive();
+            void this.schedulePending();
+        }
+    }
+    /** Switches automatic syncing off (a running sync finishes). */
+    stop() {
+        this.auto = null;
+        this.clearTimer();
+        this.stopLive();
+        for (const unsubscribe of this.autoUnsubscribers.splice(0))
+            unsubscribe();
+        this.deps.monitor.stop();
+    }
+    /** Stops everything for good; a running sync is aborted. */
+    close() {
+        this.stop();
+        for (const unsubscribe of this.unsubscribers.splice(0))
+            unsubscribe();
+        this.closing.abort(new DOMException('smartsync instance closed', 'AbortError'));
+    }
+    /** A local change was queued. */
+    onQueued() {
+        if (this.auto?.autoSyncEnabled && this.deps.monitor.getState().isOnline)
+            this.schedule(this.deps.options.autoSyncDelayMs ?? 200);
+    }
+    /** Queued operations became sendable (a conflict resolved, failed ones retried). */
+    onReleased() {
+        this.onQueued();
+    }
+    async onReconnect() {
+        if (!this.auto)
+            return;
+        if (this.auto.autoSyncEnabled)
+            this.startLive();
+        if (!this.auto.syncOnReconnect)
+            return;
+        const stats = await this.deps.queue.getStats();
+        if (stats.pending > 0 || stats.inFlight > 0)
+            this.schedule(0);
+    }
+    async runExclusive() {
+        const { coordinator } = this.deps;
+        const startedAt = this.deps.clock.now();
+        const outcome = await coordinator.runExclusive(async () => {
+            coordinator.post({ type: 'sync-start' });
+            const result = await this.runSync(startedAt);
+            // stored before the lock is released: a tab waiting for it reads it there
+            await this.deps.db.transaction([META], 'readwrite', (tx) => tx.objectStore(META).put({ key: LAST_RESULT_KEY, result }));
+            coordinator.post({ type: 'sync-end', result });
+            return result;
+        });
+        if (outcome.ran) {
+            this.lastResult = outcome.value;
+            await this.followUp(outcome.value);
+            return outcome.value;
+        }
+        // another tab syncs the same database: wait for it and take its result
+        this.setOtherTab(true);
+        await coordinator.waitForRelease();
+        const stored = (await this.deps.db.transaction([META], 'readonly', (tx) => tx.objectStore(META).get(LAST_RESULT_KEY)));
+        this.setOtherTab(false);
+        const theirs = stored && stored.result.startedAt + stored.result.durationMs >= startedAt ? { ...stored.result, otherTab: true } : null;
+        if (theirs) {
+            this.lastResult = theirs;
+            this.publish();
+        }
+        // what this tab queued while the other one pushed may have missed that push
+        await this.schedulePending();
+        return theirs ?? { ...emptyResult(startedAt, this.deps.clock.now() - startedAt), otherTab: true };
+    }
+    async runSync(startedAt) {
+        const { clock, monitor } = this.deps;
+        const signal = this.closing.signal;
+        const result = emptyResult(startedAt, 0);
+        let reached = false;
+        try {
+            await this.deps.conflicts.sendQueued(signal);
+            const push = await pushAll({ ...this.deps.push, signal });
+            result.synced = push.synced;
+            result.failed = push.failed;
+            result.conflicts = push.conflicts;
+            result.resolved = push.resolved;
+            result.retrying = push.retrying;
+            if (push.batches > 0 && !(push.error instanceof NetworkError))
+                reached = true;
+            if (push.error)
+                throw push.error;
+            const pull = await pullAll({ ...this.deps.pull, signal });
+            result.pulled = pull.pulled;
+            result.refetched = pull.refetched;
+            reached = true;
+        }
+        catch (error) {
+            if (isAbort(error, signal))
+                throw error;
+            result.error = describe(error);
+            if (error instanceof NetworkError)
+                monitor.report(false);
+            else if (error instanceof HttpError)
+                reached = true;
+        }
+        if (reached)
+            monitor.report(true);
+        result.pending = await this.countPending();
+        result.durationMs = clock.now() - startedAt;
+        return result;
+    }
+    /** After a sync: retry timers, backoff after trouble. */
+    async followUp(result) {
+        if (!this.auto?.autoSyncEnabled)
+            return;
+        const status = result.error?.status;
+        const transient = result.error !== undefined && (result.error.name === 'NetworkError' || (status !== undefined && (status >= 500 || status === 408 || status === 429)));
+        if (transient) {
+            this.failures += 1;
+            if (this.deps.monitor.getState().isOnline)
+                this.schedule(backoffDelay(this.failures, this.deps.random, this.deps.backoff));
+            return;
+        }
+        this.failures = 0;
+        await this.schedulePending();
+    }
+    /** Schedules a sync for the earliest queued operation that will be due. */
+    async schedulePending() {
+        if (!this.auto?.autoSyncEnabled)
+            return;
+        const ops = await this.deps.db.transaction([QUEUE], 'readonly', (tx) => tx.objectStore(QUEUE).getAll());
+        let due = Infinity;
+        for (const op of ops)
+            if (op.status === 'pending')
+                due = Math.min(due, op.nextAttemptAt ?? 0);
+        if (due === Infinity)
+            return;
+        this.schedule(Math.max(0, due - this.deps.clock.now()));
+    }
+    /** One timer: the earliest requested sync wins. */
+    schedule(delayMs) {
+        if (this.closing.signal.aborted)
+            return;
+        const due = this.deps.clock.now() + delayMs;
+        if (this.timer !== null && this.timerDue <= due)
+            return;
+        this.clearTimer();
+        this.timerDue = due;
+        this.timer = this.deps.clock.setTimeout(() => {
+            this.timer = null;
+            this.timerDue = Infinity;
+            if (!this.auto)
+                return;
+            if (this.running) {
+                // a sync is under way: sync again after it, so nothing requested meanwhile is missed
+                void this.running.then(() => this.schedule(0), () => undefined);
+                return;
+            }
+            void this.sync().catch(() => undefined);
+        }, Math.max(0, delayMs));
+    }
+    clearTimer() {
+        if (this.timer !== null)
+            this.deps.clock.clearTimeout(this.timer);
+        this.timer = null;
+        this.timerDue = Infinity;
+    }
+    startLive() {
+        const mode = this.deps.options.live ?? 'auto';
+        if (mode === 'off' || this.live || !this.auto?.autoSyncEnabled)
+            return;
+        const { transport } = this.deps;
+        if ((mode === 'sse' || mode === 'auto') && transport.live) {
+            const controller = new AbortController();
+            this.live = controller;
+            void this.runLive(controller.signal);
+        }
+        else if ((mode === 'poll' || mode === 'auto') && this.pollTimer === null) {
+            this.live = new AbortController();
+            this.schedulePoll();
+        }
+    }
+    stopLive() {
+        this.live?.abort();
+        this.live = null;
+        if (this.pollTimer !== null)
+            this.deps.clock.clearTimeout(this.pollTimer);
+        this.pollTimer = null;
+    }
+    /** The SSE stream: every event asks for a sync; reconnects with backoff. */
+    async runLive(signal) {
+        const { transport, clock, monitor } = this.deps;
+        let failures = 0;
+        while (!signal.aborted && transport.live) {
+            try {
+                const cursor = await readCursor(this.deps.db, scopeOf(this.deps.pull));
+                const params = {};
+                if (cursor !== undefined)
+                    params.cursor = cursor;
+                await transport.live(params, {
+                    onOpen: () => {
+                        failures = 0;
+                        this.schedule(0);
+                    },
+                    onChange: () => this.schedule(0),
+                }, signal);
+            }
+            catch (error) {
+                if (signal.aborted)
+                    return;
+                if (error instanceof NetworkError)
+                    monitor.report(false);
+                failures += 1;
+            }
+            if (signal.aborted)
+                return;
+            try {
+                await sleep(clock, backoffDelay(Math.max(1, failures), this.deps.random, this.deps.backoff), signal);
+            }
+            catch {
+                return;
+            }
+        }
+    }
+    schedulePoll() {
+        if (!this.live || this.live.signal.aborted)
+            return;
+        this.pollTimer = this.deps.clock.setTimeout(() => {
+            this.pollTimer = null;
+            void this.poll().finally(() => this.schedulePoll());
+        }, this.deps.options.pollIntervalMs ?? 5000);
+    }
+    /** One poll: sync when the server says something changed (or cannot say). */
+    async poll() {
+        const { transport, monitor, visibility } = this.deps;
+        if (!monitor.getState().isOnline || !visibility.isVisible() || this.running)
+            return;
+        const cursor = await readCursor(this.deps.db, scopeOf(this.deps.pull));
+        if (cursor === undefined || !transport.changed || !this.changedSupported) {
+            this.schedule(0);
+            return;
+        }
+        try {
+            const params = { cursor };
+            if (this.deps.pull.filterEntityTypes)
+                params.entityTypes = [...this.deps.pull.entityTypes];
+            if (await transport.changed(params, this.live?.signal))
+                this.schedule(0);
+        }
+        catch (error) {
+            if (error instanceof HttpError && (error.status === 404 || error.code === 'PGRST202')) {
+                this.changedSupported = false; // a server without sync_changed: pull instead
+                this.schedule(0);
+            }
+            else if (error instanceof NetworkError) {
+                monitor.report(false);
+            }
+            else if (error instanceof HttpError && error.status >= 400 && error.status < 500) {
+                this.schedule(0); // e.g. a cursor the server refuses: the pull sorts it out
+            }
+        }
+    }
+    async countPending() {
+        const stats = await this.deps.queue.getStats();
+        return stats.pending + stats.inFlight;
+    }
+    setOtherTab(syncing) {
+        this.otherTabSyncing = syncing;
+        this.publish();
+    }
+    publish() {
+        const syncing = this.isSyncing();
+        if (syncing === this.state.syncing && this.lastResult === this.state.lastResult)
+            return;
+        this.state = { syncing, lastResult: this.lastResult };
+        this.emitter.emit(this.state);
+    }
+}
+function emptyResult(startedAt, durationMs) {
+    return { synced: 0, failed: 0, conflicts: 0, pulled: 0, startedAt, durationMs, resolved: 0, retrying: 0, pending: 0, refetched: false };
+}
+function describe(error) {
+    const out = {
+        name: error instanceof Error ? error.name : 'Error',
+        message: error instanceof Error ? error.message : String(error),
+    };
+    if (error instanceof HttpError) {
+        out.status = error.status;
+        if (error.code !== undefined)
+            out.code = error.code;
+    }
+    return out;
+}
