@@ -135,9 +135,21 @@ export class SyncEngine {
     return run;
   }
 
-  /** The spec's getLastResult(): the last sync's result (this tab's or another's), or null. */
-  getLastResult(): SyncResult | null {
-    return this.lastResult;
+  /**
+   * The spec's getLastResult(): the last sync's result (this tab's, another tab's, or the one
+   * stored before a reload). Before any sync: zeros, with `startedAt` 0.
+   */
+  getLastResult(): SyncResult {
+    return this.lastResult ?? NO_SYNC_YET;
+  }
+
+  /** Reads the last result stored in IndexedDB (after a reload); called once by createSmartSync. */
+  async loadLastResult(): Promise<void> {
+    const stored = (await this.deps.db.transaction([META], 'readonly', (tx) => tx.objectStore(META).get(LAST_RESULT_KEY))) as { result: SyncResult } | undefined;
+    if (stored && this.lastResult === null) {
+      this.lastResult = stored.result;
+      this.publish();
+    }
   }
 
   /** The spec's isSyncing(): a sync runs, in this tab or another. */
@@ -431,6 +443,8 @@ export class SyncEngine {
     this.emitter.emit(this.state);
   }
 }
+
+const NO_SYNC_YET: SyncResult = Object.freeze({ synced: 0, failed: 0, conflicts: 0, pulled: 0, startedAt: 0, durationMs: 0, resolved: 0, retrying: 0, pending: 0, refetched: false });
 
 function emptyResult(startedAt: number, durationMs: number): SyncResult {
   return { synced: 0, failed: 0, conflicts: 0, pulled: 0, startedAt, durationMs, resolved: 0, retrying: 0, pending: 0, refetched: false };
