@@ -4,7 +4,7 @@
 // map. All remaps of one answer are applied together: each store's rows that still hold
 // temporary ids are read once, whatever the number of creates.
 
-import { IDMAP, QUEUE, entityStore, type Tx } from './database.js';
+import { IDMAP, Pipeline, QUEUE, entityStore, type Tx } from './database.js';
 import { replaceDeep } from './validate.js';
 import type { EntityData, EntityId, EntityRecord, IdMapping, QueuedOperation } from './types.js';
 
@@ -31,15 +31,16 @@ export async function applyRemaps(tx: Tx, remaps: readonly Remap[], entityTypes:
   if (remaps.length === 0) return { types, ops: [] };
   const real = new Map(remaps.map((remap) => [remap.tempId, remap.realId]));
   const idmap = tx.objectStore(IDMAP);
+  const writes = new Pipeline();
   for (const remap of remaps) {
-    await idmap.put({
+    writes.add(idmap.put({
       tempId: remap.tempId,
       realId: remap.realId,
       entityType: remap.entityType,
       createdAt: remap.createdAt,
       syncedAt: remap.syncedAt,
       operationId: remap.operationId,
-    } satisfies IdMapping);
+    } satisfies IdMapping));
   }
 
   // the rows: re-keyed under their real ids
@@ -67,7 +68,7 @@ export async function applyRemaps(tx: Tx, remaps: readonly Remap[], entityTypes:
       if (seen.has(row.id)) continue; // a row with two temporary ids is in the index twice
       seen.add(row.id);
       if (!row.tempRefs.some((ref) => real.has(ref))) continue;
-      await store.put(rewriteRecord(row, real));
+      writes.add(store.put(rewriteRecord(row, real)));
       types.add(entityType);
     }
   }
@@ -87,9 +88,10 @@ export async function applyRemaps(tx: Tx, remaps: readonly Remap[], entityTypes:
       if (op.data) op.data = replaceDeep(op.data, ref, to);
     }
     op.tempRefs = op.tempRefs.filter((ref) => !real.has(ref));
-    await queue.put(op);
+    writes.add(queue.put(op));
     ops.push(op);
   }
+  await writes.done();
   return { types, ops };
 }
 

@@ -14,7 +14,7 @@
 // - Memory stays flat: a page is applied and dropped before the next is fetched.
 
 import { entityKey } from './batch.js';
-import { Database, META, QUEUE, entityStore, type Tx } from './database.js';
+import { Database, META, Pipeline, QUEUE, entityStore, type Tx } from './database.js';
 import { ProtocolError, isMustRefetch } from './errors.js';
 import type { StoreChange } from './local-store.js';
 import { RELIST_KEY, patched } from './push.js';
@@ -135,13 +135,15 @@ async function applyPage(ctx: PullContext, page: PullResponse, scope: string, st
       // on a listing page, only the rows the device changed need reading (the rest were cleared)
       const listing = page.full === true;
       const kept = listing && page.changes.length > 0 ? await unsyncedKeys(tx, ctx.entityTypes) : null;
+      const writes = new Pipeline();
       for (const change of page.changes) {
         checkChange(change);
         if (!configured.has(change.entityType)) continue;
         const key = entityKey(change.entityType, change.id);
-        await applyChange(ctx, tx, change, local.get(key), kept === null || kept.has(key));
+        await applyChange(ctx, tx, writes, change, local.get(key), kept === null || kept.has(key));
         touched.add(change.entityType);
       }
+      await writes.done();
       if (startsListing) await tx.objectStore(META).delete(RELIST_KEY);
       await tx.objectStore(META).put({
         key: CURSOR_KEY,
@@ -166,7 +168,9 @@ async function clearSynced(tx: Tx, entityType: string): Promise<boolean> {
     await store.clear();
     return true;
   }
-  for (const key of await store.index('status').getAllKeys('synced')) await store.delete(key);
+  const writes = new Pipeline();
+  for (const key of await store.index('status').getAllKeys('synced')) writes.add(store.delete(key));
+  await writes.done();
   return synced > 0;
 }
 
@@ -182,10 +186,10 @@ async function unsyncedKeys(tx: Tx, entityTypes: readonly string[]): Promise<Set
   return keys;
 }
 
-async function applyChange(ctx: PullContext, tx: Tx, change: PullChange, queued: QueuedOperation[] | undefined, mayExist: boolean): Promise<void> {
+async function applyChange(ctx: PullContext, tx: Tx, writes: Pipeline, change: PullChange, queued: QueuedOperation[] | undefined, mayExist: boolean): Promise<void> {
   const rows = tx.objectStore(entityStore(change.entityType));
   if (change.operation === 'delete') {
-    await rows.delete(change.id);
+    writes.add(rows.delete(change.id));
     return;
   }
   const data = change.data ?? {};
@@ -194,7 +198,7 @@ async function applyChange(ctx: PullContext, tx: Tx, change: PullChange, queued:
   if (existing && existing.version !== null && version !== null && existing.version > version) return; // the device has newer
   if (existing?.status === 'conflict') {
     existing.base = data;
-    await rows.put(existing);
+    writes.add(rows.put(existing));
     return;
   }
   if (queued?.some((op) => op.operation === 'delete')) return; // deleted here; the queued delete decides
@@ -203,7 +207,7 @@ async function applyChange(ctx: PullContext, tx: Tx, change: PullChange, queued:
     : { id: change.id, data, version, status: 'synced', tempRefs: [] };
   if (queued) record.tempRefs = collectTempRefs(record.data, ctx.tempIdPrefix);
   if (change.updatedAt !== undefined) record.updatedAt = change.updatedAt;
-  await rows.put(record);
+  writes.add(rows.put(record));
 }
 
 function checkChange(change: PullChange): void {

@@ -30,6 +30,11 @@ const BATCH = 50;
 const db = await createTestDatabase();
 const standin = await startStandin({ connection: db.connection('authenticator', AUTHENTICATOR_PASSWORD), admin: db.admin, jwtSecret: JWT_SECRET });
 await db.admin.query(`ALTER DATABASE "${db.name}" SET synchronous_commit = off`);
+/** CPU time of this Node process (client, transport and the stand-in; PostgreSQL's is not in it), ms. */
+function cpuMs(since) {
+    const used = process.cpuUsage(since);
+    return (used.user + used.system) / 1000;
+}
 async function clientRound(round) {
     const deviceId = `bench-client-${round}`;
     const sync = createSmartSync({
@@ -58,8 +63,10 @@ async function clientRound(round) {
     }
     const queueMs = performance.now() - queueStart;
     const start = performance.now();
+    const cpu0 = process.cpuUsage();
     const result = await sync.getSyncEngine().sync();
     const pushMs = performance.now() - start;
+    const cpu = cpuMs(cpu0);
     // every real id applied: no temporary id left anywhere on the device
     const stats = await sync.syncQueueStorage.getStats();
     const appointments = await store.list('appointments');
@@ -68,7 +75,7 @@ async function clientRound(round) {
     if (result.synced !== CLIENTS + PETS + APPOINTMENTS || stats.pending !== 0 || temp !== 0) {
         throw new Error(`round ${round}: ${JSON.stringify(result)} ${JSON.stringify(stats)}, ${temp} rows with temporary ids`);
     }
-    return { queueMs, pushMs, check: `${result.synced} synced` };
+    return { queueMs, pushMs, cpu, check: `${result.synced} synced` };
 }
 /** The same 20 requests, from a bare loop. */
 async function rawRound(round) {
@@ -86,6 +93,7 @@ async function rawRound(round) {
     for (let i = 0; i < APPOINTMENTS; i++)
         op('appointments', `temp_a${round}_${i}`, { practice_id: 1, pet_id: `temp_p${round}_${i % PETS}`, title: `visit ${i}`, date: '2026-12-01T09:00:00Z', duration: 30 });
     const start = performance.now();
+    const cpu0 = process.cpuUsage();
     let applied = 0;
     for (let i = 0; i < ops.length; i += BATCH) {
         const body = { operations: ops.slice(i, i + BATCH), clientTimestamp: Date.now(), clientId: deviceId };
@@ -98,9 +106,10 @@ async function rawRound(round) {
         applied += answer.results.filter((r) => r.success).length;
     }
     const ms = performance.now() - start;
+    const cpu = cpuMs(cpu0);
     if (applied !== ops.length)
         throw new Error(`raw round ${round}: ${applied} applied`);
-    return ms;
+    return { ms, cpu };
 }
 const rows = [];
 await clientRound(0); // warm-up: plans, connections, JIT
@@ -108,7 +117,7 @@ await rawRound(0);
 for (let round = 1; round <= ROUNDS; round++) {
     const c = await clientRound(round);
     const raw = await rawRound(round);
-    rows.push({ round, client: c.pushMs, raw, queue: c.queueMs });
+    rows.push({ round, client: c.pushMs, raw: raw.ms, queue: c.queueMs, clientCpu: c.cpu, rawCpu: raw.cpu });
 }
 await standin.close();
 await db.drop();
@@ -121,12 +130,13 @@ const ms = (x) => x.toFixed(0);
 console.log(`client push benchmark: 1,000 creates with temporary ids (200 clients, 400 pets, 400 appointments), batches of ${BATCH}, ${ROUNDS} rounds`);
 console.log(`node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 console.log('');
-console.log('| round | client: queue to every real id applied (ms) | baseline: the same 20 requests from a bare loop (ms) | ratio |');
-console.log('|---|---|---|---|');
+console.log('| round | client: queue to every real id applied (ms) | baseline: the same 20 requests from a bare loop (ms) | ratio | Node CPU client / baseline (ms) |');
+console.log('|---|---|---|---|---|');
 for (const r of rows)
-    console.log(`| ${r.round} | ${ms(r.client)} | ${ms(r.raw)} | ${(r.client / r.raw).toFixed(2)}x |`);
+    console.log(`| ${r.round} | ${ms(r.client)} | ${ms(r.raw)} | ${(r.client / r.raw).toFixed(2)}x | ${ms(r.clientCpu)} / ${ms(r.rawCpu)} |`);
 console.log('');
 console.log(`client: min ${ms(Math.min(...rows.map((r) => r.client)))} ms, median ${ms(median(rows.map((r) => r.client)))} ms, max ${ms(Math.max(...rows.map((r) => r.client)))} ms (goal: under 2000 ms)`);
 console.log(`baseline: min ${ms(Math.min(...rows.map((r) => r.raw)))} ms, median ${ms(median(rows.map((r) => r.raw)))} ms, max ${ms(Math.max(...rows.map((r) => r.raw)))} ms`);
 console.log(`ratio client / baseline: min ${Math.min(...ratios).toFixed(2)}x, median ${median(ratios).toFixed(2)}x, max ${Math.max(...ratios).toFixed(2)}x`);
+console.log(`Node process CPU (client + stand-in; not PostgreSQL): client median ${ms(median(rows.map((r) => r.clientCpu)))} ms, baseline median ${ms(median(rows.map((r) => r.rawCpu)))} ms`);
 console.log(`queueing the 1,000 creates on the device (not in the figures above): median ${ms(median(rows.map((r) => r.queue)))} ms`);

@@ -107,6 +107,7 @@ export function createSmartSync(options) {
         },
         options: options.engine ?? {},
     });
+    void engine.loadLastResult().catch(() => undefined); // a storage problem shows on first use
     let closed = false;
     const live = engine;
     const localStore = store;

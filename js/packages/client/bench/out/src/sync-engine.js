@@ -58,9 +58,20 @@ export class SyncEngine {
         this.publish();
         return run;
     }
-    /** The spec's getLastResult(): the last sync's result (this tab's or another's), or null. */
+    /**
+     * The spec's getLastResult(): the last sync's result (this tab's, another tab's, or the one
+     * stored before a reload). Before any sync: zeros, with `startedAt` 0.
+     */
     getLastResult() {
-        return this.lastResult;
+        return this.lastResult ?? NO_SYNC_YET;
+    }
+    /** Reads the last result stored in IndexedDB (after a reload); called once by createSmartSync. */
+    async loadLastResult() {
+        const stored = (await this.deps.db.transaction([META], 'readonly', (tx) => tx.objectStore(META).get(LAST_RESULT_KEY)));
+        if (stored && this.lastResult === null) {
+            this.lastResult = stored.result;
+            this.publish();
+        }
     }
     /** The spec's isSyncing(): a sync runs, in this tab or another. */
     isSyncing() {
@@ -369,6 +380,7 @@ export class SyncEngine {
         this.emitter.emit(this.state);
     }
 }
+const NO_SYNC_YET = Object.freeze({ synced: 0, failed: 0, conflicts: 0, pulled: 0, startedAt: 0, durationMs: 0, resolved: 0, retrying: 0, pending: 0, refetched: false });
 function emptyResult(startedAt, durationMs) {
     return { synced: 0, failed: 0, conflicts: 0, pulled: 0, startedAt, durationMs, resolved: 0, retrying: 0, pending: 0, refetched: false };
 }
