@@ -223,6 +223,21 @@ export class Database {
         });
     }
 }
+/**
+ * Requests issued without waiting for each answer (IndexedDB runs a transaction's requests
+ * in order anyway): a browser then handles a page's puts without a round trip per row.
+ * done() waits for all of them and fails with the first failure.
+ */
+export class Pipeline {
+    pending = [];
+    add(request) {
+        request.catch(() => undefined); // awaited in done(); no unhandled rejection if the transaction aborts first
+        this.pending.push(request);
+    }
+    async done() {
+        await Promise.all(this.pending.splice(0));
+    }
+}
 /** Maps an IndexedDB error to the package's typed storage errors; other errors pass unchanged. */
 export function toStorageError(error) {
     if (error instanceof SmartSyncError)

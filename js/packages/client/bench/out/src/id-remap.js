@@ -3,7 +3,7 @@
 // (found through the `tempRefs` index), every queued operation that names one, and the id
 // map. All remaps of one answer are applied together: each store's rows that still hold
 // temporary ids are read once, whatever the number of creates.
-import { IDMAP, QUEUE, entityStore } from './database.js';
+import { IDMAP, Pipeline, QUEUE, entityStore } from './database.js';
 import { replaceDeep } from './validate.js';
 /**
  * Applies remaps in tx (which must cover the queue, the id map and every entity store).
@@ -15,15 +15,16 @@ export async function applyRemaps(tx, remaps, entityTypes) {
         return { types, ops: [] };
     const real = new Map(remaps.map((remap) => [remap.tempId, remap.realId]));
     const idmap = tx.objectStore(IDMAP);
+    const writes = new Pipeline();
     for (const remap of remaps) {
-        await idmap.put({
+        writes.add(idmap.put({
             tempId: remap.tempId,
             realId: remap.realId,
             entityType: remap.entityType,
             createdAt: remap.createdAt,
             syncedAt: remap.syncedAt,
             operationId: remap.operationId,
-        });
+        }));
     }
     // the rows: re-keyed under their real ids
     for (const remap of remaps) {
@@ -54,7 +55,7 @@ export async function applyRemaps(tx, remaps, entityTypes) {
             seen.add(row.id);
             if (!row.tempRefs.some((ref) => real.has(ref)))
                 continue;
-            await store.put(rewriteRecord(row, real));
+            writes.add(store.put(rewriteRecord(row, real)));
             types.add(entityType);
         }
     }
@@ -78,9 +79,10 @@ export async function applyRemaps(tx, remaps, entityTypes) {
                 op.data = replaceDeep(op.data, ref, to);
         }
         op.tempRefs = op.tempRefs.filter((ref) => !real.has(ref));
-        await queue.put(op);
+        writes.add(queue.put(op));
         ops.push(op);
     }
+    await writes.done();
     return { types, ops };
 }
 function rewriteRecord(record, real, ownTempId) {

@@ -13,7 +13,7 @@
 //   cursor and list again.
 // - Memory stays flat: a page is applied and dropped before the next is fetched.
 import { entityKey } from './batch.js';
-import { Database, META, QUEUE, entityStore } from './database.js';
+import { Database, META, Pipeline, QUEUE, entityStore } from './database.js';
 import { ProtocolError, isMustRefetch } from './errors.js';
 import { RELIST_KEY, patched } from './push.js';
 import { collectTempRefs } from './validate.js';
@@ -101,14 +101,16 @@ async function applyPage(ctx, page, scope, startsListing, configured) {
         // on a listing page, only the rows the device changed need reading (the rest were cleared)
         const listing = page.full === true;
         const kept = listing && page.changes.length > 0 ? await unsyncedKeys(tx, ctx.entityTypes) : null;
+        const writes = new Pipeline();
         for (const change of page.changes) {
             checkChange(change);
             if (!configured.has(change.entityType))
                 continue;
             const key = entityKey(change.entityType, change.id);
-            await applyChange(ctx, tx, change, local.get(key), kept === null || kept.has(key));
+            await applyChange(ctx, tx, writes, change, local.get(key), kept === null || kept.has(key));
             touched.add(change.entityType);
         }
+        await writes.done();
         if (startsListing)
             await tx.objectStore(META).delete(RELIST_KEY);
         await tx.objectStore(META).put({
@@ -132,8 +134,10 @@ async function clearSynced(tx, entityType) {
         await store.clear();
         return true;
     }
+    const writes = new Pipeline();
     for (const key of await store.index('status').getAllKeys('synced'))
-        await store.delete(key);
+        writes.add(store.delete(key));
+    await writes.done();
     return synced > 0;
 }
 /** The keys of the rows that are not simply synced (changed here, in conflict, failed). */
@@ -148,10 +152,10 @@ async function unsyncedKeys(tx, entityTypes) {
     }
     return keys;
 }
-async function applyChange(ctx, tx, change, queued, mayExist) {
+async function applyChange(ctx, tx, writes, change, queued, mayExist) {
     const rows = tx.objectStore(entityStore(change.entityType));
     if (change.operation === 'delete') {
-        await rows.delete(change.id);
+        writes.add(rows.delete(change.id));
         return;
     }
     const data = change.data ?? {};
@@ -161,7 +165,7 @@ async function applyChange(ctx, tx, change, queued, mayExist) {
         return; // the device has newer
     if (existing?.status === 'conflict') {
         existing.base = data;
-        await rows.put(existing);
+        writes.add(rows.put(existing));
         return;
     }
     if (queued?.some((op) => op.operation === 'delete'))
@@ -173,7 +177,7 @@ async function applyChange(ctx, tx, change, queued, mayExist) {
         record.tempRefs = collectTempRefs(record.data, ctx.tempIdPrefix);
     if (change.updatedAt !== undefined)
         record.updatedAt = change.updatedAt;
-    await rows.put(record);
+    writes.add(rows.put(record));
 }
 function checkChange(change) {
     const ok = typeof change === 'object' &&
