@@ -166,8 +166,10 @@ export class ConflictStore {
       if (!known || entityId === undefined) return;
       const later = await this.release(tx, entityType, entityId, version);
       const rows = tx.objectStore(entityStore(entityType));
-      if (data === null) {
+      if (data === null || later.some((op) => op.operation === 'delete')) {
+        // deleted on the server, or deleted here since (that delete still goes)
         await rows.delete(entityId);
+        local = null;
         return;
       }
       const record: EntityRecord = { id: entityId, data: patched(data, later), version, status: later.length ? 'pending' : 'synced', tempRefs: [] };
