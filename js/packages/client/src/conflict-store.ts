@@ -12,7 +12,7 @@ import { CONFLICTS, Database, QUEUE, entityStore, type Tx } from './database.js'
 import { HttpError, NetworkError, ValidationError, isTransient } from './errors.js';
 import type { StoreChange } from './local-store.js';
 import { attemptMerge } from './merge.js';
-import { patched } from './push.js';
+import { patched } from './push-results.js';
 import type { Transport } from './transport.js';
 import { checkData, checkStrategy } from './validate.js';
 import type { ConflictRecord, EntityData, EntityRecord, QueuedOperation, ResolutionStrategy, ResolveResponse } from './types.js';

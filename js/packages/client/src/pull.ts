@@ -17,7 +17,7 @@ import { entityKey } from './batch.js';
 import { Database, META, Pipeline, QUEUE, entityStore, type Tx } from './database.js';
 import { ProtocolError, isMustRefetch } from './errors.js';
 import type { StoreChange } from './local-store.js';
-import { RELIST_KEY, patched } from './push.js';
+import { RELIST_KEY, patched } from './push-results.js';
 import type { Transport } from './transport.js';
 import { collectTempRefs } from './validate.js';
 import type { EntityRecord, PullChange, PullResponse, QueuedOperation } from './types.js';

@@ -10,19 +10,19 @@
 
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import type { Clock, TimerHandle } from './clock.js';
-import { sleep } from './clock.js';
 import type { ConflictStore } from './conflict-store.js';
 import { Database, META, QUEUE } from './database.js';
 import { Emitter } from './emitter.js';
 import { HttpError, NetworkError, isAbort } from './errors.js';
 import type { NetworkMonitor } from './network-monitor.js';
 import type { NetworkState } from './network-state.js';
-import { pullAll, readCursor, scopeOf, type PullContext } from './pull.js';
+import { pullAll, type PullContext } from './pull.js';
 import { pushAll, type PushContext } from './push.js';
 import type { VisibilitySignal } from './signals.js';
 import type { SyncQueue } from './sync-queue.js';
 import type { TabCoordinator } from './tab-coordinator.js';
-import type { ChangedParams, Transport } from './transport.js';
+import type { Transport } from './transport.js';
+import { LiveChanges } from './live.js';
 import type { QueuedOperation } from './types.js';
 
 /** Where the last sync's result is kept (meta store), for the tabs that waited for it. */
@@ -104,13 +104,25 @@ export class SyncEngine {
   private timer: TimerHandle | null = null;
   private timerDue = Infinity;
   private failures = 0;
-  private live: AbortController | null = null;
-  private pollTimer: TimerHandle | null = null;
-  private changedSupported = true;
+  private readonly live: LiveChanges;
   private readonly unsubscribers: (() => void)[] = [];
   private readonly autoUnsubscribers: (() => void)[] = [];
 
   constructor(private readonly deps: SyncEngineDeps) {
+    this.live = new LiveChanges({
+      db: deps.db,
+      transport: deps.transport,
+      clock: deps.clock,
+      random: deps.random,
+      backoff: deps.backoff,
+      monitor: deps.monitor,
+      visibility: deps.visibility,
+      pull: deps.pull,
+      mode: deps.options.live ?? 'auto',
+      pollIntervalMs: deps.options.pollIntervalMs ?? 5000,
+      requestSync: () => this.schedule(0),
+      isSyncing: () => this.running !== null,
+    });
     this.unsubscribers.push(
       deps.coordinator.onMessage((message) => {
         if (message.type === 'sync-start') this.setOtherTab(true);
@@ -179,7 +191,7 @@ export class SyncEngine {
         const disconnected = previous.isOnline && state.isOffline;
         previous = state;
         if (reconnected) void this.onReconnect();
-        if (disconnected) this.stopLive();
+        if (disconnected) this.live.stop();
       }),
       visibility.subscribe((visible) => {
         if (visible && this.auto?.autoSyncEnabled && monitor.getState().isOnline) this.schedule(0);
@@ -187,7 +199,7 @@ export class SyncEngine {
     );
     monitor.start();
     if (this.auto.autoSyncEnabled) {
-      this.startLive();
+      this.live.start();
       void this.schedulePending();
     }
   }
@@ -196,7 +208,7 @@ export class SyncEngine {
   stop(): void {
     this.auto = null;
     this.clearTimer();
-    this.stopLive();
+    this.live.stop();
     for (const unsubscribe of this.autoUnsubscribers.splice(0)) unsubscribe();
     this.deps.monitor.stop();
   }
@@ -220,7 +232,7 @@ export class SyncEngine {
 
   private async onReconnect(): Promise<void> {
     if (!this.auto) return;
-    if (this.auto.autoSyncEnabled) this.startLive();
+    if (this.auto.autoSyncEnabled) this.live.start();
     if (!this.auto.syncOnReconnect) return;
     const stats = await this.deps.queue.getStats();
     if (stats.pending > 0 || stats.inFlight > 0) this.schedule(0);
@@ -336,94 +348,6 @@ export class SyncEngine {
     if (this.timer !== null) this.deps.clock.clearTimeout(this.timer);
     this.timer = null;
     this.timerDue = Infinity;
-  }
-
-  private startLive(): void {
-    const mode = this.deps.options.live ?? 'auto';
-    if (mode === 'off' || this.live || !this.auto?.autoSyncEnabled) return;
-    const { transport } = this.deps;
-    if ((mode === 'sse' || mode === 'auto') && transport.live) {
-      const controller = new AbortController();
-      this.live = controller;
-      void this.runLive(controller.signal);
-    } else if ((mode === 'poll' || mode === 'auto') && this.pollTimer === null) {
-      this.live = new AbortController();
-      this.schedulePoll();
-    }
-  }
-
-  private stopLive(): void {
-    this.live?.abort();
-    this.live = null;
-    if (this.pollTimer !== null) this.deps.clock.clearTimeout(this.pollTimer);
-    this.pollTimer = null;
-  }
-
-  /** The SSE stream: every event asks for a sync; reconnects with backoff. */
-  private async runLive(signal: AbortSignal): Promise<void> {
-    const { transport, clock, monitor } = this.deps;
-    let failures = 0;
-    while (!signal.aborted && transport.live) {
-      try {
-        const cursor = await readCursor(this.deps.db, scopeOf(this.deps.pull));
-        const params: { cursor?: string } = {};
-        if (cursor !== undefined) params.cursor = cursor;
-        await transport.live(
-          params,
-          {
-            onOpen: () => {
-              failures = 0;
-              this.schedule(0);
-            },
-            onChange: () => this.schedule(0),
-          },
-          signal,
-        );
-      } catch (error) {
-        if (signal.aborted) return;
-        if (error instanceof NetworkError) monitor.report(false);
-        failures += 1;
-      }
-      if (signal.aborted) return;
-      try {
-        await sleep(clock, backoffDelay(Math.max(1, failures), this.deps.random, this.deps.backoff), signal);
-      } catch {
-        return;
-      }
-    }
-  }
-
-  private schedulePoll(): void {
-    if (!this.live || this.live.signal.aborted) return;
-    this.pollTimer = this.deps.clock.setTimeout(() => {
-      this.pollTimer = null;
-      void this.poll().finally(() => this.schedulePoll());
-    }, this.deps.options.pollIntervalMs ?? 5000);
-  }
-
-  /** One poll: sync when the server says something changed (or cannot say). */
-  private async poll(): Promise<void> {
-    const { transport, monitor, visibility } = this.deps;
-    if (!monitor.getState().isOnline || !visibility.isVisible() || this.running) return;
-    const cursor = await readCursor(this.deps.db, scopeOf(this.deps.pull));
-    if (cursor === undefined || !transport.changed || !this.changedSupported) {
-      this.schedule(0);
-      return;
-    }
-    try {
-      const params: ChangedParams = { cursor };
-      if (this.deps.pull.filterEntityTypes) params.entityTypes = [...this.deps.pull.entityTypes];
-      if (await transport.changed(params, this.live?.signal)) this.schedule(0);
-    } catch (error) {
-      if (error instanceof HttpError && (error.status === 404 || error.code === 'PGRST202')) {
-        this.changedSupported = false; // a server without sync_changed: pull instead
-        this.schedule(0);
-      } else if (error instanceof NetworkError) {
-        monitor.report(false);
-      } else if (error instanceof HttpError && error.status >= 400 && error.status < 500) {
-        this.schedule(0); // e.g. a cursor the server refuses: the pull sorts it out
-      }
-    }
   }
 
   private async countPending(): Promise<number> {

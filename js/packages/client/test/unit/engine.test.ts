@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { IDBFactory } from 'fake-indexeddb';
 import { HttpError, createSmartSync, httpTransport, type LockManagerLike, type SmartSync, type StoreChange, type SyncResult } from '../../src/index.js';
 import { FakeServer } from './fake-server.js';
-import { TYPES, makeClient, settle, type TestClient } from './helpers.js';
+import { TYPES, makeClient, settle } from './helpers.js';
 
 const open: { close(): void }[] = [];
 afterEach(() => {
@@ -143,7 +143,6 @@ describe('several instances', () => {
 describe('live changes', () => {
   it('with @smartsync/server: each event of the /live stream triggers a sync', async () => {
     const server = new FakeServer(TYPES);
-    const base = server.transport('tablet-1');
     const encoder = new TextEncoder();
     let push!: (text: string) => void;
     const requested: string[] = [];
