@@ -4,7 +4,7 @@
 
 import { readEvents, SseParser } from './sse.js';
 import { ProtocolError } from './errors.js';
-import { joinUrl, query, readChanged, requestJson, send, type ChangedParams, type LiveHandlers, type Transport, type TransportOptions } from './transport.js';
+import { joinUrl, query, readChanged, requestJson, send, type ChangedParams, type LiveHandlers, type LiveParams, type Transport, type TransportOptions } from './transport.js';
 import type { EntityData, PullParams, PullResponse, PushRequest, PushResponse, ResolutionStrategy, ResolveResponse } from './types.js';
 
 export interface HttpTransportOptions extends TransportOptions {
@@ -54,16 +54,17 @@ export function httpTransport(options: HttpTransportOptions): Transport {
       return readChanged(await requestJson<unknown>(options, url('changed') + q, { method: 'GET', signal }));
     },
 
-    async live(params: { cursor?: string }, handlers: LiveHandlers, signal: AbortSignal): Promise<void> {
-      const response = await send(options, url('live') + query({ cursor: params.cursor }), {
+    async live(params: LiveParams, handlers: LiveHandlers, signal: AbortSignal): Promise<void> {
+      const response = await send(options, url('live') + query({ cursor: params.cursor, entityTypes: params.entityTypes?.join(',') }), {
         method: 'GET',
         signal,
         accept: 'text/event-stream',
         timeoutMs: options.timeoutMs ?? 30_000, // time to the response headers; the stream itself has no timeout
       });
       handlers.onOpen?.();
+      // @smartsync/server sends `ready` first, then `changed` (pull now) and `heartbeat`
       const parser = new SseParser((event) => {
-        if (event.event === 'heartbeat' || event.event === 'ping') return;
+        if (event.event === 'heartbeat' || event.event === 'ping' || event.event === 'ready') return;
         handlers.onChange();
       });
       await readEvents(response, parser, signal);

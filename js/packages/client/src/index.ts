@@ -4,7 +4,7 @@ export { configureSmartSync, getSmartSync, syncQueueStorage, conflictStorage, ge
 export { createSmartSync, type SmartSync, type SmartSyncOptions, type EntityTypeOptions } from './smartsync.js';
 export { httpTransport, type HttpTransportOptions } from './http-transport.js';
 export { postgrestTransport, type PostgrestTransportOptions } from './postgrest-transport.js';
-export type { Transport, TransportOptions, FetchLike, GetToken, LiveHandlers, ChangedParams } from './transport.js';
+export type { Transport, TransportOptions, FetchLike, GetToken, LiveHandlers, LiveParams, ChangedParams } from './transport.js';
 export {
   SmartSyncError,
   ValidationError,

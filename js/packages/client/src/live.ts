@@ -12,7 +12,7 @@ import { HttpError, NetworkError } from './errors.js';
 import type { NetworkMonitor } from './network-monitor.js';
 import { readCursor, scopeOf, type PullContext } from './pull.js';
 import type { VisibilitySignal } from './signals.js';
-import type { ChangedParams, Transport } from './transport.js';
+import type { ChangedParams, LiveParams, Transport } from './transport.js';
 
 export interface LiveChangesDeps {
   db: Database;
@@ -65,8 +65,9 @@ export class LiveChanges {
     while (!signal.aborted && transport.live) {
       try {
         const cursor = await readCursor(this.deps.db, scopeOf(this.deps.pull));
-        const params: { cursor?: string } = {};
+        const params: LiveParams = {};
         if (cursor !== undefined) params.cursor = cursor;
+        if (this.deps.pull.filterEntityTypes) params.entityTypes = [...this.deps.pull.entityTypes];
         await transport.live(
           params,
           {

@@ -12,6 +12,12 @@ export interface ChangedParams {
   entityTypes?: string[];
 }
 
+/** What a live stream is about: the pull's cursor (if any) and scope. */
+export interface LiveParams {
+  cursor?: string;
+  entityTypes?: string[];
+}
+
 /** A live stream's callbacks. */
 export interface LiveHandlers {
   /** The server says something changed: pull. */
@@ -34,8 +40,8 @@ export interface Transport {
    * bound to the entity types it was issued for). Absent or refused: the engine pulls instead.
    */
   changed?(params: ChangedParams, signal?: AbortSignal): Promise<boolean>;
-  /** A server-sent event stream; resolves when it ends, rejects on failure; ends on abort. */
-  live?(params: { cursor?: string }, handlers: LiveHandlers, signal: AbortSignal): Promise<void>;
+  /** A server-sent event stream, with the pull's cursor and scope; resolves when it ends, rejects on failure; ends on abort. */
+  live?(params: LiveParams, handlers: LiveHandlers, signal: AbortSignal): Promise<void>;
 }
 
 /** The `fetch` the transports use (the global one by default). */

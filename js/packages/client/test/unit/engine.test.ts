@@ -163,16 +163,20 @@ describe('live changes', () => {
     Object.assign(client.transport, { live: live.live });
     client.sync.initializeNetworkMonitoring({ autoSyncEnabled: true });
     for (let i = 0; i < 40 && server.pulls.length < 1; i++) await settle(10);
-    expect(requested).toEqual(['GET http://server/api/sync/live Bearer jwt-1']);
+    expect(requested).toEqual(['GET http://server/api/sync/live?entityTypes=clients%2Cpets%2Cappointments Bearer jwt-1']);
     const afterOpen = server.pulls.length;
     expect(afterOpen).toBe(1); // on open: catch up
 
     server.write('clients', 1, { name: 'made on the server' });
-    push(': heartbeat\n\n');
-    push('event: change\ndata: {"tenant":"happy-paws"}\n\n');
+    push('retry: 3000\nevent: ready\nid: 1-0\ndata: {}\n\n');
+    push('event: heartbeat\ndata: {"time":1}\n\n');
+    push(': a comment\n\n');
+    await settle(100);
+    expect(server.pulls.length).toBe(afterOpen); // none of those asks for a pull
+    push('event: changed\nid: 1-1\ndata: {"reason":"notify","practices":["1"]}\n\n');
     for (let i = 0; i < 40 && (await client.sync.store.count('clients')) === 0; i++) await settle(10);
     expect((await client.sync.store.get('clients', 1))?.data.name).toBe('made on the server');
-    expect(server.pulls.length).toBe(afterOpen + 1); // the comment did nothing, the event one pull
+    expect(server.pulls.length).toBe(afterOpen + 1); // ready, heartbeat and the comment did nothing; changed one pull
   });
 
   it('behind PostgREST: polls sync_changed while online and visible, and pulls when it says true', async () => {
