@@ -5,6 +5,10 @@
 # throwaway cluster made by pg_virtualenv with the system's smartsync.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# the httpTransport leg runs against @smartsync/server when the workspace has it (issue 15)
+if [ -f ../server/src/index.ts ]; then
+    (cd ../.. && npm run build -w @smartsync/server >/dev/null)
+fi
 if [ -n "${PGHOST:-}${PGPORT:-}" ]; then
     exec npx vitest run -c vitest.integration.config.ts "$@"
 fi
