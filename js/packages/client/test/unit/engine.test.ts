@@ -105,10 +105,9 @@ describe('one sync at a time', () => {
       return undefined;
     };
     const running = a.getSyncEngine().sync();
-    await settle(20);
-    const waiting = b.getSyncEngine().sync();
-    await settle(20);
-    expect(b.getSyncEngine().isSyncing()).toBe(true); // told by tab A
+    for (let i = 0; i < 100 && !b.getSyncEngine().isSyncing(); i++) await settle(5);
+    expect(b.getSyncEngine().isSyncing()).toBe(true); // B has not asked: tab A told it
+    const waiting = b.getSyncEngine().sync(); // waits for tab A's lock
     hold.open();
     const [resultA, resultB] = (await Promise.all([running, waiting])) as [SyncResult, SyncResult];
     expect(resultA).toMatchObject({ synced: 1 });
