@@ -9,7 +9,7 @@
 import { CONFLICTS, Database, QUEUE, entityStore } from './database.js';
 import { HttpError, NetworkError, ValidationError, isTransient } from './errors.js';
 import { attemptMerge } from './merge.js';
-import { patched } from './push.js';
+import { patched } from './push-results.js';
 import { checkData, checkStrategy } from './validate.js';
 /** How long a resolved conflict stays in the store (7 days). */
 export const RESOLVED_RETENTION_MS = 7 * 24 * 3600 * 1000;
@@ -142,8 +142,10 @@ export class ConflictStore {
                 return;
             const later = await this.release(tx, entityType, entityId, version);
             const rows = tx.objectStore(entityStore(entityType));
-            if (data === null) {
+            if (data === null || later.some((op) => op.operation === 'delete')) {
+                // deleted on the server, or deleted here since (that delete still goes)
                 await rows.delete(entityId);
+                local = null;
                 return;
             }
             const record = { id: entityId, data: patched(data, later), version, status: later.length ? 'pending' : 'synced', tempRefs: [] };

@@ -40,15 +40,16 @@ export function httpTransport(options) {
             return readChanged(await requestJson(options, url('changed') + q, { method: 'GET', signal }));
         },
         async live(params, handlers, signal) {
-            const response = await send(options, url('live') + query({ cursor: params.cursor }), {
+            const response = await send(options, url('live') + query({ cursor: params.cursor, entityTypes: params.entityTypes?.join(',') }), {
                 method: 'GET',
                 signal,
                 accept: 'text/event-stream',
                 timeoutMs: options.timeoutMs ?? 30_000, // time to the response headers; the stream itself has no timeout
             });
             handlers.onOpen?.();
+            // @smartsync/server sends `ready` first, then `changed` (pull now) and `heartbeat`
             const parser = new SseParser((event) => {
-                if (event.event === 'heartbeat' || event.event === 'ping')
+                if (event.event === 'heartbeat' || event.event === 'ping' || event.event === 'ready')
                     return;
                 handlers.onChange();
             });

@@ -15,7 +15,7 @@
 import { entityKey } from './batch.js';
 import { Database, META, Pipeline, QUEUE, entityStore } from './database.js';
 import { ProtocolError, isMustRefetch } from './errors.js';
-import { RELIST_KEY, patched } from './push.js';
+import { RELIST_KEY, patched } from './push-results.js';
 import { collectTempRefs } from './validate.js';
 export const CURSOR_KEY = 'cursor';
 /** Pulls every page there is now. */

@@ -8,12 +8,12 @@
 // changed: the /live stream of @smartsync/server, or, behind PostgREST, a poll of
 // sync_changed every few seconds while online and visible.
 import { backoffDelay } from './backoff.js';
-import { sleep } from './clock.js';
 import { Database, META, QUEUE } from './database.js';
 import { Emitter } from './emitter.js';
 import { HttpError, NetworkError, isAbort } from './errors.js';
-import { pullAll, readCursor, scopeOf } from './pull.js';
+import { pullAll } from './pull.js';
 import { pushAll } from './push.js';
+import { LiveChanges } from './live.js';
 /** Where the last sync's result is kept (meta store), for the tabs that waited for it. */
 const LAST_RESULT_KEY = 'lastResult';
 export class SyncEngine {
@@ -28,13 +28,25 @@ export class SyncEngine {
     timer = null;
     timerDue = Infinity;
     failures = 0;
-    live = null;
-    pollTimer = null;
-    changedSupported = true;
+    live;
     unsubscribers = [];
     autoUnsubscribers = [];
     constructor(deps) {
         this.deps = deps;
+        this.live = new LiveChanges({
+            db: deps.db,
+            transport: deps.transport,
+            clock: deps.clock,
+            random: deps.random,
+            backoff: deps.backoff,
+            monitor: deps.monitor,
+            visibility: deps.visibility,
+            pull: deps.pull,
+            mode: deps.options.live ?? 'auto',
+            pollIntervalMs: deps.options.pollIntervalMs ?? 5000,
+            requestSync: () => this.schedule(0),
+            isSyncing: () => this.running !== null,
+        });
         this.unsubscribers.push(deps.coordinator.onMessage((message) => {
             if (message.type === 'sync-start')
                 this.setOtherTab(true);
@@ -99,14 +111,14 @@ export class SyncEngine {
             if (reconnected)
                 void this.onReconnect();
             if (disconnected)
-                this.stopLive();
+                this.live.stop();
         }), visibility.subscribe((visible) => {
             if (visible && this.auto?.autoSyncEnabled && monitor.getState().isOnline)
                 this.schedule(0);
         }));
         monitor.start();
         if (this.auto.autoSyncEnabled) {
-            this.startLive();
+            this.live.start();
             void this.schedulePending();
         }
     }
@@ -114,7 +126,7 @@ export class SyncEngine {
     stop() {
         this.auto = null;
         this.clearTimer();
-        this.stopLive();
+        this.live.stop();
         for (const unsubscribe of this.autoUnsubscribers.splice(0))
             unsubscribe();
         this.deps.monitor.stop();
@@ -139,7 +151,7 @@ export class SyncEngine {
         if (!this.auto)
             return;
         if (this.auto.autoSyncEnabled)
-            this.startLive();
+            this.live.start();
         if (!this.auto.syncOnReconnect)
             return;
         const stats = await this.deps.queue.getStats();
@@ -268,101 +280,6 @@ export class SyncEngine {
             this.deps.clock.clearTimeout(this.timer);
         this.timer = null;
         this.timerDue = Infinity;
-    }
-    startLive() {
-        const mode = this.deps.options.live ?? 'auto';
-        if (mode === 'off' || this.live || !this.auto?.autoSyncEnabled)
-            return;
-        const { transport } = this.deps;
-        if ((mode === 'sse' || mode === 'auto') && transport.live) {
-            const controller = new AbortController();
-            this.live = controller;
-            void this.runLive(controller.signal);
-        }
-        else if ((mode === 'poll' || mode === 'auto') && this.pollTimer === null) {
-            this.live = new AbortController();
-            this.schedulePoll();
-        }
-    }
-    stopLive() {
-        this.live?.abort();
-        this.live = null;
-        if (this.pollTimer !== null)
-            this.deps.clock.clearTimeout(this.pollTimer);
-        this.pollTimer = null;
-    }
-    /** The SSE stream: every event asks for a sync; reconnects with backoff. */
-    async runLive(signal) {
-        const { transport, clock, monitor } = this.deps;
-        let failures = 0;
-        while (!signal.aborted && transport.live) {
-            try {
-                const cursor = await readCursor(this.deps.db, scopeOf(this.deps.pull));
-                const params = {};
-                if (cursor !== undefined)
-                    params.cursor = cursor;
-                await transport.live(params, {
-                    onOpen: () => {
-                        failures = 0;
-                        this.schedule(0);
-                    },
-                    onChange: () => this.schedule(0),
-                }, signal);
-            }
-            catch (error) {
-                if (signal.aborted)
-                    return;
-                if (error instanceof NetworkError)
-                    monitor.report(false);
-                failures += 1;
-            }
-            if (signal.aborted)
-                return;
-            try {
-                await sleep(clock, backoffDelay(Math.max(1, failures), this.deps.random, this.deps.backoff), signal);
-            }
-            catch {
-                return;
-            }
-        }
-    }
-    schedulePoll() {
-        if (!this.live || this.live.signal.aborted)
-            return;
-        this.pollTimer = this.deps.clock.setTimeout(() => {
-            this.pollTimer = null;
-            void this.poll().finally(() => this.schedulePoll());
-        }, this.deps.options.pollIntervalMs ?? 5000);
-    }
-    /** One poll: sync when the server says something changed (or cannot say). */
-    async poll() {
-        const { transport, monitor, visibility } = this.deps;
-        if (!monitor.getState().isOnline || !visibility.isVisible() || this.running)
-            return;
-        const cursor = await readCursor(this.deps.db, scopeOf(this.deps.pull));
-        if (cursor === undefined || !transport.changed || !this.changedSupported) {
-            this.schedule(0);
-            return;
-        }
-        try {
-            const params = { cursor };
-            if (this.deps.pull.filterEntityTypes)
-                params.entityTypes = [...this.deps.pull.entityTypes];
-            if (await transport.changed(params, this.live?.signal))
-                this.schedule(0);
-        }
-        catch (error) {
-            if (error instanceof HttpError && (error.status === 404 || error.code === 'PGRST202')) {
-                this.changedSupported = false; // a server without sync_changed: pull instead
-                this.schedule(0);
-            }
-            else if (error instanceof NetworkError) {
-                monitor.report(false);
-            }
-            else if (error instanceof HttpError && error.status >= 400 && error.status < 500) {
-                this.schedule(0); // e.g. a cursor the server refuses: the pull sorts it out
-            }
-        }
     }
     async countPending() {
         const stats = await this.deps.queue.getStats();
