@@ -40,6 +40,7 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "common/hashfn.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
@@ -61,6 +62,7 @@
 #include "utils/xid8.h"
 
 #include "smartsync.h"
+#include "rowjson.h"
 
 PG_FUNCTION_INFO_V1(smartsync_sync_pull);
 
@@ -1029,10 +1031,8 @@ text_array(List *strs)
  *   $4 xid8[]: not in the upper in-progress list;  $5 xid8[]: xids (in_xip);
  *   $6 text[]: entity types;  $7 text: practice;  $8 text[]: types without
  *   practice;  $9 text: client;  $10 timestamptz: changed after;  $11 int8: limit.
- * Column 9 says whether a later change of the entity supersedes this one: a
- * change from a transaction with a smaller xid (delivered before this one in
- * the drain, so the client already holds a newer state) or, with echo
- * suppression, one of the client's own changes.
+ * A create's or an update's data is not read here: the page carries the row
+ * as it is now (page_current_rows); a delete's data is its tombstone.
  */
 static char *
 change_query(const PullRequest *req, bool in_xip, bool by_time)
@@ -1041,17 +1041,13 @@ change_query(const PullRequest *req, bool in_xip, bool by_time)
 
 	initStringInfo(&q);
 	appendStringInfo(&q,
-					 "SELECT c.xid, c.seq, c.entity_type, c.entity_id, c.operation, c.data,"
-					 " c.version, c.changed_at,"
-					 " EXISTS (SELECT 1 FROM %1$s.sync_changes o"
-					 " WHERE o.entity_type = c.entity_type AND o.entity_id = c.entity_id"
-					 " AND o.seq > c.seq AND (o.xid < c.xid%2$s)%3$s)"
+					 "SELECT c.xid, c.seq, c.entity_type, c.entity_id, c.operation,"
+					 " CASE WHEN c.operation = 'delete' THEN c.data END,"
+					 " c.version, c.changed_at"
 					 " FROM %1$s.sync_changes c"
 					 " WHERE (c.xid, c.seq) > ($1, $2) AND c.xid < $3 AND NOT (c.xid = ANY ($4))"
 					 " AND c.entity_type = ANY ($6)",
-					 req->quoted_schema,
-					 req->client ? " OR o.client_id = $9" : "",
-					 req->practice ? " AND (o.practice_id = $7 OR o.entity_type = ANY ($8))" : "");
+					 req->quoted_schema);
 	if (in_xip)
 		appendStringInfoString(&q, " AND c.xid = ANY ($5)");
 	if (req->practice)
@@ -1108,6 +1104,7 @@ scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
 			text	   *etype;
 			PullRow    *row;
 			int			ti;
+			Datum		d;
 
 			if (*remaining == 0)
 			{
@@ -1117,8 +1114,6 @@ scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
 			(*remaining)--;
 			*pos_xid = DatumGetUInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			*pos_seq = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-			if (DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)))
-				continue;		/* superseded */
 			etype = DatumGetTextPP(SPI_getbinval(tup, desc, 3, &isnull));
 			ti = find_type(&req->types, VARDATA_ANY(etype), VARSIZE_ANY_EXHDR(etype));
 			if (ti < 0)
@@ -1128,7 +1123,8 @@ scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
 			row->seq = *pos_seq;
 			row->id = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
 			row->op = op_name(DatumGetTextPP(SPI_getbinval(tup, desc, 5, &isnull)));
-			row->data = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 6, &isnull));
+			d = SPI_getbinval(tup, desc, 6, &isnull);
+			row->data = isnull ? NULL : DatumGetJsonbPCopy(d);
 			row->version = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
 			row->at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
 			page_add(page, row);
@@ -1344,6 +1340,137 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 	page->next.list_pk = NULL;
 }
 
+/* --- the rows as they are now -------------------------------------------- */
+
+/* One row of an entity table as a page reads it. */
+typedef struct CurrentRow
+{
+	char	   *id;
+	int64		version;
+	Jsonb	   *data;
+} CurrentRow;
+
+static int
+cmp_current(const void *a, const void *b)
+{
+	return strcmp(((const CurrentRow *) a)->id, ((const CurrentRow *) b)->id);
+}
+
+/*
+ * Checks each change the page keeps against its row as it is now (in this
+ * call's snapshot, in the request's practice):
+ *   - a create or update is delivered only when the row still has the
+ *     change's version, with the row as its data: the log keeps only the
+ *     columns an update set.  Otherwise a later change replaced it (this
+ *     drain, a later one or the client's own write delivers that state) or
+ *     the row left (its delete, or a move's delete, is delivered);
+ *   - a delete is delivered unless the row exists again (its re-creation is
+ *     delivered).
+ * So a page never sends an entity back to an older state than one already
+ * delivered, whatever order the transactions committed in.  One keyed read
+ * per entity type.
+ */
+static void
+page_current_rows(PullRequest *req, PullPage *page)
+{
+	for (int ti = 0; ti < req->types.n; ti++)
+	{
+		PullType   *t = &req->types.t[ti];
+		List	   *ids = NIL;
+		StringInfoData q;
+		Oid			argtypes[2] = {TEXTARRAYOID, TEXTOID};
+		Datum		values[2];
+		char		nulls[2] = {' ', ' '};
+		CurrentRow *cur;
+		int			ncur = 0;
+		int			rc;
+
+		for (int i = 0; i < page->n; i++)
+			if (page->rows[i]->keep && page->rows[i]->type == ti)
+				ids = lappend(ids, page->rows[i]->id);
+		if (ids == NIL)
+			continue;
+		if (t->pk_type == InvalidOid)
+		{
+			/* the tenant has no table for the type: nothing to deliver but tombstones */
+			for (int i = 0; i < page->n; i++)
+				if (page->rows[i]->type == ti && page->rows[i]->op[0] != 'd')
+					page->rows[i]->keep = false;
+			continue;
+		}
+
+		initStringInfo(&q);
+		appendStringInfo(&q, "SELECT t.*, t.%1$s::pg_catalog.text FROM %2$s.%3$s t WHERE t.%1$s = ANY ($1::%4$s[])",
+						 quote_identifier(t->pk), req->quoted_schema, quote_identifier(t->table),
+						 format_type_be_qualified(t->pk_type));
+		values[0] = text_array(ids);
+		if (req->practice && t->practice_col)
+		{
+			appendStringInfo(&q, " AND t.%s::pg_catalog.text = $2", quote_identifier(t->practice_col));
+			values[1] = CStringGetTextDatum(req->practice);
+		}
+		else
+		{
+			values[1] = (Datum) 0;
+			nulls[1] = 'n';
+		}
+		rc = SPI_execute_plan(pull_plan(q.data, 2, argtypes), values, nulls, true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+		cur = palloc(sizeof(CurrentRow) * Max(SPI_processed, 1));
+		if (SPI_processed > 0)
+		{
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			int			idcol = desc->natts;
+			AttrNumber	vcol = SPI_fnumber(desc, "version");
+			TupleDesc	rowdesc = CreateTupleDescCopy(desc);
+			RowJsonPlan *plan;
+			TupleTableSlot *slot;
+
+			/* the row's own columns, without the key text added last */
+			rowdesc->natts = idcol - 1;
+			plan = rowjson_plan_create(rowdesc);
+			slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+			for (uint64 i = 0; i < SPI_processed; i++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[i];
+				bool		isnull;
+				Datum		v = vcol > 0 ? SPI_getbinval(tup, desc, vcol, &isnull) : (Datum) 0;
+
+				if (vcol <= 0 || isnull)
+					continue;
+				cur[ncur].id = SPI_getvalue(tup, desc, idcol);
+				cur[ncur].version = DatumGetInt64(v);
+				ExecStoreHeapTuple(tup, slot, false);
+				cur[ncur].data = rowjson_convert(plan, slot);
+				ExecClearTuple(slot);
+				ncur++;
+			}
+			ExecDropSingleTupleTableSlot(slot);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		qsort(cur, ncur, sizeof(CurrentRow), cmp_current);
+
+		for (int i = 0; i < page->n; i++)
+		{
+			PullRow    *row = page->rows[i];
+			CurrentRow	key;
+			CurrentRow *now;
+
+			if (!row->keep || row->type != ti)
+				continue;
+			key.id = row->id;
+			now = ncur > 0 ? bsearch(&key, cur, ncur, sizeof(CurrentRow), cmp_current) : NULL;
+			if (row->op[0] == 'd')
+				row->keep = (now == NULL);
+			else if (now == NULL || now->version != row->version)
+				row->keep = false;
+			else
+				row->data = now->data;
+		}
+	}
+}
+
 /* --- page order ------------------------------------------------------------ */
 
 static const PullTypes *sort_types;
@@ -1409,11 +1536,13 @@ order_page(PullRequest *req, PullPage *page)
 				v[i]->keep = false;
 				if (v[i]->op[0] == 'c' && v[i + 1]->op[0] == 'u')
 					v[i + 1]->op = "create";
-				pfree(v[i]->data);
+				if (v[i]->data != NULL)
+					pfree(v[i]->data);
 				v[i]->data = NULL;
 			}
 		}
 		pfree(v);
+		page_current_rows(req, page);
 	}
 	for (int i = 0; i < page->n; i++)
 	{

@@ -32,6 +32,7 @@ BEGIN
             xid         xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
             entity_type text NOT NULL,
             entity_id   text NOT NULL,
+            entity_key  bigint NOT NULL,
             operation   text NOT NULL CHECK (operation IN ('create', 'update', 'delete')),
             data        jsonb NOT NULL,
             version     bigint NOT NULL,
@@ -112,9 +113,10 @@ BEGIN
         COMMENT ON TABLE %1$I.sync_conflicts IS 'smartsync conflict store: local, server and base data side by side, and how each conflict was resolved';
 
         -- one entity's changes in order: pull's latest-state check, push's base version
-        -- and tombstone lookups; and pull's retention horizon
-        CREATE INDEX IF NOT EXISTS sync_changes_entity_seq_idx
-            ON %1$I.sync_changes (entity_type, entity_id, seq);
+        -- and tombstone lookups; entity_key is smartsync.entity_key(entity_type, entity_id),
+        -- so the index holds two integers (lookups compare type and id as well)
+        CREATE INDEX IF NOT EXISTS sync_changes_entity_key_idx
+            ON %1$I.sync_changes (entity_key, seq);
         CREATE TABLE IF NOT EXISTS %1$I.sync_pull_horizon (
             singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
             max_pruned_xid xid8 NOT NULL,
@@ -223,7 +225,7 @@ BEGIN
     PERFORM smartsync._untrack_table(s, e.table_name);
     EXECUTE format($trg$
         CREATE TRIGGER smartsync_stamp BEFORE INSERT OR UPDATE ON %1$s
-            FOR EACH ROW EXECUTE FUNCTION smartsync.stamp_row(%2$L);
+            FOR EACH ROW EXECUTE FUNCTION smartsync.stamp_row(%2$L, %4$L);
         CREATE TRIGGER smartsync_capture_ins AFTER INSERT ON %1$s
             REFERENCING NEW TABLE AS smartsync_new
             FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L);
