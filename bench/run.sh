@@ -1,10 +1,11 @@
 #!/bin/bash
 # Benchmark runner: builds and installs smartsync, starts a throwaway cluster
-# (synchronous_commit=off so CPU cost shows) and runs bench/bench_NAME.sh for each
+# (bench/settings.conf: synchronous_commit=off so CPU cost shows) and runs bench/bench_NAME.sh for each
 # NAME given, or all of them.  Each prints a markdown table of medians and of
 # ratios against a baseline measured in the same run.
 #   bash bench/run.sh            # all benchmarks
 #   bash bench/run.sh capture    # one
+# It installs system-wide; bench/private.sh runs the same on a private build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/deps.sh
@@ -20,7 +21,8 @@ for n in "$@"; do
     [ -f "bench/bench_$n.sh" ] || { echo "no benchmark bench/bench_$n.sh" >&2; exit 2; }
     scripts="$scripts bench/bench_$n.sh"
 done
-pg_virtualenv -t -v 15 -o synchronous_commit=off -o shared_buffers=512MB -o max_wal_size=4GB \
-    -o checkpoint_timeout=30min -o autovacuum=off \
+opts=()
+while read -r line; do opts+=(-o "${line// = /=}"); done < <(grep -v '^#' bench/settings.conf | grep .)
+pg_virtualenv -t -v 15 "${opts[@]}" \
     bash -c 'set -e; for s in "$@"; do echo; echo "### $s"; bash "$s"; done' _ $scripts 2>&1 \
     | grep -v -e '^Creating new PostgreSQL cluster' -e '^Dropping cluster'

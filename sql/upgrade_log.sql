@@ -36,6 +36,9 @@ SELECT count(*) AS rows, count(*) FILTER (WHERE entity_key = smartsync.entity_ke
   FROM tenant_ul.sync_changes;
 SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'tenant_ul' AND tablename = 'sync_changes' ORDER BY 1;
 SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'tenant_ul.pets'::regclass AND tgname = 'smartsync_stamp';
+-- row-level security: each policy states its condition once (no WITH CHECK repeating it)
+SELECT polrelid::regclass, polname, polwithcheck IS NULL AS using_only FROM pg_policy
+ WHERE polrelid IN ('tenant_ul.pets'::regclass, 'tenant_ul.sync_changes'::regclass) ORDER BY 1, 2;
 
 -- new writes log as 0.3.0 does: an update the columns it set, a move a delete and a create
 UPDATE tenant_ul.pets SET weight = 12 WHERE id = 1;

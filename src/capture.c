@@ -168,10 +168,11 @@ typedef struct CaptureIndex
 } CaptureIndex;
 
 /*
- * Per capture trigger: where and how it logs, resolved on its first statement
- * (the table is checked to be a registered entity table then).  Marked stale
- * when the table, its tenant's log or one of the log's indexes is
- * invalidated; refilled on the next statement.
+ * Per tracked table: where and how its capture triggers log, resolved on the
+ * first statement (the table is checked to be a registered entity table
+ * then) and shared by its insert, update and delete triggers, which carry
+ * the same arguments.  Marked stale when the table, its tenant's log or one
+ * of the log's indexes is invalidated; refilled on the next statement.
  *
  * This is the one place that maps a relation to its logical entity table and
  * change log: a relation standing for a tenant table elsewhere (a shard)
@@ -179,10 +180,10 @@ typedef struct CaptureIndex
  */
 typedef struct CaptureTarget
 {
-	Oid			tgoid;			/* hash key */
+	Oid			relid;			/* hash key */
 	bool		valid;
 	MemoryContext cxt;			/* holds everything below */
-	Oid			relid;
+	char	   *args[3];		/* the trigger's arguments: entity type, key, practice column */
 	char	   *entity_type;
 	int			entity_type_len;
 	/* the change log */
@@ -760,7 +761,6 @@ capture_target_fill(CaptureTarget *e, TriggerData *td)
 
 	check_tracked(rel, tg->tgargs[0], nspname);
 
-	e->relid = RelationGetRelid(rel);
 	e->logrelid = get_relname_relid("sync_changes", RelationGetNamespace(rel));
 	if (!OidIsValid(e->logrelid))
 		ereport(ERROR,
@@ -772,7 +772,9 @@ capture_target_fill(CaptureTarget *e, TriggerData *td)
 								   ALLOCSET_SMALL_SIZES);
 	oldcxt = MemoryContextSwitchTo(e->cxt);
 
-	e->entity_type = pstrdup(tg->tgargs[0]);
+	for (int i = 0; i < 3; i++)
+		e->args[i] = pstrdup(tg->tgargs[i]);
+	e->entity_type = e->args[0];
 	e->entity_type_len = strlen(e->entity_type);
 
 	/* the source columns */
@@ -860,23 +862,27 @@ capture_target_fill(CaptureTarget *e, TriggerData *td)
 	e->valid = true;
 }
 
-/* Finds (filling it when stale) the target of a capture trigger. */
+/* Finds (filling it when stale, or made for other arguments) the target of a capture trigger. */
 static CaptureTarget *
 capture_target(TriggerData *td)
 {
-	Oid			tgoid = td->tg_trigger->tgoid;
+	Oid			relid = RelationGetRelid(td->tg_relation);
+	Trigger    *tg = td->tg_trigger;
 	CaptureTarget *e;
 	bool		found;
 
 	capture_init_caches();
-	e = hash_search(capture_cache, &tgoid, HASH_ENTER, &found);
+	e = hash_search(capture_cache, &relid, HASH_ENTER, &found);
 	if (!found)
 	{
 		e->valid = false;
 		e->cxt = NULL;
-		e->relid = e->logrelid = InvalidOid;
+		e->logrelid = InvalidOid;
 		e->nindexes = 0;
 	}
+	if (e->valid && (strcmp(e->args[0], tg->tgargs[0]) != 0 || strcmp(e->args[1], tg->tgargs[1]) != 0 ||
+					 strcmp(e->args[2], tg->tgargs[2]) != 0))
+		e->valid = false;
 	if (!e->valid)
 	{
 		if (e->cxt != NULL)
@@ -891,7 +897,7 @@ capture_target(TriggerData *td)
 		{
 			if (e->cxt != NULL)
 				MemoryContextDelete(e->cxt);
-			hash_search(capture_cache, &tgoid, HASH_REMOVE, NULL);
+			hash_search(capture_cache, &relid, HASH_REMOVE, NULL);
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
@@ -921,7 +927,16 @@ capture_who(CaptureWho *who)
 	const char *claims = GetConfigOption("request.jwt.claims", true, false);
 	SyncContext ctx;
 
-	if (claims != NULL && claims[0] != '\0' && who_claims != NULL && strcmp(claims, who_claims) == 0)
+	if (claims == NULL || claims[0] == '\0')
+	{
+		/* no claims: the settings a direct SQL caller makes (as sync_context_read reads them) */
+		who->user_id = smartsync_user_id_setting && smartsync_user_id_setting[0] ?
+			smartsync_user_id_setting : NULL;
+		who->client_id = smartsync_client_id_setting && smartsync_client_id_setting[0] ?
+			smartsync_client_id_setting : NULL;
+		return;
+	}
+	if (who_claims != NULL && strcmp(claims, who_claims) == 0)
 	{
 		*who = who_cached;
 		return;
@@ -929,19 +944,16 @@ capture_who(CaptureWho *who)
 	sync_context_read(&ctx);
 	who->user_id = ctx.user_id;
 	who->client_id = ctx.client_id;
-	if (claims != NULL && claims[0] != '\0')
-	{
-		/* remember the claims' reading, in memory of our own */
-		if (who_claims != NULL)
-			pfree(who_claims);
-		if (who_cached.user_id != NULL)
-			pfree(who_cached.user_id);
-		if (who_cached.client_id != NULL)
-			pfree(who_cached.client_id);
-		who_claims = MemoryContextStrdup(TopMemoryContext, claims);
-		who_cached.user_id = ctx.user_id ? MemoryContextStrdup(TopMemoryContext, ctx.user_id) : NULL;
-		who_cached.client_id = ctx.client_id ? MemoryContextStrdup(TopMemoryContext, ctx.client_id) : NULL;
-	}
+	/* remember the claims' reading, in memory of our own */
+	if (who_claims != NULL)
+		pfree(who_claims);
+	if (who_cached.user_id != NULL)
+		pfree(who_cached.user_id);
+	if (who_cached.client_id != NULL)
+		pfree(who_cached.client_id);
+	who_claims = MemoryContextStrdup(TopMemoryContext, claims);
+	who_cached.user_id = ctx.user_id ? MemoryContextStrdup(TopMemoryContext, ctx.user_id) : NULL;
+	who_cached.client_id = ctx.client_id ? MemoryContextStrdup(TopMemoryContext, ctx.client_id) : NULL;
 }
 
 /* --- writing the log ------------------------------------------------------------- */

@@ -200,6 +200,16 @@ typedef struct JbCont
 	uint32		totallen;		/* data bytes written so far */
 } JbCont;
 
+/* appendBinaryStringInfo, inlined: most values are a few bytes */
+static inline void
+jb_append(StringInfo buf, const void *data, int len)
+{
+	if (buf->len + len >= buf->maxlen)
+		enlargeStringInfo(buf, len);
+	memcpy(buf->data + buf->len, data, len);
+	buf->len += len;
+}
+
 static int
 jb_pad(StringInfo buf)
 {
@@ -223,7 +233,7 @@ jb_begin(StringInfo buf, JbCont *c, bool object, int count)
 
 	c->base = buf->len;
 	jb_pad(buf);
-	appendBinaryStringInfo(buf, (char *) &header, sizeof(uint32));
+	jb_append(buf, &header, sizeof(uint32));
 	c->jentries = buf->len;
 	enlargeStringInfo(buf, sizeof(JEntry) * nentries);
 	buf->len += sizeof(JEntry) * nentries;
@@ -262,7 +272,7 @@ jb_end(StringInfo buf, JbCont *c)
 static uint32
 jb_string(StringInfo buf, const char *s, int len)
 {
-	appendBinaryStringInfo(buf, s, len);
+	jb_append(buf, s, len);
 	return JENTRY_ISSTRING | (uint32) len;
 }
 
@@ -272,7 +282,52 @@ jb_numeric(StringInfo buf, Numeric num)
 	int			pad = jb_pad(buf);
 	int			len = VARSIZE(num);
 
-	appendBinaryStringInfo(buf, (char *) num, len);
+	jb_append(buf, num, len);
+	return JENTRY_ISNUMERIC | (uint32) (pad + len);
+}
+
+/*
+ * An integer as a jsonb numeric, written in place: the bytes int64_to_numeric
+ * makes (numeric's short format: base-10000 digits without leading or
+ * trailing zero digits, display scale 0), without a palloc per value.
+ */
+static uint32
+jb_int(StringInfo buf, int64 v)
+{
+	uint64		u = v < 0 ? -(uint64) v : (uint64) v;
+	int16		digits[5];		/* 2^64 < 10000^5 */
+	int			n = 0;
+	int			weight;
+	int			first = 0;
+	uint16		header;
+	int			pad = jb_pad(buf);
+	int			len;
+
+	/* base-10000 digits, least significant first */
+	while (u > 0)
+	{
+		digits[n++] = (int16) (u % 10000);
+		u /= 10000;
+	}
+	weight = n - 1;
+	/* trailing zero digits (the least significant) are dropped */
+	while (first < n && digits[first] == 0)
+		first++;
+	if (n == 0)
+		weight = 0;				/* zero: no digits, weight 0, positive */
+	header = 0x8000				/* NUMERIC_SHORT */
+		| (v < 0 ? 0x2000 : 0)	/* NUMERIC_SHORT_SIGN_MASK */
+		| (weight & 0x003F);	/* weight >= 0, display scale 0 */
+	len = VARHDRSZ + sizeof(uint16) + sizeof(int16) * (n - first);
+	if (buf->len + len >= buf->maxlen)
+		enlargeStringInfo(buf, len);
+	SET_VARSIZE(buf->data + buf->len, len);
+	memcpy(buf->data + buf->len + VARHDRSZ, &header, sizeof(uint16));
+	/* most significant digit first */
+	for (int i = n - 1, k = 0; i >= first; i--, k++)
+		memcpy(buf->data + buf->len + VARHDRSZ + sizeof(uint16) + sizeof(int16) * k,
+			   &digits[i], sizeof(int16));
+	buf->len += len;
 	return JENTRY_ISNUMERIC | (uint32) (pad + len);
 }
 
@@ -305,7 +360,7 @@ jb_document(StringInfo buf, Jsonb *doc)
 		return jb_scalar(buf, &scalar);
 	pad = jb_pad(buf);
 	len = VARSIZE(doc) - VARHDRSZ;
-	appendBinaryStringInfo(buf, (char *) &doc->root, len);
+	jb_append(buf, &doc->root, len);
 	return JENTRY_ISCONTAINER | (uint32) (pad + len);
 }
 
@@ -316,11 +371,11 @@ jb_direct(StringInfo buf, ColKind kind, Oid typid, Datum d)
 	switch (kind)
 	{
 		case COL_INT2:
-			return jb_numeric(buf, int64_to_numeric(DatumGetInt16(d)));
+			return jb_int(buf, DatumGetInt16(d));
 		case COL_INT4:
-			return jb_numeric(buf, int64_to_numeric(DatumGetInt32(d)));
+			return jb_int(buf, DatumGetInt32(d));
 		case COL_INT8:
-			return jb_numeric(buf, int64_to_numeric(DatumGetInt64(d)));
+			return jb_int(buf, DatumGetInt64(d));
 		case COL_NUMERIC:
 			{
 				Numeric		n = DatumGetNumeric(d);

@@ -258,3 +258,93 @@ BEGIN
     END LOOP;
 END
 $upgrade$;
+
+-- i13-capture: row-level security policies of tenant tables state their condition
+-- once (FOR ALL ... USING, no WITH CHECK repeating it): every backend's first
+-- use of a tenant table parses half as much.  Existing tenant schemas get the
+-- new policies.
+CREATE OR REPLACE FUNCTION smartsync._secure_tenant(s name, only_table name DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+    v_tenant text;
+    v_api    boolean := EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'smartsync_api');
+    v_ctx_tenant   constant text := '(SELECT smartsync.current_tenant_id())';
+    v_ctx_practice constant text := '(SELECT smartsync.current_practice_id())';
+    r record;
+    v_practice text;
+BEGIN
+    SELECT t.tenant_id INTO v_tenant FROM smartsync.tenants t WHERE t.schema_name = s;
+    IF v_tenant IS NULL THEN
+        RETURN;     -- not a tenant schema (yet)
+    END IF;
+    IF v_api THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO smartsync_api', s);
+    END IF;
+
+    FOR r IN
+        SELECT c.oid::regclass AS rel, c.relname, e.entity_type, e.practice_column
+          FROM pg_class c
+          LEFT JOIN smartsync.entity_types e ON e.table_name = c.relname
+         WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = s)
+           AND c.relkind IN ('r', 'p')
+           AND (e.entity_type IS NOT NULL OR c.relname LIKE 'sync\_%')
+           AND (only_table IS NULL OR c.relname = only_table)
+         ORDER BY c.relname
+    LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', r.rel);
+        EXECUTE format('DROP POLICY IF EXISTS smartsync_tenant ON %s', r.rel);
+        -- FOR ALL with USING only: the same condition checks new rows (a WITH CHECK
+        -- repeating it would be stored and parsed twice by every backend opening the table)
+        EXECUTE format('CREATE POLICY smartsync_tenant ON %s AS PERMISSIVE FOR ALL USING (%s = %L)',
+                       r.rel, v_ctx_tenant, v_tenant);
+        EXECUTE format('COMMENT ON POLICY smartsync_tenant ON %s IS %L', r.rel,
+                       format('smartsync: only requests of tenant %s see or write these rows', v_tenant));
+
+        v_practice := CASE
+            WHEN r.entity_type IS NOT NULL AND r.practice_column IS NOT NULL
+                 AND smartsync._field_column(r.rel, r.practice_column) IS NOT NULL
+                THEN format('%1$s IS NULL OR %2$I::text = %1$s', v_ctx_practice, r.practice_column)
+            WHEN r.entity_type IS NULL AND r.relname IN ('sync_changes', 'sync_conflicts')
+                THEN format('%1$s IS NULL OR practice_id IS NULL OR practice_id = %1$s', v_ctx_practice)
+            END;
+        EXECUTE format('DROP POLICY IF EXISTS smartsync_practice ON %s', r.rel);
+        IF v_practice IS NOT NULL THEN
+            EXECUTE format('CREATE POLICY smartsync_practice ON %s AS RESTRICTIVE FOR ALL USING (%s)',
+                           r.rel, v_practice);
+            EXECUTE format('COMMENT ON POLICY smartsync_practice ON %s IS %L', r.rel,
+                           'smartsync: a request that names a practice sees and writes only that practice''s rows');
+        END IF;
+
+        IF v_api THEN
+            EXECUTE format('REVOKE ALL ON %s FROM smartsync_api', r.rel);
+            EXECUTE format('GRANT %s ON %s TO smartsync_api',
+                CASE WHEN r.entity_type IS NOT NULL THEN 'SELECT, INSERT, UPDATE, DELETE'
+                     WHEN r.relname IN ('sync_changes', 'sync_pull_horizon') THEN 'SELECT'
+                     ELSE 'SELECT, INSERT, UPDATE' END,
+                r.rel);
+        END IF;
+    END LOOP;
+
+    IF v_api THEN
+        FOR r IN SELECT c.oid::regclass AS seq FROM pg_class c
+                  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = s)
+                    AND c.relkind = 'S' LOOP
+            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO smartsync_api', r.seq);
+        END LOOP;
+    END IF;
+END
+$$;
+
+DO $upgrade$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT schema_name FROM smartsync.tenants ORDER BY tenant_id LOOP
+        PERFORM smartsync._secure_tenant(t.schema_name);
+    END LOOP;
+END
+$upgrade$;

@@ -97,9 +97,10 @@ BEGIN
     LOOP
         EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', r.rel);
         EXECUTE format('DROP POLICY IF EXISTS smartsync_tenant ON %s', r.rel);
-        EXECUTE format('CREATE POLICY smartsync_tenant ON %s AS PERMISSIVE FOR ALL
-                            USING (%s = %L) WITH CHECK (%s = %L)',
-                       r.rel, v_ctx_tenant, v_tenant, v_ctx_tenant, v_tenant);
+        -- FOR ALL with USING only: the same condition checks new rows (a WITH CHECK
+        -- repeating it would be stored and parsed twice by every backend opening the table)
+        EXECUTE format('CREATE POLICY smartsync_tenant ON %s AS PERMISSIVE FOR ALL USING (%s = %L)',
+                       r.rel, v_ctx_tenant, v_tenant);
         EXECUTE format('COMMENT ON POLICY smartsync_tenant ON %s IS %L', r.rel,
                        format('smartsync: only requests of tenant %s see or write these rows', v_tenant));
 
@@ -112,8 +113,8 @@ BEGIN
             END;
         EXECUTE format('DROP POLICY IF EXISTS smartsync_practice ON %s', r.rel);
         IF v_practice IS NOT NULL THEN
-            EXECUTE format('CREATE POLICY smartsync_practice ON %s AS RESTRICTIVE FOR ALL
-                                USING (%s) WITH CHECK (%s)', r.rel, v_practice, v_practice);
+            EXECUTE format('CREATE POLICY smartsync_practice ON %s AS RESTRICTIVE FOR ALL USING (%s)',
+                           r.rel, v_practice);
             EXECUTE format('COMMENT ON POLICY smartsync_practice ON %s IS %L', r.rel,
                            'smartsync: a request that names a practice sees and writes only that practice''s rows');
         END IF;
