@@ -22,6 +22,9 @@ UPDATE tenant_ul.pets SET weight = 11 WHERE id = 1;
 UPDATE tenant_ul.sync_changes c SET data = to_jsonb(p) FROM tenant_ul.pets p
  WHERE c.entity_id = '1' AND c.version = 2 AND p.id = 1;
 DELETE FROM tenant_ul.pets WHERE id = 2;
+-- and two stored conflicts, one resolved
+INSERT INTO tenant_ul.sync_conflicts (entity_type, entity_id, operation, practice_id, conflict_type, severity, status)
+VALUES ('pets', '1', 'update', '1', 'version', 'medium', 'open'), ('pets', '2', 'update', '1', 'version', 'low', 'resolved');
 SET smartsync.tenant_id = 'ul';
 SET smartsync.practice_id = '1';
 SELECT smartsync.sync_pull() ->> 'cursor' AS c0 \gset
@@ -39,6 +42,14 @@ SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'tenant_ul.pets'::
 -- row-level security: each policy states its condition once (no WITH CHECK repeating it)
 SELECT polrelid::regclass, polname, polwithcheck IS NULL AS using_only FROM pg_policy
  WHERE polrelid IN ('tenant_ul.pets'::regclass, 'tenant_ul.sync_changes'::regclass) ORDER BY 1, 2;
+
+-- the conflict store's counts are made from what it holds
+SELECT smartsync.conflict_stats() - 'oldestOpenAt' AS stats;
+
+-- the tenant's tables stay the tenant's: none belongs to the extension
+SELECT count(*) AS extension_members FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+ WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+   AND c.relnamespace = 'tenant_ul'::regnamespace;
 
 -- new writes log as 0.3.0 does: an update the columns it set, a move a delete and a create
 UPDATE tenant_ul.pets SET weight = 12 WHERE id = 1;

@@ -4,7 +4,9 @@
 -- Every change to the extension's SQL objects between 0.2.0 and 0.3.0, one section per
 -- change; sql/upgrade.sql checks that an updated 0.2.0 equals a fresh 0.3.0.
 
--- i13-capture: a narrower, cheaper change log.  Each log row gets entity_key
+-- >>> i13-capture (generated from src/sql by the i13-capture task; keep in step with it)
+
+-- i13-capture: a cheaper change log.  Each log row gets entity_key
 -- (smartsync.entity_key(entity_type, entity_id)), indexed with seq in place of
 -- the (entity_type, entity_id, seq) index; an update logs the columns it set
 -- (the whole row every 32nd version); stamp_row gets the practice column and
@@ -18,7 +20,6 @@ LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'smartsync_entity_key';
 COMMENT ON FUNCTION smartsync.entity_key(text, text) IS
 'the 64-bit key of one entity in the change log (sync_changes.entity_key, indexed with seq): a portable hash of its entity type and id; lookups compare type and id as well';
-
 CREATE FUNCTION smartsync.row_at_version(tenant_id text, entity_type text, entity_id text, version bigint)
 RETURNS jsonb
 LANGUAGE c STABLE STRICT
@@ -27,6 +28,341 @@ COMMENT ON FUNCTION smartsync.row_at_version(text, text, text, bigint) IS
 'an entity''s row as it was at a version, rebuilt from the tenant''s change log (the nearest whole image and the updates after it), as push and conflict resolution read a three-way merge''s base; NULL when the log no longer holds it; not granted to PUBLIC';
 REVOKE ALL ON FUNCTION smartsync.row_at_version(text, text, text, bigint) FROM PUBLIC;
 
+-- i13-capture: the conflict store keeps its counts (sync_conflict_counts, by
+-- smartsync._count_conflicts triggers): conflict_stats and the listing's total
+-- read them; list_conflicts pages by keyset (p_after, "hasMore", "next").
+CREATE FUNCTION smartsync._count_conflicts()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q constant text := $q$
+        INSERT INTO %1$I.sync_conflict_counts AS k (every_practice, scope, entity_type, severity, status, shard, n)
+        SELECT c.practice_id IS NULL AND e.practice_column IS NULL,
+               CASE WHEN c.practice_id IS NOT NULL THEN c.practice_id
+                    WHEN e.practice_column IS NULL THEN ''
+                    ELSE coalesce(coalesce(c.server_data, c.local_data) ->> e.practice_column::text, '') END,
+               c.entity_type, c.severity, c.status, $1, %2$s count(*)
+          FROM %3$s AS c LEFT JOIN smartsync.entity_types AS e ON e.entity_type = c.entity_type
+         GROUP BY 1, 2, 3, 4, 5
+        ON CONFLICT (every_practice, scope, entity_type, severity, status, shard) DO UPDATE SET n = k.n + excluded.n
+    $q$;
+    v_shard constant integer := pg_backend_pid() % 16;
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        EXECUTE format(q, TG_TABLE_SCHEMA, '-', 'old_rows') USING v_shard;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        EXECUTE format(q, TG_TABLE_SCHEMA, '', 'new_rows') USING v_shard;
+    END IF;
+    RETURN NULL;
+END
+$$;
+DROP FUNCTION smartsync.list_conflicts(text, text, interval, integer);
+CREATE FUNCTION smartsync.list_conflicts(p_entity_type text DEFAULT NULL, p_severity text DEFAULT NULL,
+                                         p_min_age interval DEFAULT NULL, p_limit integer DEFAULT 100,
+                                         p_after bigint DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'smartsync_list_conflicts';
+COMMENT ON FUNCTION smartsync.list_conflicts(text, text, interval, integer, bigint) IS
+'the open conflicts of the request context''s tenant and practice, oldest first, filtered by entity type, severity and minimum age; each with local, server and base data and the affected fields side by side: {"conflicts":[...],"total","limit","hasMore","next"}; a page reads what it holds, the next one starts after p_after (the previous page''s "next", its last conflictId); total comes from kept counts';
+COMMENT ON FUNCTION smartsync.conflict_stats() IS
+'counts of the request context''s conflicts: {"open","resolved","bySeverity":{low,medium,high,critical},"byEntityType":{...},"oldestOpenAt"} (open ones per severity and entity type), read from the counts triggers keep (sync_conflict_counts), not from the store';
+DROP FUNCTION smartsync._api_list_conflicts(text, text, interval, integer);
+CREATE FUNCTION smartsync._api_list_conflicts(p_entity_type text, p_severity text, p_min_age interval, p_limit integer,
+                                              p_after bigint DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_code text; v_msg text; v_detail text; v_hint text;
+BEGIN
+    PERFORM smartsync._api_guard();
+    RETURN smartsync.list_conflicts(p_entity_type => p_entity_type, p_severity => p_severity,
+                                    p_min_age => p_min_age, p_limit => coalesce(p_limit, 100),
+                                    p_after => p_after);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_code = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
+                            v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+    IF v_code LIKE 'SS%' THEN
+        PERFORM smartsync._api_raise(v_code, v_msg, v_detail, v_hint);
+    END IF;
+    RAISE;
+END
+$$;
+
+-- i13-capture: row-level security policies of tenant tables state their
+-- condition once (FOR ALL ... USING, no WITH CHECK repeating it), so a
+-- backend's first use of a tenant table parses half as much; setup_postgrest
+-- makes list_conflicts with p_after.
+CREATE OR REPLACE FUNCTION smartsync._secure_tenant(s name, only_table name DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+    v_tenant text;
+    v_api    boolean := EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'smartsync_api');
+    v_ctx_tenant   constant text := '(SELECT smartsync.current_tenant_id())';
+    v_ctx_practice constant text := '(SELECT smartsync.current_practice_id())';
+    r record;
+    v_practice text;
+BEGIN
+    SELECT t.tenant_id INTO v_tenant FROM smartsync.tenants t WHERE t.schema_name = s;
+    IF v_tenant IS NULL THEN
+        RETURN;     -- not a tenant schema (yet)
+    END IF;
+    IF v_api THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO smartsync_api', s);
+    END IF;
+
+    FOR r IN
+        SELECT c.oid::regclass AS rel, c.relname, e.entity_type, e.practice_column
+          FROM pg_class c
+          LEFT JOIN smartsync.entity_types e ON e.table_name = c.relname
+         WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = s)
+           AND c.relkind IN ('r', 'p')
+           AND (e.entity_type IS NOT NULL OR c.relname LIKE 'sync\_%')
+           AND (only_table IS NULL OR c.relname = only_table)
+         ORDER BY c.relname
+    LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', r.rel);
+        EXECUTE format('DROP POLICY IF EXISTS smartsync_tenant ON %s', r.rel);
+        -- FOR ALL with USING only: the same condition checks new rows (a WITH CHECK
+        -- repeating it would be stored and parsed twice by every backend opening the table)
+        EXECUTE format('CREATE POLICY smartsync_tenant ON %s AS PERMISSIVE FOR ALL USING (%s = %L)',
+                       r.rel, v_ctx_tenant, v_tenant);
+        EXECUTE format('COMMENT ON POLICY smartsync_tenant ON %s IS %L', r.rel,
+                       format('smartsync: only requests of tenant %s see or write these rows', v_tenant));
+
+        v_practice := CASE
+            WHEN r.entity_type IS NOT NULL AND r.practice_column IS NOT NULL
+                 AND smartsync._field_column(r.rel, r.practice_column) IS NOT NULL
+                THEN format('%1$s IS NULL OR %2$I::text = %1$s', v_ctx_practice, r.practice_column)
+            WHEN r.entity_type IS NULL AND r.relname IN ('sync_changes', 'sync_conflicts')
+                THEN format('%1$s IS NULL OR practice_id IS NULL OR practice_id = %1$s', v_ctx_practice)
+            END;
+        EXECUTE format('DROP POLICY IF EXISTS smartsync_practice ON %s', r.rel);
+        IF v_practice IS NOT NULL THEN
+            EXECUTE format('CREATE POLICY smartsync_practice ON %s AS RESTRICTIVE FOR ALL USING (%s)',
+                           r.rel, v_practice);
+            EXECUTE format('COMMENT ON POLICY smartsync_practice ON %s IS %L', r.rel,
+                           'smartsync: a request that names a practice sees and writes only that practice''s rows');
+        END IF;
+
+        IF v_api THEN
+            EXECUTE format('REVOKE ALL ON %s FROM smartsync_api', r.rel);
+            EXECUTE format('GRANT %s ON %s TO smartsync_api',
+                CASE WHEN r.entity_type IS NOT NULL THEN 'SELECT, INSERT, UPDATE, DELETE'
+                     WHEN r.relname IN ('sync_changes', 'sync_pull_horizon') THEN 'SELECT'
+                     ELSE 'SELECT, INSERT, UPDATE' END,
+                r.rel);
+        END IF;
+    END LOOP;
+
+    IF v_api THEN
+        FOR r IN SELECT c.oid::regclass AS seq FROM pg_class c
+                  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = s)
+                    AND c.relkind = 'S' LOOP
+            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO smartsync_api', r.seq);
+        END LOOP;
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION smartsync.setup_postgrest(
+    authenticator_password text DEFAULT NULL,
+    anon_role  name DEFAULT 'anon',
+    web_role   name DEFAULT 'web_user',
+    api_schema name DEFAULT 'api')
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+    v_new_schema boolean;
+    v_conflicts  boolean := to_regprocedure('smartsync.resolve_conflict(bigint, text, jsonb)') IS NOT NULL
+                        AND to_regprocedure('smartsync.list_conflicts(text, text, interval, integer, bigint)') IS NOT NULL
+                        AND to_regprocedure('smartsync.conflict_stats()') IS NOT NULL;
+    v_functions  text[] := ARRAY['sync_push(jsonb)',
+                                 'sync_pull(timestamptz, text, text, text, integer, text, text, text)'];
+    f text;
+    t record;
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        PERFORM smartsync._raise('SS703', 'smartsync.setup_postgrest() must be run by a superuser',
+            'It creates roles, grants privileges on every tenant schema and makes smartsync_api own the api functions.');
+    END IF;
+    FOR f IN SELECT unnest(ARRAY[anon_role, web_role, api_schema]) LOOP
+        IF f IS NULL OR f !~ '^[a-z_][a-z0-9_]{0,62}$' OR f IN ('authenticator', 'smartsync_api', 'public', 'smartsync')
+           OR f LIKE 'pg\_%' THEN
+            PERFORM smartsync._raise('SS703', format('invalid role or schema name %L', f),
+                'Role and schema names are lower-case identifiers other than authenticator, smartsync_api, public, smartsync and pg_*.');
+        END IF;
+    END LOOP;
+    IF anon_role = web_role THEN
+        PERFORM smartsync._raise('SS703', 'the anonymous and the web role must differ',
+            'The anonymous role must not reach any tenant data.');
+    END IF;
+    IF EXISTS (SELECT 1 FROM smartsync.tenants WHERE schema_name = api_schema) THEN
+        PERFORM smartsync._raise('SS703', format('schema %I is a tenant schema', api_schema));
+    END IF;
+
+    -- roles (cluster-wide): create the missing ones, check and fix the existing ones
+    PERFORM smartsync._check_api_role(anon_role, 'anonymous');
+    PERFORM smartsync._check_api_role(web_role, 'web');
+    PERFORM smartsync._check_api_role('authenticator', 'authenticator');
+    -- a request role that can log in would let its holder choose any claims
+    FOR f IN SELECT rolname FROM pg_roles WHERE rolname IN (anon_role, web_role) AND rolcanlogin LOOP
+        PERFORM smartsync._raise('SS703', format('role %I can log in', f),
+            'The anonymous and web roles are reached only through authenticator: whoever can log in as one can set any JWT claims.',
+            format('ALTER ROLE %I NOLOGIN, or choose another role name.', f));
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'smartsync_api') THEN
+        CREATE ROLE smartsync_api NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
+    END IF;
+    ALTER ROLE smartsync_api NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
+    COMMENT ON ROLE smartsync_api IS 'smartsync: owns the api functions; reads and writes tenant data through row-level security; nobody logs in as or is granted it';
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = anon_role) THEN
+        EXECUTE format('CREATE ROLE %I NOLOGIN', anon_role);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = web_role) THEN
+        EXECUTE format('CREATE ROLE %I NOLOGIN', web_role);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') THEN
+        CREATE ROLE authenticator LOGIN NOINHERIT;
+    END IF;
+    ALTER ROLE authenticator LOGIN NOINHERIT;
+    IF authenticator_password IS NOT NULL THEN
+        EXECUTE format('ALTER ROLE authenticator PASSWORD %L', authenticator_password);
+    END IF;
+    EXECUTE format('GRANT %I, %I TO authenticator', anon_role, web_role);
+    FOR t IN SELECT m.member::regrole AS member FROM pg_auth_members m
+              WHERE m.roleid = web_role::regrole AND m.member <> 'authenticator'::regrole LOOP
+        RAISE WARNING 'role % is a member of the web role %, so it can set any JWT claims', t.member, web_role
+            USING HINT = format('REVOKE %I FROM %s, unless that role is as trusted as PostgREST.', web_role, t.member);
+    END LOOP;
+    -- nobody may become smartsync_api
+    FOR t IN SELECT m.member::regrole AS member FROM pg_auth_members m
+              WHERE m.roleid = 'smartsync_api'::regrole LOOP
+        EXECUTE format('REVOKE smartsync_api FROM %s', t.member);
+    END LOOP;
+
+    -- what smartsync_api may use in the smartsync schema
+    GRANT USAGE ON SCHEMA smartsync TO smartsync_api;
+    GRANT SELECT ON smartsync.tenants, smartsync.entity_types TO smartsync_api;
+    GRANT EXECUTE ON FUNCTION smartsync._raise(text, text, text, text) TO smartsync_api;
+
+    -- every tenant schema: row-level security and smartsync_api's privileges
+    FOR t IN SELECT schema_name FROM smartsync.tenants ORDER BY tenant_id LOOP
+        PERFORM smartsync._secure_tenant(t.schema_name);
+    END LOOP;
+
+    -- the exposed schema and its functions, owned by smartsync_api
+    v_new_schema := to_regnamespace(api_schema) IS NULL;
+    EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', api_schema);
+    IF v_new_schema THEN
+        EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', api_schema);
+        EXECUTE format('COMMENT ON SCHEMA %I IS %L', api_schema,
+            'smartsync: offline-first sync. POST /rpc/sync_push sends offline operations; GET /rpc/sync_pull fetches changes.');
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I, %I, smartsync_api', api_schema, anon_role, web_role);
+
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION %1$I.sync_push(jsonb)
+        RETURNS jsonb
+        LANGUAGE sql VOLATILE SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS 'SELECT smartsync._api_sync_push($1)';
+        COMMENT ON FUNCTION %1$I.sync_push(jsonb) IS
+$c$Push offline operations (the spec's POST /api/sync/push)
+
+Body: {"operations": [{"id", "operation": "create"|"update"|"delete", "entityType", "entityId", "data", "version", "timestamp", "requiredPermissions"}], "clientTimestamp", "atomic"}. Every operation is applied once per (client, operation id), parents first, temporary ids mapped to real ids, conflicts detected and resolved or stored. Response: {"success", "processed", "failed", "conflicts", "results": [...]}. Tenant, practice, user, client and permissions come from the JWT claims, never from the body. Errors: {"code": smartsync SQLSTATE, "message", "details", "hint"} with status 400, 401, 403 or 413.$c$;
+    $f$, api_schema);
+
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION %1$I.sync_pull(
+            p_since        timestamptz DEFAULT NULL,
+            p_cursor       text DEFAULT NULL,
+            p_entity_types text DEFAULT NULL,
+            p_practice_id  text DEFAULT NULL,
+            p_limit        integer DEFAULT NULL,
+            "lastSyncTimestamp" text DEFAULT NULL,
+            "practiceId"   text DEFAULT NULL,
+            "entityTypes"  text DEFAULT NULL)
+        RETURNS jsonb
+        LANGUAGE sql STABLE SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS 'SELECT smartsync._api_sync_pull($1, $2, $3, $4, $5, $6, $7, $8)';
+        COMMENT ON FUNCTION %1$I.sync_pull(timestamptz, text, text, text, integer, text, text, text) IS
+$c$Pull server changes (the spec's GET /api/sync/pull)
+
+One page of changes for the JWT's tenant (and practice): {"success", "timestamp", "changes": [{"entityType", "operation", "id", "data", "updatedAt", "version"}], "hasMore", "cursor", "full"}. Send the returned cursor as p_cursor for the exact next page; without a cursor the first pull lists the live rows. p_entity_types: comma-separated entity types; p_limit: page size. The spec's lastSyncTimestamp (milliseconds since 1970, or ISO 8601), practiceId and entityTypes are accepted as aliases of p_since, p_practice_id and p_entity_types. Errors: 400, 401, 403, and 410 when the cursor is older than the change-log retention (pull again without a cursor).$c$;
+    $f$, api_schema);
+
+    IF v_conflicts THEN
+        v_functions := v_functions || ARRAY['resolve_conflict(bigint, text, jsonb)',
+                                             'list_conflicts(text, text, interval, integer, bigint)',
+                                             'conflict_stats()'];
+        EXECUTE format($f$
+            CREATE OR REPLACE FUNCTION %1$I.resolve_conflict(conflict_id bigint, strategy text, resolved_data jsonb DEFAULT NULL)
+            RETURNS jsonb
+            LANGUAGE sql VOLATILE SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp
+            AS 'SELECT smartsync._api_resolve_conflict($1, $2, $3)';
+            COMMENT ON FUNCTION %1$I.resolve_conflict(bigint, text, jsonb) IS
+$c$Resolve a stored conflict of the JWT's tenant
+
+Body: {"conflict_id", "strategy": "server-wins"|"client-wins"|"merge"|"last-write-wins"|"manual", "resolved_data"} (resolved_data with manual). Errors: 404 for a conflict the tenant does not have, 409 when it is already resolved or the row changed since.$c$;
+
+            -- (an api schema set up by 0.2.0 has list_conflicts without p_after)
+            DROP FUNCTION IF EXISTS %1$I.list_conflicts(text, text, interval, integer);
+            CREATE OR REPLACE FUNCTION %1$I.list_conflicts(p_entity_type text DEFAULT NULL, p_severity text DEFAULT NULL,
+                                                           p_min_age interval DEFAULT NULL, p_limit integer DEFAULT 100,
+                                                           p_after bigint DEFAULT NULL)
+            RETURNS jsonb
+            LANGUAGE sql STABLE SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp
+            AS 'SELECT smartsync._api_list_conflicts($1, $2, $3, $4, $5)';
+            COMMENT ON FUNCTION %1$I.list_conflicts(text, text, interval, integer, bigint) IS
+$c$List the open conflicts of the JWT's tenant (and practice)
+
+Filters: p_entity_type, p_severity (low, medium, high, critical), p_min_age (an interval such as 1 hour), p_limit. Pages: send the response's "next" (the last conflictId) as p_after for the next page.$c$;
+
+            CREATE OR REPLACE FUNCTION %1$I.conflict_stats()
+            RETURNS jsonb
+            LANGUAGE sql STABLE SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp
+            AS 'SELECT smartsync._api_conflict_stats()';
+            COMMENT ON FUNCTION %1$I.conflict_stats() IS
+$c$Conflict statistics of the JWT's tenant (and practice)$c$;
+        $f$, api_schema);
+    END IF;
+
+    FOREACH f IN ARRAY v_functions LOOP
+        EXECUTE format('ALTER FUNCTION %I.%s OWNER TO smartsync_api', api_schema, f);
+        EXECUTE format('REVOKE ALL ON FUNCTION %I.%s FROM PUBLIC', api_schema, f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %I.%s TO %I', api_schema, f, web_role);
+    END LOOP;
+
+    -- a running PostgREST reloads its schema cache
+    NOTIFY pgrst, 'reload schema';
+
+    RETURN jsonb_build_object(
+        'authenticator', 'authenticator', 'anon_role', anon_role, 'web_role', web_role,
+        'owner', 'smartsync_api', 'schema', api_schema,
+        'functions', (SELECT jsonb_agg(p.oid::regprocedure::text ORDER BY p.proname)
+                        FROM pg_proc p WHERE p.pronamespace = to_regnamespace(api_schema)
+                         AND p.proowner = 'smartsync_api'::regrole),
+        'tenants', (SELECT count(*) FROM smartsync.tenants));
+END
+$$;
+
+-- i13-capture: provisioning makes the new log, counts and triggers
 CREATE OR REPLACE FUNCTION smartsync._create_sync_tables(s name)
 RETURNS void
 LANGUAGE plpgsql
@@ -119,6 +455,32 @@ BEGIN
             ON %1$I.sync_conflicts (created_at, conflict_id) WHERE status = 'open';
         COMMENT ON TABLE %1$I.sync_conflicts IS 'smartsync conflict store: local, server and base data side by side, and how each conflict was resolved';
 
+        -- the store's counts, kept by smartsync._count_conflicts() as conflicts are
+        -- stored, resolved or removed: conflict_stats and the listing's total read
+        -- these, not the store.  scope is the practice that sees the conflicts (''
+        -- none: only contexts without a practice), every_practice their entity type
+        -- has no practice column; shard spreads concurrent writers over rows
+        CREATE TABLE IF NOT EXISTS %1$I.sync_conflict_counts (
+            every_practice boolean NOT NULL,
+            scope          text NOT NULL,
+            entity_type    text NOT NULL,
+            severity       text NOT NULL,
+            status         text NOT NULL,
+            shard          integer NOT NULL,
+            n              bigint NOT NULL,
+            PRIMARY KEY (every_practice, scope, entity_type, severity, status, shard)
+        );
+        COMMENT ON TABLE %1$I.sync_conflict_counts IS 'smartsync conflict counts per practice scope, entity type, severity and status (sums over shards), kept by triggers on sync_conflicts';
+        CREATE OR REPLACE TRIGGER smartsync_count_ins AFTER INSERT ON %1$I.sync_conflicts
+            REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
+        CREATE OR REPLACE TRIGGER smartsync_count_upd AFTER UPDATE ON %1$I.sync_conflicts
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
+        CREATE OR REPLACE TRIGGER smartsync_count_del AFTER DELETE ON %1$I.sync_conflicts
+            REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
+
         -- one entity's changes in order: pull's latest-state check, push's base version
         -- and tombstone lookups; entity_key is smartsync.entity_key(entity_type, entity_id),
         -- so the index holds two integers (lookups compare type and id as well)
@@ -134,7 +496,6 @@ BEGIN
     $ddl$, s);
 END
 $$;
-
 CREATE OR REPLACE FUNCTION smartsync._track_table(s name, etype text)
 RETURNS void
 LANGUAGE plpgsql
@@ -226,7 +587,8 @@ BEGIN
 END
 $$;
 
--- existing tenant schemas: key and index every log row, give stamp_row the practice column
+-- i13-capture: existing tenant schemas: every log row keyed and indexed, stamp_row
+-- given the practice column, conflict counts made and filled, policies renewed
 DO $upgrade$
 DECLARE
     t record;
@@ -241,9 +603,46 @@ BEGIN
         EXECUTE format('UPDATE %I.sync_changes SET entity_key = smartsync.entity_key(entity_type, entity_id)
                          WHERE entity_key IS NULL', t.schema_name);
         EXECUTE format('ALTER TABLE %I.sync_changes ALTER COLUMN entity_key SET NOT NULL', t.schema_name);
-        EXECUTE format('CREATE INDEX IF NOT EXISTS sync_changes_entity_key_idx ON %I.sync_changes (entity_key, seq)',
-                       t.schema_name);
         EXECUTE format('DROP INDEX IF EXISTS %I.sync_changes_entity_seq_idx', t.schema_name);
+        IF to_regclass(format('%I.sync_changes_entity_key_idx', t.schema_name)) IS NULL THEN
+            EXECUTE format('CREATE INDEX sync_changes_entity_key_idx ON %I.sync_changes (entity_key, seq)',
+                           t.schema_name);
+        END IF;
+        -- the conflict counts, as provisioning makes them (a table made by this script
+        -- would belong to the extension: it is handed back to the tenant schema)
+        IF to_regclass(format('%I.sync_conflict_counts', t.schema_name)) IS NULL THEN
+            EXECUTE format($f$
+                CREATE TABLE %1$I.sync_conflict_counts (
+                    every_practice boolean NOT NULL,
+                    scope          text NOT NULL,
+                    entity_type    text NOT NULL,
+                    severity       text NOT NULL,
+                    status         text NOT NULL,
+                    shard          integer NOT NULL,
+                    n              bigint NOT NULL,
+                    PRIMARY KEY (every_practice, scope, entity_type, severity, status, shard)
+                );
+                ALTER EXTENSION smartsync DROP TABLE %1$I.sync_conflict_counts;
+                COMMENT ON TABLE %1$I.sync_conflict_counts IS 'smartsync conflict counts per practice scope, entity type, severity and status (sums over shards), kept by triggers on sync_conflicts';
+                INSERT INTO %1$I.sync_conflict_counts (every_practice, scope, entity_type, severity, status, shard, n)
+                SELECT c.practice_id IS NULL AND e.practice_column IS NULL,
+                       CASE WHEN c.practice_id IS NOT NULL THEN c.practice_id
+                            WHEN e.practice_column IS NULL THEN ''
+                            ELSE coalesce(coalesce(c.server_data, c.local_data) ->> e.practice_column::text, '') END,
+                       c.entity_type, c.severity, c.status, 0, count(*)
+                  FROM %1$I.sync_conflicts AS c LEFT JOIN smartsync.entity_types AS e ON e.entity_type = c.entity_type
+                 GROUP BY 1, 2, 3, 4, 5;
+                CREATE OR REPLACE TRIGGER smartsync_count_ins AFTER INSERT ON %1$I.sync_conflicts
+                    REFERENCING NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
+                CREATE OR REPLACE TRIGGER smartsync_count_upd AFTER UPDATE ON %1$I.sync_conflicts
+                    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
+                CREATE OR REPLACE TRIGGER smartsync_count_del AFTER DELETE ON %1$I.sync_conflicts
+                    REFERENCING OLD TABLE AS old_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
+            $f$, t.schema_name);
+        END IF;
         FOR e IN SELECT et.table_name, et.pk_column, et.practice_column FROM smartsync.entity_types et LOOP
             rel := to_regclass(format('%I.%I', t.schema_name, e.table_name));
             IF rel IS NULL OR NOT EXISTS (SELECT 1 FROM pg_trigger
@@ -255,96 +654,8 @@ BEGIN
                                 FOR EACH ROW EXECUTE FUNCTION smartsync.stamp_row(%L, %L)',
                            rel, e.pk_column, coalesce(e.practice_column, ''));
         END LOOP;
-    END LOOP;
-END
-$upgrade$;
-
--- i13-capture: row-level security policies of tenant tables state their condition
--- once (FOR ALL ... USING, no WITH CHECK repeating it): every backend's first
--- use of a tenant table parses half as much.  Existing tenant schemas get the
--- new policies.
-CREATE OR REPLACE FUNCTION smartsync._secure_tenant(s name, only_table name DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-SET client_min_messages = warning
-AS $$
-DECLARE
-    v_tenant text;
-    v_api    boolean := EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'smartsync_api');
-    v_ctx_tenant   constant text := '(SELECT smartsync.current_tenant_id())';
-    v_ctx_practice constant text := '(SELECT smartsync.current_practice_id())';
-    r record;
-    v_practice text;
-BEGIN
-    SELECT t.tenant_id INTO v_tenant FROM smartsync.tenants t WHERE t.schema_name = s;
-    IF v_tenant IS NULL THEN
-        RETURN;     -- not a tenant schema (yet)
-    END IF;
-    IF v_api THEN
-        EXECUTE format('GRANT USAGE ON SCHEMA %I TO smartsync_api', s);
-    END IF;
-
-    FOR r IN
-        SELECT c.oid::regclass AS rel, c.relname, e.entity_type, e.practice_column
-          FROM pg_class c
-          LEFT JOIN smartsync.entity_types e ON e.table_name = c.relname
-         WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = s)
-           AND c.relkind IN ('r', 'p')
-           AND (e.entity_type IS NOT NULL OR c.relname LIKE 'sync\_%')
-           AND (only_table IS NULL OR c.relname = only_table)
-         ORDER BY c.relname
-    LOOP
-        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', r.rel);
-        EXECUTE format('DROP POLICY IF EXISTS smartsync_tenant ON %s', r.rel);
-        -- FOR ALL with USING only: the same condition checks new rows (a WITH CHECK
-        -- repeating it would be stored and parsed twice by every backend opening the table)
-        EXECUTE format('CREATE POLICY smartsync_tenant ON %s AS PERMISSIVE FOR ALL USING (%s = %L)',
-                       r.rel, v_ctx_tenant, v_tenant);
-        EXECUTE format('COMMENT ON POLICY smartsync_tenant ON %s IS %L', r.rel,
-                       format('smartsync: only requests of tenant %s see or write these rows', v_tenant));
-
-        v_practice := CASE
-            WHEN r.entity_type IS NOT NULL AND r.practice_column IS NOT NULL
-                 AND smartsync._field_column(r.rel, r.practice_column) IS NOT NULL
-                THEN format('%1$s IS NULL OR %2$I::text = %1$s', v_ctx_practice, r.practice_column)
-            WHEN r.entity_type IS NULL AND r.relname IN ('sync_changes', 'sync_conflicts')
-                THEN format('%1$s IS NULL OR practice_id IS NULL OR practice_id = %1$s', v_ctx_practice)
-            END;
-        EXECUTE format('DROP POLICY IF EXISTS smartsync_practice ON %s', r.rel);
-        IF v_practice IS NOT NULL THEN
-            EXECUTE format('CREATE POLICY smartsync_practice ON %s AS RESTRICTIVE FOR ALL USING (%s)',
-                           r.rel, v_practice);
-            EXECUTE format('COMMENT ON POLICY smartsync_practice ON %s IS %L', r.rel,
-                           'smartsync: a request that names a practice sees and writes only that practice''s rows');
-        END IF;
-
-        IF v_api THEN
-            EXECUTE format('REVOKE ALL ON %s FROM smartsync_api', r.rel);
-            EXECUTE format('GRANT %s ON %s TO smartsync_api',
-                CASE WHEN r.entity_type IS NOT NULL THEN 'SELECT, INSERT, UPDATE, DELETE'
-                     WHEN r.relname IN ('sync_changes', 'sync_pull_horizon') THEN 'SELECT'
-                     ELSE 'SELECT, INSERT, UPDATE' END,
-                r.rel);
-        END IF;
-    END LOOP;
-
-    IF v_api THEN
-        FOR r IN SELECT c.oid::regclass AS seq FROM pg_class c
-                  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = s)
-                    AND c.relkind = 'S' LOOP
-            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO smartsync_api', r.seq);
-        END LOOP;
-    END IF;
-END
-$$;
-
-DO $upgrade$
-DECLARE
-    t record;
-BEGIN
-    FOR t IN SELECT schema_name FROM smartsync.tenants ORDER BY tenant_id LOOP
         PERFORM smartsync._secure_tenant(t.schema_name);
     END LOOP;
 END
 $upgrade$;
+-- <<< i13-capture

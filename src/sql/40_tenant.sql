@@ -19,6 +19,39 @@ BEGIN
 END
 $$;
 
+-- Internal: AFTER STATEMENT trigger of a tenant's sync_conflicts keeping
+-- sync_conflict_counts (what a statement removed is subtracted, what it added
+-- added), so counting the store never reads it.  The scope rule is the one
+-- list_conflicts and conflict_stats apply (src/conflictstore.c).
+CREATE FUNCTION smartsync._count_conflicts()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q constant text := $q$
+        INSERT INTO %1$I.sync_conflict_counts AS k (every_practice, scope, entity_type, severity, status, shard, n)
+        SELECT c.practice_id IS NULL AND e.practice_column IS NULL,
+               CASE WHEN c.practice_id IS NOT NULL THEN c.practice_id
+                    WHEN e.practice_column IS NULL THEN ''
+                    ELSE coalesce(coalesce(c.server_data, c.local_data) ->> e.practice_column::text, '') END,
+               c.entity_type, c.severity, c.status, $1, %2$s count(*)
+          FROM %3$s AS c LEFT JOIN smartsync.entity_types AS e ON e.entity_type = c.entity_type
+         GROUP BY 1, 2, 3, 4, 5
+        ON CONFLICT (every_practice, scope, entity_type, severity, status, shard) DO UPDATE SET n = k.n + excluded.n
+    $q$;
+    v_shard constant integer := pg_backend_pid() % 16;
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        EXECUTE format(q, TG_TABLE_SCHEMA, '-', 'old_rows') USING v_shard;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        EXECUTE format(q, TG_TABLE_SCHEMA, '', 'new_rows') USING v_shard;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
 -- Internal: the per-tenant sync tables (NOTES.md section 4: all of a tenant's sync state lives in its schema).
 CREATE FUNCTION smartsync._create_sync_tables(s name)
 RETURNS void
@@ -111,6 +144,32 @@ BEGIN
         CREATE INDEX IF NOT EXISTS sync_conflicts_open_idx
             ON %1$I.sync_conflicts (created_at, conflict_id) WHERE status = 'open';
         COMMENT ON TABLE %1$I.sync_conflicts IS 'smartsync conflict store: local, server and base data side by side, and how each conflict was resolved';
+
+        -- the store's counts, kept by smartsync._count_conflicts() as conflicts are
+        -- stored, resolved or removed: conflict_stats and the listing's total read
+        -- these, not the store.  scope is the practice that sees the conflicts (''
+        -- none: only contexts without a practice), every_practice their entity type
+        -- has no practice column; shard spreads concurrent writers over rows
+        CREATE TABLE IF NOT EXISTS %1$I.sync_conflict_counts (
+            every_practice boolean NOT NULL,
+            scope          text NOT NULL,
+            entity_type    text NOT NULL,
+            severity       text NOT NULL,
+            status         text NOT NULL,
+            shard          integer NOT NULL,
+            n              bigint NOT NULL,
+            PRIMARY KEY (every_practice, scope, entity_type, severity, status, shard)
+        );
+        COMMENT ON TABLE %1$I.sync_conflict_counts IS 'smartsync conflict counts per practice scope, entity type, severity and status (sums over shards), kept by triggers on sync_conflicts';
+        CREATE OR REPLACE TRIGGER smartsync_count_ins AFTER INSERT ON %1$I.sync_conflicts
+            REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
+        CREATE OR REPLACE TRIGGER smartsync_count_upd AFTER UPDATE ON %1$I.sync_conflicts
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
+        CREATE OR REPLACE TRIGGER smartsync_count_del AFTER DELETE ON %1$I.sync_conflicts
+            REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
 
         -- one entity's changes in order: pull's latest-state check, push's base version
         -- and tombstone lookups; entity_key is smartsync.entity_key(entity_type, entity_id),
