@@ -710,9 +710,12 @@ static HTAB *plan_cache = NULL;
 
 #define PLAN_CACHE_MAX 1024
 
-/* Returns a kept plan for query, prepared on first use (call inside SPI). */
+/*
+ * Returns a kept plan for query, prepared on first use (call inside SPI);
+ * cursor_options may ask for a generic plan (CURSOR_OPT_GENERIC_PLAN).
+ */
 static SPIPlanPtr
-pull_plan(const char *query, int nargs, Oid *argtypes)
+pull_plan_ex(const char *query, int nargs, Oid *argtypes, int cursor_options)
 {
 	uint64		key = hash_bytes_extended((const unsigned char *) query, strlen(query), 0);
 	PlanEntry  *e;
@@ -750,7 +753,7 @@ pull_plan(const char *query, int nargs, Oid *argtypes)
 		e->plan = NULL;
 		e->query = NULL;
 	}
-	plan = SPI_prepare(query, nargs, argtypes);
+	plan = SPI_prepare_cursor(query, nargs, argtypes, cursor_options);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	if (found && e->plan != NULL)
@@ -760,6 +763,13 @@ pull_plan(const char *query, int nargs, Oid *argtypes)
 	e->query = MemoryContextStrdup(TopMemoryContext, query);
 	e->plan = plan;
 	return plan;
+}
+
+/* Returns a kept plan for query, prepared on first use (call inside SPI). */
+static SPIPlanPtr
+pull_plan(const char *query, int nargs, Oid *argtypes)
+{
+	return pull_plan_ex(query, nargs, argtypes, 0);
 }
 
 /* --- entity types ------------------------------------------------------- */
@@ -1100,11 +1110,11 @@ scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
 		{
 			HeapTuple	tup = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
+			Datum		col[8];
+			bool		isnull[8];
 			text	   *etype;
 			PullRow    *row;
 			int			ti;
-			Datum		d;
 
 			if (*remaining == 0)
 			{
@@ -1112,21 +1122,21 @@ scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
 				break;
 			}
 			(*remaining)--;
-			*pos_xid = DatumGetUInt64(SPI_getbinval(tup, desc, 1, &isnull));
-			*pos_seq = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-			etype = DatumGetTextPP(SPI_getbinval(tup, desc, 3, &isnull));
+			heap_deform_tuple(tup, desc, col, isnull);	/* once: the row has text columns */
+			*pos_xid = DatumGetUInt64(col[0]);
+			*pos_seq = DatumGetInt64(col[1]);
+			etype = DatumGetTextPP(col[2]);
 			ti = find_type(&req->types, VARDATA_ANY(etype), VARSIZE_ANY_EXHDR(etype));
 			if (ti < 0)
 				continue;
 			row = palloc(sizeof(PullRow));
 			row->type = ti;
 			row->seq = *pos_seq;
-			row->id = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
-			row->op = op_name(DatumGetTextPP(SPI_getbinval(tup, desc, 5, &isnull)));
-			d = SPI_getbinval(tup, desc, 6, &isnull);
-			row->data = isnull ? NULL : DatumGetJsonbPCopy(d);
-			row->version = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
-			row->at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
+			row->id = TextDatumGetCString(col[3]);
+			row->op = op_name(DatumGetTextPP(col[4]));
+			row->data = isnull[5] ? NULL : DatumGetJsonbPCopy(col[5]);
+			row->version = DatumGetInt64(col[6]);
+			row->at = DatumGetTimestampTz(col[7]);
 			page_add(page, row);
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -1414,7 +1424,9 @@ page_current_rows(PullRequest *req, PullPage *page)
 			values[1] = (Datum) 0;
 			nulls[1] = 'n';
 		}
-		rc = SPI_execute_plan(pull_plan(q.data, 2, argtypes), values, nulls, true, 0);
+		/* a keyed read whatever the keys: one plan, made once */
+		rc = SPI_execute_plan(pull_plan_ex(q.data, 2, argtypes, CURSOR_OPT_GENERIC_PLAN),
+							  values, nulls, true, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 		cur = palloc(sizeof(CurrentRow) * Max(SPI_processed, 1));
