@@ -504,9 +504,15 @@ tuple_offsets(HeapTuple tup, TupleDesc desc, int n, int32 *offs)
 		offs[i] = -1;
 }
 
-/* The new row with version and updated_at set: a copy with the two fields overwritten in place. */
+/*
+ * The new row with version and updated_at set.  When the trigger's slot holds
+ * the row as a tuple of its own and has not deformed it, the two fields are
+ * overwritten in that tuple (the executor keeps it: the same tuple is
+ * returned); otherwise in a copy.
+ */
 static HeapTuple
-stamp_tuple(HeapTuple newtup, TupleDesc desc, const StampEntry *e, int64 version, TimestampTz now)
+stamp_tuple(HeapTuple newtup, TupleTableSlot *slot, TupleDesc desc, const StampEntry *e,
+			int64 version, TimestampTz now)
 {
 	int			n = Max(e->version_att, e->updated_at_att);
 	int32		offs_buf[64];
@@ -527,7 +533,12 @@ stamp_tuple(HeapTuple newtup, TupleDesc desc, const StampEntry *e, int64 version
 
 		return heap_modify_tuple_by_cols(newtup, desc, 2, cols, vals, nulls);
 	}
-	res = heap_copytuple(newtup);
+	if (slot != NULL && slot->tts_nvalid == 0 && TTS_SHOULDFREE(slot) &&
+		(TTS_IS_HEAPTUPLE(slot) || TTS_IS_BUFFERTUPLE(slot)) &&
+		((HeapTupleTableSlot *) slot)->tuple == newtup)
+		res = newtup;
+	else
+		res = heap_copytuple(newtup);
 	memcpy((char *) res->t_data + res->t_data->t_hoff + voff, &version, sizeof(int64));
 	memcpy((char *) res->t_data + res->t_data->t_hoff + uoff, &now, sizeof(TimestampTz));
 	return res;
@@ -644,7 +655,8 @@ smartsync_stamp_row(PG_FUNCTION_ARGS)
 		next_insert_relid = InvalidOid;
 	}
 
-	PG_RETURN_POINTER(stamp_tuple(newtup, desc, e, version, GetCurrentStatementStartTimestamp()));
+	PG_RETURN_POINTER(stamp_tuple(newtup, TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newslot : td->tg_trigslot,
+								  desc, e, version, GetCurrentStatementStartTimestamp()));
 }
 
 /* --- the registry check ----------------------------------------------------- */
@@ -1246,8 +1258,9 @@ capture_rows(TriggerData *td, CaptureTarget *e, Relation logrel, const char *op,
 			if (a > 0 && a <= e->natts)
 				e->include[a - 1] = true;
 		}
-		e->include[e->version_att - 1] = true;
-		e->include[e->updated_at_att - 1] = true;
+		/* the log row's version and changed_at are the row's version and updated_at */
+		e->include[e->version_att - 1] = false;
+		e->include[e->updated_at_att - 1] = false;
 	}
 
 	writer_open(&w, e, logrel, who, tuplestore_tuple_count(ts));
@@ -1320,7 +1333,11 @@ capture_rows(TriggerData *td, CaptureTarget *e, Relation logrel, const char *op,
 			}
 			move_done(move);
 		}
-		/* an update logs the columns it set, and every SYNC_LOG_FULL_EVERY'th version the whole row */
+		/*
+		 * an update logs the columns it set (its version and updated_at are the
+		 * log row's version and changed_at), and every SYNC_LOG_FULL_EVERY'th
+		 * version the whole row
+		 */
 		writer_add(&w, op, id_d, key,
 				   deltas && !sync_log_row_is_whole(version) ?
 				   rowjson_convert_columns(e->json, src->tts_values, src->tts_isnull, e->include) :

@@ -2,7 +2,8 @@
  * changelog.c: reading one entity's history from the change log.
  *
  * Capture (capture.c) logs a create and a delete with the whole row, and an
- * update with only the columns it set, except every SYNC_LOG_FULL_EVERY'th
+ * update with only the columns it set (its version and updated_at are the log
+ * row's version and changed_at), except every SYNC_LOG_FULL_EVERY'th
  * version (and every update of a table whose other BEFORE UPDATE triggers
  * could change any column), which carries the whole row.  The row as it was
  * at a version is therefore the nearest whole image at or before it, with the
@@ -38,7 +39,9 @@ sync_log_row_at(const char *qschema, const char *type, const char *id, int64 ver
 	uint64		n;
 
 	/* the change that made the version, and the log rows before it down to a whole image */
-	sql = psprintf("SELECT c.operation, c.data, c.version FROM %1$s.sync_changes AS c "
+	sql = psprintf("SELECT c.operation, c.data, c.version, "
+				   "pg_catalog.jsonb_build_object('version', c.version, 'updated_at', c.changed_at) "
+				   "FROM %1$s.sync_changes AS c "
 				   "WHERE c.entity_key = $1 AND c.entity_type = $2 AND c.entity_id = $3 "
 				   "AND c.seq <= (SELECT v.seq FROM %1$s.sync_changes AS v "
 				   "WHERE v.entity_key = $1 AND v.entity_type = $2 AND v.entity_id = $3 "
@@ -72,7 +75,10 @@ sync_log_row_at(const char *qschema, const char *type, const char *id, int64 ver
 			break;
 		}
 	}
-	/* then the updates after it, oldest first */
+	/*
+	 * then the updates after it, oldest first: the columns each set, and its
+	 * version and updated_at (the log row's version and changed_at)
+	 */
 	for (int i = base; i >= 0; i--)
 	{
 		bool		isnull;
@@ -83,7 +89,12 @@ sync_log_row_at(const char *qschema, const char *type, const char *id, int64 ver
 		if (row == NULL)
 			row = DatumGetJsonbPCopy(d);
 		else
+		{
+			Datum		stamp = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull);
+
 			row = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(row), d));
+			row = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(row), stamp));
+		}
 	}
 	SPI_freetuptable(tt);
 	return row;
