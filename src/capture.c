@@ -511,17 +511,13 @@ tuple_offsets(HeapTuple tup, TupleDesc desc, int n, int32 *offs)
  * returned); otherwise in a copy.
  */
 static HeapTuple
-stamp_tuple(HeapTuple newtup, TupleTableSlot *slot, TupleDesc desc, const StampEntry *e,
-			int64 version, TimestampTz now)
+stamp_tuple(HeapTuple newtup, const int32 *offs, TupleTableSlot *slot, TupleDesc desc,
+			const StampEntry *e, int64 version, TimestampTz now)
 {
-	int			n = Max(e->version_att, e->updated_at_att);
-	int32		offs_buf[64];
-	int32	   *offs = n <= 64 ? offs_buf : palloc(sizeof(int32) * n);
 	int32		voff;
 	int32		uoff;
 	HeapTuple	res;
 
-	tuple_offsets(newtup, desc, n, offs);
 	voff = offs[e->version_att - 1];
 	uoff = offs[e->updated_at_att - 1];
 	if (voff < 0 || uoff < 0)
@@ -542,6 +538,22 @@ stamp_tuple(HeapTuple newtup, TupleTableSlot *slot, TupleDesc desc, const StampE
 	memcpy((char *) res->t_data + res->t_data->t_hoff + voff, &version, sizeof(int64));
 	memcpy((char *) res->t_data + res->t_data->t_hoff + uoff, &now, sizeof(TimestampTz));
 	return res;
+}
+
+/*
+ * Attribute a of a tuple whose offsets tuple_offsets found: read in place,
+ * or through heap_getattr when null or not stored (a column added since the
+ * tuple was written has its default).
+ */
+static inline Datum
+stamp_attr(HeapTuple tup, TupleDesc desc, const int32 *offs, AttrNumber a, bool *isnull)
+{
+	if (offs[a - 1] >= 0)
+	{
+		*isnull = false;
+		return fetchatt(TupleDescAttr(desc, a - 1), (char *) tup->t_data + tup->t_data->t_hoff + offs[a - 1]);
+	}
+	return heap_getattr(tup, a, desc, isnull);
 }
 
 /* The stamp_row cache entry of the trigger's relation, filled on first use. */
@@ -596,6 +608,11 @@ smartsync_stamp_row(PG_FUNCTION_ARGS)
 	StampEntry *e;
 	HeapTuple	newtup;
 	int64		version = 1;
+	int			n;
+	int32		newoffs_buf[64];
+	int32		oldoffs_buf[64];
+	int32	   *newoffs = newoffs_buf;
+	int32	   *oldoffs = oldoffs_buf;
 
 	if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
@@ -608,18 +625,29 @@ smartsync_stamp_row(PG_FUNCTION_ARGS)
 				 errmsg("smartsync.stamp_row() takes the primary-key column and the practice column as its arguments")));
 
 	e = stamp_entry(td);
+	n = Max(Max(e->version_att, e->updated_at_att), Max(e->pk_att, e->practice_att));
+	if (n > (int) lengthof(newoffs_buf))
+	{
+		newoffs = palloc(sizeof(int32) * n);
+		oldoffs = palloc(sizeof(int32) * n);
+	}
+	newtup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+	tuple_offsets(newtup, desc, n, newoffs);	/* one walk of each row: no attribute read twice */
 
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 	{
 		HeapTuple	oldtup = td->tg_trigtuple;
 		bool		oldnull,
 					newnull;
-		Datum		oldpk = heap_getattr(oldtup, e->pk_att, desc, &oldnull);
-		Datum		newpk = heap_getattr(td->tg_newtuple, e->pk_att, desc, &newnull);
+		Datum		oldpk;
+		Datum		newpk;
 		Form_pg_attribute pkatt = TupleDescAttr(desc, e->pk_att - 1);
 		Datum		oldver;
 		bool		vernull;
 
+		tuple_offsets(oldtup, desc, n, oldoffs);
+		oldpk = stamp_attr(oldtup, desc, oldoffs, e->pk_att, &oldnull);
+		newpk = stamp_attr(newtup, desc, newoffs, e->pk_att, &newnull);
 		if (oldnull != newnull ||
 			(!oldnull && !datumIsEqual(oldpk, newpk, pkatt->attbyval, pkatt->attlen)))
 			ereport(ERROR,
@@ -628,7 +656,7 @@ smartsync_stamp_row(PG_FUNCTION_ARGS)
 					 errdetail("Table \"%s\" is tracked by smartsync; clients know rows by their id.",
 							   RelationGetRelationName(rel)),
 					 errhint("Delete the row and insert a new one instead.")));
-		oldver = heap_getattr(oldtup, e->version_att, desc, &vernull);
+		oldver = stamp_attr(oldtup, desc, oldoffs, e->version_att, &vernull);
 		version = vernull ? 1 : DatumGetInt64(oldver) + 1;
 
 		/* a move to another practice: capture logs it as a delete there and a create here */
@@ -637,25 +665,24 @@ smartsync_stamp_row(PG_FUNCTION_ARGS)
 			Form_pg_attribute patt = TupleDescAttr(desc, e->practice_att - 1);
 			bool		opnull,
 						npnull;
-			Datum		op = heap_getattr(oldtup, e->practice_att, desc, &opnull);
-			Datum		np = heap_getattr(td->tg_newtuple, e->practice_att, desc, &npnull);
+			Datum		op = stamp_attr(oldtup, desc, oldoffs, e->practice_att, &opnull);
+			Datum		np = stamp_attr(newtup, desc, newoffs, e->practice_att, &npnull);
 			bool		moved = opnull != npnull ||
 				(!opnull && !datumIsEqual(op, np, patt->attbyval, patt->attlen));
 
 			if (moved || moves_pending())
 				move_note(relid, OutputFunctionCall(&e->pk_out, oldpk), moved ? oldtup : NULL);
 		}
-		newtup = td->tg_newtuple;
 	}
 	else
 	{
-		newtup = td->tg_trigtuple;
 		if (next_insert_relid == relid && next_insert_lxid == MyProc->lxid)
 			version = next_insert_version;
 		next_insert_relid = InvalidOid;
 	}
 
-	PG_RETURN_POINTER(stamp_tuple(newtup, TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newslot : td->tg_trigslot,
+	PG_RETURN_POINTER(stamp_tuple(newtup, newoffs,
+								  TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newslot : td->tg_trigslot,
 								  desc, e, version, GetCurrentStatementStartTimestamp()));
 }
 
