@@ -329,7 +329,7 @@ required_column(Relation rel, const char *name, Oid typid)
 typedef struct MoveKey
 {
 	Oid			relid;
-	char		pk[NAMEDATALEN * 2];	/* the key as text (truncated: then compared in full) */
+	int64		pk_hash;		/* of the key as text (compared in full too) */
 } MoveKey;
 
 typedef struct MoveNote
@@ -378,7 +378,7 @@ move_key(MoveKey *k, Oid relid, const char *pk)
 {
 	memset(k, 0, sizeof(*k));
 	k->relid = relid;
-	strlcpy(k->pk, pk, sizeof(k->pk));
+	k->pk_hash = sync_entity_key("", 0, pk, strlen(pk));
 }
 
 /* Notes (oldtup != NULL) or forgets the move of a row. */
