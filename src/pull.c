@@ -1410,7 +1410,7 @@ page_current_rows(PullRequest *req, PullPage *page)
 		}
 
 		initStringInfo(&q);
-		appendStringInfo(&q, "SELECT t.*, t.%1$s::pg_catalog.text FROM %2$s.%3$s t WHERE t.%1$s = ANY ($1::%4$s[])",
+		appendStringInfo(&q, "SELECT t.* FROM %2$s.%3$s t WHERE t.%1$s = ANY ($1::%4$s[])",
 						 quote_identifier(t->pk), req->quoted_schema, quote_identifier(t->table),
 						 format_type_be_qualified(t->pk_type));
 		values[0] = text_array(ids);
@@ -1433,25 +1433,21 @@ page_current_rows(PullRequest *req, PullPage *page)
 		if (SPI_processed > 0)
 		{
 			TupleDesc	desc = SPI_tuptable->tupdesc;
-			int			idcol = desc->natts;
-			AttrNumber	vcol = SPI_fnumber(desc, "version");
-			TupleDesc	rowdesc = CreateTupleDescCopy(desc);
-			RowJsonPlan *plan;
-			TupleTableSlot *slot;
+			int			pkcol = SPI_fnumber(desc, t->pk);
+			int			vcol = SPI_fnumber(desc, "version");
+			RowJsonPlan *plan = rowjson_plan_create(desc);
+			TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
 
-			/* the row's own columns, without the key text added last */
-			rowdesc->natts = idcol - 1;
-			plan = rowjson_plan_create(rowdesc);
-			slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
-			for (uint64 i = 0; i < SPI_processed; i++)
+			for (uint64 i = 0; pkcol > 0 && vcol > 0 && i < SPI_processed; i++)
 			{
 				HeapTuple	tup = SPI_tuptable->vals[i];
 				bool		isnull;
-				Datum		v = vcol > 0 ? SPI_getbinval(tup, desc, vcol, &isnull) : (Datum) 0;
+				Datum		v = SPI_getbinval(tup, desc, vcol, &isnull);
 
-				if (vcol <= 0 || isnull)
+				if (isnull)
 					continue;
-				cur[ncur].id = SPI_getvalue(tup, desc, idcol);
+				/* the key as the log has it: the key type's output function */
+				cur[ncur].id = SPI_getvalue(tup, desc, pkcol);
 				cur[ncur].version = DatumGetInt64(v);
 				ExecStoreHeapTuple(tup, slot, false);
 				cur[ncur].data = rowjson_convert(plan, slot);
