@@ -143,6 +143,38 @@ SELECT data - 'updated_at' AS data FROM tenant_cap_a.sync_changes
  WHERE entity_type = 'cap_kinds' AND entity_id = '2';
 RESET TIME ZONE;
 
+-- Dates and times are written directly too, the same text to_jsonb writes:
+-- fractions without trailing zeros, offsets of the session's time zone (with
+-- seconds where history has them), infinities and BC dates, in several zones.
+CREATE TEMP TABLE cap_times AS
+SELECT g AS id, t, t::timestamp AS ts, t::date AS d
+  FROM (SELECT g, CASE g % 9
+                    WHEN 0 THEN 'infinity'::timestamptz
+                    WHEN 1 THEN '1883-11-18 11:59:59.5+00'::timestamptz + g * interval '1 day'
+                    WHEN 2 THEN '0044-03-15 12:00:00 BC'::timestamptz
+                    ELSE '0001-01-01 00:00+00'::timestamptz
+                         + (g * 7919 % 3652059) * interval '1 day' + (g * 104729 % 86400000000) * interval '1 microsecond'
+                  END AS t
+          FROM generate_series(1, 400) g) x;
+CREATE TEMP TABLE cap_time_check (time_zone text, rows int, same int);
+DO $$
+DECLARE z text;
+BEGIN
+    FOREACH z IN ARRAY ARRAY['UTC', 'Asia/Kolkata', 'America/St_Johns', 'Europe/Amsterdam', 'Pacific/Chatham'] LOOP
+        PERFORM set_config('timezone', z, true);
+        INSERT INTO tenant_cap_a.cap_kinds (id, tstz, ts, d) SELECT 1000 + id, t, ts, d FROM cap_times;
+        INSERT INTO cap_time_check
+        SELECT z, count(*), count(*) FILTER (WHERE c.data = to_jsonb(k) AND c.data::text = to_jsonb(k)::text)
+          FROM tenant_cap_a.cap_kinds k
+          JOIN tenant_cap_a.sync_changes c ON c.entity_type = 'cap_kinds' AND c.entity_id = k.id::text
+                                          AND c.operation = 'create'
+         WHERE k.id > 1000;
+        DELETE FROM tenant_cap_a.cap_kinds WHERE id > 1000;
+        DELETE FROM tenant_cap_a.sync_changes WHERE entity_type = 'cap_kinds' AND entity_id::int > 1000;
+    END LOOP;
+END $$;
+SELECT * FROM cap_time_check ORDER BY time_zone;
+
 -- Every 32nd version an update logs the whole row, so rebuilding any version
 -- reads at most 32 log rows.
 DO $$ BEGIN

@@ -1437,19 +1437,27 @@ page_current_rows(PullRequest *req, PullPage *page)
 			int			vcol = SPI_fnumber(desc, "version");
 			RowJsonPlan *plan = rowjson_plan_create(desc);
 			TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+			FmgrInfo	pk_out;
+			Oid			outfunc;
+			bool		varlena;
 
+			if (pkcol > 0)
+			{
+				getTypeOutputInfo(TupleDescAttr(desc, pkcol - 1)->atttypid, &outfunc, &varlena);
+				fmgr_info(outfunc, &pk_out);
+			}
 			for (uint64 i = 0; pkcol > 0 && vcol > 0 && i < SPI_processed; i++)
 			{
-				HeapTuple	tup = SPI_tuptable->vals[i];
-				bool		isnull;
-				Datum		v = SPI_getbinval(tup, desc, vcol, &isnull);
-
-				if (isnull)
+				ExecStoreHeapTuple(SPI_tuptable->vals[i], slot, false);
+				slot_getallattrs(slot);		/* one deform serves key, version and data */
+				if (slot->tts_isnull[vcol - 1] || slot->tts_isnull[pkcol - 1])
+				{
+					ExecClearTuple(slot);
 					continue;
+				}
 				/* the key as the log has it: the key type's output function */
-				cur[ncur].id = SPI_getvalue(tup, desc, pkcol);
-				cur[ncur].version = DatumGetInt64(v);
-				ExecStoreHeapTuple(tup, slot, false);
+				cur[ncur].id = OutputFunctionCall(&pk_out, slot->tts_values[pkcol - 1]);
+				cur[ncur].version = DatumGetInt64(slot->tts_values[vcol - 1]);
 				cur[ncur].data = rowjson_convert(plan, slot);
 				ExecClearTuple(slot);
 				ncur++;

@@ -23,6 +23,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/timestamp.h"
 #include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
@@ -364,6 +365,93 @@ jb_document(StringInfo buf, Jsonb *doc)
 	return JENTRY_ISCONTAINER | (uint32) (pad + len);
 }
 
+/* Writes n decimal digits of v (zero-padded) at p. */
+static inline char *
+put_digits(char *p, int v, int n)
+{
+	for (int i = n - 1; i >= 0; i--)
+	{
+		p[i] = '0' + v % 10;
+		v /= 10;
+	}
+	return p + n;
+}
+
+/*
+ * A timestamp or timestamptz as JsonEncodeDateTime writes it (ISO 8601,
+ * "YYYY-MM-DDTHH:MM:SS[.ffffff][+HH:MM[:SS]]", fractional digits without
+ * trailing zeros, the offset of the session time zone), written directly for
+ * years 1 to 9999; false for anything else (infinities, BC, later years: the
+ * caller asks JsonEncodeDateTime).
+ */
+static bool
+fast_timestamp(char *buf, Datum d, bool with_tz)
+{
+	Timestamp	t = DatumGetTimestamp(d);
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tz = 0;
+	const char *tzn;
+	char	   *p = buf;
+
+	if (TIMESTAMP_NOT_FINITE(t))
+		return false;
+	if (with_tz ? timestamp2tm(t, &tz, &tm, &fsec, &tzn, NULL) != 0
+		: timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+		return false;
+	if (tm.tm_year <= 0 || tm.tm_year > 9999 || fsec < 0)
+		return false;
+	p = put_digits(p, tm.tm_year, 4);
+	*p++ = '-';
+	p = put_digits(p, tm.tm_mon, 2);
+	*p++ = '-';
+	p = put_digits(p, tm.tm_mday, 2);
+	*p++ = 'T';
+	p = put_digits(p, tm.tm_hour, 2);
+	*p++ = ':';
+	p = put_digits(p, tm.tm_min, 2);
+	*p++ = ':';
+	p = put_digits(p, tm.tm_sec, 2);
+	if (fsec != 0)
+	{
+		int			ndig = MAX_TIMESTAMP_PRECISION;
+		int			f = fsec;
+
+		if (f >= 1000000)
+			return false;
+		while (f % 10 == 0)		/* no trailing zeros */
+		{
+			f /= 10;
+			ndig--;
+		}
+		*p++ = '.';
+		p = put_digits(p, f, ndig);
+	}
+	if (with_tz)
+	{
+		int			sec = Abs(tz);
+		int			min = sec / SECS_PER_MINUTE;
+		int			hour;
+
+		sec -= min * SECS_PER_MINUTE;
+		hour = min / MINS_PER_HOUR;
+		min -= hour * MINS_PER_HOUR;
+		if (hour > 99)
+			return false;
+		*p++ = (tz <= 0 ? '+' : '-');	/* tz is seconds west of Greenwich */
+		p = put_digits(p, hour, 2);
+		*p++ = ':';
+		p = put_digits(p, min, 2);
+		if (sec != 0)
+		{
+			*p++ = ':';
+			p = put_digits(p, sec, 2);
+		}
+	}
+	*p = '\0';
+	return true;
+}
+
 /* Writes one non-null value of a direct kind. */
 static uint32
 jb_direct(StringInfo buf, ColKind kind, Oid typid, Datum d)
@@ -401,7 +489,9 @@ jb_direct(StringInfo buf, ColKind kind, Oid typid, Datum d)
 			{
 				char		s[MAXDATELEN + 1];
 
-				JsonEncodeDateTime(s, d, typid, NULL);
+				if (typid == DATEOID ||
+					!fast_timestamp(s, d, typid == TIMESTAMPTZOID))
+					JsonEncodeDateTime(s, d, typid, NULL);
 				return jb_string(buf, s, strlen(s));
 			}
 		default:
