@@ -1291,6 +1291,7 @@ capture_rows(TriggerData *td, CaptureTarget *e, Relation logrel, const char *op,
 	}
 
 	writer_open(&w, e, logrel, who, tuplestore_tuple_count(ts));
+	tuplestore_rescan(ts);		/* from the first row, whatever read it before */
 	if (moves)
 		oldslot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
 

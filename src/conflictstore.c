@@ -17,7 +17,11 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -496,4 +500,211 @@ smartsync_conflict_stats(PG_FUNCTION_ARGS)
 	SPI_finish();
 	MemoryContextSwitchTo(cxt);
 	PG_RETURN_JSONB_P(result);
+}
+
+/* --- the kept counts ------------------------------------------------------- */
+
+PG_FUNCTION_INFO_V1(smartsync_count_conflicts);
+
+/* One group of conflicts a statement added (n > 0) or removed (n < 0). */
+typedef struct CountGroup
+{
+	bool		every_practice;
+	char	   *scope;
+	char	   *entity_type;
+	char	   *severity;
+	char	   *status;
+	int64		n;
+} CountGroup;
+
+/* The practice column of an entity type (NULL: none, or not registered), read once a call. */
+typedef struct CountType
+{
+	char	   *entity_type;
+	char	   *practice_column;
+} CountType;
+
+static char *
+count_type_practice(List **types, const char *entity_type)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	ListCell   *lc;
+	CountType  *t;
+	int			rc;
+
+	foreach(lc, *types)
+	{
+		t = (CountType *) lfirst(lc);
+		if (strcmp(t->entity_type, entity_type) == 0)
+			return t->practice_column;
+	}
+	values[0] = CStringGetTextDatum(entity_type);
+	rc = push_exec(push_plan("SELECT practice_column::pg_catalog.text FROM smartsync.entity_types "
+							 "WHERE entity_type = $1", 1, argtypes), values, NULL, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading smartsync.entity_types failed: %s", SPI_result_code_string(rc));
+	t = palloc(sizeof(CountType));
+	t->entity_type = pstrdup(entity_type);
+	t->practice_column = SPI_processed > 0 ?
+		SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
+	SPI_freetuptable(SPI_tuptable);
+	*types = lappend(*types, t);
+	return t->practice_column;
+}
+
+/* Adds the rows of one transition table to the groups, each counting sign. */
+static void
+count_rows(Tuplestorestate *ts, TupleDesc desc, int sign, List **groups, List **types)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	int			a_type = SPI_fnumber(desc, "entity_type");
+	int			a_practice = SPI_fnumber(desc, "practice_id");
+	int			a_severity = SPI_fnumber(desc, "severity");
+	int			a_status = SPI_fnumber(desc, "status");
+	int			a_server = SPI_fnumber(desc, "server_data");
+	int			a_local = SPI_fnumber(desc, "local_data");
+
+	if (a_type <= 0 || a_practice <= 0 || a_severity <= 0 || a_status <= 0 || a_server <= 0 || a_local <= 0)
+		elog(ERROR, "sync_conflicts lacks a column smartsync._count_conflicts() reads");
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		bool		isnull;
+		char	   *type;
+		char	   *severity;
+		char	   *status;
+		char	   *scope = NULL;
+		bool		every = false;
+		Datum		d;
+		ListCell   *lc;
+		CountGroup *g = NULL;
+
+		slot_getallattrs(slot);
+		type = TextDatumGetCString(slot_getattr(slot, a_type, &isnull));
+		severity = TextDatumGetCString(slot_getattr(slot, a_severity, &isnull));
+		status = TextDatumGetCString(slot_getattr(slot, a_status, &isnull));
+		/* the practice that sees the conflict: the rule list_conflicts applies */
+		d = slot_getattr(slot, a_practice, &isnull);
+		if (!isnull)
+			scope = TextDatumGetCString(d);
+		else
+		{
+			char	   *col = count_type_practice(types, type);
+
+			if (col == NULL)
+				every = true;
+			else
+			{
+				Jsonb	   *row = NULL;
+
+				d = slot_getattr(slot, a_server, &isnull);
+				if (isnull)
+					d = slot_getattr(slot, a_local, &isnull);
+				if (!isnull)
+					row = DatumGetJsonbP(d);
+				if (row != NULL && JB_ROOT_IS_OBJECT(row))
+				{
+					JsonbValue *v = sync_jsonb_get(row, col);
+
+					if (v != NULL)
+						scope = sync_jsonb_scalar_text(v);
+				}
+			}
+		}
+		if (scope == NULL)
+			scope = "";
+
+		foreach(lc, *groups)
+		{
+			CountGroup *c = (CountGroup *) lfirst(lc);
+
+			if (c->every_practice == every && strcmp(c->scope, scope) == 0 &&
+				strcmp(c->entity_type, type) == 0 && strcmp(c->severity, severity) == 0 &&
+				strcmp(c->status, status) == 0)
+			{
+				g = c;
+				break;
+			}
+		}
+		if (g == NULL)
+		{
+			g = palloc0(sizeof(CountGroup));
+			g->every_practice = every;
+			g->scope = pstrdup(scope);
+			g->entity_type = type;
+			g->severity = severity;
+			g->status = status;
+			*groups = lappend(*groups, g);
+		}
+		g->n += sign;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/*
+ * smartsync._count_conflicts(): AFTER STATEMENT trigger of a tenant's
+ * sync_conflicts keeping sync_conflict_counts: what a statement removed is
+ * subtracted, what it added added, a row per group (with a shard per backend,
+ * so concurrent writers seldom wait on one row), through one kept plan.
+ */
+Datum
+smartsync_count_conflicts(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	List	   *groups = NIL;
+	List	   *types = NIL;
+	ListCell   *lc;
+	char	   *sql;
+	Oid			argtypes[7] = {BOOLOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID};
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_TRIGGER_MISUSE),
+				 errmsg("smartsync._count_conflicts() must be called as a trigger")));
+	td = (TriggerData *) fcinfo->context;
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_TRIGGER_MISUSE),
+				 errmsg("smartsync._count_conflicts() must be an AFTER statement trigger with transition tables")));
+	if ((td->tg_oldtable == NULL || tuplestore_tuple_count(td->tg_oldtable) == 0) &&
+		(td->tg_newtable == NULL || tuplestore_tuple_count(td->tg_newtable) == 0))
+		return PointerGetDatum(NULL);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(cxt);
+	if (td->tg_oldtable != NULL)
+		count_rows(td->tg_oldtable, RelationGetDescr(td->tg_relation), -1, &groups, &types);
+	if (td->tg_newtable != NULL)
+		count_rows(td->tg_newtable, RelationGetDescr(td->tg_relation), 1, &groups, &types);
+
+	sql = psprintf("INSERT INTO %s.sync_conflict_counts AS k "
+				   "(every_practice, scope, entity_type, severity, status, shard, n) "
+				   "VALUES ($1, $2, $3, $4, $5, $6, $7) "
+				   "ON CONFLICT (every_practice, scope, entity_type, severity, status, shard) "
+				   "DO UPDATE SET n = k.n + excluded.n",
+				   quote_identifier(get_namespace_name(RelationGetNamespace(td->tg_relation))));
+	foreach(lc, groups)
+	{
+		CountGroup *g = (CountGroup *) lfirst(lc);
+		Datum		values[7];
+		int			rc;
+
+		if (g->n == 0)
+			continue;			/* an update that left the group as it was */
+		values[0] = BoolGetDatum(g->every_practice);
+		values[1] = CStringGetTextDatum(g->scope);
+		values[2] = CStringGetTextDatum(g->entity_type);
+		values[3] = CStringGetTextDatum(g->severity);
+		values[4] = CStringGetTextDatum(g->status);
+		values[5] = Int32GetDatum(MyProcPid % 16);
+		values[6] = Int64GetDatum(g->n);
+		rc = push_exec(push_plan(sql, 7, argtypes), values, NULL, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "keeping the conflict counts failed: %s", SPI_result_code_string(rc));
+	}
+	SPI_finish();
+	return PointerGetDatum(NULL);
 }

@@ -33,32 +33,10 @@ REVOKE ALL ON FUNCTION smartsync.row_at_version(text, text, text, bigint) FROM P
 -- read them; list_conflicts pages by keyset (p_after, "hasMore", "next").
 CREATE FUNCTION smartsync._count_conflicts()
 RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    q constant text := $q$
-        INSERT INTO %1$I.sync_conflict_counts AS k (every_practice, scope, entity_type, severity, status, shard, n)
-        SELECT c.practice_id IS NULL AND e.practice_column IS NULL,
-               CASE WHEN c.practice_id IS NOT NULL THEN c.practice_id
-                    WHEN e.practice_column IS NULL THEN ''
-                    ELSE coalesce(coalesce(c.server_data, c.local_data) ->> e.practice_column::text, '') END,
-               c.entity_type, c.severity, c.status, $1, %2$s count(*)
-          FROM %3$s AS c LEFT JOIN smartsync.entity_types AS e ON e.entity_type = c.entity_type
-         GROUP BY 1, 2, 3, 4, 5
-        ON CONFLICT (every_practice, scope, entity_type, severity, status, shard) DO UPDATE SET n = k.n + excluded.n
-    $q$;
-    v_shard constant integer := pg_backend_pid() % 16;
-BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        EXECUTE format(q, TG_TABLE_SCHEMA, '-', 'old_rows') USING v_shard;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        EXECUTE format(q, TG_TABLE_SCHEMA, '', 'new_rows') USING v_shard;
-    END IF;
-    RETURN NULL;
-END
-$$;
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'smartsync_count_conflicts';
+COMMENT ON FUNCTION smartsync._count_conflicts() IS
+'internal: AFTER STATEMENT trigger of a tenant''s sync_conflicts keeping sync_conflict_counts (per practice scope, entity type, severity and status) in step';
 DROP FUNCTION smartsync.list_conflicts(text, text, interval, integer);
 CREATE FUNCTION smartsync.list_conflicts(p_entity_type text DEFAULT NULL, p_severity text DEFAULT NULL,
                                          p_min_age interval DEFAULT NULL, p_limit integer DEFAULT 100,

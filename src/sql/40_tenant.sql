@@ -21,36 +21,13 @@ $$;
 
 -- Internal: AFTER STATEMENT trigger of a tenant's sync_conflicts keeping
 -- sync_conflict_counts (what a statement removed is subtracted, what it added
--- added), so counting the store never reads it.  The scope rule is the one
--- list_conflicts and conflict_stats apply (src/conflictstore.c).
+-- added), so counting the store never reads it (src/conflictstore.c).
 CREATE FUNCTION smartsync._count_conflicts()
 RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    q constant text := $q$
-        INSERT INTO %1$I.sync_conflict_counts AS k (every_practice, scope, entity_type, severity, status, shard, n)
-        SELECT c.practice_id IS NULL AND e.practice_column IS NULL,
-               CASE WHEN c.practice_id IS NOT NULL THEN c.practice_id
-                    WHEN e.practice_column IS NULL THEN ''
-                    ELSE coalesce(coalesce(c.server_data, c.local_data) ->> e.practice_column::text, '') END,
-               c.entity_type, c.severity, c.status, $1, %2$s count(*)
-          FROM %3$s AS c LEFT JOIN smartsync.entity_types AS e ON e.entity_type = c.entity_type
-         GROUP BY 1, 2, 3, 4, 5
-        ON CONFLICT (every_practice, scope, entity_type, severity, status, shard) DO UPDATE SET n = k.n + excluded.n
-    $q$;
-    v_shard constant integer := pg_backend_pid() % 16;
-BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        EXECUTE format(q, TG_TABLE_SCHEMA, '-', 'old_rows') USING v_shard;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        EXECUTE format(q, TG_TABLE_SCHEMA, '', 'new_rows') USING v_shard;
-    END IF;
-    RETURN NULL;
-END
-$$;
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'smartsync_count_conflicts';
+COMMENT ON FUNCTION smartsync._count_conflicts() IS
+'internal: AFTER STATEMENT trigger of a tenant''s sync_conflicts keeping sync_conflict_counts (per practice scope, entity type, severity and status) in step';
 
 -- Internal: the per-tenant sync tables (NOTES.md section 4: all of a tenant's sync state lives in its schema).
 CREATE FUNCTION smartsync._create_sync_tables(s name)
