@@ -122,6 +122,12 @@ extern void sync_pull_init(void);
 
 extern void sync_stamp_next_insert(Oid relid, int64 version);
 
+/* --- change signal (notify.c) ------------------------------------------- */
+
+struct TriggerData;
+extern void sync_notify_init(void);
+extern void sync_notify_capture(struct TriggerData *td);
+
 /* --- jsonb helpers (context.c) ---------------------------------------- */
 
 extern JsonbValue *sync_jsonb_get(Jsonb *jb, const char *key);
