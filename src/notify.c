@@ -16,11 +16,20 @@
  * Capture calls sync_notify_capture() once per statement; it notes the
  * tenant and practices in transaction memory.  A pre-commit transaction
  * callback turns them into notifications, which PostgreSQL delivers at commit
- * (and drops on abort).  smartsync.notify (a superuser setting, so ALTER
- * DATABASE ... SET smartsync.notify = off turns it off per database) and the
- * registry's smartsync.tenants.notify (per tenant) switch it off; then capture
- * pays nothing for it.  Prepared transactions (PREPARE TRANSACTION) cannot
+ * (and drops on abort).  Prepared transactions (PREPARE TRANSACTION) cannot
  * NOTIFY, so their changes are not signalled.
+ *
+ * NOTIFY serializes committing notifiers (PostgreSQL takes one lock for the
+ * whole cluster from the queue insertion to the end of the commit), which
+ * costs writers throughput (README, "The change signal"), so the signal is
+ * off by default: smartsync.notify (a superuser setting; ALTER DATABASE ...
+ * SET smartsync.notify = on) turns it on per database, and the registry's
+ * smartsync.tenants.notify off again per tenant.  While it is off capture
+ * pays nothing for it.  Servers that do not LISTEN poll instead (poll.c).
+ *
+ * Which tenant a schema belongs to, and whether its signal is on, is cached
+ * per backend; a trigger on smartsync.tenants (smartsync._notify_registry_
+ * changed) invalidates every backend's cache when the registry changes.
  */
 #include "postgres.h"
 
@@ -38,14 +47,19 @@
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
 #include "smartsync.h"
+
+PG_FUNCTION_INFO_V1(smartsync_notify_registry_changed);
 
 /* the channel listeners LISTEN on */
 #define NOTIFY_CHANNEL "smartsync_changes"
@@ -56,7 +70,7 @@
  */
 #define NOTIFY_PAYLOAD_BUDGET 7000
 
-static bool notify_enabled = true;
+static bool notify_enabled = false;
 
 /* What one transaction wrote to one tenant schema. */
 typedef struct NotifyTenant
@@ -72,6 +86,44 @@ typedef struct NotifyTenant
 static List *pending = NIL;
 static bool callback_registered = false;
 
+/* per backend: schema -> its tenant, when the tenant's signal is on */
+typedef struct TenantCacheEntry
+{
+	Oid			nspoid;			/* hash key */
+	char	   *tenant_id;		/* in tenant_cache_cxt; NULL: no tenant, or signal off */
+} TenantCacheEntry;
+
+static HTAB *tenant_cache = NULL;
+static MemoryContext tenant_cache_cxt = NULL;
+static Oid	tenants_relid = InvalidOid;
+
+/* Forgets every cached tenant. */
+static void
+tenant_cache_reset(void)
+{
+	if (tenant_cache_cxt != NULL)
+		MemoryContextDelete(tenant_cache_cxt);
+	tenant_cache_cxt = NULL;
+	tenant_cache = NULL;
+	tenants_relid = InvalidOid;
+}
+
+/* Relcache callback: the registry (or everything) was invalidated. */
+static void
+tenant_cache_relcache_callback(Datum arg, Oid relid)
+{
+	if (tenant_cache != NULL && (!OidIsValid(relid) || relid == tenants_relid))
+		tenant_cache_reset();
+}
+
+/* Syscache callback: a schema was dropped or renamed. */
+static void
+tenant_cache_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	if (tenant_cache != NULL)
+		tenant_cache_reset();
+}
+
 /* Defines smartsync.notify. */
 void
 sync_notify_init(void)
@@ -79,8 +131,8 @@ sync_notify_init(void)
 	DefineCustomBoolVariable("smartsync.notify",
 							 "Signals committed changes on the channel smartsync_changes.",
 							 "One NOTIFY per tenant and transaction that wrote to a change log. "
-							 "ALTER DATABASE ... SET smartsync.notify = off turns it off for a database.",
-							 &notify_enabled, true,
+							 "Set it per database: ALTER DATABASE ... SET smartsync.notify = on.",
+							 &notify_enabled, false,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
@@ -146,12 +198,12 @@ notify_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * The tenant whose schema is nspoid, and whether its signal is on, read from
- * the registry (smartsync.tenants) through its schema_name index.  Returns
- * NULL for a schema of no tenant or a tenant whose signal is off.
+ * The tenant whose schema is nspoid, read from the registry
+ * (smartsync.tenants) through its schema_name index.  Returns NULL for a
+ * schema of no tenant or a tenant whose signal is off.
  */
 static char *
-notify_lookup_tenant(Oid nspoid)
+notify_read_tenant(Oid nspoid)
 {
 	Oid			sync_nsp = get_namespace_oid("smartsync", true);
 	Oid			relid;
@@ -170,6 +222,7 @@ notify_lookup_tenant(Oid nspoid)
 	indexid = get_relname_relid("tenants_schema_name_key", sync_nsp);
 	if (!OidIsValid(relid) || !OidIsValid(indexid))
 		return NULL;
+	tenants_relid = relid;
 	namestrcpy(&nspname, name);
 
 	rel = table_open(relid, AccessShareLock);
@@ -193,11 +246,71 @@ notify_lookup_tenant(Oid nspoid)
 		}
 		d = heap_getattr(tup, get_attnum(relid, "tenant_id"), desc, &isnull);
 		if (on && !isnull)
-			tenant = MemoryContextStrdup(TopTransactionContext, TextDatumGetCString(d));
+			tenant = TextDatumGetCString(d);
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return tenant;
+}
+
+/* The tenant whose schema is nspoid (NULL: none, or its signal is off), cached. */
+static const char *
+notify_tenant(Oid nspoid)
+{
+	TenantCacheEntry *e;
+	bool		found;
+	char	   *tenant;
+
+	if (tenant_cache == NULL)
+	{
+		HASHCTL		ctl;
+		static bool registered = false;
+
+		if (!registered)
+		{
+			CacheRegisterRelcacheCallback(tenant_cache_relcache_callback, (Datum) 0);
+			CacheRegisterSyscacheCallback(NAMESPACEOID, tenant_cache_syscache_callback, (Datum) 0);
+			registered = true;
+		}
+		tenant_cache_cxt = AllocSetContextCreate(CacheMemoryContext, "smartsync notify tenants",
+												 ALLOCSET_SMALL_SIZES);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(TenantCacheEntry);
+		ctl.hcxt = tenant_cache_cxt;
+		tenant_cache = hash_create("smartsync notify tenants", 16, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(tenant_cache, &nspoid, HASH_FIND, NULL);
+	if (e != NULL)
+		return e->tenant_id;
+
+	/* reading the registry may process invalidations, which reset the cache */
+	tenant = notify_read_tenant(nspoid);
+	if (tenant_cache == NULL)
+		return tenant;
+	e = hash_search(tenant_cache, &nspoid, HASH_ENTER, &found);
+	e->tenant_id = tenant ? MemoryContextStrdup(tenant_cache_cxt, tenant) : NULL;
+	return e->tenant_id;
+}
+
+/*
+ * smartsync._notify_registry_changed(): AFTER STATEMENT trigger of
+ * smartsync.tenants; makes every backend forget its cached tenants (at its
+ * next transaction), so a new tenant or a changed notify takes effect.
+ */
+Datum
+smartsync_notify_registry_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_TRIGGER_MISUSE),
+				 errmsg("smartsync._notify_registry_changed() must be called as a trigger")));
+	td = (TriggerData *) fcinfo->context;
+	CacheInvalidateRelcache(td->tg_relation);
+	return PointerGetDatum(NULL);
 }
 
 /* Notes practice value d (text form) for t; too many becomes "every practice". */
@@ -291,18 +404,21 @@ sync_notify_capture(TriggerData *td)
 	if (t == NULL)
 	{
 		MemoryContext old;
+		const char *tenant;
 
 		if (!callback_registered)
 		{
 			RegisterXactCallback(notify_xact_callback, NULL);
 			callback_registered = true;
 		}
+		tenant = notify_tenant(nspoid);
+
 		old = MemoryContextSwitchTo(TopTransactionContext);
 		t = palloc0(sizeof(NotifyTenant));
 		t->nspoid = nspoid;
+		t->tenant_id = tenant ? pstrdup(tenant) : NULL;
 		pending = lappend(pending, t);
 		MemoryContextSwitchTo(old);
-		t->tenant_id = notify_lookup_tenant(nspoid);
 	}
 	if (t->tenant_id == NULL || t->all_practices)
 		return;

@@ -84,6 +84,9 @@
 #define ERRCODE_SS_CONFLICT_NOT_APPLICABLE	MAKE_SQLSTATE('S','S','6','0','8')
 #define ERRCODE_SS_CONFLICT_FILTER			MAKE_SQLSTATE('S','S','6','0','9')
 
+/* change signal: SS8xx (src/poll.c) */
+#define ERRCODE_SS_BAD_WATERMARK		MAKE_SQLSTATE('S','S','8','0','1')
+
 /* --- settings (smartsync.c) ------------------------------------------- */
 
 extern char *smartsync_tenant_id_setting;

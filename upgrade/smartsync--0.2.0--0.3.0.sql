@@ -4,9 +4,28 @@
 -- Every change to the extension's SQL objects between 0.2.0 and 0.3.0, one section per
 -- change; sql/upgrade.sql checks that an updated 0.2.0 equals a fresh 0.3.0.
 
--- i15-server: the change signal (src/notify.c): smartsync.tenants.notify switches it per tenant
+-- i15-server: the change signal: smartsync.tenants.notify and its registry trigger (src/notify.c), smartsync.poll_changes (src/poll.c)
 ALTER TABLE smartsync.tenants ADD COLUMN notify boolean NOT NULL DEFAULT true;
-COMMENT ON COLUMN smartsync.tenants.notify IS 'whether a commit that wrote to the tenant''s change log is signalled on the channel smartsync_changes (see also the setting smartsync.notify)';
+COMMENT ON COLUMN smartsync.tenants.notify IS
+'whether a commit that wrote to the tenant''s change log is signalled on the channel smartsync_changes, when the setting smartsync.notify is on (it is off by default)';
+
+CREATE FUNCTION smartsync._notify_registry_changed()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'smartsync_notify_registry_changed';
+COMMENT ON FUNCTION smartsync._notify_registry_changed() IS
+'internal: AFTER STATEMENT trigger of smartsync.tenants: every backend forgets the tenants it cached for the change signal';
+REVOKE ALL ON FUNCTION smartsync._notify_registry_changed() FROM PUBLIC;
+CREATE TRIGGER notify_registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON smartsync.tenants
+    FOR EACH STATEMENT EXECUTE FUNCTION smartsync._notify_registry_changed();
+
+CREATE FUNCTION smartsync.poll_changes(p_watermark text DEFAULT NULL, p_tenants text[] DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'smartsync_poll_changes';
+COMMENT ON FUNCTION smartsync.poll_changes(text, text[]) IS
+'the change signal a server polls: {"watermark", "changes": [{"tenant", "practices": [...] or null for every practice}]}, the tenants (all, or those of p_tenants) with changes committed since p_watermark (the previous result''s watermark), each reported once; without a watermark only a watermark; reads the change logs directly (no privileges, no row-level security), so not executable by PUBLIC: setup_postgrest() grants it to authenticator';
+REVOKE ALL ON FUNCTION smartsync.poll_changes(text, text[]) FROM PUBLIC;
 
 -- i15-server: smartsync.sync_changed (src/changed.c), and api.sync_changed made by setup_postgrest()
 CREATE FUNCTION smartsync.sync_changed(
@@ -129,6 +148,10 @@ BEGIN
               WHERE m.roleid = 'smartsync_api'::regrole LOOP
         EXECUTE format('REVOKE smartsync_api FROM %s', t.member);
     END LOOP;
+
+    -- a server (@smartsync/server) logged in as authenticator polls for changes
+    GRANT USAGE ON SCHEMA smartsync TO authenticator;
+    GRANT EXECUTE ON FUNCTION smartsync.poll_changes(text, text[]) TO authenticator;
 
     -- what smartsync_api may use in the smartsync schema
     GRANT USAGE ON SCHEMA smartsync TO smartsync_api;
@@ -254,4 +277,4 @@ $c$Conflict statistics of the JWT's tenant (and practice)$c$;
 END
 $$;
 COMMENT ON FUNCTION smartsync.setup_postgrest(text, name, name, name) IS
-'set up PostgREST access (idempotent; superuser): roles authenticator (LOGIN NOINHERIT, password if given), the anonymous and web roles (NOLOGIN), smartsync_api (NOLOGIN, owns the api functions); the exposed schema with sync_push, sync_pull, sync_changed and the conflict endpoints, executable by the web role only; row-level security and privileges on every tenant schema';
+'set up PostgREST access (idempotent; superuser): roles authenticator (LOGIN NOINHERIT, password if given), the anonymous and web roles (NOLOGIN), smartsync_api (NOLOGIN, owns the api functions); the exposed schema with sync_push, sync_pull, sync_changed and the conflict endpoints, executable by the web role only; row-level security and privileges on every tenant schema; authenticator may call smartsync.poll_changes()';

@@ -3,11 +3,9 @@
 CREATE TABLE smartsync.tenants (
     tenant_id   text PRIMARY KEY,
     schema_name name NOT NULL UNIQUE,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    notify      boolean NOT NULL DEFAULT true
+    created_at  timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE smartsync.tenants IS 'tenants: tenant id -> the schema that holds its tables and sync state';
-COMMENT ON COLUMN smartsync.tenants.notify IS 'whether a commit that wrote to the tenant''s change log is signalled on the channel smartsync_changes (see also the setting smartsync.notify)';
 
 CREATE TABLE smartsync.entity_types (
     entity_type      text PRIMARY KEY,

@@ -511,6 +511,10 @@ BEGIN
         EXECUTE format('REVOKE smartsync_api FROM %s', t.member);
     END LOOP;
 
+    -- a server (@smartsync/server) logged in as authenticator polls for changes
+    GRANT USAGE ON SCHEMA smartsync TO authenticator;
+    GRANT EXECUTE ON FUNCTION smartsync.poll_changes(text, text[]) TO authenticator;
+
     -- what smartsync_api may use in the smartsync schema
     GRANT USAGE ON SCHEMA smartsync TO smartsync_api;
     GRANT SELECT ON smartsync.tenants, smartsync.entity_types TO smartsync_api;
@@ -635,7 +639,7 @@ $c$Conflict statistics of the JWT's tenant (and practice)$c$;
 END
 $$;
 COMMENT ON FUNCTION smartsync.setup_postgrest(text, name, name, name) IS
-'set up PostgREST access (idempotent; superuser): roles authenticator (LOGIN NOINHERIT, password if given), the anonymous and web roles (NOLOGIN), smartsync_api (NOLOGIN, owns the api functions); the exposed schema with sync_push, sync_pull, sync_changed and the conflict endpoints, executable by the web role only; row-level security and privileges on every tenant schema';
+'set up PostgREST access (idempotent; superuser): roles authenticator (LOGIN NOINHERIT, password if given), the anonymous and web roles (NOLOGIN), smartsync_api (NOLOGIN, owns the api functions); the exposed schema with sync_push, sync_pull, sync_changed and the conflict endpoints, executable by the web role only; row-level security and privileges on every tenant schema; authenticator may call smartsync.poll_changes()';
 
 REVOKE ALL ON FUNCTION smartsync.setup_postgrest(text, name, name, name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION smartsync._secure_tenant(name, name) FROM PUBLIC;
