@@ -6,7 +6,9 @@
  * find, for almost nothing: the same cursor checks, the same snapshot logic
  * (the caller's active snapshot against the cursor's), and the pull's own
  * change-log scan, stopped at the first change the pull would deliver.  No
- * page is built and no cursor signed.  Like the pull it never writes or
+ * page is built and no cursor signed, and its queries run from kept plans,
+ * generic ones (the function is declared SET plan_cache_mode =
+ * force_generic_plan), so a call plans nothing.  Like the pull it never writes or
  * assigns an xid, so it runs under PostgREST GET (READ ONLY) and on a hot
  * standby.
  *
@@ -35,10 +37,40 @@
 PG_FUNCTION_INFO_V1(smartsync_sync_changed);
 
 /*
+ * The schema of tenant_id (SS203 when it is not provisioned), from a kept
+ * plan (context.c's sync_tenant_schema() plans its query on every call).
+ */
+static char *
+changed_tenant_schema(const char *tenant_id)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *schema = NULL;
+	int			rc;
+
+	values[0] = CStringGetTextDatum(tenant_id);
+	rc = SPI_execute_plan(pull_plan("SELECT schema_name::text FROM smartsync.tenants WHERE tenant_id = $1",
+									   1, argtypes),
+						  values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+		schema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	SPI_freetuptable(SPI_tuptable);
+	if (schema == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_UNKNOWN_TENANT),
+				 errmsg("tenant \"%s\" is not provisioned", tenant_id),
+				 errhint("Provision it with smartsync.provision_tenant().")));
+	return schema;
+}
+
+/*
  * True when the pull's change-log scan (in_xip: restricted to the xids of
  * values[4]) has a row the pull would deliver, i.e. one not superseded.  The
- * scan is the pull's own query, read lazily through its (xid, seq) index
- * order and stopped at the first such row.
+ * scan is the pull's own query (change_query()), without its ORDER BY and
+ * LIMIT: existence needs no order, and without the sort a generic plan reads
+ * the new rows lazily and stops at the first one that counts.
  */
 static bool
 probe_changes(PullRequest *req, bool in_xip, Datum *values)
@@ -46,6 +78,8 @@ probe_changes(PullRequest *req, bool in_xip, Datum *values)
 	static Oid	argtypes[CHANGE_NPARAMS] = {XID8OID, INT8OID, XID8OID, XID8ARRAYOID,
 		XID8ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
 	char		nulls[CHANGE_NPARAMS];
+	char	   *scan = change_query(req, in_xip, false);
+	char	   *order = strstr(scan, " ORDER BY c.xid, c.seq LIMIT $11");
 	StringInfoData q;
 	int			rc;
 	bool		found;
@@ -62,11 +96,13 @@ probe_changes(PullRequest *req, bool in_xip, Datum *values)
 	values[1] = Int64GetDatum(PG_INT64_MIN);
 	values[10] = Int64GetDatum(PG_INT64_MAX);
 
+	if (order != NULL && order[strlen(" ORDER BY c.xid, c.seq LIMIT $11")] == '\0')
+		*order = '\0';
 	initStringInfo(&q);
 	appendStringInfo(&q,
 					 "SELECT 1 FROM (%s) AS c(xid, seq, entity_type, entity_id, operation, data,"
 					 " version, changed_at, superseded) WHERE NOT c.superseded LIMIT 1",
-					 change_query(req, in_xip, false));
+					 scan);
 	rc = SPI_execute_plan(pull_plan(q.data, CHANGE_NPARAMS, argtypes), values, nulls, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
@@ -158,14 +194,14 @@ smartsync_sync_changed(PG_FUNCTION_ARGS)
 				 errhint("Leave p_practice_id out, or send the context's practice.")));
 	req.practice = ctx.practice_id ? ctx.practice_id : arg_practice;
 	req.client = ctx.client_id;
-	req.schema = sync_tenant_schema(ctx.tenant_id);
-	req.quoted_schema = quote_identifier(req.schema);
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "smartsync changed", ALLOCSET_SMALL_SIZES);
 	req.cxt = cxt;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	old = MemoryContextSwitchTo(cxt);
+	req.schema = changed_tenant_schema(ctx.tenant_id);
+	req.quoted_schema = quote_identifier(req.schema);
 
 	load_types(req.schema, &ctx, &req.types);
 	filter = apply_type_filter(&req.types, arg_types);
