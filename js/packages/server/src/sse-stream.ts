@@ -1,0 +1,122 @@
+/**
+ * One server-sent events stream to one client. Events are pokes ("pull
+ * now"), so a stream never needs more than one of them queued: when the
+ * client reads slowly (the stream's queue is full), a new poke replaces the
+ * one waiting instead of piling up, and heartbeats are skipped. A client that
+ * has not read anything for stallTimeoutMs is disconnected (it reconnects and
+ * pulls). Everything is released when the client goes away (cancel), the
+ * request is aborted, or the server closes the stream.
+ */
+
+const encoder = new TextEncoder();
+
+/** One event as SSE text. */
+export function formatEvent(event: { id?: string; event?: string; data: string; retry?: number }): string {
+  let out = "";
+  if (event.retry !== undefined) out += `retry: ${event.retry}\n`;
+  if (event.id !== undefined) out += `id: ${event.id}\n`;
+  if (event.event !== undefined) out += `event: ${event.event}\n`;
+  for (const line of event.data.split("\n")) out += `data: ${line}\n`;
+  return `${out}\n`;
+}
+
+export interface SseStreamOptions {
+  /** bytes the stream may hold for a client before it counts as slow */
+  highWaterMark: number;
+  /** a client that reads nothing for this long is disconnected */
+  stallTimeoutMs: number;
+  now: () => number;
+  /** called once when the stream ends, whatever ended it */
+  onClose: () => void;
+}
+
+export class SseStream {
+  readonly readable: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #pending: string | undefined;
+  #closed = false;
+  #lastRead: number;
+  readonly #options: SseStreamOptions;
+
+  constructor(options: SseStreamOptions) {
+    this.#options = options;
+    this.#lastRead = options.now();
+    this.readable = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.#controller = controller;
+        },
+        pull: () => {
+          // the client has read: send what waited
+          this.#lastRead = this.#options.now();
+          if (this.#pending !== undefined) {
+            const text = this.#pending;
+            this.#pending = undefined;
+            this.#enqueue(text);
+          }
+        },
+        cancel: () => {
+          this.#finish();
+        },
+      },
+      { highWaterMark: options.highWaterMark, size: (chunk) => chunk.byteLength },
+    );
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #enqueue(text: string): void {
+    try {
+      this.#controller.enqueue(encoder.encode(text));
+    } catch {
+      this.#finish();
+    }
+  }
+
+  #ready(): boolean {
+    return (this.#controller.desiredSize ?? 0) > 0;
+  }
+
+  /** Sends an event now, or keeps it as the one waiting (replacing an older one). */
+  send(text: string): void {
+    if (this.#closed) return;
+    if (this.#ready()) {
+      this.#lastRead = this.#options.now();
+      this.#enqueue(text);
+    } else {
+      this.#pending = text;
+      this.#checkStall();
+    }
+  }
+
+  /** Sends text only if the client keeps up (a heartbeat, a comment). */
+  sendIfReady(text: string): void {
+    if (this.#closed) return;
+    if (this.#ready()) this.#enqueue(text);
+    else this.#checkStall();
+  }
+
+  #checkStall(): void {
+    if (this.#options.now() - this.#lastRead >= this.#options.stallTimeoutMs) this.close();
+  }
+
+  /** Ends the stream (the client's EventSource reconnects). */
+  close(): void {
+    if (this.#closed) return;
+    try {
+      this.#controller.close();
+    } catch {
+      // already errored or cancelled
+    }
+    this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pending = undefined;
+    this.#options.onClose();
+  }
+}
