@@ -17,8 +17,8 @@
  *     committed ones.
  *
  * So a poll costs one index descent per tenant when nothing changed, and
- * reads only the new rows otherwise.  The logs are read directly, not through
- * SQL: no privilege on the tenant tables and no row-level security applies,
+ * reads only the new rows otherwise.  The registry and the logs are read
+ * directly, not through SQL: no privilege and no row-level security applies,
  * which is why the function is not executable by PUBLIC (setup_postgrest()
  * grants it to authenticator, the role a server logs in as).  It never
  * writes or assigns an xid: it runs READ ONLY and on a hot standby.
@@ -32,7 +32,8 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
+#include "access/heapam.h"
+#include "access/tableam.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
@@ -241,6 +242,84 @@ poll_tenant(const char *schema, const PullSnap *base, const PullSnap *now, PollF
 	table_close(rel, AccessShareLock);
 }
 
+static int
+cmp_tenant(const void *a, const void *b)
+{
+	return strcmp(((char *const *) a)[0], ((char *const *) b)[0]);
+}
+
+/*
+ * The tenants of the registry (all, or those named in wanted) and their
+ * schemas, ordered by tenant id; read directly, since the poller (authenticator)
+ * has no privilege on the registry.
+ */
+static void
+read_tenants(List *wanted, bool all, char ***tenants, char ***schemas, uint64 *n)
+{
+	Oid			nsp = get_namespace_oid("smartsync", false);
+	Oid			relid = get_relname_relid("tenants", nsp);
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	AttrNumber	id_att;
+	AttrNumber	schema_att;
+	char	  **pairs;
+	uint64		cap = 16;
+	uint64		count = 0;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "table smartsync.tenants is missing");
+	id_att = get_attnum(relid, "tenant_id");
+	schema_att = get_attnum(relid, "schema_name");
+	pairs = palloc(sizeof(char *) * 2 * cap);
+	rel = table_open(relid, AccessShareLock);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, id_att, RelationGetDescr(rel), &isnull);
+		char	   *tenant;
+		bool		keep = all;
+		ListCell   *lc;
+
+		if (isnull)
+			continue;
+		tenant = TextDatumGetCString(d);
+		foreach(lc, wanted)
+		{
+			if (strcmp((char *) lfirst(lc), tenant) == 0)
+			{
+				keep = true;
+				break;
+			}
+		}
+		if (!keep)
+			continue;
+		d = heap_getattr(tup, schema_att, RelationGetDescr(rel), &isnull);
+		if (isnull)
+			continue;
+		if (count == cap)
+		{
+			cap *= 2;
+			pairs = repalloc(pairs, sizeof(char *) * 2 * cap);
+		}
+		pairs[2 * count] = tenant;
+		pairs[2 * count + 1] = pstrdup(NameStr(*DatumGetName(d)));
+		count++;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	qsort(pairs, count, sizeof(char *) * 2, cmp_tenant);
+	*tenants = palloc(sizeof(char *) * Max(count, 1));
+	*schemas = palloc(sizeof(char *) * Max(count, 1));
+	for (uint64 i = 0; i < count; i++)
+	{
+		(*tenants)[i] = pairs[2 * i];
+		(*schemas)[i] = pairs[2 * i + 1];
+	}
+	*n = count;
+}
+
 /*
  * smartsync.poll_changes(p_watermark text, p_tenants text[]) returns jsonb
  * {"watermark": "...", "changes": [{"tenant": "...", "practices": [...] | null}]}:
@@ -268,11 +347,8 @@ smartsync_poll_changes(PG_FUNCTION_ARGS)
 
 	if (!PG_ARGISNULL(0))
 	{
-		Oid			argtypes[1] = {TEXTARRAYOID};
-		Datum		values[1];
-		char		nulls[1] = {' '};
-		int			rc;
-		uint64		ntenants;
+		List	   *wanted = NIL;
+		uint64		ntenants = 0;
 		char	  **tenants;
 		char	  **schemas;
 
@@ -286,31 +362,19 @@ smartsync_poll_changes(PG_FUNCTION_ARGS)
 			appendStringInfoString(&out, ", \"changes\": []}");
 			goto done;
 		}
-
-		if (PG_ARGISNULL(1))
-			nulls[0] = 'n';
-		else
-			values[0] = PG_GETARG_DATUM(1);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		rc = SPI_execute_with_args("SELECT tenant_id, schema_name::text FROM smartsync.tenants"
-								   " WHERE $1 IS NULL OR tenant_id = ANY ($1) ORDER BY tenant_id",
-								   1, argtypes, values, nulls, true, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-		ntenants = SPI_processed;
-		tenants = palloc(sizeof(char *) * Max(ntenants, 1));
-		schemas = palloc(sizeof(char *) * Max(ntenants, 1));
-		for (uint64 i = 0; i < ntenants; i++)
+		if (!PG_ARGISNULL(1))
 		{
-			MemoryContext spi = MemoryContextSwitchTo(cxt);
+			Datum	   *elems;
+			bool	   *enulls;
+			int			n;
 
-			tenants[i] = pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-			schemas[i] = pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
-			MemoryContextSwitchTo(spi);
+			deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &enulls, &n);
+			for (int i = 0; i < n; i++)
+				if (!enulls[i])
+					wanted = lappend(wanted, TextDatumGetCString(elems[i]));
 		}
-		SPI_finish();
-		MemoryContextSwitchTo(cxt);
+		read_tenants(wanted, PG_ARGISNULL(1), &tenants, &schemas, &ntenants);
 
 		for (uint64 i = 0; i < ntenants; i++)
 		{

@@ -69,6 +69,7 @@ export class ChangeSignalSource {
   #backoffMs = 100;
   #watermark: string | null = null;
   #everConnected = false;
+  #connectedAt = 0;
   #started: Promise<void> | undefined;
   /** the duration of the last poll in milliseconds */
   lastPollMs = 0;
@@ -118,7 +119,7 @@ export class ChangeSignalSource {
         this.#watermark = null;
         await this.#poll(client);
       }
-      this.#backoffMs = 100;
+      this.#connectedAt = (this.#options.now ?? Date.now)();
       if (this.#everConnected) this.#options.onResync();
       this.#everConnected = true;
       this.#options.logger.info("change signal connected", { mode: this.#options.mode });
@@ -180,8 +181,10 @@ export class ChangeSignalSource {
         code === "42501" || code === "42883"
           ? "Run SELECT smartsync.setup_postgrest() (smartsync 0.3.0 or later) as a superuser: it lets authenticator call smartsync.poll_changes()."
           : undefined,
-      retryMs: this.#backoffMs,
     });
+    // a connection that worked for a while starts the backoff over
+    if (this.#connectedAt !== 0 && (this.#options.now ?? Date.now)() - this.#connectedAt > 30_000) this.#backoffMs = 100;
+    this.#connectedAt = 0;
     const delay = this.#backoffMs;
     this.#backoffMs = Math.min(this.#backoffMs * 2, 5000);
     this.#timer = this.#timers.setTimeout(() => {
