@@ -125,7 +125,11 @@ export function createSyncHandler(options: SyncHandlerOptions): SyncHandler {
     defaultMetrics: o.processMetrics,
     ...(ownPool ? { maxPool: o.poolSize } : {}),
   });
-  const hub = new LiveHub({ now: o.now, onEvents: (n) => metrics.events.inc(n) });
+  const hub = new LiveHub({
+    now: o.now,
+    coverage: o.signal === "notify" ? "all" : o.signal === "poll" ? "watched" : "none",
+    onEvents: (n) => metrics.events.inc(n),
+  });
 
   let signal: ChangeSignalSource | undefined;
   if (o.signal !== "none") {

@@ -9,8 +9,10 @@
  *
  * Event ids are "<epoch>-<sequence>": the epoch names this process's hub, the
  * sequence grows with every signal. A client reconnecting with Last-Event-ID
- * missed nothing if the id is from this hub and no signal for its tenant came
- * after it; otherwise it is poked at once.
+ * missed nothing if the id is from this hub, no signal for its tenant came
+ * after it, and the signal watched its tenant all along (a poll watches a
+ * tenant while it has streams and for a while after); otherwise it is poked
+ * at once.
  */
 import { formatEvent, type SseStream } from "./sse-stream.js";
 
@@ -31,6 +33,14 @@ export interface LiveSubscriber {
 
 export interface LiveHubOptions {
   now: () => number;
+  /**
+   * Which tenants the signal covers: "all" (NOTIFY: every tenant's commits),
+   * "watched" (a poll: the tenants of open streams, and for lingerMs those whose
+   * last stream left), "none" (no signal). It decides what a Last-Event-ID proves.
+   */
+  coverage: "all" | "watched" | "none";
+  /** how long a tenant stays watched after its last stream leaves (default 60000 ms) */
+  lingerMs?: number;
   /** called with the number of events sent by one fan-out */
   onEvents?: (count: number) => void;
 }
@@ -41,6 +51,10 @@ export class LiveHub {
   readonly #byTenant = new Map<string, Set<LiveSubscriber>>();
   /** the sequence of the last signal per tenant (for Last-Event-ID) */
   readonly #lastSeq = new Map<string, number>();
+  /** tenants still watched after their last stream left: when it left */
+  readonly #lingering = new Map<string, number>();
+  /** tenants whose watch lapsed: the sequence at that moment */
+  readonly #lapsed = new Map<string, number>();
   #count = 0;
   readonly #options: LiveHubOptions;
 
@@ -54,9 +68,17 @@ export class LiveHub {
     return this.#count;
   }
 
-  /** Tenants with at least one stream (what a poll asks about). */
+  /** Tenants a poll asks about: those with a stream, and for a while those whose last stream left. */
   tenants(): string[] {
-    return [...this.#byTenant.keys()];
+    const now = this.#options.now();
+    const linger = this.#options.lingerMs ?? 60_000;
+    for (const [tenant, left] of this.#lingering) {
+      if (now - left >= linger) {
+        this.#lingering.delete(tenant);
+        this.#lapsed.set(tenant, this.#seq);
+      }
+    }
+    return [...this.#byTenant.keys(), ...this.#lingering.keys()];
   }
 
   /** The id of the latest event; a stream's first event and Last-Event-ID compare against it. */
@@ -72,6 +94,7 @@ export class LiveHub {
       this.#byTenant.set(sub.tenant, set);
     }
     set.add(sub);
+    this.#lingering.delete(sub.tenant);
     this.#count++;
     let removed = false;
     return () => {
@@ -80,7 +103,10 @@ export class LiveHub {
       const s = this.#byTenant.get(sub.tenant);
       if (s?.delete(sub) === true) {
         this.#count--;
-        if (s.size === 0) this.#byTenant.delete(sub.tenant);
+        if (s.size === 0) {
+          this.#byTenant.delete(sub.tenant);
+          this.#lingering.set(sub.tenant, this.#options.now());
+        }
       }
     };
   }
@@ -91,10 +117,15 @@ export class LiveHub {
    * signal for the tenant).
    */
   missedSince(tenant: string, lastEventId: string | null): boolean {
-    if (lastEventId === null) return true;
+    if (lastEventId === null || this.#options.coverage === "none") return true;
     const m = /^([0-9a-z]+)-(\d+)$/.exec(lastEventId);
     if (m === null || m[1] !== this.epoch) return true;
     const seen = Number(m[2]);
+    if (this.#options.coverage === "watched") {
+      this.tenants(); // lapse what lingered too long
+      const lapsed = this.#lapsed.get(tenant);
+      if (lapsed !== undefined && lapsed >= seen) return true;
+    }
     return (this.#lastSeq.get(tenant) ?? 0) > seen;
   }
 

@@ -90,6 +90,8 @@ export class SseReader {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   #buffer = "";
   readonly #decoder = new TextDecoder();
+  /** a read still under way (kept across a timeout, so no chunk is lost) */
+  #reading: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
   retry: number | undefined;
 
   constructor(response: Response) {
@@ -124,14 +126,16 @@ export class SseReader {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error("timed out waiting for a server-sent event");
       let timer: ReturnType<typeof setTimeout> | undefined;
+      this.#reading ??= this.#reader.read();
       const chunk = await Promise.race([
-        this.#reader.read(),
+        this.#reading,
         new Promise<"timeout">((resolve) => {
           timer = setTimeout(() => resolve("timeout"), left);
         }),
       ]);
       clearTimeout(timer);
       if (chunk === "timeout") throw new Error("timed out waiting for a server-sent event");
+      this.#reading = undefined;
       if (chunk.done) throw new Error("the stream ended");
       this.#buffer += this.#decoder.decode(chunk.value, { stream: true });
     }
