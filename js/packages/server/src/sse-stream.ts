@@ -35,12 +35,12 @@ export class SseStream {
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   #pending: string | undefined;
   #closed = false;
-  #lastRead: number;
+  /** since when the queue has been full (the client not reading), or undefined */
+  #fullSince: number | undefined;
   readonly #options: SseStreamOptions;
 
   constructor(options: SseStreamOptions) {
     this.#options = options;
-    this.#lastRead = options.now();
     this.readable = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
@@ -48,7 +48,7 @@ export class SseStream {
         },
         pull: () => {
           // the client has read: send what waited
-          this.#lastRead = this.#options.now();
+          this.#fullSince = undefined;
           if (this.#pending !== undefined) {
             const text = this.#pending;
             this.#pending = undefined;
@@ -83,7 +83,6 @@ export class SseStream {
   send(text: string): void {
     if (this.#closed) return;
     if (this.#ready()) {
-      this.#lastRead = this.#options.now();
       this.#enqueue(text);
     } else {
       this.#pending = text;
@@ -99,7 +98,9 @@ export class SseStream {
   }
 
   #checkStall(): void {
-    if (this.#options.now() - this.#lastRead >= this.#options.stallTimeoutMs) this.close();
+    const now = this.#options.now();
+    this.#fullSince ??= now;
+    if (now - this.#fullSince >= this.#options.stallTimeoutMs) this.close();
   }
 
   /** Ends the stream (the client's EventSource reconnects). */

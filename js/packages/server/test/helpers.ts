@@ -190,7 +190,11 @@ export async function call(
     body = typeof init.body === "string" ? init.body : JSON.stringify(init.body);
     headers["content-type"] ??= "application/json";
   }
-  const res = await fetch(url, { method: init.method ?? (body === undefined ? "GET" : "POST"), headers, body });
+  const res = await fetch(url, {
+    method: init.method ?? (body === undefined ? "GET" : "POST"),
+    headers,
+    ...(body === undefined ? {} : { body }),
+  });
   const text = await res.text();
   let parsed: unknown = text;
   try {

@@ -142,7 +142,8 @@ describe("reconnection, heartbeats, limits, shutdown", () => {
     await admin().query("UPDATE tenant_happy_paws.clients SET name = 'waiting' WHERE id = $1", [clientId]);
     const live = await openLive(`${srv.url}/live?cursor=${encodeURIComponent(first.body.cursor)}`, jwt);
     expect((await live.next()).event).toBe("ready");
-    expect((await changed(live)).reason).toBe("pending");
+    // poked at once: for the waiting cursor, or by the signal if it saw the change first
+    expect(["pending", "change"]).toContain((await changed(live)).reason);
     await live.close();
 
     const bad = await call(`${srv.url}/live?cursor=garbage!`, jwt);
@@ -172,7 +173,7 @@ describe("reconnection, heartbeats, limits, shutdown", () => {
 
   test("more streams than allowed: 503; a closed stream frees its place", async () => {
     const jwt = await token(phone);
-    for (let i = 0; i < 100 && srv.handler.streams > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 250 && srv.handler.streams > 0; i++) await new Promise((r) => setTimeout(r, 20));
     const open = [];
     for (let i = 0; i < 3; i++) open.push(await openLive(`${srv.url}/live`, jwt));
     await open[2]?.next();
@@ -181,7 +182,7 @@ describe("reconnection, heartbeats, limits, shutdown", () => {
     expect(refused.status).toBe(503);
     expect(refused.body.code).toBe("SS906");
     await open.pop()?.close();
-    for (let i = 0; i < 50 && srv.handler.streams > 2; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 250 && srv.handler.streams > 2; i++) await new Promise((r) => setTimeout(r, 20));
     expect(srv.handler.streams).toBe(2);
     const fourth = await openLive(`${srv.url}/live`, jwt);
     await Promise.all([...open.map((s) => s.close()), fourth.close()]);
