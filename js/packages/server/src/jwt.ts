@@ -22,6 +22,16 @@ export interface JwtOptions {
   issuer?: string;
   /** seconds of clock skew tolerated for exp and nbf (default 0) */
   clockToleranceSeconds?: number;
+  /**
+   * How long a verified token is remembered, in seconds (default 300; 0: verify every
+   * request). A device sends the same token with every request; remembering it spares
+   * the signature check (an asynchronous WebCrypto call), while exp and nbf are still
+   * checked on every use. Like PostgREST's jwt-cache-max-lifetime, a key removed from
+   * a JWKS keeps accepting the tokens it signed for at most this long.
+   */
+  cacheSeconds?: number;
+  /** the most tokens remembered (default 10000) */
+  cacheSize?: number;
 }
 
 /** Verified claims: the token's JSON payload. */
@@ -104,7 +114,19 @@ export function createTokenVerifier(options: JwtOptions, now: () => number = Dat
   let algorithms: string[];
   if (options.secret !== undefined && options.secret !== "") {
     if (options.secret.length < 32) throw new ConfigError("the JWT secret must be at least 32 characters long");
-    key = new TextEncoder().encode(options.secret);
+    // imported once per algorithm: importing the raw secret on every request costs more than the HMAC
+    const raw = new TextEncoder().encode(options.secret);
+    const imported = new Map<string, Promise<CryptoKey>>();
+    key = ((header: { alg?: string }) => {
+      const alg = header.alg ?? "";
+      if (!HMAC_ALGS.includes(alg)) return raw;
+      let k = imported.get(alg);
+      if (k === undefined) {
+        k = crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: `SHA-${alg.slice(2)}` }, false, ["verify"]);
+        imported.set(alg, k);
+      }
+      return k;
+    }) as JWTVerifyGetKey;
     algorithms = HMAC_ALGS;
   } else if (options.publicKey !== undefined && options.publicKey !== "") {
     const pub = publicKeyFrom(options.publicKey);
@@ -122,7 +144,34 @@ export function createTokenVerifier(options: JwtOptions, now: () => number = Dat
     algorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"];
   }
 
+  const cacheMs = (options.cacheSeconds ?? 300) * 1000;
+  const cacheSize = options.cacheSize ?? 10_000;
+  const tolerance = (options.clockToleranceSeconds ?? 0) * 1000;
+  /** token -> its claims and when it was verified; insertion order is age (oldest first) */
+  const cache = new Map<string, { claims: Claims; verifiedAt: number }>();
+
+  /** The remembered claims of token, if it is still within its validity and the cache's lifetime. */
+  const remembered = (token: string): Claims | undefined => {
+    const hit = cache.get(token);
+    if (hit === undefined) return undefined;
+    const t = now();
+    const { exp, nbf } = hit.claims;
+    if (
+      t - hit.verifiedAt > cacheMs ||
+      (typeof exp === "number" && t >= exp * 1000 + tolerance) ||
+      (typeof nbf === "number" && t < nbf * 1000 - tolerance)
+    ) {
+      cache.delete(token);
+      return undefined; // verified again, which says why it fails
+    }
+    return hit.claims;
+  };
+
   return async (token: string): Promise<Claims> => {
+    if (cacheMs > 0) {
+      const claims = remembered(token);
+      if (claims !== undefined) return claims;
+    }
     try {
       const verifyOptions = {
         algorithms,
@@ -135,6 +184,10 @@ export function createTokenVerifier(options: JwtOptions, now: () => number = Dat
         typeof key === "function"
           ? await jwtVerify(token, key, verifyOptions)
           : await jwtVerify(token, key, verifyOptions);
+      if (cacheMs > 0) {
+        if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
+        cache.set(token, { claims: payload as Claims, verifiedAt: now() });
+      }
       return payload as Claims;
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw invalidToken("JWT expired", err);

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { createTokenVerifier } from "../src/jwt.js";
 import { call, closeAdmin, SECRET, startServer, tablet, token, type TestServer } from "./helpers.js";
 
 let srv: TestServer;
@@ -168,5 +169,27 @@ describe("public keys", () => {
       await s.close();
       await new Promise<void>((resolve) => jwks.close(() => resolve()));
     }
+  });
+});
+
+describe("remembered tokens", () => {
+  test("a verified token is remembered, but its exp is checked on every use, and the memory expires", async () => {
+    let now = Date.now();
+    const verify = createTokenVerifier({ secret: SECRET, cacheSeconds: 60 }, () => now);
+    const exp = Math.floor(now / 1000) + 120;
+    const jwt = await new SignJWT(tablet).setProtectedHeader({ alg: "HS256" }).setExpirationTime(exp).sign(new TextEncoder().encode(SECRET));
+    expect((await verify(jwt)).tenant_id).toBe("happy-paws");
+    now += 30_000;
+    expect((await verify(jwt)).tenant_id).toBe("happy-paws"); // remembered
+    now += 100_000; // past exp (and past the memory's 60 s): verified again, and refused
+    await expect(verify(jwt)).rejects.toMatchObject({ status: 401, body: { code: "PGRST301", message: "JWT expired" } });
+  });
+
+  test("a remembered token is not accepted with a different signature", async () => {
+    const verify = createTokenVerifier({ secret: SECRET });
+    const jwt = await token(tablet);
+    await verify(jwt);
+    const forged = `${jwt.slice(0, jwt.lastIndexOf("."))}.${"A".repeat(43)}`;
+    await expect(verify(forged)).rejects.toMatchObject({ status: 401 });
   });
 });
