@@ -55,14 +55,14 @@ fi
 if [[ " $PARTS " == *" push "* ]]; then
 echo "Push: 50-operation batches of creates, $ROUNDS interleaved rounds of $SECONDS_PER_RUN s per path"
 echo
-echo "| clients | direct SQL: smartsync.sync_push (ops/s) | api.sync_push in PostgREST's transaction, no HTTP (ops/s) | HTTP: POST /api/sync/push (ops/s) | HTTP / direct SQL: min / median / max | HTTP / api: min / median / max | goal |"
-echo "|---|---|---|---|---|---|---|"
+echo "| clients | direct SQL: smartsync.sync_push (ops/s) | api.sync_push in PostgREST's transaction, no HTTP (ops/s) | HTTP: POST /api/sync/push (ops/s) | HTTP / direct SQL: min / median / max | HTTP / api: min / median / max | server CPU per push (ms) | goal |"
+echo "|---|---|---|---|---|---|---|---|"
 for c in $CLIENTS; do
     r=$(node bench/server-bench.mjs push --clients "$c" --rounds "$ROUNDS" --seconds "$SECONDS_PER_RUN" --batch 50)
     node -e '
         const r = JSON.parse(process.argv[1]);
         const f = (a) => `${a[0].toFixed(2)}x / ${a[Math.floor(a.length / 2)].toFixed(2)}x / ${a.at(-1).toFixed(2)}x`;
-        console.log(`| ${r.clients} | ${Math.round(r.sql)} | ${Math.round(r.api)} | ${Math.round(r.http)} | ${f(r.httpVsSql)} | ${f(r.httpVsApi)} | HTTP >= 0.80x direct SQL |`);
+        console.log(`| ${r.clients} | ${Math.round(r.sql)} | ${Math.round(r.api)} | ${Math.round(r.http)} | ${f(r.httpVsSql)} | ${f(r.httpVsApi)} | ${r.serverCpuMsPerPush.toFixed(2)} | HTTP >= 0.80x direct SQL |`);
     ' "$r"
 done
 fi

@@ -86,12 +86,20 @@ async function startServer(extra) {
   });
   return {
     port,
+    pid: child.pid,
     stop: () =>
       new Promise((resolve) => {
         child.once("exit", resolve);
         child.kill("SIGTERM");
       }),
   };
+}
+
+/** CPU time (user + system) a process has used, in milliseconds (Linux /proc, 100 ticks a second). */
+async function cpuMs(pid) {
+  const fs = await import("node:fs/promises");
+  const f = (await fs.readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
 }
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -270,6 +278,8 @@ async function push() {
 
   const ways = ["sql", "api", "http"];
   const rates = { sql: [], api: [], http: [] };
+  let serverCpu = 0;
+  let httpPushes = 0;
   const ratios = { sql: [], api: [] };
   const vacuum = new pg.Client({ connectionString: databaseUrl(process.env.PGUSER ?? "postgres", process.env.PGPASSWORD ?? "") });
   await vacuum.connect();
@@ -277,6 +287,7 @@ async function push() {
     for (const way of ways) {
       const workers = await Promise.all(Array.from({ length: clients }, (_, i) => worker(way, `${way}-${r}-${i}`)));
       let ops = 0;
+      const cpu0 = way === "http" ? await cpuMs(server.pid) : 0;
       const t0 = performance.now();
       await Promise.all(
         workers.map(async (w, i) => {
@@ -287,6 +298,10 @@ async function push() {
         }),
       );
       rates[way].push(ops / ((performance.now() - t0) / 1000));
+      if (way === "http") {
+        serverCpu += (await cpuMs(server.pid)) - cpu0;
+        httpPushes += ops / batch;
+      }
       await Promise.all(workers.map((w) => w.close()));
     }
     ratios.sql.push(rates.http.at(-1) / rates.sql.at(-1));
@@ -308,6 +323,7 @@ async function push() {
       http: med(rates.http),
       httpVsSql: sorted(ratios.sql),
       httpVsApi: sorted(ratios.api),
+      serverCpuMsPerPush: serverCpu / httpPushes,
     })}\n`,
   );
 }

@@ -1,9 +1,9 @@
 /**
  * Serving a Fetch API handler with node:http: the request becomes a Request
  * whose signal aborts when the client goes away (the socket closes before
- * the response is finished); the Response's body is written with
- * backpressure (a slow client stops the reading of the body, which for a
- * live stream makes it coalesce its events).
+ * the response is finished). A JSON answer leaves with its headers in one
+ * write; a live stream is written with backpressure (a slow client stops the
+ * reading of the stream, which makes it coalesce its events).
  */
 import { once } from "node:events";
 import http from "node:http";
@@ -39,12 +39,27 @@ export async function writeResponse(res: http.ServerResponse, response: Response
   response.headers.forEach((value, name) => {
     headers[name] = value;
   });
-  res.writeHead(response.status, headers);
   if (response.body === null) {
+    res.writeHead(response.status, headers);
     res.end();
     return;
   }
-  if ((response.headers.get("content-type") ?? "").startsWith("text/event-stream")) res.flushHeaders();
+  if (!(response.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
+    // a whole body (the JSON answers): headers and body leave in one write
+    let body: Buffer;
+    try {
+      body = Buffer.from(await response.arrayBuffer());
+    } catch {
+      res.destroy();
+      return;
+    }
+    headers["content-length"] = String(body.byteLength);
+    res.writeHead(response.status, headers);
+    res.end(body);
+    return;
+  }
+  res.writeHead(response.status, headers);
+  res.flushHeaders();
   const reader = response.body.getReader();
   const onAbort = () => {
     reader.cancel().catch(() => undefined);
