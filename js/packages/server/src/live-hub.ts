@@ -16,6 +16,8 @@
  */
 import { formatEvent, type SseStream } from "./sse-stream.js";
 
+const encoder = new TextEncoder();
+
 /** What the database said changed. */
 export interface ChangeSignal {
   tenant: string;
@@ -129,14 +131,12 @@ export class LiveHub {
     return (this.#lastSeq.get(tenant) ?? 0) > seen;
   }
 
-  /** Formats a `changed` event with the next id. */
-  #event(reason: string, practices: string[] | null): string {
+  /** A `changed` event with the next id, encoded once for all its streams. */
+  #event(reason: string, practices: string[] | null): Uint8Array {
     this.#seq++;
-    return formatEvent({
-      id: this.currentId(),
-      event: "changed",
-      data: JSON.stringify({ reason, practices }),
-    });
+    return encoder.encode(
+      formatEvent({ id: this.currentId(), event: "changed", data: JSON.stringify({ reason, practices }) }),
+    );
   }
 
   /** Pokes one stream (at connect, or when it asked with a stale cursor). */
@@ -177,7 +177,7 @@ export class LiveHub {
 
   /** Sends a heartbeat to every stream that keeps up. */
   heartbeat(): void {
-    const text = formatEvent({ event: "heartbeat", data: JSON.stringify({ time: this.#options.now() }) });
+    const text = encoder.encode(formatEvent({ event: "heartbeat", data: JSON.stringify({ time: this.#options.now() }) }));
     for (const set of this.#byTenant.values()) for (const sub of set) sub.stream.sendIfReady(text);
   }
 

@@ -28,7 +28,13 @@ export interface LoggerOptions {
 /** A JSON-lines logger. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const min = ORDER[options.level ?? "info"];
-  const write = options.write ?? ((line: string) => process.stdout.write(line));
+  let write = options.write;
+  if (write === undefined) {
+    // a closed stdout (the reader went away) must not bring the server down
+    if (process.stdout.listenerCount("error") === 0) process.stdout.on("error", () => undefined);
+    write = (line: string) => process.stdout.write(line);
+  }
+  const out = write;
   const now = options.now ?? Date.now;
   const log = (level: Exclude<LogLevel, "silent">, msg: string, fields?: LogFields) => {
     if (ORDER[level] < min) return;
@@ -36,7 +42,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     if (fields !== undefined) {
       for (const [k, v] of Object.entries(fields)) if (v !== undefined) entry[k] = v;
     }
-    write(`${JSON.stringify(entry)}\n`);
+    out(`${JSON.stringify(entry)}\n`);
   };
   return {
     debug: (msg, fields) => log("debug", msg, fields),

@@ -33,7 +33,7 @@ export interface SseStreamOptions {
 export class SseStream {
   readonly readable: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
-  #pending: string | undefined;
+  #pending: Uint8Array | undefined;
   #closed = false;
   /** since when the queue has been full (the client not reading), or undefined */
   #fullSince: number | undefined;
@@ -50,9 +50,9 @@ export class SseStream {
           // the client has read: send what waited
           this.#fullSince = undefined;
           if (this.#pending !== undefined) {
-            const text = this.#pending;
+            const chunk = this.#pending;
             this.#pending = undefined;
-            this.#enqueue(text);
+            this.#enqueue(chunk);
           }
         },
         cancel: () => {
@@ -67,9 +67,9 @@ export class SseStream {
     return this.#closed;
   }
 
-  #enqueue(text: string): void {
+  #enqueue(chunk: Uint8Array): void {
     try {
-      this.#controller.enqueue(encoder.encode(text));
+      this.#controller.enqueue(chunk);
     } catch {
       this.#finish();
     }
@@ -79,21 +79,25 @@ export class SseStream {
     return (this.#controller.desiredSize ?? 0) > 0;
   }
 
-  /** Sends an event now, or keeps it as the one waiting (replacing an older one). */
-  send(text: string): void {
+  /**
+   * Sends an event now, or keeps it as the one waiting (replacing an older one).
+   * A fan-out encodes an event once and hands every stream the same bytes.
+   */
+  send(event: string | Uint8Array): void {
     if (this.#closed) return;
+    const chunk = typeof event === "string" ? encoder.encode(event) : event;
     if (this.#ready()) {
-      this.#enqueue(text);
+      this.#enqueue(chunk);
     } else {
-      this.#pending = text;
+      this.#pending = chunk;
       this.#checkStall();
     }
   }
 
-  /** Sends text only if the client keeps up (a heartbeat, a comment). */
-  sendIfReady(text: string): void {
+  /** Sends an event only if the client keeps up (a heartbeat). */
+  sendIfReady(event: string | Uint8Array): void {
     if (this.#closed) return;
-    if (this.#ready()) this.#enqueue(text);
+    if (this.#ready()) this.#enqueue(typeof event === "string" ? encoder.encode(event) : event);
     else this.#checkStall();
   }
 

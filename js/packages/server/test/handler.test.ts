@@ -210,7 +210,7 @@ describe("live streams, in parts", () => {
     const hub = new LiveHub({ now: () => now, coverage: "watched", lingerMs: 1000 });
     const got: Record<string, string[]> = { a1: [], a2: [], aAll: [], b: [] };
     const sink = (name: string) =>
-      ({ send: (t: string) => got[name]?.push(t), sendIfReady: () => undefined, close: () => undefined }) as unknown as SseStream;
+      ({ send: (t: Uint8Array) => got[name]?.push(new TextDecoder().decode(t)), sendIfReady: () => undefined, close: () => undefined }) as unknown as SseStream;
     const un = hub.subscribe({ tenant: "a", practice: "1", stream: sink("a1") });
     hub.subscribe({ tenant: "a", practice: "2", stream: sink("a2") });
     hub.subscribe({ tenant: "a", practice: null, stream: sink("aAll") });
