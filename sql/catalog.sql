@@ -74,6 +74,6 @@ SELECT smartsync.unregister_entity_type('owners');
 SELECT count(*) AS left_over FROM smartsync.entity_types WHERE template_schema = 'cat_tpl';
 
 -- Only administrators register: PUBLIC cannot.
-SELECT has_function_privilege('public', 'smartsync.register_entity_type(text, regclass, text[], jsonb, jsonb, text, text)', 'execute') AS public_can_register;
+SELECT has_function_privilege('public', 'smartsync.register_entity_type(text, regclass, text[], jsonb, jsonb, text, text, boolean)', 'execute') AS public_can_register;
 SET client_min_messages = warning;
 DROP SCHEMA cat_tpl CASCADE;

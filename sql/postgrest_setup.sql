@@ -47,7 +47,7 @@ SELECT count(*) FILTER (WHERE p.prosecdef) AS definer_functions,
 SELECT r AS role,
        has_schema_privilege(r, 'api', 'USAGE') AS api_usage,
        has_function_privilege(r, 'api.sync_push(jsonb)', 'EXECUTE') AS push,
-       has_function_privilege(r, 'api.sync_pull(timestamptz, text, text, text, integer, text, text, text)', 'EXECUTE') AS pull,
+       has_function_privilege(r, 'api.sync_pull(text, text, text, text, integer, text, text, text)', 'EXECUTE') AS pull,
        has_schema_privilege(r, 'smartsync', 'USAGE') AS smartsync_usage,
        has_schema_privilege(r, 'pgrst_setup', 'USAGE') AS tenant_usage,
        has_table_privilege(r, 'smartsync.pull_secret', 'SELECT') AS secret
@@ -113,7 +113,7 @@ DROP ROLE pgrst_setup_member;
 -- An api function owned by a role that bypasses row-level security (here the
 -- superuser running this test) refuses to run: SS701, HTTP 500.  Running the
 -- setup again gives it back to smartsync_api.
-ALTER FUNCTION api.sync_pull(timestamptz, text, text, text, integer, text, text, text) OWNER TO CURRENT_USER;
+ALTER FUNCTION api.sync_pull(text, text, text, text, integer, text, text, text) OWNER TO CURRENT_USER;
 BEGIN;
 SELECT set_config('role', 'web_user', true) IS NOT NULL AS as_web_user,
        set_config('request.jwt.claims', '{"role":"web_user","tenant_id":"pgrst-setup"}', true) IS NOT NULL AS claims;
@@ -122,7 +122,7 @@ SELECT api.sync_pull();
 ROLLBACK;
 SELECT smartsync.setup_postgrest() ->> 'owner' AS owner;
 SELECT pg_get_userbyid(proowner) AS sync_pull_owner
-  FROM pg_proc WHERE oid = 'api.sync_pull(timestamptz, text, text, text, integer, text, text, text)'::regprocedure;
+  FROM pg_proc WHERE oid = 'api.sync_pull(text, text, text, text, integer, text, text, text)'::regprocedure;
 
 -- Setup errors.
 \set VERBOSITY sqlstate
