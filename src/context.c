@@ -125,8 +125,8 @@ sync_client_id_problem(const char *s, int len)
 }
 
 /* True when s[0..len) is a JSON number literal (RFC 8259) of a sane size. */
-static bool
-json_number_text(const char *s, int len)
+bool
+sync_is_number_text(const char *s, int len)
 {
 	int			i = 0;
 	int			exp_digits = 0;
@@ -187,7 +187,7 @@ sync_canonical_id(const char *s, int len)
 {
 	Numeric		n;
 
-	if (!json_number_text(s, len))
+	if (!sync_is_number_text(s, len))
 		return pnstrdup(s, len);
 	n = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(pnstrdup(s, len)),
 											ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));

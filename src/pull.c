@@ -2040,9 +2040,9 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 		if (!sync_parse_timestamp(arg_since, strlen(arg_since), &since))
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_PULL_BAD_SINCE),
-					 errmsg("invalid p_since \"%s\"", sync_clip_str(arg_since)),
-					 errdetail("p_since (lastSyncTimestamp) is an integer of milliseconds since 1970-01-01 UTC, or ISO 8601 with date, time and offset (2024-11-10T12:00:00Z), from 1970 to 9999."),
-					 errhint("Send back the \"timestamp\" of the previous response, or better its \"cursor\" as p_cursor.")));
+					 errmsg("invalid p_since (lastSyncTimestamp) \"%s\"", sync_clip_str(arg_since)),
+					 errdetail("A time is an integer of milliseconds since 1970-01-01 UTC, or ISO 8601 with date, time and offset (2024-11-10T12:00:00Z), from 1970 to 9999."),
+					 errhint("Encode \"+\" in a query string as %%2B; better, send back the previous response's \"cursor\" as p_cursor.")));
 		has_since = true;
 	}
 

@@ -222,6 +222,31 @@ typed_id(PushEntity *e, const char *id, JsonbValue *out)
 	}
 }
 
+/*
+ * A practice id (canonical text) as the JSON value of the entity's practice
+ * column: a number for a numeric column, else a string, so that it compares
+ * equal to the column's own value in to_jsonb() of a row.
+ */
+static void
+practice_json(PushEntity *e, const char *practice, JsonbValue *out)
+{
+	Oid			typid = e->cols[e->practice_index].typid;
+	bool		numeric = (typid == INT2OID || typid == INT4OID || typid == INT8OID ||
+						   typid == NUMERICOID);
+
+	if (numeric && sync_is_number_text(practice, strlen(practice)))
+	{
+		out->type = jbvNumeric;
+		out->val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(practice),
+															   ObjectIdGetDatum(InvalidOid),
+															   Int32GetDatum(-1)));
+		return;
+	}
+	out->type = jbvString;
+	out->val.string.val = (char *) practice;
+	out->val.string.len = strlen(practice);
+}
+
 /* The real id of a temporary id of entity type want; SS423/SS424 when unknown or of another type. */
 static PushTemp *
 map_temp(PushBatch *b, PushOp *op, const char *temp_id, const char *want, const char *where)
@@ -338,6 +363,8 @@ rewrite_data(PushBatch *b, PushOp *op, PushEntity *e, JsonbValue *explicit_id, P
 							 errmsg("field \"%s\" names practice %s, not the request context's practice \"%s\"",
 									key, s ? sync_clip_str(s) : "null", b->ctx.practice_id),
 							 errdetail("An operation writes only rows of its own practice; nothing was applied.")));
+				/* written as the context's practice, however the client spelled it */
+				practice_json(e, b->ctx.practice_id, val);
 			}
 			vals[col] = val;
 		}
@@ -347,9 +374,7 @@ rewrite_data(PushBatch *b, PushOp *op, PushEntity *e, JsonbValue *explicit_id, P
 	if (op->kind == PUSH_CREATE && e->practice_index >= 0 && b->ctx.practice_id != NULL &&
 		vals[e->practice_index] == NULL)
 	{
-		practice_value.type = jbvString;
-		practice_value.val.string.val = b->ctx.practice_id;
-		practice_value.val.string.len = strlen(b->ctx.practice_id);
+		practice_json(e, b->ctx.practice_id, &practice_value);
 		vals[e->practice_index] = &practice_value;
 	}
 	if (explicit_id != NULL)

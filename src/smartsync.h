@@ -157,6 +157,7 @@ extern char *sync_clip_n(const char *s, int len, int chars);
 extern char *sync_clip_str(const char *s);
 extern int	sync_char_length(const char *s, int len);
 extern const char *sync_client_id_problem(const char *s, int len);
+extern bool sync_is_number_text(const char *s, int len);
 extern char *sync_numeric_canonical(Numeric n);
 extern char *sync_canonical_id(const char *s, int len);
 extern char *sync_canonical_id_value(JsonbValue *v);
