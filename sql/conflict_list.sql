@@ -103,6 +103,7 @@ SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_severity => ''ur
 SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_limit => 0)');
 SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_limit => 1001)');
 SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_min_age => ''-1 hour'')');
+SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_min_age => ''200000 years'')');   -- beyond the range of times
 
 -- Stats: open ones per severity and entity type, resolved ones counted.
 SELECT s - 'oldestOpenAt' AS stats,

@@ -195,6 +195,46 @@ RESET smartsync.tenant_id;
 SELECT conflict_resolve_tpl.try('SELECT smartsync.resolve_conflict(conflict_resolve_tpl.cid(5), ''server-wins'')');
 SET smartsync.tenant_id = 'conflict_resolve';
 
+-- A resolution needs the permission of the write it makes: client-wins or manual
+-- over an existing row "cr_notes:update" (a client delete "cr_notes:delete", a
+-- re-created row "cr_notes:create"); server-wins writes nothing and needs none.
+INSERT INTO conflict_resolve.cr_notes (id, practice_id, title) VALUES (20, 1, 'n20'), (21, 1, 'n21');
+UPDATE conflict_resolve.cr_notes SET title = 'server ' || title WHERE id IN (20, 21);
+SELECT r ->> 'operationId' AS op, r ->> 'conflict' AS conflict
+  FROM jsonb_array_elements(smartsync.sync_push('{"operations": [
+  {"id": "u20", "operation": "update", "entityType": "cr_notes", "entityId": 20, "data": {"title": "tablet n20"}, "version": 1},
+  {"id": "u21", "operation": "update", "entityType": "cr_notes", "entityId": 21, "data": {"title": "tablet n21"}, "version": 1}]}') -> 'results') r;
+SET smartsync.permissions = 'cr_notes:read';
+SELECT conflict_resolve_tpl.try('SELECT smartsync.resolve_conflict(conflict_resolve_tpl.cid(20), ''client-wins'')');
+SELECT conflict_resolve_tpl.try('SELECT smartsync.resolve_conflict(conflict_resolve_tpl.cid(20), ''manual'', ''{"title": "mine"}'')');
+SELECT * FROM conflict_resolve_tpl.state(20);
+SELECT conflict_resolve_tpl.res(smartsync.resolve_conflict(conflict_resolve_tpl.cid(21), 'server-wins')) ->> 'winner' AS winner;
+SET smartsync.permissions = 'cr_notes:update';
+SELECT conflict_resolve_tpl.res(smartsync.resolve_conflict(conflict_resolve_tpl.cid(20), 'client-wins')) ->> 'winner' AS winner;
+
+-- A missing entity: the device updated a note the server never had.  client-wins
+-- or manual creates it (which needs "cr_notes:create") in the caller's practice;
+-- a context without a practice (the back office) creates it in the practice the
+-- conflict was recorded in.
+SET smartsync.permissions = '*';
+SELECT r ->> 'operationId' AS op, r #>> '{conflictData,conflictType}' AS type
+  FROM jsonb_array_elements(smartsync.sync_push('{"operations": [
+  {"id": "u30", "operation": "update", "entityType": "cr_notes", "entityId": 30, "data": {"title": "tablet n30"}, "version": 1},
+  {"id": "u31", "operation": "update", "entityType": "cr_notes", "entityId": 31, "data": {"title": "tablet n31"}, "version": 1},
+  {"id": "u32", "operation": "update", "entityType": "cr_notes", "entityId": 32, "data": {"title": "tablet n32"}, "version": 1}]}') -> 'results') r;
+SET smartsync.permissions = 'cr_notes:update';
+SELECT conflict_resolve_tpl.try('SELECT smartsync.resolve_conflict(conflict_resolve_tpl.cid(30), ''client-wins'')');
+SET smartsync.permissions = 'cr_notes:update, cr_notes:create';
+SELECT conflict_resolve_tpl.res(smartsync.resolve_conflict(conflict_resolve_tpl.cid(30), 'client-wins'));
+SELECT conflict_resolve_tpl.res(smartsync.resolve_conflict(conflict_resolve_tpl.cid(31), 'manual', '{"title": "settled n31", "pinned": true}'));
+RESET smartsync.practice_id;
+SELECT conflict_resolve_tpl.res(smartsync.resolve_conflict(conflict_resolve_tpl.cid(32), 'client-wins')) ->> 'winner' AS winner;
+SET smartsync.practice_id = '1';
+SELECT id, practice_id, title, pinned, version FROM conflict_resolve.cr_notes WHERE id >= 30 ORDER BY id;
+SELECT entity_id, operation, version, practice_id FROM conflict_resolve.sync_changes
+ WHERE entity_id::int >= 30 ORDER BY seq;
+SET smartsync.permissions = '*';
+
 -- What the store keeps: who, how, when, and the row each resolution left.
 SELECT conflict_id, entity_id, status, strategy, winner, resolved_by, resolved_client_id, resolved_version,
        resolved_data ->> 'title' AS resolved_title, resolved_at IS NOT NULL AS has_resolved_at

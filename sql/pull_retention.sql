@@ -72,6 +72,7 @@ SELECT pg_temp.show(smartsync.sync_pull(p_cursor => :'c_re'));
 -- Bad input, and who may prune.
 SELECT pg_temp.try($$ SELECT smartsync.prune_changes('pull-r', '-1 day') $$);   -- SS509
 SELECT pg_temp.try($$ SELECT smartsync.prune_changes('pull-r', NULL) $$);       -- SS509
+SELECT pg_temp.try($$ SELECT smartsync.prune_changes('pull-r', '200000 years') $$);  -- SS509: beyond the range of times
 SELECT pg_temp.try($$ SELECT smartsync.prune_changes('nobody', '1 day') $$);    -- SS203
 CREATE ROLE pull_retention_nobody;
 SELECT has_function_privilege('pull_retention_nobody', 'smartsync.prune_changes(text, interval)', 'EXECUTE') AS may_prune,
