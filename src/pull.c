@@ -1091,6 +1091,19 @@ static char *
 change_query(const PullRequest *req, bool in_xip, bool by_time)
 {
 	StringInfoData q;
+	StringInfoData where;
+
+	initStringInfo(&where);
+	appendStringInfo(&where, "%s AND c.xid < $3 AND NOT (c.xid = ANY ($4)) AND c.entity_type = ANY ($6)",
+					 by_time ? "(c.changed_at, c.xid, c.seq) > ($12, $1, $2)" : "(c.xid, c.seq) > ($1, $2)");
+	if (in_xip)
+		appendStringInfoString(&where, " AND c.xid = ANY ($5)");
+	if (req->practice)
+		appendStringInfoString(&where, " AND (c.practice_id = $7 OR c.entity_type = ANY ($8))");
+	if (req->client)
+		appendStringInfoString(&where, " AND c.client_id IS DISTINCT FROM $9");
+	if (by_time)
+		appendStringInfoString(&where, " AND c.changed_at >= $10");
 
 	initStringInfo(&q);
 	appendStringInfo(&q,
@@ -1098,24 +1111,21 @@ change_query(const PullRequest *req, bool in_xip, bool by_time)
 					 " c.version, c.changed_at,"
 					 " EXISTS (SELECT 1 FROM %1$s.sync_changes o"
 					 " WHERE o.entity_type = c.entity_type AND o.entity_id = c.entity_id"
-					 " AND o.seq > c.seq AND (o.xid < c.xid%2$s)%3$s)"
-					 " FROM %1$s.sync_changes c"
-					 " WHERE %4$s AND c.xid < $3 AND NOT (c.xid = ANY ($4))"
-					 " AND c.entity_type = ANY ($6)",
+					 " AND o.seq > c.seq AND (o.xid < c.xid%2$s)%3$s)",
 					 req->quoted_schema,
 					 req->client ? " OR o.client_id = $9" : "",
-					 req->practice ? " AND (o.practice_id = $7 OR o.entity_type = ANY ($8))" : "",
-					 by_time ? "(c.changed_at, c.xid, c.seq) > ($12, $1, $2)" : "(c.xid, c.seq) > ($1, $2)");
-	if (in_xip)
-		appendStringInfoString(&q, " AND c.xid = ANY ($5)");
-	if (req->practice)
-		appendStringInfoString(&q, " AND (c.practice_id = $7 OR c.entity_type = ANY ($8))");
-	if (req->client)
-		appendStringInfoString(&q, " AND c.client_id IS DISTINCT FROM $9");
+					 req->practice ? " AND (o.practice_id = $7 OR o.entity_type = ANY ($8))" : "");
 	if (by_time)
-		appendStringInfoString(&q, " AND c.changed_at >= $10 ORDER BY c.changed_at, c.xid, c.seq LIMIT $11");
+	{
+		/* sorted by time first, then the later-change check on the page's rows only */
+		appendStringInfo(&q, " FROM (SELECT c.* FROM %s.sync_changes c WHERE %s"
+						 " ORDER BY c.changed_at, c.xid, c.seq LIMIT $11) c"
+						 " ORDER BY c.changed_at, c.xid, c.seq",
+						 req->quoted_schema, where.data);
+	}
 	else
-		appendStringInfoString(&q, " ORDER BY c.xid, c.seq LIMIT $11");
+		appendStringInfo(&q, " FROM %s.sync_changes c WHERE %s ORDER BY c.xid, c.seq LIMIT $11",
+						 req->quoted_schema, where.data);
 	return q.data;
 }
 

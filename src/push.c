@@ -754,26 +754,24 @@ refuse_operations(PushBatch *b)
 		const char *action = op->kind == PUSH_CREATE ? "create" :
 			op->kind == PUSH_UPDATE ? "update" : "delete";
 		char	   *detail = NULL;
-		char	   *msg;
+		char	   *msg = NULL;
+		int			code = 0;
 		ListCell   *lc;
 
 		if (!op->claimed)
 			continue;
+		/* who the operation says it is, then what the context lets it write */
 		if ((msg = identity_problem("tenantId", op->tenant_id, b->ctx.tenant_id, "tenant", &detail)) ||
 			(msg = identity_problem("practiceId", op->practice_id, b->ctx.practice_id, "practice", &detail)) ||
 			(msg = identity_problem("userId", op->user_id, b->ctx.user_id, "user", &detail)))
-		{
-			op->refusal = 0;
-			refuse(op, ERRCODE_SS_PUSH_CONTEXT_MISMATCH, msg, detail);
-		}
+			code = ERRCODE_SS_PUSH_CONTEXT_MISMATCH;
 		else if (!sync_context_may_write(&b->ctx, op->entity->entity_type, action))
 		{
-			op->refusal = 0;
-			refuse(op, ERRCODE_SS_PUSH_PERMISSION,
-				   psprintf("permission \"%s:%s\" denied", op->entity->entity_type, action),
-				   b->ctx.has_permissions ?
-				   pstrdup("Every operation needs the permission of its write, and the request context does not grant it; nothing was applied.") :
-				   pstrdup("Every operation needs the permission of its write, and the request context carries no permissions; nothing was applied."));
+			code = ERRCODE_SS_PUSH_PERMISSION;
+			msg = psprintf("permission \"%s:%s\" denied", op->entity->entity_type, action);
+			detail = b->ctx.has_permissions ?
+				pstrdup("Every operation needs the permission of its write, and the request context does not grant it; nothing was applied.") :
+				pstrdup("Every operation needs the permission of its write, and the request context carries no permissions; nothing was applied.");
 		}
 		else if (!sync_context_trusted(&b->ctx))
 		{
@@ -783,12 +781,18 @@ refuse_operations(PushBatch *b)
 
 				if (sync_context_has_permission(&b->ctx, perm))
 					continue;
-				op->refusal = 0;
-				refuse(op, ERRCODE_SS_PUSH_PERMISSION,
-					   psprintf("permission \"%s\" denied", sync_clip_str(perm)),
-					   pstrdup("The operation requires it (requiredPermissions) and the request context does not grant it; nothing was applied."));
+				code = ERRCODE_SS_PUSH_PERMISSION;
+				msg = psprintf("permission \"%s\" denied", sync_clip_str(perm));
+				detail = pstrdup("The operation requires it (requiredPermissions) and the request context does not grant it; nothing was applied.");
 				break;
 			}
+		}
+		/* these come before what validation noted (sizes, base version) */
+		if (code != 0)
+		{
+			op->refusal = code;
+			op->refusal_message = msg;
+			op->refusal_detail = detail;
 		}
 		if (op->refusal != 0)
 		{
