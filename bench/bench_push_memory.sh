@@ -3,7 +3,8 @@
 # (README "Push": memory of large requests).  Runs against the server in PG*
 # (on this machine: the client reads /proc of the backend), e.g.
 #   bash test/private.sh -- bash bench/bench_push_memory.sh
-# Arguments: the sizes in MB (default 1 10 50).
+# Arguments: the sizes in MB (default 1 10 50).  PUSH_MEMORY_LIMITS=0 for a build
+# without smartsync's size limits (0.2.0): no limit settings, no refusal by one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_CONFIG=${PG_CONFIG:-pg_config}
@@ -16,7 +17,9 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS smartsync;
 SELECT to_regnamespace('vet_template') IS NULL AS need_vet \gset
 \if :need_vet
+\o /dev/null
 \i examples/vet_schema.sql
+\o
 \endif
 SELECT smartsync.provision_tenant('push-memory', 'push_memory') \g /dev/null
 INSERT INTO push_memory.clients (id, practice_id, name) VALUES (1, 1, 'Ann') ON CONFLICT DO NOTHING;

@@ -44,6 +44,7 @@ typedef struct PushColumn
 	char	   *camel;			/* camelCase spelling of a snake_case name (pet_id: petId), or NULL */
 	Oid			typid;
 	bool		writable;		/* not generated */
+	bool		fixed;			/* a fixed-size type (integer, boolean, date, uuid, ...) */
 } PushColumn;
 
 /* One registered entity type, resolved in the tenant schema on first use. */

@@ -33,6 +33,9 @@
 #include "kernel.h"
 #include "push.h"
 
+/* Longest string a push offers the input function of a fixed-size type (bytes). */
+#define PUSH_FIXED_VALUE_MAX	1024
+
 /* The client's data rewritten to column names. */
 typedef struct PushData
 {
@@ -150,6 +153,7 @@ push_resolve_entity(PushBatch *b, PushEntity *e)
 		e->cols[n].camel = camel_spelling(name);
 		e->cols[n].typid = att->atttypid;
 		e->cols[n].writable = (att->attgenerated == '\0');
+		e->cols[n].fixed = (att->attlen > 0);
 		if (strcmp(name, e->pk_column) == 0)
 			e->pk_index = n;
 		if (e->practice_column && strcmp(name, e->practice_column) == 0)
@@ -327,6 +331,18 @@ rewrite_data(PushBatch *b, PushOp *op, PushEntity *e, JsonbValue *explicit_id, P
 						 errmsg("field \"%s\" of entity type \"%s\" is given twice", e->cols[col].name,
 								e->entity_type),
 						 errdetail("Both \"%s\" and another spelling of it are in the data.", key)));
+			/*
+			 * A long string can be no value of a fixed-size type: refuse it here,
+			 * with a short message, rather than have the type's input function
+			 * copy and quote it whole.
+			 */
+			if (v.type == jbvString && v.val.string.len > PUSH_FIXED_VALUE_MAX && e->cols[col].fixed)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+						 errmsg("invalid input syntax for type %s: \"%s\"",
+								format_type_be(e->cols[col].typid), sync_clip(v.val.string.val, v.val.string.len)),
+						 errdetail("Field \"%s\" holds %d bytes, more than a value of that type can take.",
+								   key, v.val.string.len)));
 			val = palloc(sizeof(JsonbValue));
 			*val = v;
 
