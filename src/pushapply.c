@@ -331,18 +331,6 @@ rewrite_data(PushBatch *b, PushOp *op, PushEntity *e, JsonbValue *explicit_id, P
 						 errmsg("field \"%s\" of entity type \"%s\" is given twice", e->cols[col].name,
 								e->entity_type),
 						 errdetail("Both \"%s\" and another spelling of it are in the data.", key)));
-			/*
-			 * A long string can be no value of a fixed-size type: refuse it here,
-			 * with a short message, rather than have the type's input function
-			 * copy and quote it whole.
-			 */
-			if (v.type == jbvString && v.val.string.len > PUSH_FIXED_VALUE_MAX && e->cols[col].fixed)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-						 errmsg("invalid input syntax for type %s: \"%s\"",
-								format_type_be(e->cols[col].typid), sync_clip(v.val.string.val, v.val.string.len)),
-						 errdetail("Field \"%s\" holds %d bytes, more than a value of that type can take.",
-								   key, v.val.string.len)));
 			val = palloc(sizeof(JsonbValue));
 			*val = v;
 
@@ -382,6 +370,18 @@ rewrite_data(PushBatch *b, PushOp *op, PushEntity *e, JsonbValue *explicit_id, P
 				/* written as the context's practice, however the client spelled it */
 				practice_json(e, b->ctx.practice_id, val);
 			}
+			/*
+			 * A long string can be no value of a fixed-size type: refuse it here,
+			 * with a short message, rather than have the type's input function
+			 * copy and quote it whole.
+			 */
+			if (val->type == jbvString && val->val.string.len > PUSH_FIXED_VALUE_MAX && e->cols[col].fixed)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+						 errmsg("invalid input syntax for type %s: \"%s\"",
+								format_type_be(e->cols[col].typid), sync_clip(val->val.string.val, val->val.string.len)),
+						 errdetail("Field \"%s\" holds %d bytes, more than a value of that type can take.",
+								   key, val->val.string.len)));
 			vals[col] = val;
 		}
 	}
