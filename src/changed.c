@@ -17,7 +17,7 @@
  *          hasMore), or there is no cursor (the first pull lists everything)
  *   false  a pull now delivers nothing
  *
- * Errors are the pull's: SS501-SS505 for the cursor, SS106/SS508 for
+ * Errors are the pull's: SS501-SS505 for the cursor, SS106/SS508/SS511 for
  * p_entity_types, SS507 for p_practice_id, SS201-SS203 for the context.
  */
 #include "postgres.h"
@@ -76,7 +76,8 @@ static bool
 probe_changes(PullRequest *req, bool in_xip, Datum *values)
 {
 	static Oid	argtypes[CHANGE_NPARAMS] = {XID8OID, INT8OID, XID8OID, XID8ARRAYOID,
-		XID8ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
+		XID8ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID, INT8OID,
+	TIMESTAMPTZOID};
 	char		nulls[CHANGE_NPARAMS];
 	char	   *scan = change_query(req, in_xip, false);
 	char	   *order = strstr(scan, " ORDER BY c.xid, c.seq LIMIT $11");
@@ -93,6 +94,7 @@ probe_changes(PullRequest *req, bool in_xip, Datum *values)
 	if (!req->client)
 		nulls[8] = 'n';
 	nulls[9] = 'n';
+	nulls[11] = 'n';
 	values[1] = Int64GetDatum(PG_INT64_MIN);
 	values[10] = Int64GetDatum(PG_INT64_MAX);
 
@@ -182,14 +184,16 @@ smartsync_sync_changed(PG_FUNCTION_ARGS)
 	sync_context_read(&ctx);
 	sync_context_require_tenant(&ctx);
 
-	/* practice: as in sync_pull, the context's, never widened */
+	/* practice: as in sync_pull, the context's, never widened (1, "1", 1.0 alike) */
 	if (arg_practice != NULL && arg_practice[0] == '\0')
 		arg_practice = NULL;
+	if (arg_practice != NULL)
+		arg_practice = sync_canonical_id(arg_practice, strlen(arg_practice));
 	if (arg_practice != NULL && ctx.practice_id != NULL &&
 		strcmp(arg_practice, ctx.practice_id) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_PRACTICE_MISMATCH),
-				 errmsg("practice \"%s\" is not the practice of the request", arg_practice),
+				 errmsg("practice \"%s\" is not the practice of the request", sync_clip_str(arg_practice)),
 				 errdetail("The request context names practice \"%s\".", ctx.practice_id),
 				 errhint("Leave p_practice_id out, or send the context's practice.")));
 	req.practice = ctx.practice_id ? ctx.practice_id : arg_practice;

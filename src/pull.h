@@ -26,8 +26,9 @@ typedef enum CursorKind
 {
 	CK_IDLE = 1,				/* between drains: base = previous snapshot */
 	CK_DRAIN = 2,				/* paging a drain from base to upper */
-	CK_TIME = 3,				/* paging a time-based read up to upper */
-	CK_LIST = 4					/* paging the full listing taken at base */
+	CK_TIME_OLD = 3,			/* 0.2.0's time-based read in (xid, seq) order: refetch */
+	CK_LIST = 4,				/* paging the full listing taken at base */
+	CK_TIME = 5					/* paging a time-based read up to upper, in change-time order */
 } CursorKind;
 
 typedef struct PullCursor
@@ -41,6 +42,7 @@ typedef struct PullCursor
 	bool		has_pos;
 	uint64		pos_xid;
 	int64		pos_seq;
+	TimestampTz pos_at;			/* TIME: changed_at of the position */
 	TimestampTz since;			/* TIME */
 	char	   *list_type;		/* LIST: entity type being listed */
 	char	   *list_pk;		/* LIST: last primary key listed, or NULL */
@@ -75,11 +77,14 @@ typedef struct PullRequest
 	Datum		wanted_types;	/* text[] */
 	Datum		global_types;	/* text[]: wanted types without a practice column */
 	int			limit;
+	Size		budget;			/* smartsync.pull_max_bytes */
+	Size		used;			/* bytes the page's changes take so far */
+	int			listed_rows;	/* rows a listing page took so far */
 	MemoryContext cxt;
 } PullRequest;
 
 /* parameters of change_query() */
-#define CHANGE_NPARAMS 11
+#define CHANGE_NPARAMS 12
 
 /* snapshots */
 extern void current_snap(PullSnap *s);
