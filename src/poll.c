@@ -248,13 +248,19 @@ cmp_tenant(const void *a, const void *b)
 	return strcmp(((char *const *) a)[0], ((char *const *) b)[0]);
 }
 
+static int
+cmp_cstring(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
 /*
  * The tenants of the registry (all, or those named in wanted) and their
  * schemas, ordered by tenant id; read directly, since the poller (authenticator)
  * has no privilege on the registry.
  */
 static void
-read_tenants(List *wanted, bool all, char ***tenants, char ***schemas, uint64 *n)
+read_tenants(char **wanted, int nwanted, bool all, char ***tenants, char ***schemas, uint64 *n)
 {
 	Oid			nsp = get_namespace_oid("smartsync", false);
 	Oid			relid = get_relname_relid("tenants", nsp);
@@ -279,21 +285,11 @@ read_tenants(List *wanted, bool all, char ***tenants, char ***schemas, uint64 *n
 		bool		isnull;
 		Datum		d = heap_getattr(tup, id_att, RelationGetDescr(rel), &isnull);
 		char	   *tenant;
-		bool		keep = all;
-		ListCell   *lc;
 
 		if (isnull)
 			continue;
 		tenant = TextDatumGetCString(d);
-		foreach(lc, wanted)
-		{
-			if (strcmp((char *) lfirst(lc), tenant) == 0)
-			{
-				keep = true;
-				break;
-			}
-		}
-		if (!keep)
+		if (!all && bsearch(&tenant, wanted, nwanted, sizeof(char *), cmp_cstring) == NULL)
 			continue;
 		d = heap_getattr(tup, schema_att, RelationGetDescr(rel), &isnull);
 		if (isnull)
@@ -347,7 +343,8 @@ smartsync_poll_changes(PG_FUNCTION_ARGS)
 
 	if (!PG_ARGISNULL(0))
 	{
-		List	   *wanted = NIL;
+		char	  **wanted = NULL;
+		int			nwanted = 0;
 		uint64		ntenants = 0;
 		char	  **tenants;
 		char	  **schemas;
@@ -370,11 +367,13 @@ smartsync_poll_changes(PG_FUNCTION_ARGS)
 
 			deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT,
 							  &elems, &enulls, &n);
+			wanted = palloc(sizeof(char *) * Max(n, 1));
 			for (int i = 0; i < n; i++)
 				if (!enulls[i])
-					wanted = lappend(wanted, TextDatumGetCString(elems[i]));
+					wanted[nwanted++] = TextDatumGetCString(elems[i]);
+			qsort(wanted, nwanted, sizeof(char *), cmp_cstring);
 		}
-		read_tenants(wanted, PG_ARGISNULL(1), &tenants, &schemas, &ntenants);
+		read_tenants(wanted, nwanted, PG_ARGISNULL(1), &tenants, &schemas, &ntenants);
 
 		for (uint64 i = 0; i < ntenants; i++)
 		{
