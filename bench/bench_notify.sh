@@ -14,6 +14,8 @@ ROUNDS=${ROUNDS:-5}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 CLIENTS=${CLIENTS:-1 2 8}
 LISTENER=${LISTENER:-1}
+# node-postgres (the listener) does not read postgresql-common's cluster files: name the port
+export PGPORT=${PGPORT:-$(psql -XAtc 'SHOW port')}
 dropdb --if-exists $DB 2>/dev/null
 createdb $DB
 tmp=$(mktemp -d)
