@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
@@ -123,6 +123,7 @@ describe("public keys", () => {
       expect((await call(`${s.url}/conflicts/stats`, await token(tablet))).status).toBe(401);
     } finally {
       await s.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
