@@ -43,7 +43,7 @@ export function EntityPage({ entityType, title, singular, fields, columns, defau
           testId={`create-${entityType}`}
           fields={fields}
           submitLabel={`Create ${singular}`}
-          onSubmit={(data) => client.store.create(entityType, { ...defaults, ...data })}
+          onSubmit={(data) => client.store.create(entityType, withDefaults(data, defaults))}
         />
       )}
       {error && <p className="error">{error.message}</p>}
@@ -134,4 +134,11 @@ function Row({ row, columns, fields, editing, onEdit, onSave }: RowProps) {
       )}
     </>
   );
+}
+
+/** A create writes every column (so the device's row is the server's); an empty field with a default takes it. */
+function withDefaults(data: EntityData, defaults: EntityData): EntityData {
+  const out = { ...data };
+  for (const [field, value] of Object.entries(defaults)) if (out[field] === null || out[field] === undefined) out[field] = value;
+  return out;
 }
