@@ -78,7 +78,7 @@ function ConflictCard({ conflict, resolve }: { conflict: ConflictRecord; resolve
         <span className="tag">{conflict.conflictType} conflict</span>
         {conflict.severity && <span className={`tag severity-${conflict.severity}`}>{conflict.severity}</span>}
         {conflict.status === 'resolving' && <span className="tag">resolution waits for the network</span>}
-        <span className="affected">changed on both sides: {conflict.affectedFields.join(', ') || '–'}</span>
+        <span className="affected">in conflict: {conflict.affectedFields.join(', ') || '–'}</span>
       </header>
       <table className="versions" data-testid="versions">
         <thead>

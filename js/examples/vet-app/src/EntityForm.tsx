@@ -3,7 +3,7 @@
 
 import { useState, type FormEvent } from 'react';
 import type { EntityData } from '@smartsync/client';
-import { changes, fromInput, toInput, type Field } from './fields.js';
+import { fromInput, toInput, type Field } from './fields.js';
 
 export interface EntityFormProps {
   fields: readonly Field[];
@@ -20,11 +20,17 @@ export function EntityForm({ fields, initial = {}, submitLabel, onSubmit, onCanc
 
   async function submit(event: FormEvent) {
     event.preventDefault();
+    const editing = Object.keys(initial).length > 0;
     const data: EntityData = {};
-    for (const field of fields) data[field.name] = fromInput(field, values[field.name] ?? '');
+    for (const field of fields) {
+      const text = values[field.name] ?? '';
+      // an edit writes only what the user changed (a date shown and saved again is no change)
+      if (editing && text === toInput(field, initial[field.name])) continue;
+      data[field.name] = fromInput(field, text);
+    }
     try {
       setError(null);
-      await onSubmit(Object.keys(initial).length ? changes(initial, data) : data);
+      await onSubmit(data);
       if (!Object.keys(initial).length) setValues(Object.fromEntries(fields.map((field) => [field.name, ''])));
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));

@@ -1,6 +1,6 @@
 // Form fields and value conversions shared by the pages and the conflicts panel.
 
-import type { EntityData, EntityId, EntityRow } from '@smartsync/client';
+import type { EntityId, EntityRow } from '@smartsync/client';
 
 export type FieldKind = 'text' | 'textarea' | 'number' | 'date' | 'datetime' | 'select';
 
@@ -55,11 +55,4 @@ export function show(value: unknown): string {
 export function nameOf(rows: readonly EntityRow[], id: unknown): string {
   const row = rows.find((r) => r.id === id || String(r.id) === String(id));
   return row ? String(row.data.name ?? row.data.title ?? row.id) : id === null || id === undefined ? '–' : `#${String(id)}`;
-}
-
-/** The fields of data that differ from before. */
-export function changes(before: EntityData, after: EntityData): EntityData {
-  const out: EntityData = {};
-  for (const [key, value] of Object.entries(after)) if (before[key] !== value) out[key] = value;
-  return out;
 }

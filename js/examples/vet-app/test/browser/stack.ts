@@ -78,6 +78,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   await root.connect();
   await root.query(`CREATE DATABASE "${name}"`).finally(() => root.end());
   const admin = new pg.Pool({ database: name, max: 4 });
+  admin.on('error', () => undefined); // an idle connection ended by the final DROP DATABASE ... WITH (FORCE)
   await admin.query('SET client_min_messages = warning; CREATE EXTENSION smartsync');
   await admin.query(readFileSync(join(REPO, 'examples', 'vet_schema.sql'), 'utf8'));
   await admin.query('SELECT smartsync.provision_tenant($1)', [TENANT]);
