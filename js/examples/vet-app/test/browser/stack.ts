@@ -178,24 +178,24 @@ export async function openTab(stack: Stack, device: Device, hash = '#/appointmen
 
 /** Waits until the page is online, has synced at least once, and nothing is queued or syncing. */
 export async function settled(page: Page, timeout = 20_000): Promise<void> {
-  await page.waitForFunction(
-    async () => {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const state = await page.evaluate(async () => {
       const s = (window as unknown as { smartsync?: SpecApi }).smartsync;
-      if (!s) return false;
-      const stats = await s.syncQueueStorage.getStats();
+      if (!s) return null;
       const engine = s.getSyncEngine();
-      return engine.getLastResult().startedAt > 0 && !engine.isSyncing() && stats.pending === 0 && stats.inFlight === 0;
-    },
-    undefined,
-    { timeout, polling: 100 },
-  );
-  await page.getByTestId('network-badge').filter({ hasText: /online|slow/ }).waitFor({ timeout });
+      return { stats: await s.syncQueueStorage.getStats(), syncing: engine.isSyncing(), startedAt: engine.getLastResult().startedAt, badge: document.querySelector('[data-testid=network-badge]')?.textContent };
+    });
+    if (state && state.startedAt > 0 && !state.syncing && state.stats.pending === 0 && state.stats.inFlight === 0 && (state.badge === 'online' || state.badge === 'slow')) return;
+    if (Date.now() > deadline) throw new Error(`not settled after ${timeout} ms: ${JSON.stringify(state)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** The spec's modules as the app exposes them on window.smartsync. */
 export interface SpecApi {
   syncQueueStorage: { getStats(): Promise<{ pending: number; inFlight: number; failed: number; conflicts: number }> };
-  getSyncEngine(): { getLastResult(): { synced: number; failed: number; conflicts: number; pulled: number; startedAt: number; durationMs: number }; isSyncing(): boolean; sync(): Promise<unknown> };
+  getSyncEngine(): { getLastResult(): { synced: number; failed: number; conflicts: number; pulled: number; startedAt: number; durationMs: number; otherTab?: boolean }; isSyncing(): boolean; sync(): Promise<unknown> };
   conflictStorage: { getUnresolvedConflicts(): Promise<{ id: number }[]> };
   localStore: { list(type: string): Promise<{ id: string | number; data: Record<string, unknown>; version: number | null; syncStatus: string }[]> };
 }
