@@ -25,8 +25,6 @@ export function App({ session }: { session: Session }) {
     window.addEventListener('hashchange', changed);
     return () => window.removeEventListener('hashchange', changed);
   }, []);
-  const { conflicts } = useSyncStatus();
-
   return (
     <div className="app">
       <header className="top">
@@ -48,14 +46,7 @@ export function App({ session }: { session: Session }) {
         </button>
       </header>
       <StatusBar />
-      <nav>
-        {PAGES.map((name) => (
-          <a key={name} href={`#/${name}`} className={name === page ? 'active' : ''}>
-            {name[0]!.toUpperCase() + name.slice(1)}
-            {name === 'conflicts' && conflicts > 0 ? ` (${conflicts})` : ''}
-          </a>
-        ))}
-      </nav>
+      <Nav page={page} />
       <main>
         {page === 'appointments' && <Appointments practiceId={session.practiceId} />}
         {page === 'pets' && <Pets practiceId={session.practiceId} />}
@@ -63,6 +54,21 @@ export function App({ session }: { session: Session }) {
         {page === 'conflicts' && <ConflictsPanel />}
       </main>
     </div>
+  );
+}
+
+/** The page links; the conflicts link counts them (its own component: the pages do not re-render with the counts). */
+function Nav({ page }: { page: Page }) {
+  const { conflicts } = useSyncStatus();
+  return (
+    <nav>
+      {PAGES.map((name) => (
+        <a key={name} href={`#/${name}`} className={name === page ? 'active' : ''}>
+          {name[0]!.toUpperCase() + name.slice(1)}
+          {name === 'conflicts' && conflicts > 0 ? ` (${conflicts})` : ''}
+        </a>
+      ))}
+    </nav>
   );
 }
 

@@ -3,7 +3,7 @@
 // form per row. Rows show their id: a temporary one (temp_...) until the server gives the
 // real one.
 
-import { useState } from 'react';
+import { memo, useState } from 'react';
 import type { EntityData, EntityRow } from '@smartsync/client';
 import { useEntities, useSmartSync } from '@smartsync/react';
 import { EntityForm } from './EntityForm.js';
@@ -96,7 +96,11 @@ interface RowProps {
   onSave: (data: EntityData) => Promise<void>;
 }
 
-function Row({ row, columns, fields, editing, onEdit, onSave }: RowProps) {
+// a row re-renders only when its own data, the columns or its editing state change (the
+// list keeps the objects of unchanged rows); its callbacks only close over the row's id
+const Row = memo(RowView, (a, b) => a.row === b.row && a.columns === b.columns && a.fields === b.fields && a.editing === b.editing);
+
+function RowView({ row, columns, fields, editing, onEdit, onSave }: RowProps) {
   return (
     <>
       <tr data-testid="row" data-id={String(row.id)} className={`status-${row.syncStatus}`}>

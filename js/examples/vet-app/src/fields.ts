@@ -41,12 +41,15 @@ export function fromInput(field: Field, text: string): unknown {
   }
 }
 
+// one formatter for every cell (toLocaleString builds a new one per call: slow on long lists)
+const dateFormat = new Intl.DateTimeFormat([], { dateStyle: 'medium', timeStyle: 'short' });
+
 /** How a value shows in a table. */
 export function show(value: unknown): string {
   if (value === null || value === undefined || value === '') return '–';
   if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(value)) {
     const date = new Date(value);
-    if (!Number.isNaN(date.getTime())) return date.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+    if (!Number.isNaN(date.getTime())) return dateFormat.format(date);
   }
   return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }

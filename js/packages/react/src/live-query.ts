@@ -8,6 +8,8 @@
 //   pull of a hundred pages costs at most a load per page and never a pile of them.
 // - A load that answers what is already shown (deep-equal) changes nothing.
 // - A failed load keeps the last data and carries the error.
+// - A new list keeps the previous objects of the rows that did not change (matched by id),
+//   so a memoized row component re-renders only for its own row.
 
 import { deepEqual } from './equal.js';
 
@@ -97,7 +99,20 @@ export class LiveQuery<T> {
     const sameData = previous.data === data || equal(previous.data, data);
     if (!previous.loading && sameData && previous.error === error) return;
     if (!previous.loading && sameData && previous.error !== null && error !== null && previous.error.message === error.message) return;
-    this.snapshot = Object.freeze({ data: sameData ? previous.data : data, loading: false, error });
+    this.snapshot = Object.freeze({ data: sameData ? previous.data : (share(previous.data, data) as T), loading: false, error });
     for (const listener of [...this.listeners]) listener();
   }
+}
+
+/** The rows of next that equal a row of previous (same id) are previous's objects. */
+function share(previous: unknown, next: unknown): unknown {
+  if (!Array.isArray(previous) || !Array.isArray(next) || previous.length === 0) return next;
+  const byId = new Map<unknown, unknown>();
+  for (const item of previous) if (typeof item === 'object' && item !== null && 'id' in item) byId.set((item as { id: unknown }).id, item);
+  if (byId.size === 0) return next;
+  return next.map((item) => {
+    if (typeof item !== 'object' || item === null || !('id' in item)) return item;
+    const old = byId.get((item as { id: unknown }).id);
+    return old !== undefined && deepEqual(old, item) ? old : item;
+  });
 }

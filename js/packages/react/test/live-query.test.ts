@@ -88,6 +88,25 @@ describe('LiveQuery', () => {
     expect(Object.isFrozen(query.getSnapshot())).toBe(true);
   });
 
+  it('keeps the objects of the rows that did not change when the list changes', async () => {
+    const events = source();
+    let rows = [
+      { id: 1, data: { name: 'Ann' } },
+      { id: 2, data: { name: 'Bea' } },
+    ];
+    const query = new LiveQuery({ initial: [] as typeof rows, load: async () => structuredClone(rows), watch: events.watch });
+    query.subscribe(() => undefined);
+    await tick();
+    const [ann, bea] = query.getSnapshot().data;
+    rows = [{ id: 0, data: { name: 'Zed' } }, rows[0]!, { id: 2, data: { name: 'Beatrice' } }];
+    events.fire();
+    await tick();
+    const next = query.getSnapshot().data;
+    expect(next.map((row) => row.data.name)).toEqual(['Zed', 'Ann', 'Beatrice']);
+    expect(next[1]).toBe(ann);
+    expect(next[2]).not.toBe(bea);
+  });
+
   it('keeps the last data beside a failed load’s error, and clears the error once a load works', async () => {
     const events = source();
     let fail = false;
