@@ -66,6 +66,8 @@ export interface Stack {
 }
 
 export interface StackOptions {
+  /** SQL run before the tenant is provisioned (more templates to register). */
+  templates?: string;
   /** Extra SQL after the tenant is provisioned (seed rows, policies). */
   seed?: string;
 }
@@ -81,6 +83,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   admin.on('error', () => undefined); // an idle connection ended by the final DROP DATABASE ... WITH (FORCE)
   await admin.query('SET client_min_messages = warning; CREATE EXTENSION smartsync');
   await admin.query(readFileSync(join(REPO, 'examples', 'vet_schema.sql'), 'utf8'));
+  if (options.templates) await admin.query(options.templates);
   await admin.query('SELECT smartsync.provision_tenant($1)', [TENANT]);
   await admin.query('SELECT smartsync.setup_postgrest($1)', [AUTHENTICATOR_PASSWORD]);
   // the front desk sees every conflict (the demo schema lets push merge appointments at once)
