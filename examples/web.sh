@@ -9,7 +9,7 @@
 #
 # With PGHOST or PGPORT set it uses that server (a database of its own, dropped at the end)
 # instead of installing smartsync and making a cluster; SMARTSYNC_SERVER_CLI names another
-# build of the server's command.
+# build of the server's command; WEB_SKIP_NPM_CI=1 keeps the installed node_modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WEB_PORT=${WEB_PORT:-5173}
@@ -24,7 +24,7 @@ if [ "${1:-}" != "--inside" ]; then
         make -s >/dev/null
         $SUDO make -s install >/dev/null
     fi
-    (cd js && npm ci --no-audit --no-fund --loglevel=error)
+    [ -n "${WEB_SKIP_NPM_CI:-}" ] || (cd js && npm ci --no-audit --no-fund --loglevel=error)
     [ -n "${SMARTSYNC_SERVER_CLI:-}" ] || (cd js && npm run build -w @smartsync/server >/dev/null)
     (cd js/examples/vet-app && npx vite build --logLevel warn)
     if [ -n "${PGHOST:-}${PGPORT:-}" ]; then exec bash "$0" --inside; fi
@@ -34,7 +34,7 @@ fi
 # --- inside: a server is there (PG* set) ------------------------------------------------
 DB=vet_web_$$
 PASSWORD=web-demo-authenticator-$$
-SECRET=$(head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 40)
+SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '/+=' | head -c 40)
 pids=()
 stop() {
     trap - INT TERM EXIT
@@ -68,7 +68,8 @@ else url="postgres://authenticator:$PASSWORD@$host:${PGPORT:-5432}/$DB"; fi
 SMARTSYNC_JWT_SECRET=$SECRET SMARTSYNC_DATABASE_URL=$url SMARTSYNC_LOG_LEVEL=warn \
     node "${SMARTSYNC_SERVER_CLI:-js/packages/server/dist/cli.js}" --host 127.0.0.1 --port "$SERVER_PORT" &
 pids+=($!)
-(cd js/examples/vet-app && SMARTSYNC_SERVER_URL=http://127.0.0.1:$SERVER_PORT exec npx vite preview --host 127.0.0.1 --port "$WEB_PORT" --strictPort --logLevel warn) &
+# vite itself (not through npx, whose child would outlive a kill of its pid)
+(cd js/examples/vet-app && SMARTSYNC_SERVER_URL=http://127.0.0.1:$SERVER_PORT exec node ../../node_modules/vite/bin/vite.js preview --host 127.0.0.1 --port "$WEB_PORT" --strictPort --logLevel warn) &
 pids+=($!)
 
 token() {
