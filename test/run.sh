@@ -24,3 +24,6 @@ make -s tap
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { echo "js/ needs Node.js 20 or later"; exit 1; }
 (cd js && npm ci --no-audit --no-fund && npm test -w @smartsync/client && npm run test:integration -w @smartsync/client \
     && npm test -w @smartsync/server)
+# @smartsync/react (Vitest, React Testing Library, happy-dom), then the example app's browser
+# tests: Debian's chromium, a real @smartsync/server and a throwaway cluster of their own
+(cd js && npm test -w @smartsync/react && bash examples/vet-app/test/run.sh)
