@@ -1057,7 +1057,12 @@ writer_open(LogWriter *w, CaptureTarget *e, Relation logrel, const CaptureWho *w
 
 	w->etype_d = CStringGetTextDatum(e->entity_type);
 	w->xid_d = FullTransactionIdGetDatum(GetTopFullTransactionId());
-	w->now_d = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
+	/*
+	 * changed_at: the clock now, after the transaction has its xid, not the
+	 * statement's start: pull's time watermark (src/pull.c) relies on every
+	 * change being stamped no earlier than its transaction took its xid.
+	 */
+	w->now_d = TimestampTzGetDatum(GetCurrentTimestamp());
 	w->user_d = who->user_id ? CStringGetTextDatum(who->user_id) : (Datum) 0;
 	w->client_d = who->client_id ? CStringGetTextDatum(who->client_id) : (Datum) 0;
 
@@ -1285,9 +1290,12 @@ capture_rows(TriggerData *td, CaptureTarget *e, Relation logrel, const char *op,
 			if (a > 0 && a <= e->natts)
 				e->include[a - 1] = true;
 		}
-		/* the log row's version and changed_at are the row's version and updated_at */
+		/*
+		 * the log row's version is the row's; updated_at, which stamp_row set,
+		 * is logged (changed_at is the clock at capture, for pull's watermark)
+		 */
 		e->include[e->version_att - 1] = false;
-		e->include[e->updated_at_att - 1] = false;
+		e->include[e->updated_at_att - 1] = true;
 	}
 
 	writer_open(&w, e, logrel, who, tuplestore_tuple_count(ts));
@@ -1362,8 +1370,8 @@ capture_rows(TriggerData *td, CaptureTarget *e, Relation logrel, const char *op,
 			move_done(move);
 		}
 		/*
-		 * an update logs the columns it set (its version and updated_at are the
-		 * log row's version and changed_at), and every SYNC_LOG_FULL_EVERY'th
+		 * an update logs the columns it set and updated_at (its version is the
+		 * log row's version), and every SYNC_LOG_FULL_EVERY'th
 		 * version the whole row
 		 */
 		writer_add(&w, op, id_d, key,
@@ -1440,6 +1448,7 @@ smartsync_capture(PG_FUNCTION_ARGS)
 	}
 	capture_who(&who);
 	capture_rows(td, e, logrel, op, &who);
+	sync_notify_capture(td);	/* the change signal at commit (notify.c) */
 	return PointerGetDatum(NULL);
 }
 

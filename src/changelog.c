@@ -2,8 +2,8 @@
  * changelog.c: reading one entity's history from the change log.
  *
  * Capture (capture.c) logs a create and a delete with the whole row, and an
- * update with only the columns it set (its version and updated_at are the log
- * row's version and changed_at), except every SYNC_LOG_FULL_EVERY'th
+ * update with only the columns it set and updated_at (its version is the log
+ * row's version), except every SYNC_LOG_FULL_EVERY'th
  * version (and every update of a table whose other BEFORE UPDATE triggers
  * could change any column), which carries the whole row.  The row as it was
  * at a version is therefore the nearest whole image at or before it, with the
@@ -40,7 +40,7 @@ sync_log_row_at(const char *qschema, const char *type, const char *id, int64 ver
 
 	/* the change that made the version, and the log rows before it down to a whole image */
 	sql = psprintf("SELECT c.operation, c.data, c.version, "
-				   "pg_catalog.jsonb_build_object('version', c.version, 'updated_at', c.changed_at) "
+				   "pg_catalog.jsonb_build_object('version', c.version) "
 				   "FROM %1$s.sync_changes AS c "
 				   "WHERE c.entity_key = $1 AND c.entity_type = $2 AND c.entity_id = $3 "
 				   "AND c.seq <= (SELECT v.seq FROM %1$s.sync_changes AS v "
@@ -76,8 +76,8 @@ sync_log_row_at(const char *qschema, const char *type, const char *id, int64 ver
 		}
 	}
 	/*
-	 * then the updates after it, oldest first: the columns each set, and its
-	 * version and updated_at (the log row's version and changed_at)
+	 * then the updates after it, oldest first: the columns each set (with
+	 * updated_at), and its version (the log row's version)
 	 */
 	for (int i = base; i >= 0; i--)
 	{

@@ -30,6 +30,8 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/subtrans.h"
@@ -38,6 +40,8 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlogrecovery.h"
+#include "access/stratnum.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
@@ -48,6 +52,10 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "utils/backend_status.h"
+#include "utils/fmgroids.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -62,6 +70,7 @@
 #include "utils/xid8.h"
 
 #include "smartsync.h"
+#include "pull.h"
 #include "rowjson.h"
 
 PG_FUNCTION_INFO_V1(smartsync_sync_pull);
@@ -70,8 +79,9 @@ PG_FUNCTION_INFO_V1(smartsync_sync_pull);
 
 static int	pull_default_limit = 500;
 static int	pull_max_limit = 10000;
+static int	pull_max_bytes = 8 * 1024 * 1024;
 
-/* Defines smartsync.pull_default_limit and smartsync.pull_max_limit. */
+/* Defines smartsync.pull_default_limit, pull_max_limit and pull_max_bytes. */
 void
 sync_pull_init(void)
 {
@@ -85,19 +95,15 @@ sync_pull_init(void)
 							NULL,
 							&pull_max_limit, 10000, 1, 1000000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartsync.pull_max_bytes",
+							"Byte budget of one sync_pull() page.",
+							"A page stops before its changes' data would pass it (hasMore: true); "
+							"a single change larger than the budget comes alone.",
+							&pull_max_bytes, 8 * 1024 * 1024, 64 * 1024, 128 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
 }
 
 /* --- snapshots ---------------------------------------------------------- */
-
-/* A snapshot in full (64-bit) xids: visible = below xmin, or below xmax and not in xip. */
-typedef struct PullSnap
-{
-	uint64		xmin;
-	uint64		xmax;
-	int			nxip;
-	uint64	   *xip;			/* ascending, each in [xmin, xmax) */
-	bool		recovery;		/* taken on a standby (xip mixes subxids) */
-} PullSnap;
 
 /* Widens a 32-bit xid to a full xid, relative to the next full xid. */
 static uint64
@@ -122,7 +128,7 @@ cmp_u64(const void *a, const void *b)
  * xids.  Our own transaction's xid, if any, counts as in progress: changes it
  * made are delivered after it commits, never before.
  */
-static void
+void
 current_snap(PullSnap *s)
 {
 	Snapshot	snap = GetActiveSnapshot();
@@ -171,7 +177,7 @@ snap_in_xip(const PullSnap *s, uint64 x)
 }
 
 /* True when transaction x had committed (or aborted) as seen by s. */
-static bool
+bool
 snap_visible(const PullSnap *s, uint64 x)
 {
 	if (x < s->xmin)
@@ -187,7 +193,7 @@ snap_visible(const PullSnap *s, uint64 x)
  * standby the in-progress list mixes subtransaction xids in; those whose
  * parent is unknown count as "not yet" (a delay, never a gap).
  */
-static bool
+bool
 snap_follows(const PullSnap *p, const PullSnap *c)
 {
 	if (c->xmax < p->xmax)
@@ -226,31 +232,6 @@ snap_follows(const PullSnap *p, const PullSnap *c)
 
 #define CURSOR_VERSION	1
 #define CURSOR_MAC_LEN	16
-#define SECRET_MAX_LEN	256
-
-typedef enum CursorKind
-{
-	CK_IDLE = 1,				/* between drains: base = previous snapshot */
-	CK_DRAIN = 2,				/* paging a drain from base to upper */
-	CK_TIME = 3,				/* paging a time-based read up to upper */
-	CK_LIST = 4					/* paging the full listing taken at base */
-} CursorKind;
-
-typedef struct PullCursor
-{
-	CursorKind	kind;
-	uint64		tenant_tag;
-	uint32		scope_tag;
-	uint32		origin_tag;
-	PullSnap	base;			/* IDLE, DRAIN: previous snapshot; LIST: listing snapshot */
-	PullSnap	upper;			/* DRAIN, TIME: snapshot the drain runs up to */
-	bool		has_pos;
-	uint64		pos_xid;
-	int64		pos_seq;
-	TimestampTz since;			/* TIME */
-	char	   *list_type;		/* LIST: entity type being listed */
-	char	   *list_pk;		/* LIST: last primary key listed, or NULL */
-} PullCursor;
 
 typedef struct Reader
 {
@@ -488,7 +469,7 @@ b64url_decode(const char *s, int slen, uint8 *out)
 }
 
 /* Reads the database's cursor secret (smartsync.pull_secret), bypassing its ACL. */
-static int
+int
 read_secret(uint8 *key)
 {
 	Oid			nsp = get_namespace_oid("smartsync", false);
@@ -577,9 +558,13 @@ cursor_encode(const PullCursor *c, const uint8 *key, int keylen)
 			appendStringInfoChar(&b, c->has_pos ? 1 : 0);
 			if (c->has_pos)
 			{
+				put_svarint(&b, c->pos_at);
 				put_varint(&b, c->pos_xid);
 				put_svarint(&b, c->pos_seq);
 			}
+			break;
+		case CK_TIME_OLD:
+			elog(ERROR, "cursor kind %d is no longer written", (int) c->kind);
 			break;
 		case CK_LIST:
 			put_snap(&b, &c->base);
@@ -608,7 +593,7 @@ cursor_malformed(const char *why)
  * Decodes and verifies a cursor: malformed -> SS501, bad signature -> SS502.
  * Tenant, origin and scope are checked by the caller.
  */
-static void
+void
 cursor_decode(const char *text, const uint8 *key, int keylen, PullCursor *c)
 {
 	int			tlen = strlen(text);
@@ -643,8 +628,14 @@ cursor_decode(const char *text, const uint8 *key, int keylen, PullCursor *c)
 	memset(c, 0, sizeof(*c));
 	r.p = raw + 1;
 	r.end = raw + len - CURSOR_MAC_LEN;
-	if (!get_byte(&r, &kind) || kind < CK_IDLE || kind > CK_LIST)
+	if (!get_byte(&r, &kind) || kind < CK_IDLE || kind > CK_TIME)
 		cursor_malformed("The cursor has an unknown kind.");
+	if (kind == CK_TIME_OLD)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_MUST_REFETCH),
+				 errmsg("pull cursor must be refetched"),
+				 errdetail("The cursor pages a pull by time of an earlier smartsync version."),
+				 errhint("Pull again without a cursor and replace the local data with the result.")));
 	c->kind = (CursorKind) kind;
 	if (!get_fixed(&r, &c->tenant_tag, 8))
 		cursor_malformed("The cursor is truncated.");
@@ -676,11 +667,19 @@ cursor_decode(const char *text, const uint8 *key, int keylen, PullCursor *c)
 					cursor_malformed("The cursor's snapshot is invalid.");
 				c->since = since;
 				c->has_pos = has_pos == 1;
-				if (c->has_pos &&
-					(!get_varint(&r, &c->pos_xid) || !get_svarint(&r, &c->pos_seq)))
-					cursor_malformed("The cursor's position is invalid.");
+				if (c->has_pos)
+				{
+					int64		at;
+
+					if (!get_svarint(&r, &at) || !get_varint(&r, &c->pos_xid) ||
+						!get_svarint(&r, &c->pos_seq))
+						cursor_malformed("The cursor's position is invalid.");
+					c->pos_at = at;
+				}
 				break;
 			}
+		case CK_TIME_OLD:
+			break;				/* refused above */
 		case CK_LIST:
 			{
 				uint8		has_pk;
@@ -766,31 +765,13 @@ pull_plan_ex(const char *query, int nargs, Oid *argtypes, int cursor_options)
 }
 
 /* Returns a kept plan for query, prepared on first use (call inside SPI). */
-static SPIPlanPtr
+SPIPlanPtr
 pull_plan(const char *query, int nargs, Oid *argtypes)
 {
 	return pull_plan_ex(query, nargs, argtypes, 0);
 }
 
 /* --- entity types ------------------------------------------------------- */
-
-typedef struct PullType
-{
-	char	   *name;
-	char	   *table;
-	char	   *pk;
-	char	   *practice_col;	/* NULL when the type has no practice column */
-	int			sort_order;
-	Oid			pk_type;		/* InvalidOid when the tenant lacks the table */
-	bool		readable;		/* permissions let the caller read it */
-	bool		wanted;			/* readable and in the request's filter */
-} PullType;
-
-typedef struct PullTypes
-{
-	int			n;
-	PullType   *t;
-} PullTypes;
 
 /* True when the context's permissions let it read entity type name. */
 static bool
@@ -810,7 +791,7 @@ type_readable(const SyncContext *ctx, const char *name)
 }
 
 /* Loads the registry, in dependency order, with the tenant's key types. */
-static void
+void
 load_types(const char *schema, const SyncContext *ctx, PullTypes *types)
 {
 	static const char *q =
@@ -874,7 +855,7 @@ cmp_cstr(const void *a, const void *b)
  * Applies p_entity_types (comma-separated): unknown -> SS106, not readable ->
  * SS508.  Returns the normalized filter for the scope tag ("*" for none).
  */
-static char *
+char *
 apply_type_filter(PullTypes *types, const char *filter)
 {
 	char	   *s;
@@ -888,22 +869,31 @@ apply_type_filter(PullTypes *types, const char *filter)
 
 	if (filter == NULL)
 		return "*";
+	/* every element names a type: "", ",", "pets," are refused, not read as no filter */
 	s = pstrdup(filter);
-	for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	for (tok = s;; tok = save + 1)
 	{
 		char	   *end;
 
+		save = strchr(tok, ',');
+		if (save != NULL)
+			*save = '\0';
 		while (*tok == ' ' || *tok == '\t')
 			tok++;
 		end = tok + strlen(tok);
 		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
 			*--end = '\0';
 		if (*tok == '\0')
-			continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_PULL_BAD_TYPES),
+					 errmsg("p_entity_types has an empty entity type name"),
+					 errdetail("p_entity_types is a comma-separated list of entity types (appointments,pets); \"%s\" has an empty element.",
+							   sync_clip_str(filter)),
+					 errhint("Leave p_entity_types out to pull every entity type you may read.")));
 		names = lappend(names, tok);
+		if (save == NULL)
+			break;
 	}
-	if (names == NIL)
-		return "*";
 
 	for (int i = 0; i < types->n; i++)
 		types->t[i].wanted = false;
@@ -916,7 +906,7 @@ apply_type_filter(PullTypes *types, const char *filter)
 		if (i < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_UNKNOWN_ENTITY_TYPE),
-					 errmsg("unknown entity type \"%s\"", name),
+					 errmsg("unknown entity type \"%s\"", sync_clip_str(name)),
 					 errdetail("p_entity_types names entity types registered with smartsync.register_entity_type()."),
 					 errhint("Leave p_entity_types out to pull every entity type you may read.")));
 		if (!types->t[i].readable)
@@ -950,9 +940,11 @@ typedef struct PullRow
 	Jsonb	   *data;
 	int64		version;
 	TimestampTz at;
+	uint64		xid;
 	int64		seq;
 	int			ordinal;		/* arrival order in the page */
 	bool		keep;
+	HeapTuple	now;			/* a drain's create or update: its row as it is now */
 } PullRow;
 
 typedef struct PullPage
@@ -962,6 +954,8 @@ typedef struct PullPage
 	int			cap;
 	bool		has_more;
 	bool		full;			/* a listing page */
+	bool		has_stop_at;	/* a read by time stopped before a change of this time */
+	TimestampTz stop_at;
 	PullCursor	next;			/* the cursor to hand back */
 } PullPage;
 
@@ -976,6 +970,7 @@ page_add(PullPage *page, PullRow *row)
 	}
 	row->ordinal = page->n;
 	row->keep = true;
+	row->now = NULL;
 	page->rows[page->n++] = row;
 }
 
@@ -994,21 +989,9 @@ op_name(text *t)
 
 /* --- the drain ------------------------------------------------------------ */
 
-/* Everything one pull call works with. */
-typedef struct PullRequest
-{
-	const char *schema;
-	const char *quoted_schema;
-	const char *practice;		/* effective practice filter or NULL */
-	const char *client;			/* echo suppression or NULL */
-	PullTypes	types;
-	Datum		wanted_types;	/* text[] */
-	Datum		global_types;	/* text[]: wanted types without a practice column */
-	int			limit;
-	MemoryContext cxt;
-} PullRequest;
+static int	page_settle(PullRequest *req, PullPage *page);
 
-static Datum
+Datum
 xid_array(const uint64 *xids, int n)
 {
 	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
@@ -1019,7 +1002,7 @@ xid_array(const uint64 *xids, int n)
 										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
-static Datum
+Datum
 text_array(List *strs)
 {
 	int			n = list_length(strs);
@@ -1032,19 +1015,41 @@ text_array(List *strs)
 	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-#define CHANGE_NPARAMS 11
+/* The WHERE clause of a change-log scan (see change_query). */
+static char *
+change_where(const PullRequest *req, bool in_xip, bool by_time)
+{
+	StringInfoData where;
+
+	initStringInfo(&where);
+	appendStringInfo(&where, "%s AND c.xid < $3 AND NOT (c.xid = ANY ($4)) AND c.entity_type = ANY ($6)",
+					 by_time ? "(c.changed_at, c.xid, c.seq) > ($12, $1, $2)" : "(c.xid, c.seq) > ($1, $2)");
+	if (in_xip)
+		appendStringInfoString(&where, " AND c.xid = ANY ($5)");
+	if (req->practice)
+		appendStringInfoString(&where, " AND (c.practice_id = $7 OR c.entity_type = ANY ($8))");
+	if (req->client)
+		appendStringInfoString(&where, " AND c.client_id IS DISTINCT FROM $9");
+	if (by_time)
+		appendStringInfoString(&where, " AND c.changed_at >= $10");
+	return where.data;
+}
 
 /*
  * Builds one change-log scan.  in_xip: restrict to the xids of $5 (the
  * previous snapshot's in-progress list).  Parameters:
- *   $1 xid8, $2 int8: scan after (xid, seq);  $3 xid8: below the upper xmax;
- *   $4 xid8[]: not in the upper in-progress list;  $5 xid8[]: xids (in_xip);
- *   $6 text[]: entity types;  $7 text: practice;  $8 text[]: types without
- *   practice;  $9 text: client;  $10 timestamptz: changed after;  $11 int8: limit.
- * A create's or an update's data is not read here: the page carries the row
- * as it is now (page_current_rows); a delete's data is its tombstone.
+ *   $1 xid8, $2 int8: scan after (xid, seq), or with by_time after
+ *   ($12, xid, seq);  $3 xid8: below the upper xmax;  $4 xid8[]: not in the
+ *   upper in-progress list;  $5 xid8[]: xids (in_xip);  $6 text[]: entity
+ *   types;  $7 text: practice;  $8 text[]: types without practice;  $9 text:
+ *   client;  $10 timestamptz: changed at or after (the boundary included);
+ *   $11 int8: limit;  $12 timestamptz: changed_at of the position.
+ * A read by time goes in change-time order, so that a page's end is a time a
+ * client can send back.  A create's or an update's data is not read here:
+ * the page carries the row as it is now (page_current_rows), and a change a
+ * later one replaced is not delivered; a delete's data is its tombstone.
  */
-static char *
+char *
 change_query(const PullRequest *req, bool in_xip, bool by_time)
 {
 	StringInfoData q;
@@ -1052,34 +1057,68 @@ change_query(const PullRequest *req, bool in_xip, bool by_time)
 	initStringInfo(&q);
 	appendStringInfo(&q,
 					 "SELECT c.xid, c.seq, c.entity_type, c.entity_id, c.operation,"
-					 " CASE WHEN c.operation = 'delete' THEN c.data END,"
-					 " c.version, c.changed_at"
-					 " FROM %1$s.sync_changes c"
-					 " WHERE (c.xid, c.seq) > ($1, $2) AND c.xid < $3 AND NOT (c.xid = ANY ($4))"
-					 " AND c.entity_type = ANY ($6)",
-					 req->quoted_schema);
-	if (in_xip)
-		appendStringInfoString(&q, " AND c.xid = ANY ($5)");
-	if (req->practice)
-		appendStringInfoString(&q, " AND (c.practice_id = $7 OR c.entity_type = ANY ($8))");
-	if (req->client)
-		appendStringInfoString(&q, " AND c.client_id IS DISTINCT FROM $9");
-	if (by_time)
-		appendStringInfoString(&q, " AND c.changed_at > $10");
-	appendStringInfoString(&q, " ORDER BY c.xid, c.seq LIMIT $11");
+					 " CASE WHEN c.operation = 'delete' THEN c.data END, c.version, c.changed_at"
+					 " FROM %s.sync_changes c WHERE %s ORDER BY %s LIMIT $11",
+					 req->quoted_schema, change_where(req, in_xip, by_time),
+					 by_time ? "c.changed_at, c.xid, c.seq" : "c.xid, c.seq");
 	return q.data;
 }
 
 /*
- * Runs one change-log scan, appending up to *remaining rows to the page and
- * moving the position.  Returns true when the scan had a row beyond them.
+ * sync_changed's probe (changed.c): whether the scan of change_query (no
+ * order, no limit) has a change the pull delivers.  A pull delivers a change
+ * when it is its entity's latest one the snapshot sees in the request's
+ * practice (the row then has the change's version, or for a delete is gone),
+ * so: a change with no later one of its entity there (the client's own
+ * included: the client holds that state).  Parameters as change_query's.
+ */
+char *
+change_probe_query(const PullRequest *req, bool in_xip)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q,
+					 "SELECT 1 FROM %1$s.sync_changes c WHERE %2$s"
+					 " AND NOT EXISTS (SELECT 1 FROM %1$s.sync_changes o"
+					 " WHERE o.entity_key = c.entity_key AND o.entity_type = c.entity_type"
+					 " AND o.entity_id = c.entity_id AND o.seq > c.seq%3$s) LIMIT 1",
+					 req->quoted_schema, change_where(req, in_xip, false),
+					 req->practice ? " AND (o.practice_id = $7 OR o.entity_type = ANY ($8))" : "");
+	return q.data;
+}
+
+/* What a change costs a page: its data, its id and the fields around them (bytes). */
+static inline Size
+row_cost(Size data_bytes, const char *id)
+{
+	return data_bytes + strlen(id) + 160;
+}
+
+/*
+ * True when a row of cost bytes does not fit the page's byte budget any more
+ * (smartsync.pull_max_bytes).  The first row of a page always fits: a change
+ * larger than the budget comes alone.
+ */
+static inline bool
+over_budget(PullRequest *req, PullPage *page, Size cost)
+{
+	return page->n > 0 && req->used + cost > req->budget;
+}
+
+/*
+ * Runs one change-log scan, appending up to *remaining rows to the page (and
+ * no more than its byte budget) and moving the position.  Returns true when
+ * the scan had a row beyond them; *stop_at is then that row's changed_at.
  */
 static bool
 scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
-			 Datum *values, int *remaining, uint64 *pos_xid, int64 *pos_seq)
+			 Datum *values, int *remaining, uint64 *pos_xid, int64 *pos_seq,
+			 TimestampTz *pos_at, TimestampTz *stop_at)
 {
 	static Oid	argtypes[CHANGE_NPARAMS] = {XID8OID, INT8OID, XID8OID, XID8ARRAYOID,
-		XID8ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
+		XID8ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID, INT8OID,
+	TIMESTAMPTZOID};
 	char		nulls[CHANGE_NPARAMS];
 	SPIPlanPtr	plan;
 	Portal		portal;
@@ -1094,15 +1133,20 @@ scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
 	if (!req->client)
 		nulls[8] = 'n';
 	if (!by_time)
+	{
 		nulls[9] = 'n';
+		nulls[11] = 'n';
+	}
 	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(*pos_xid));
 	values[1] = Int64GetDatum(*pos_seq);
 	values[10] = Int64GetDatum((int64) *remaining + 1);
+	values[11] = TimestampTzGetDatum(*pos_at);
 
 	plan = pull_plan(change_query(req, in_xip, by_time), CHANGE_NPARAMS, argtypes);
 	portal = SPI_cursor_open(NULL, plan, values, nulls, true);
 	for (;;)
 	{
+		/* rows hold their data toasted until taken: a fetch costs little */
 		SPI_cursor_fetch(portal, true, 512);
 		if (SPI_processed == 0)
 			break;
@@ -1115,28 +1159,41 @@ scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
 			text	   *etype;
 			PullRow    *row;
 			int			ti;
+			char	   *id;
 
-			if (*remaining == 0)
+			heap_deform_tuple(tup, desc, col, isnull);	/* once: the row has text columns */
+			id = TextDatumGetCString(col[3]);
+			/*
+			 * Only a delete's data (its tombstone) is read here; the budget
+			 * of creates and updates is counted once their rows are read
+			 * (page_settle).  This check keeps the tombstones read in bounds.
+			 */
+			if (*remaining == 0 ||
+				(!isnull[5] && over_budget(req, page, row_cost(toast_raw_datum_size(col[5]), id))))
 			{
 				more = true;
+				*stop_at = DatumGetTimestampTz(col[7]);
 				break;
 			}
 			(*remaining)--;
-			heap_deform_tuple(tup, desc, col, isnull);	/* once: the row has text columns */
 			*pos_xid = DatumGetUInt64(col[0]);
 			*pos_seq = DatumGetInt64(col[1]);
+			*pos_at = DatumGetTimestampTz(col[7]);
 			etype = DatumGetTextPP(col[2]);
 			ti = find_type(&req->types, VARDATA_ANY(etype), VARSIZE_ANY_EXHDR(etype));
 			if (ti < 0)
 				continue;
 			row = palloc(sizeof(PullRow));
 			row->type = ti;
+			row->xid = *pos_xid;
 			row->seq = *pos_seq;
-			row->id = TextDatumGetCString(col[3]);
+			row->id = id;
 			row->op = op_name(DatumGetTextPP(col[4]));
 			row->data = isnull[5] ? NULL : DatumGetJsonbPCopy(col[5]);
 			row->version = DatumGetInt64(col[6]);
-			row->at = DatumGetTimestampTz(col[7]);
+			row->at = *pos_at;
+			if (row->data != NULL)
+				req->used += row_cost(VARSIZE(row->data), row->id);
 			page_add(page, row);
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -1160,8 +1217,11 @@ run_drain(PullRequest *req, const PullCursor *cur, PullPage *page)
 	bool		by_time = cur->kind == CK_TIME;
 	uint64		pos_xid = cur->has_pos ? cur->pos_xid : 0;
 	int64		pos_seq = cur->has_pos ? cur->pos_seq : PG_INT64_MIN;
+	TimestampTz pos_at = cur->has_pos ? cur->pos_at : cur->since;
+	TimestampTz stop_at = 0;
 	int			remaining = req->limit;
 	bool		more = false;
+	int			cut;
 
 	memset(values, 0, sizeof(values));
 	values[4] = xid_array(NULL, 0);
@@ -1192,11 +1252,12 @@ run_drain(PullRequest *req, const PullCursor *cur, PullPage *page)
 		if (n > 0)
 		{
 			values[4] = xid_array(xids, n);
-			more = scan_changes(req, page, true, false, values, &remaining, &pos_xid, &pos_seq);
+			more = scan_changes(req, page, true, false, values, &remaining, &pos_xid, &pos_seq,
+								&pos_at, &stop_at);
 		}
 	}
 
-	/* 2. the xids from the previous snapshot's xmax up to the upper one */
+	/* 2. the xids from the previous snapshot's xmax up to the upper one (by time: all) */
 	if (!more)
 	{
 		if (base != NULL && pos_xid < base->xmax)
@@ -1204,7 +1265,25 @@ run_drain(PullRequest *req, const PullCursor *cur, PullPage *page)
 			pos_xid = base->xmax;
 			pos_seq = PG_INT64_MIN;
 		}
-		more = scan_changes(req, page, false, by_time, values, &remaining, &pos_xid, &pos_seq);
+		more = scan_changes(req, page, false, by_time, values, &remaining, &pos_xid, &pos_seq,
+							&pos_at, &stop_at);
+	}
+
+	/*
+	 * The page's rows as they are now, filled in log order within the byte
+	 * budget: the page ends before the first change it has no room for.
+	 */
+	cut = page_settle(req, page);
+	if (cut > 0)
+	{
+		PullRow    *last = page->rows[cut - 1];
+
+		more = true;
+		pos_xid = last->xid;
+		pos_seq = last->seq;
+		pos_at = last->at;
+		stop_at = page->rows[cut]->at;
+		page->n = cut;
 	}
 
 	page->has_more = more;
@@ -1215,6 +1294,13 @@ run_drain(PullRequest *req, const PullCursor *cur, PullPage *page)
 		page->next.has_pos = true;
 		page->next.pos_xid = pos_xid;
 		page->next.pos_seq = pos_seq;
+		page->next.pos_at = pos_at;
+		/* a client that sends back the timestamp continues at the first change not sent */
+		if (by_time)
+		{
+			page->has_stop_at = true;
+			page->stop_at = stop_at;
+		}
 	}
 	else
 	{
@@ -1227,6 +1313,20 @@ run_drain(PullRequest *req, const PullCursor *cur, PullPage *page)
 /* --- the listing ---------------------------------------------------------- */
 
 #define LIST_NPARAMS 3
+
+/* How many listing rows to fetch at once: what the byte budget still has room for, 1 to 512. */
+static int
+list_fetch_count(PullRequest *req)
+{
+	Size		avg;
+	Size		room;
+
+	if (req->listed_rows == 0)
+		return 8;
+	avg = Max(req->used / req->listed_rows, 1);
+	room = req->budget > req->used ? req->budget - req->used : 0;
+	return (int) Max(Min(room / avg + 1, 512), 1);
+}
 
 /* Lists one page of live rows (parents first, keyset by primary key). */
 static void
@@ -1301,7 +1401,12 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 								 values, nulls, true);
 		for (;;)
 		{
-			SPI_cursor_fetch(portal, true, 512);
+			/*
+			 * Each fetched row is a to_jsonb() of the row, so fetch about as
+			 * many as the byte budget has room for: a page of large rows
+			 * never holds much more than its budget.
+			 */
+			SPI_cursor_fetch(portal, true, list_fetch_count(req));
 			if (SPI_processed == 0)
 				break;
 			for (uint64 i = 0; i < SPI_processed; i++)
@@ -1310,8 +1415,11 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 				TupleDesc	desc = SPI_tuptable->tupdesc;
 				bool		isnull;
 				PullRow    *row;
+				Datum		data = SPI_getbinval(tup, desc, 1, &isnull);
+				char	   *id = SPI_getvalue(tup, desc, 2);
 
-				if (got == remaining)
+				if (got == remaining ||
+					over_budget(req, page, row_cost(toast_raw_datum_size(data), id)))
 				{
 					more = true;
 					break;
@@ -1320,8 +1428,10 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 				row = palloc(sizeof(PullRow));
 				row->type = ti;
 				row->seq = 0;
-				row->data = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 1, &isnull));
-				row->id = SPI_getvalue(tup, desc, 2);
+				row->data = DatumGetJsonbPCopy(data);
+				row->id = id;
+				req->used += row_cost(VARSIZE(row->data), row->id);
+				req->listed_rows++;
 				row->op = "create";
 				row->version = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 				row->at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
@@ -1357,7 +1467,7 @@ typedef struct CurrentRow
 {
 	char	   *id;
 	int64		version;
-	Jsonb	   *data;
+	HeapTuple	tuple;
 } CurrentRow;
 
 static int
@@ -1365,6 +1475,13 @@ cmp_current(const void *a, const void *b)
 {
 	return strcmp(((const CurrentRow *) a)->id, ((const CurrentRow *) b)->id);
 }
+
+/* How a page turns the rows of one entity type into JSON. */
+typedef struct CurrentType
+{
+	RowJsonPlan *plan;
+	TupleTableSlot *slot;
+} CurrentType;
 
 /*
  * Checks each change the page keeps against its row as it is now (in this
@@ -1378,10 +1495,12 @@ cmp_current(const void *a, const void *b)
  *     delivered).
  * So a page never sends an entity back to an older state than one already
  * delivered, whatever order the transactions committed in.  One keyed read
- * per entity type.
+ * per entity type; the rows stay as read (large values toasted) until
+ * page_settle converts those the budget takes.  The result sets are added
+ * to *tables, to be freed after.
  */
 static void
-page_current_rows(PullRequest *req, PullPage *page)
+page_current_rows(PullRequest *req, PullPage *page, CurrentType *ct, List **tables)
 {
 	for (int ti = 0; ti < req->types.n; ti++)
 	{
@@ -1435,12 +1554,13 @@ page_current_rows(PullRequest *req, PullPage *page)
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			int			pkcol = SPI_fnumber(desc, t->pk);
 			int			vcol = SPI_fnumber(desc, "version");
-			RowJsonPlan *plan = rowjson_plan_create(desc);
 			TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
 			FmgrInfo	pk_out;
 			Oid			outfunc;
 			bool		varlena;
 
+			ct[ti].plan = rowjson_plan_create(desc);
+			ct[ti].slot = slot;
 			if (pkcol > 0)
 			{
 				getTypeOutputInfo(TupleDescAttr(desc, pkcol - 1)->atttypid, &outfunc, &varlena);
@@ -1449,7 +1569,7 @@ page_current_rows(PullRequest *req, PullPage *page)
 			for (uint64 i = 0; pkcol > 0 && vcol > 0 && i < SPI_processed; i++)
 			{
 				ExecStoreHeapTuple(SPI_tuptable->vals[i], slot, false);
-				slot_getallattrs(slot);		/* one deform serves key, version and data */
+				slot_getsomeattrs(slot, Max(pkcol, vcol));
 				if (slot->tts_isnull[vcol - 1] || slot->tts_isnull[pkcol - 1])
 				{
 					ExecClearTuple(slot);
@@ -1458,13 +1578,14 @@ page_current_rows(PullRequest *req, PullPage *page)
 				/* the key as the log has it: the key type's output function */
 				cur[ncur].id = OutputFunctionCall(&pk_out, slot->tts_values[pkcol - 1]);
 				cur[ncur].version = DatumGetInt64(slot->tts_values[vcol - 1]);
-				cur[ncur].data = rowjson_convert(plan, slot);
+				cur[ncur].tuple = SPI_tuptable->vals[i];
 				ExecClearTuple(slot);
 				ncur++;
 			}
-			ExecDropSingleTupleTableSlot(slot);
+			*tables = lappend(*tables, SPI_tuptable);
 		}
-		SPI_freetuptable(SPI_tuptable);
+		else
+			SPI_freetuptable(SPI_tuptable);
 		qsort(cur, ncur, sizeof(CurrentRow), cmp_current);
 
 		for (int i = 0; i < page->n; i++)
@@ -1482,14 +1603,10 @@ page_current_rows(PullRequest *req, PullPage *page)
 			else if (now == NULL || now->version != row->version)
 				row->keep = false;
 			else
-				row->data = now->data;
+				row->now = now->tuple;
 		}
 	}
 }
-
-/* --- page order ------------------------------------------------------------ */
-
-static const PullTypes *sort_types;
 
 /* entity, then log order */
 static int
@@ -1506,6 +1623,88 @@ cmp_entity(const void *a, const void *b)
 		return c;
 	return (x->seq > y->seq) - (x->seq < y->seq);
 }
+
+/*
+ * Settles a drain's page (its rows in log order): keeps the latest change of
+ * each entity in the page (a create followed by updates stays a create),
+ * checks what is left against the rows as they are now (page_current_rows),
+ * and fills the data of the rows it delivers, in log order, within the byte
+ * budget.  Returns the position in page->rows of the first change the budget
+ * has no room for, or -1 when the page holds them all.
+ */
+static int
+page_settle(PullRequest *req, PullPage *page)
+{
+	PullRow   **v;
+	CurrentType *ct;
+	List	   *tables = NIL;
+	ListCell   *lc;
+	int			delivered = 0;
+	int			cut = -1;
+
+	if (page->n == 0)
+		return -1;
+	v = palloc(sizeof(PullRow *) * page->n);
+	memcpy(v, page->rows, sizeof(PullRow *) * page->n);
+	qsort(v, page->n, sizeof(PullRow *), cmp_entity);
+	for (int i = 0; i < page->n; i++)
+	{
+		bool		last = (i + 1 == page->n) || v[i + 1]->type != v[i]->type ||
+			strcmp(v[i + 1]->id, v[i]->id) != 0;
+
+		if (!last)
+		{
+			v[i]->keep = false;
+			if (v[i]->op[0] == 'c' && v[i + 1]->op[0] == 'u')
+				v[i + 1]->op = "create";
+		}
+	}
+	pfree(v);
+
+	ct = palloc0(sizeof(CurrentType) * Max(req->types.n, 1));
+	page_current_rows(req, page, ct, &tables);
+
+	req->used = 0;
+	for (int i = 0; i < page->n; i++)
+	{
+		PullRow    *row = page->rows[i];
+		Jsonb	   *data = row->data;
+
+		if (!row->keep)
+			continue;
+		if (row->now != NULL)
+		{
+			TupleTableSlot *slot = ct[row->type].slot;
+
+			ExecStoreHeapTuple(row->now, slot, false);
+			data = rowjson_convert(ct[row->type].plan, slot);
+			ExecClearTuple(slot);
+		}
+		if (delivered > 0 && req->used + row_cost(VARSIZE(data), row->id) > req->budget)
+		{
+			cut = i;
+			if (data != row->data)
+				pfree(data);
+			break;
+		}
+		row->data = data;
+		req->used += row_cost(VARSIZE(data), row->id);
+		delivered++;
+	}
+
+	for (int ti = 0; ti < req->types.n; ti++)
+		if (ct[ti].slot != NULL)
+			ExecDropSingleTupleTableSlot(ct[ti].slot);
+	foreach(lc, tables)
+		SPI_freetuptable((SPITupleTable *) lfirst(lc));
+	for (int i = 0; i < page->n; i++)
+		page->rows[i]->now = NULL;
+	return cut;
+}
+
+/* --- page order ------------------------------------------------------------ */
+
+static const PullTypes *sort_types;
 
 /* creates and updates parents first, then deletes children first; else arrival */
 static int
@@ -1526,40 +1725,16 @@ cmp_output(const void *a, const void *b)
 }
 
 /*
- * Keeps the latest change of each entity in the page (a create followed by
- * updates stays a create) and orders the page by entity dependencies.
+ * Leaves out what the page does not deliver (page_settle) and orders the
+ * page by entity dependencies.
  */
 static void
 order_page(PullRequest *req, PullPage *page)
 {
-	PullRow   **v;
 	int			n = 0;
 
 	if (page->n == 0)
 		return;
-	if (!page->full)
-	{
-		v = palloc(sizeof(PullRow *) * page->n);
-		memcpy(v, page->rows, sizeof(PullRow *) * page->n);
-		qsort(v, page->n, sizeof(PullRow *), cmp_entity);
-		for (int i = 0; i < page->n; i++)
-		{
-			bool		last = (i + 1 == page->n) || v[i + 1]->type != v[i]->type ||
-				strcmp(v[i + 1]->id, v[i]->id) != 0;
-
-			if (!last)
-			{
-				v[i]->keep = false;
-				if (v[i]->op[0] == 'c' && v[i + 1]->op[0] == 'u')
-					v[i + 1]->op = "create";
-				if (v[i]->data != NULL)
-					pfree(v[i]->data);
-				v[i]->data = NULL;
-			}
-		}
-		pfree(v);
-		page_current_rows(req, page);
-	}
 	for (int i = 0; i < page->n; i++)
 	{
 		if (page->rows[i]->keep)
@@ -1738,19 +1913,18 @@ jb_change(StringInfo buf, PullRequest *req, PullRow *row)
 
 /* Builds the response object in outcxt. */
 static Jsonb *
-build_response(PullRequest *req, PullPage *page, const char *cursor, MemoryContext outcxt)
+build_response(PullRequest *req, PullPage *page, const char *cursor, TimestampTz timestamp,
+			   MemoryContext outcxt)
 {
 	StringInfoData b;
 	StringInfo	buf = &b;
 	JbCont		top;
 	JbCont		arr;
 	Size		estimate = 256 + strlen(cursor);
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	int64		epoch_ms;
+	int64		epoch_ms = sync_timestamp_epoch_ms(timestamp);
 	MemoryContext old;
 	uint32		meta;
 
-	epoch_ms = now / 1000 + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
 	for (int i = 0; i < page->n; i++)
 		estimate += VARSIZE(page->rows[i]->data) + strlen(page->rows[i]->id) + 160;
 
@@ -1787,15 +1961,177 @@ build_response(PullRequest *req, PullPage *page, const char *cursor, MemoryConte
 	return (Jsonb *) buf->data;
 }
 
+/* --- the time watermark ------------------------------------------------------ */
+
+/*
+ * The earliest changed_at of the tenant's log rows of these (32-bit) xids,
+ * read with SnapshotAny through the log's primary key (xid, seq): rows of
+ * transactions still running included.  For transactions that write no more
+ * (a prepared transaction) the bound is exact.
+ */
+static void
+log_min_any(PullRequest *req, const TransactionId *xids, int n, TimestampTz *min)
+{
+	Oid			nsp = get_namespace_oid(req->schema, false);
+	Oid			relid = get_relname_relid("sync_changes", nsp);
+	FullTransactionId next = ReadNextFullTransactionId();
+	Relation	heap;
+	Relation	index;
+	TupleTableSlot *slot;
+	AttrNumber	att;
+
+	if (n == 0 || !OidIsValid(relid))
+		return;
+	heap = table_open(relid, AccessShareLock);
+	index = index_open(RelationGetPrimaryKeyIndex(heap), AccessShareLock);
+	att = get_attnum(relid, "changed_at");
+	slot = table_slot_create(heap, NULL);
+	for (int i = 0; i < n && att != InvalidAttrNumber; i++)
+	{
+		ScanKeyData key;
+		IndexScanDesc scan;
+
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_XID8EQ,
+					FullTransactionIdGetDatum(FullTransactionIdFromU64(full_xid(next, xids[i]))));
+		scan = index_beginscan(heap, index, SnapshotAny, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			bool		isnull;
+			Datum		d = slot_getattr(slot, att, &isnull);
+
+			if (!isnull && DatumGetTimestampTz(d) < *min)
+				*min = DatumGetTimestampTz(d);
+		}
+		index_endscan(scan);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
+}
+
+/*
+ * The earliest changed_at of the log rows this pull's snapshot s did not see
+ * and a fresh snapshot sees: transactions that committed since s was taken.
+ */
+static void
+log_min_committed_since(PullRequest *req, const PullSnap *s, TimestampTz *min)
+{
+	StringInfoData q;
+	Oid			argtypes[2] = {XID8OID, XID8ARRAYOID};
+	Datum		values[2];
+	int			rc;
+
+	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(s->xmax));
+	values[1] = xid_array(s->xip, s->nxip);
+	initStringInfo(&q);
+	appendStringInfo(&q, "SELECT least((SELECT min(c.changed_at) FROM %1$s.sync_changes c WHERE c.xid >= $1),"
+					 " (SELECT min(c.changed_at) FROM %1$s.sync_changes c WHERE c.xid = ANY ($2)))",
+					 req->quoted_schema);
+	PushActiveSnapshot(GetLatestSnapshot());
+	rc = SPI_execute_plan(pull_plan(q.data, 2, argtypes), values, NULL, true, 1);
+	PopActiveSnapshot();
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull && DatumGetTimestampTz(d) < *min)
+			*min = DatumGetTimestampTz(d);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * The response's "timestamp": a watermark W such that every change this pull
+ * did not deliver, by a transaction running now or later, is stamped at or
+ * after W, so a pull by time from W (the boundary included) gets it.
+ *
+ * Capture stamps changed_at with the clock after its transaction has its xid
+ * (src/capture.c).  So, with r the clock before the backends are looked at:
+ *   - a transaction that gets its xid after that stamps after r;
+ *   - a transaction that holds an xid stamps after its start: the earliest
+ *     start of a transaction holding an xid in this database bounds them
+ *     (backend status: st_xact_start_timestamp, readable without the
+ *     privileges pg_stat_activity needs).  A backend whose status showed no
+ *     transaction when it was read took its xid after that: after r;
+ *   - a prepared transaction (no backend) or a backend with track_activities
+ *     off has no known start: its rows already in the log bound it (a
+ *     prepared transaction writes no more);
+ *   - a transaction this pull's snapshot did not see that has committed
+ *     since: its rows, read with a fresh snapshot.
+ * W = the minimum.  One long writer anywhere in the database holds W back
+ * (more changes come twice to clients that pull by time; none is lost).
+ * On a hot standby the primary's transactions have no status: their rows
+ * already replayed and the primary's time of the last replayed commit bound
+ * W (README: a change stamped on the primary in the microseconds before its
+ * WAL record, while another commit's record passes it, escapes that bound;
+ * the cursor is exact on a standby).
+ */
+static TimestampTz
+pull_watermark(PullRequest *req, const PullSnap *s)
+{
+	TimestampTz w;
+	TransactionId *unknown;
+	int			nunknown = 0;
+
+	if (RecoveryInProgress())
+	{
+		TimestampTz replayed = GetLatestXTime();
+
+		w = replayed != 0 ? Min(replayed, GetCurrentTimestamp()) : GetCurrentTimestamp();
+		unknown = palloc(sizeof(TransactionId) * Max(s->nxip, 1));
+		for (int i = 0; i < s->nxip; i++)
+			unknown[nunknown++] = (TransactionId) s->xip[i];
+	}
+	else
+	{
+		int			nback;
+
+		w = GetCurrentTimestamp();
+		pgstat_clear_backend_activity_snapshot();
+		nback = pgstat_fetch_stat_numbackends();
+		unknown = palloc(sizeof(TransactionId) * (nback + ProcGlobal->allProcCount + 1));
+		for (int i = 1; i <= nback; i++)
+		{
+			LocalPgBackendStatus *l = pgstat_fetch_stat_local_beentry(i);
+
+			if (l == NULL || !TransactionIdIsValid(l->backend_xid) ||
+				l->backendStatus.st_databaseid != MyDatabaseId)
+				continue;
+			if (l->backendStatus.st_state == STATE_DISABLED)
+				unknown[nunknown++] = l->backend_xid;
+			else if (l->backendStatus.st_xact_start_timestamp != 0)
+				w = Min(w, l->backendStatus.st_xact_start_timestamp);
+		}
+		/* prepared transactions: a PGPROC with an xid and no process */
+		LWLockAcquire(ProcArrayLock, LW_SHARED);
+		for (uint32 i = 0; i < ProcGlobal->allProcCount; i++)
+		{
+			PGPROC	   *proc = &ProcGlobal->allProcs[i];
+			TransactionId xid = proc->xid;
+
+			if (proc->pid == 0 && TransactionIdIsValid(xid) && proc->databaseId == MyDatabaseId)
+				unknown[nunknown++] = xid;
+		}
+		LWLockRelease(ProcArrayLock);
+	}
+	log_min_any(req, unknown, nunknown, &w);
+	log_min_committed_since(req, s, &w);
+	return w;
+}
+
 /* --- tags ------------------------------------------------------------------ */
 
-static uint64
+uint64
 tenant_tag(const char *tenant)
 {
 	return hash_bytes_extended((const unsigned char *) tenant, strlen(tenant), 0x534d53594e43ULL);
 }
 
-static uint32
+uint32
 scope_tag(const char *practice, const char *client, const char *types)
 {
 	StringInfoData s;
@@ -1806,7 +2142,7 @@ scope_tag(const char *practice, const char *client, const char *types)
 	return (uint32) hash_bytes_extended((const unsigned char *) s.data, s.len, 1);
 }
 
-static uint32
+uint32
 origin_tag(void)
 {
 	uint64		v[2];
@@ -1819,7 +2155,7 @@ origin_tag(void)
 /* --- retention -------------------------------------------------------------- */
 
 /* Raises SS505 when pruning removed changes the cursor had not yet delivered. */
-static void
+void
 check_horizon(PullRequest *req, const PullCursor *cur)
 {
 	StringInfoData q;
@@ -1871,9 +2207,13 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 	PullPage	page;
 	uint8		key[SECRET_MAX_LEN];
 	int			keylen;
+	char	   *arg_since = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *arg_cursor = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *arg_types = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	char	   *arg_practice = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	bool		has_since = false;
+	TimestampTz since = 0;
+	TimestampTz watermark;
 	char	   *filter;
 	char	   *cursor_text;
 	uint32		scope;
@@ -1888,14 +2228,28 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 	sync_context_read(&ctx);
 	sync_context_require_tenant(&ctx);
 
-	/* practice: the context's, never widened; p_practice_id may only repeat it */
+	/* p_since: a client timestamp, read by the one strict parser (context.c) */
+	if (arg_since != NULL && arg_since[0] != '\0')
+	{
+		if (!sync_parse_timestamp(arg_since, strlen(arg_since), &since))
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_PULL_BAD_SINCE),
+					 errmsg("invalid p_since (lastSyncTimestamp) \"%s\"", sync_clip_str(arg_since)),
+					 errdetail("A time is an integer of milliseconds since 1970-01-01 UTC, or ISO 8601 with date, time and offset (2024-11-10T12:00:00Z), from 1970 to 9999."),
+					 errhint("Encode \"+\" in a query string as %%2B; better, send back the previous response's \"cursor\" as p_cursor.")));
+		has_since = true;
+	}
+
+	/* practice: the context's, never widened; p_practice_id may only repeat it (1, "1", 1.0 alike) */
 	if (arg_practice != NULL && arg_practice[0] == '\0')
 		arg_practice = NULL;
+	if (arg_practice != NULL)
+		arg_practice = sync_canonical_id(arg_practice, strlen(arg_practice));
 	if (arg_practice != NULL && ctx.practice_id != NULL &&
 		strcmp(arg_practice, ctx.practice_id) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_PRACTICE_MISMATCH),
-				 errmsg("practice \"%s\" is not the practice of the request", arg_practice),
+				 errmsg("practice \"%s\" is not the practice of the request", sync_clip_str(arg_practice)),
 				 errdetail("The request context names practice \"%s\".", ctx.practice_id),
 				 errhint("Leave p_practice_id out, or send the context's practice.")));
 	req.practice = ctx.practice_id ? ctx.practice_id : arg_practice;
@@ -1917,6 +2271,7 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 		req.limit = limit;
 	}
 
+	req.budget = (Size) pull_max_bytes;
 	req.schema = sync_tenant_schema(ctx.tenant_id);
 	req.quoted_schema = quote_identifier(req.schema);
 
@@ -1976,10 +2331,10 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 		cur.tenant_tag = tenant_tag(ctx.tenant_id);
 		cur.scope_tag = scope;
 		cur.origin_tag = origin_tag();
-		if (!PG_ARGISNULL(0) && PG_GETARG_TIMESTAMPTZ(0) > SetEpochTimestamp())
+		if (has_since && since > SetEpochTimestamp())
 		{
 			cur.kind = CK_TIME;
-			cur.since = PG_GETARG_TIMESTAMPTZ(0);
+			cur.since = since;
 			cur.upper = now_snap;
 			check_horizon(&req, &cur);
 		}
@@ -2013,12 +2368,18 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 			case CK_LIST:
 				run_list(&req, &cur, &page);
 				break;
+			case CK_TIME_OLD:
+				break;			/* refused by cursor_decode */
 		}
 		order_page(&req, &page);
 		cursor_text = cursor_encode(&page.next, key, keylen);
 	}
 
-	result = build_response(&req, &page, cursor_text, outcxt);
+	/* the timestamp: a safe watermark; a read by time cut short continues from its cut */
+	watermark = pull_watermark(&req, &now_snap);
+	if (page.has_stop_at)
+		watermark = Min(watermark, page.stop_at);
+	result = build_response(&req, &page, cursor_text, watermark, outcxt);
 	MemoryContextSwitchTo(old);
 	SPI_finish();
 	MemoryContextDelete(cxt);
