@@ -27,10 +27,10 @@ INSERT INTO tenant_cap_a.cap_pets VALUES ('rex', 2, 'Rex');
 DELETE FROM tenant_cap_a.cap_pets WHERE id = 'rex';
 
 -- A create and a delete log the whole row; an update logs the columns it set
--- (its version and updated_at, which smartsync sets, are the log row's version
--- and changed_at), and every 32nd version the whole row.  Pull sends the row
--- as it is; push and conflict resolution rebuild an older version from the log
--- (smartsync.row_at_version, below).
+-- and updated_at, which smartsync sets (its version is the log row's version;
+-- changed_at is the clock at capture), and every 32nd version the whole row.
+-- Pull sends the row as it is; push and conflict resolution rebuild an older
+-- version from the log (smartsync.row_at_version, below).
 SELECT seq, entity_type, entity_id, entity_key = smartsync.entity_key(entity_type, entity_id) AS keyed,
        operation, version, practice_id, data - 'updated_at' AS data
   FROM tenant_cap_a.sync_changes ORDER BY seq;
@@ -44,7 +44,7 @@ SELECT name, version FROM tenant_cap_a.cap_owners ORDER BY id;
 
 -- updated_at is the statement time of the write, and the log agrees with the row.
 SELECT o.updated_at IS NOT NULL AS has_time,
-       o.updated_at = c.changed_at AS log_matches_row
+       o.updated_at = (c.data->>'updated_at')::timestamptz AS log_matches_row
   FROM tenant_cap_a.cap_owners o
   JOIN tenant_cap_a.sync_changes c ON c.entity_id = o.id::text AND c.version = o.version
  WHERE o.name = 'Ann';
