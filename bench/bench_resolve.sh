@@ -17,7 +17,7 @@ N=${N:-400}                     # resolutions per path and round
 PATHS=5                         # client-wins, merge, server-wins, plain write, plain close
 OPEN=${OPEN:-100000}            # open conflicts in the store for the listing
 ROWS=$((PATHS * ROUNDS * N))
-export PGOPTIONS="-c smartsync.tenant_id=bench_res -c smartsync.client_id=desk"   # the request context of every session
+export PGOPTIONS="-c smartsync.tenant_id=bench_res -c smartsync.client_id=desk -c smartsync.permissions=*"   # the request context of every session (a resolution needs the permission of its write)
 dropdb --if-exists $DB
 createdb $DB
 tmp=$(mktemp -d)
