@@ -99,10 +99,12 @@ async function startServer(extra) {
 }
 
 /** CPU time (user + system) a process has used, in milliseconds (Linux /proc, 100 ticks a second). */
-async function cpuMs(pid) {
+async function cpuMs(pid, part = "both") {
   const fs = await import("node:fs/promises");
   const f = (await fs.readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1].split(" ");
-  return (Number(f[11]) + Number(f[12])) * 10;
+  const user = Number(f[11]) * 10;
+  const system = Number(f[12]) * 10;
+  return part === "user" ? user : part === "system" ? system : user + system;
 }
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -306,9 +308,10 @@ async function push() {
     };
   }
 
-  const ways = ["sql", "api", "http"];
+  const ways = (process.env.BENCH_WAYS ?? "sql api http").split(" ");
   const rates = { sql: [], api: [], http: [] };
   let serverCpu = 0;
+  let serverSys = 0;
   let httpPushes = 0;
   const ratios = { sql: [], api: [] };
   const vacuum = new pg.Client({ connectionString: databaseUrl(process.env.PGUSER ?? "postgres", process.env.PGPASSWORD ?? "") });
@@ -318,6 +321,7 @@ async function push() {
       const workers = await Promise.all(Array.from({ length: clients }, (_, i) => worker(way, `${way}-${r}-${i}`)));
       let ops = 0;
       const cpu0 = way === "http" ? await cpuMs(server.pid) : 0;
+      const sys0 = way === "http" ? await cpuMs(server.pid, "system") : 0;
       const t0 = performance.now();
       await Promise.all(
         workers.map(async (w, i) => {
@@ -330,6 +334,7 @@ async function push() {
       rates[way].push(ops / ((performance.now() - t0) / 1000));
       if (way === "http") {
         serverCpu += (await cpuMs(server.pid)) - cpu0;
+        serverSys += (await cpuMs(server.pid, "system")) - sys0;
         httpPushes += ops / batch;
       }
       await Promise.all(workers.map((w) => w.close()));
@@ -354,6 +359,7 @@ async function push() {
       httpVsSql: sorted(ratios.sql),
       httpVsApi: sorted(ratios.api),
       serverCpuMsPerPush: serverCpu / httpPushes,
+      serverSystemCpuMsPerPush: serverSys / httpPushes,
     })}\n`,
   );
 }
