@@ -7,7 +7,9 @@
 #   bash bench/run.sh server, or
 #   PRIVATE_CONF="synchronous_commit = off" bash test/private.sh -- bash bench/bench_server.sh
 # Settings: STREAMS ("1 100 1000"), SIGNALS ("poll notify"), COMMITS (100), ROUNDS (5),
-# SECONDS_PER_RUN (5), CLIENTS ("1 4": concurrent pushers), PARTS ("latency push")
+# SECONDS_PER_RUN (5), CLIENTS ("1 4": concurrent pushers), PARTS ("latency push"),
+# BENCH_SERVER_CLI (another build's dist/cli.js, to compare), BENCH_SERVER_NODE_ARGS
+# (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DB=bench_server
