@@ -44,6 +44,7 @@
 #include "utils/timestamp.h"
 
 #include "smartsync.h"
+#include "citus.h"
 #include "kernel.h"
 #include "push.h"
 #include "resolve.h"
@@ -1210,7 +1211,10 @@ smartsync_resolve_conflict(PG_FUNCTION_ARGS)
 	JsonbParseState *ps = NULL;
 	JsonbValue *res;
 	Jsonb	   *result;
+	Datum		routed;
 
+	if (sync_citus_route(fcinfo, &routed))	/* Citus: resolve on the tenant's node */
+		return routed;
 	/* arguments */
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,

@@ -100,6 +100,10 @@
 /* Most characters of a client value an error message quotes. */
 #define SYNC_QUOTE_CHARS	64
 
+/* Citus schema-based sharding: SS8xx (src/citus.c) */
+#define ERRCODE_SS_CITUS_ELSEWHERE			MAKE_SQLSTATE('S','S','8','0','1')
+#define ERRCODE_SS_CITUS_SETUP				MAKE_SQLSTATE('S','S','8','0','2')
+
 /* --- settings (smartsync.c) ------------------------------------------- */
 
 extern char *smartsync_tenant_id_setting;

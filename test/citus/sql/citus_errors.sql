@@ -1,0 +1,34 @@
+-- Where a call runs, and what is refused (README "Scaling out").
+SELECT citus_t.node_of('happy-paws') AS happy_paws, citus_t.node_of('city-vets') AS city_vets;
+SELECT nodeport AS worker2 FROM citus_t.nodes WHERE node = 'worker2' \gset
+\set coordinator_host :HOST
+\set coordinator_port :PORT
+SELECT smartsync.http_status('SS801') AS ss801, smartsync.http_status('SS802') AS ss802;
+
+-- Citus lets clients query from any node: a worker routes too.  On worker2,
+-- happy-paws' pull runs on worker1, city-vets' here.
+\c - - 127.0.0.1 :worker2
+SET smartsync.tenant_id = 'happy-paws';
+SELECT jsonb_array_length(smartsync.sync_pull(p_entity_types => 'clients') -> 'changes') AS happy_paws_clients;
+SET smartsync.tenant_id = 'city-vets';
+SELECT jsonb_array_length(smartsync.sync_pull(p_entity_types => 'clients') -> 'changes') AS city_vets_clients;
+
+-- A call that reaches a node without the tenant's data refuses (SS801, HTTP
+-- 503: retry) instead of reading a log that is not there: here worker2 gets
+-- happy-paws' pull as if it had been routed to it (the tenant moved meanwhile).
+\set VERBOSITY sqlstate
+SELECT smartsync._citus_call('{"smartsync.tenant_id": "happy-paws"}',
+         'smartsync.sync_pull(timestamp with time zone,text,text,text,integer)', '{NULL,NULL,NULL,NULL,NULL}');
+\set VERBOSITY default
+SELECT smartsync._citus_call('{"smartsync.tenant_id": "happy-paws"}',
+         'smartsync.sync_pull(timestamp with time zone,text,text,text,integer)', '{NULL,NULL,NULL,NULL,NULL}');
+-- It runs only smartsync's routable functions, with request-context settings.
+\set VERBOSITY terse
+SELECT smartsync._citus_call('{"smartsync.tenant_id": "city-vets"}', 'smartsync.setup_postgrest(text,name,name,name)', '{NULL,anon,web_user,api}');
+SELECT smartsync._citus_call('{"search_path": "evil"}', 'smartsync.conflict_stats()', '{}');
+SELECT smartsync._citus_call('{"smartsync.tenant_id": "city-vets"}', 'smartsync.conflict_stats()', '{}') ->> 'open' AS open;
+-- smartsync.citus_setup() runs on the coordinator only (SS802).
+SELECT smartsync.citus_setup();
+\set VERBOSITY default
+\c - - :coordinator_host :coordinator_port
+RESET smartsync.tenant_id;
