@@ -103,10 +103,16 @@ static int	routed_depth = 0;
 
 /* --- Citus and its catalogs ------------------------------------------------ */
 
-/* True when the citus extension is installed in this database. */
+/*
+ * True when the citus extension is installed in this database.  Its library
+ * is loaded first (shared_preload_libraries), so a server without it answers
+ * from its settings alone.
+ */
 static bool
 citus_installed(void)
 {
+	if (GetConfigOption("citus.version", true, false) == NULL)
+		return false;
 	return OidIsValid(get_extension_oid("citus", true));
 }
 
@@ -228,30 +234,97 @@ typedef struct TenantPlacement
 } TenantPlacement;
 
 /*
- * Reads the placement of schema's change log.  latest: read Citus' catalog
- * with a snapshot taken now (after a lock), not the transaction's.
+ * Placements by change-log table, cached: Citus invalidates a distributed
+ * table's relation cache when its placement changes (a move), which drops the
+ * entry here too (placement_cache_callback).
+ */
+typedef struct PlacementEntry
+{
+	Oid			log;			/* hash key */
+	TenantPlacement p;
+} PlacementEntry;
+
+static HTAB *placement_cache = NULL;
+
+static void
+placement_cache_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	PlacementEntry *e;
+
+	if (placement_cache == NULL)
+		return;
+	hash_seq_init(&status, placement_cache);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (!OidIsValid(relid) || e->log == relid)
+			hash_search(placement_cache, &e->log, HASH_REMOVE, NULL);
+	}
+}
+
+/* A plan kept for the backend's life (catalog queries of this file). */
+static SPIPlanPtr
+kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*slot = plan;
+	}
+	return *slot;
+}
+
+/*
+ * Reads the placement of schema's change log.  latest: from Citus' catalog
+ * as committed now (after a lock), not from the cache or the transaction's
+ * snapshot.
  */
 static void
 tenant_placement(const char *schema, bool latest, TenantPlacement *p)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			nsp = get_namespace_oid(schema, true);
 	Oid			log = OidIsValid(nsp) ? get_relname_relid(LOG_TABLE, nsp) : InvalidOid;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
-	SPIPlanPtr	plan;
+	PlacementEntry *e;
+	bool		found;
 	int			rc;
 
 	memset(p, 0, sizeof(*p));
 	if (!OidIsValid(log))
 		return;
+	if (placement_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(PlacementEntry);
+		placement_cache = hash_create("smartsync citus placements", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+		CacheRegisterRelcacheCallback(placement_cache_callback, (Datum) 0);
+	}
+	if (!latest)
+	{
+		e = hash_search(placement_cache, &log, HASH_FIND, &found);
+		if (found)
+		{
+			*p = e->p;
+			return;
+		}
+	}
+
 	values[0] = ObjectIdGetDatum(log);
 	spi_connect();
-	plan = SPI_prepare("SELECT s.shardid, bool_or(p.groupid = (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g))"
-					   " FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_placement p ON p.shardid = s.shardid"
-					   " WHERE s.logicalrelid = $1 GROUP BY s.shardid",
-					   1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	kept_plan(&plan, "SELECT s.shardid, bool_or(p.groupid = (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g))"
+			  " FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_placement p ON p.shardid = s.shardid"
+			  " WHERE s.logicalrelid = $1 GROUP BY s.shardid",
+			  1, argtypes);
 	if (latest)
 		rc = SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
 								  true, false, 2);
@@ -268,20 +341,60 @@ tenant_placement(const char *schema, bool latest, TenantPlacement *p)
 		p->local = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	SPI_finish();
+	if (!latest)
+	{
+		e = hash_search(placement_cache, &log, HASH_ENTER, &found);
+		e->p = *p;
+	}
 }
+
+/*
+ * Tenant schemas by tenant id, cached: a tenant keeps its schema once
+ * provisioned (SS107), so an entry is only checked to name a schema that still
+ * exists.
+ */
+typedef struct SchemaEntry
+{
+	char		tenant_id[256];	/* hash key (provisioning allows up to 255 characters) */
+	char		schema[NAMEDATALEN];
+} SchemaEntry;
+
+static HTAB *schema_cache = NULL;
 
 /* The schema of a provisioned tenant, or NULL (the caller's function reports unknown tenants). */
 static char *
 tenant_schema_or_null(const char *tenant_id)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	char	   *schema = NULL;
+	SchemaEntry *e;
+	bool		found;
+	int			rc;
+
+	if (strlen(tenant_id) >= sizeof(e->tenant_id))
+		return NULL;
+	if (schema_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(e->tenant_id);
+		ctl.entrysize = sizeof(SchemaEntry);
+		schema_cache = hash_create("smartsync citus tenants", 64, &ctl, HASH_ELEM | HASH_STRINGS);
+	}
+	e = hash_search(schema_cache, tenant_id, HASH_FIND, &found);
+	if (found && OidIsValid(get_namespace_oid(e->schema, true)))
+		return pstrdup(e->schema);
 
 	values[0] = CStringGetTextDatum(tenant_id);
 	spi_connect();
-	spi_query("SELECT schema_name::pg_catalog.text FROM smartsync.tenants WHERE tenant_id = $1",
-			  1, argtypes, values, 1);
+	rc = SPI_execute_plan(kept_plan(&plan, "SELECT schema_name::pg_catalog.text FROM smartsync.tenants WHERE tenant_id = $1",
+									1, argtypes),
+						  values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 1)
 	{
 		char	   *s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -290,6 +403,11 @@ tenant_schema_or_null(const char *tenant_id)
 		strcpy(schema, s);
 	}
 	SPI_finish();
+	if (schema != NULL && strlen(schema) < NAMEDATALEN)
+	{
+		e = hash_search(schema_cache, tenant_id, HASH_ENTER, &found);
+		strlcpy(e->schema, schema, NAMEDATALEN);
+	}
 	return schema;
 }
 
@@ -403,6 +521,81 @@ apply_context_settings(Jsonb *settings)
 /* --- routing --------------------------------------------------------------- */
 
 /*
+ * The result of a routed call travels as the bytes of its jsonb (a bytea), so
+ * neither node prints and parses it as JSON text: every node of a cluster runs
+ * the same PostgreSQL major version, hence the same jsonb format.  Rebuilds
+ * the jsonb, checking its root header.
+ */
+static Jsonb *
+jsonb_from_bytes(bytea *b)
+{
+	Size		len = VARSIZE_ANY_EXHDR(b);
+	Jsonb	   *jb;
+
+	if (len < sizeof(uint32))
+		elog(ERROR, "smartsync: a routed call returned %zu bytes, not a jsonb", len);
+	jb = palloc(VARHDRSZ + len);
+	SET_VARSIZE(jb, VARHDRSZ + len);
+	memcpy(VARDATA(jb), VARDATA_ANY(b), len);
+	if ((jb->root.header & (JB_FOBJECT | JB_FARRAY)) == 0 ||
+		((jb->root.header & JB_FSCALAR) && !(jb->root.header & JB_FARRAY)))
+		elog(ERROR, "smartsync: a routed call returned bytes that are not a jsonb");
+	return jb;
+}
+
+/* Router-query plans by tenant schema, kept (at most ROUTE_PLANS, then all dropped). */
+typedef struct RouteEntry
+{
+	char		schema[NAMEDATALEN];	/* hash key */
+	SPIPlanPtr	plan;
+} RouteEntry;
+
+#define ROUTE_PLANS 1024
+
+static HTAB *route_cache = NULL;
+
+/* The kept plan of schema's router query (call inside SPI). */
+static SPIPlanPtr
+route_plan(const char *schema, Oid *argtypes)
+{
+	RouteEntry *e;
+	bool		found;
+	SPIPlanPtr	plan;
+
+	if (route_cache != NULL && hash_get_num_entries(route_cache) >= ROUTE_PLANS)
+	{
+		HASH_SEQ_STATUS status;
+
+		hash_seq_init(&status, route_cache);
+		while ((e = hash_seq_search(&status)) != NULL)
+			SPI_freeplan(e->plan);
+		hash_destroy(route_cache);
+		route_cache = NULL;
+	}
+	if (route_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = NAMEDATALEN;
+		ctl.entrysize = sizeof(RouteEntry);
+		route_cache = hash_create("smartsync citus routes", 64, &ctl, HASH_ELEM | HASH_STRINGS);
+	}
+	e = hash_search(route_cache, schema, HASH_FIND, &found);
+	if (found)
+		return e->plan;
+	plan = SPI_prepare(psprintf("SELECT smartsync._citus_call($1, $2, $3) FROM %s." ORIGIN_TABLE,
+								quote_identifier(schema)), 3, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	e = hash_search(route_cache, schema, HASH_ENTER, &found);
+	e->plan = plan;
+	return plan;
+}
+
+/*
  * Runs the call fcinfo describes on the node holding the request's tenant,
  * when that is another node: returns true with the call's result in *result.
  * False when the call is to run here: Citus not installed, no tenant or an
@@ -424,7 +617,6 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	int			lbs[1] = {1};
 	Oid			qtypes[3] = {JSONBOID, TEXTOID, TEXTARRAYOID};
 	Datum		qvalues[3];
-	char	   *sql;
 	int			rc;
 	bool		isnull;
 	MemoryContext callcxt = CurrentMemoryContext;
@@ -461,11 +653,9 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 													false, TYPALIGN_INT));
 
 	/* one Citus router query: runs on the tenant's node, in this transaction */
-	sql = psprintf("SELECT smartsync._citus_call($1, $2, $3) FROM %s." ORIGIN_TABLE,
-				   quote_identifier(schema));
 	spi_connect();
-	rc = SPI_execute_with_args(sql, 3, qtypes, qvalues, NULL,
-							   func_volatile(fn) != PROVOLATILE_VOLATILE, 2);
+	rc = SPI_execute_plan(route_plan(schema, qtypes), qvalues, NULL,
+						  func_volatile(fn) != PROVOLATILE_VOLATILE, 2);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed != 1)
@@ -481,7 +671,7 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	{
 		MemoryContext old = MemoryContextSwitchTo(callcxt);
 
-		*result = PointerGetDatum(DatumGetJsonbPCopy(*result));
+		*result = PointerGetDatum(jsonb_from_bytes(DatumGetByteaPP(*result)));
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
@@ -513,15 +703,43 @@ lock_shard_metadata(int64 shardid, LOCKMODE mode)
 	(void) LockAcquire(&tag, mode, false, false);
 }
 
+/* Routable functions by signature, cached while the function exists. */
+typedef struct FunctionEntry
+{
+	char		signature[256];	/* hash key */
+	Oid			fn;
+} FunctionEntry;
+
+static HTAB *function_cache = NULL;
+
 /* The routable smartsync function a signature names; raises on anything else. */
 static Oid
 routable_function(const char *signature)
 {
-	Oid			fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure,
-														  CStringGetTextDatum(signature)));
+	Oid			fn = InvalidOid;
 	HeapTuple	tup;
+	FunctionEntry *e = NULL;
+	bool		found = false;
 	Form_pg_proc proc;
 	bool		ok = false;
+
+	if (function_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(e->signature);
+		ctl.entrysize = sizeof(FunctionEntry);
+		function_cache = hash_create("smartsync citus functions", 16, &ctl, HASH_ELEM | HASH_STRINGS);
+	}
+	if (strlen(signature) < sizeof(e->signature))
+	{
+		e = hash_search(function_cache, signature, HASH_FIND, &found);
+		if (found && SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(e->fn)))
+			fn = e->fn;
+	}
+	if (!OidIsValid(fn))
+		fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure, CStringGetTextDatum(signature)));
 
 	if (!OidIsValid(fn) || get_func_namespace(fn) != get_namespace_oid("smartsync", false))
 		elog(ERROR, "smartsync._citus_call: %s is not a smartsync function", signature);
@@ -535,6 +753,11 @@ routable_function(const char *signature)
 	ReleaseSysCache(tup);
 	if (!ok)
 		elog(ERROR, "smartsync._citus_call: %s cannot be routed", signature);
+	if (strlen(signature) < sizeof(e->signature))
+	{
+		e = hash_search(function_cache, signature, HASH_ENTER, &found);
+		e->fn = fn;
+	}
 	if (pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(fn));
 	return fn;
@@ -566,10 +789,11 @@ hold_tenant(void)
 
 /*
  * smartsync._citus_call(context jsonb, function text, arguments text[]) RETURNS
- * jsonb: the other half of sync_citus_route(), run by Citus on the node that
+ * bytea: the other half of sync_citus_route(), run by Citus on the node that
  * holds the tenant.  Sets the context's settings for the call, keeps the tenant
  * here, and calls the function (one of the routable ones, with the caller's
- * EXECUTE privilege checked) with the arguments read in its parameter types.
+ * EXECUTE privilege checked) with the arguments read in its parameter types;
+ * returns the bytes of the jsonb it returns.
  */
 Datum
 smartsync_citus_call(PG_FUNCTION_ARGS)
@@ -644,7 +868,8 @@ smartsync_citus_call(PG_FUNCTION_ARGS)
 	AtEOXact_GUC(true, nest);
 	if (call->isnull)
 		PG_RETURN_NULL();
-	PG_RETURN_DATUM(result);
+	/* the jsonb's bytes, as they are (jsonb_from_bytes on the calling node) */
+	PG_RETURN_BYTEA_P((bytea *) PG_DETOAST_DATUM(result));
 }
 
 /* --- capture on shards ---------------------------------------------------- */
