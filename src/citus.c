@@ -521,10 +521,11 @@ apply_context_settings(Jsonb *settings)
 /* --- routing --------------------------------------------------------------- */
 
 /*
- * The result of a routed call travels as the bytes of its jsonb (a bytea), so
- * neither node prints and parses it as JSON text: every node of a cluster runs
- * the same PostgreSQL major version, hence the same jsonb format.  Rebuilds
- * the jsonb, checking its root header.
+ * The result of a routed call, and its jsonb arguments (a push's payload),
+ * travel as the bytes of their jsonb (a bytea), so neither node prints and
+ * parses them as JSON text: every node of a cluster runs the same PostgreSQL
+ * major version, hence the same jsonb format.  Rebuilds a jsonb, checking its
+ * root header.
  */
 static Jsonb *
 jsonb_from_bytes(bytea *b)
@@ -615,7 +616,7 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	bool	   *argnulls;
 	int			dims[1];
 	int			lbs[1] = {1};
-	Oid			qtypes[3] = {JSONBOID, TEXTOID, TEXTARRAYOID};
+	Oid			qtypes[3] = {JSONBOID, TEXTOID, BYTEAARRAYOID};
 	Datum		qvalues[3];
 	int			rc;
 	bool		isnull;
@@ -630,14 +631,18 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	if (!where.distributed || where.local)
 		return false;
 
-	/* the arguments as text, in the function's declared types */
+	/* the arguments: a jsonb as its bytes, anything else as its text */
 	(void) get_func_signature(fn, &argtypes, &nargs);
 	args = palloc(sizeof(Datum) * Max(nargs, 1));
 	argnulls = palloc(sizeof(bool) * Max(nargs, 1));
 	for (int i = 0; i < nargs; i++)
 	{
 		argnulls[i] = i >= PG_NARGS() || PG_ARGISNULL(i);
-		if (!argnulls[i])
+		if (argnulls[i])
+			continue;
+		if (argtypes[i] == JSONBOID)
+			args[i] = PointerGetDatum(PG_DETOAST_DATUM(PG_GETARG_DATUM(i)));
+		else
 		{
 			Oid			out;
 			bool		varlena;
@@ -649,7 +654,7 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	dims[0] = nargs;
 	qvalues[0] = JsonbPGetDatum(context_settings());
 	qvalues[1] = CStringGetTextDatum(format_procedure_qualified(fn));
-	qvalues[2] = PointerGetDatum(construct_md_array(args, argnulls, 1, dims, lbs, TEXTOID, -1,
+	qvalues[2] = PointerGetDatum(construct_md_array(args, argnulls, 1, dims, lbs, BYTEAOID, -1,
 													false, TYPALIGN_INT));
 
 	/* one Citus router query: runs on the tenant's node, in this transaction */
@@ -788,12 +793,13 @@ hold_tenant(void)
 }
 
 /*
- * smartsync._citus_call(context jsonb, function text, arguments text[]) RETURNS
+ * smartsync._citus_call(context jsonb, function text, arguments bytea[]) RETURNS
  * bytea: the other half of sync_citus_route(), run by Citus on the node that
  * holds the tenant.  Sets the context's settings for the call, keeps the tenant
  * here, and calls the function (one of the routable ones, with the caller's
- * EXECUTE privilege checked) with the arguments read in its parameter types;
- * returns the bytes of the jsonb it returns.
+ * EXECUTE privilege checked) with the arguments (a jsonb's bytes, or another
+ * type's text read in its parameter type); returns the bytes of the jsonb it
+ * returns.
  */
 Datum
 smartsync_citus_call(PG_FUNCTION_ARGS)
@@ -817,9 +823,9 @@ smartsync_citus_call(PG_FUNCTION_ARGS)
 	fn = routable_function(text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	arr = PG_GETARG_ARRAYTYPE_P(2);
 	(void) get_func_signature(fn, &argtypes, &nargs);
-	if (ARR_NDIM(arr) > 1 || ARR_ELEMTYPE(arr) != TEXTOID)
-		elog(ERROR, "smartsync._citus_call: arguments must be a text array");
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elemnulls, &nelems);
+	if (ARR_NDIM(arr) > 1 || ARR_ELEMTYPE(arr) != BYTEAOID)
+		elog(ERROR, "smartsync._citus_call: arguments must be a bytea array");
+	deconstruct_array(arr, BYTEAOID, -1, false, TYPALIGN_INT, &elems, &elemnulls, &nelems);
 	if (nelems != nargs)
 		elog(ERROR, "smartsync._citus_call: %d arguments for a function of %d", nelems, nargs);
 
@@ -834,7 +840,11 @@ smartsync_citus_call(PG_FUNCTION_ARGS)
 	{
 		call->args[i].isnull = elemnulls[i];
 		call->args[i].value = (Datum) 0;
-		if (!elemnulls[i])
+		if (elemnulls[i])
+			continue;
+		if (argtypes[i] == JSONBOID)
+			call->args[i].value = PointerGetDatum(jsonb_from_bytes(DatumGetByteaPP(elems[i])));
+		else
 		{
 			Oid			in;
 			Oid			ioparam;

@@ -1404,11 +1404,11 @@ COMMENT ON FUNCTION smartsync.citus_setup() IS
 
 -- The other half of sync_citus_route (src/citus.c): runs a routed call on the
 -- node holding the tenant, with the caller's request context.
-CREATE FUNCTION smartsync._citus_call(ctx jsonb, fn text, args text[])
+CREATE FUNCTION smartsync._citus_call(ctx jsonb, fn text, args bytea[])
 RETURNS bytea
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'smartsync_citus_call';
-COMMENT ON FUNCTION smartsync._citus_call(jsonb, text, text[]) IS
+COMMENT ON FUNCTION smartsync._citus_call(jsonb, text, bytea[]) IS
 'internal: runs a push, pull, resolution or conflict listing routed to this node (the node that holds the tenant) with the caller''s request context; only sets what the caller could set itself and checks the caller''s EXECUTE privilege; returns the bytes of the function''s jsonb result';
 
 CREATE FUNCTION smartsync._citus_adopt(tenant_id text)
