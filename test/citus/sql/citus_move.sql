@@ -112,3 +112,11 @@ UPDATE tenant_happy_paws.clients SET phone = '555-0199' WHERE name = 'Ben Moss';
 \set VERBOSITY terse
 SELECT smartsync.citus_adopt_log('nobody');
 \set VERBOSITY default
+
+-- Retention works the same on a worker: prune_changes (run on the coordinator)
+-- deletes on the tenant's node and records that node's transaction ids, so a
+-- cursor from before the pruning gets must-refetch.
+SELECT smartsync.prune_changes('happy-paws', interval '0') > 0 AS pruned;
+\set args '"entityTypes" := ''clients'', "p_cursor" := ' :'cursor'
+\set shown_args '"entityTypes" := ''clients'', "p_cursor" := ''<cursor>'''
+\i sql/postgrest_request.psql
