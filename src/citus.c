@@ -786,7 +786,9 @@ hold_tenant(void)
 	tenant_placement(schema, false, &where);
 	if (!where.distributed)
 		return;
-	lock_shard_metadata(where.shardid, ShareLock);
+	/* (a standby, where only a pull can run, takes no such lock; its cursors tell moves apart) */
+	if (!RecoveryInProgress())
+		lock_shard_metadata(where.shardid, ShareLock);
 	tenant_placement(schema, true, &where);
 	if (!where.local)
 		tenant_elsewhere(ctx.tenant_id, "The tenant moved to another node while the request was on its way.");
