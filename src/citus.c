@@ -461,7 +461,10 @@ guc_variables(int *n)
 /*
  * The settings that make the caller's request context: request.jwt.claims,
  * TimeZone, and every smartsync.* setting a user may set that is not at its
- * default (tenant, practice, user, client, permissions, limits).
+ * default (tenant, practice, user, client, permissions, limits); a superuser's
+ * superuser-only ones too (smartsync.trust_direct_sql).  The routed call runs
+ * as the same user, so it may set them all; settings a role has by ALTER ROLE
+ * reach the worker's session anyway (Citus propagates them).
  */
 static Jsonb *
 context_settings(void)
@@ -479,7 +482,8 @@ context_settings(void)
 	{
 		struct config_generic *g = vars[i];
 
-		if (strncmp(g->name, "smartsync.", 10) != 0 || g->context != PGC_USERSET ||
+		if (strncmp(g->name, "smartsync.", 10) != 0 ||
+			!(g->context == PGC_USERSET || (g->context == PGC_SUSET && superuser())) ||
 			(g->flags & GUC_CUSTOM_PLACEHOLDER) || g->source <= PGC_S_DEFAULT)
 			continue;
 		push_pair(&st, g->name, GetConfigOption(g->name, false, false));
@@ -744,7 +748,16 @@ routable_function(const char *signature)
 			fn = e->fn;
 	}
 	if (!OidIsValid(fn))
-		fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure, CStringGetTextDatum(signature)));
+	{
+		LOCAL_FCINFO(lookup, 1);
+		Datum		d;
+
+		InitFunctionCallInfoData(*lookup, NULL, 1, InvalidOid, NULL, NULL);
+		lookup->args[0].value = CStringGetTextDatum(signature);
+		lookup->args[0].isnull = false;
+		d = to_regprocedure(lookup);
+		fn = lookup->isnull ? InvalidOid : DatumGetObjectId(d);
+	}
 
 	if (!OidIsValid(fn) || get_func_namespace(fn) != get_namespace_oid("smartsync", false))
 		elog(ERROR, "smartsync._citus_call: %s is not a smartsync function", signature);

@@ -18,10 +18,10 @@ SELECT jsonb_array_length(smartsync.sync_pull(p_entity_types => 'clients') -> 'c
 -- happy-paws' pull as if it had been routed to it (the tenant moved meanwhile).
 \set VERBOSITY sqlstate
 SELECT smartsync._citus_call('{"smartsync.tenant_id": "happy-paws"}',
-         'smartsync.sync_pull(timestamp with time zone,text,text,text,integer)', '{NULL,NULL,NULL,NULL,NULL}');
+         'smartsync.sync_pull(text,text,text,text,integer)', '{NULL,NULL,NULL,NULL,NULL}');
 \set VERBOSITY default
 SELECT smartsync._citus_call('{"smartsync.tenant_id": "happy-paws"}',
-         'smartsync.sync_pull(timestamp with time zone,text,text,text,integer)', '{NULL,NULL,NULL,NULL,NULL}');
+         'smartsync.sync_pull(text,text,text,text,integer)', '{NULL,NULL,NULL,NULL,NULL}');
 -- It runs only smartsync's routable functions, with request-context settings.
 \set VERBOSITY terse
 SELECT smartsync._citus_call('{"smartsync.tenant_id": "city-vets"}', 'smartsync.setup_postgrest(text,name,name,name)', '{NULL,anon,web_user,api}');

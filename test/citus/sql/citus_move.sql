@@ -79,9 +79,11 @@ SELECT conflict_id, base_version, base_data ->> 'phone' AS base_phone, server_ve
   FROM tenant_happy_paws.sync_conflicts WHERE operation_id = 'm3' \gset
 SELECT :base_version AS base_version, :'base_phone' AS base_phone, :server_version AS server_version;
 SET smartsync.tenant_id = 'happy-paws';
+SET smartsync.permissions = 'clients:update';
 SELECT r ->> 'winner' AS winner, r -> 'data' ->> 'email' AS email, r -> 'data' ->> 'notes' AS notes
   FROM smartsync.resolve_conflict(:conflict_id, 'merge') AS r;
 RESET smartsync.tenant_id;
+RESET smartsync.permissions;
 
 -- And back to worker1 (a rebalance undone): cursors of worker2 must refetch,
 -- also on worker1, whose own old transaction ids came back with the log.
