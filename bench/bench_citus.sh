@@ -67,14 +67,16 @@ citus_psql coordinator -At -c "SELECT string_agg(format('%s on node group %s', s
 cat > "$tmp/push.sql" <<'SQL'
 \set n :n + 1
 \set c :client_id + 1
-SELECT set_config('smartsync.tenant_id', 'ct' || :t, false), set_config('smartsync.client_id', 'dev' || :c, false);
+SELECT set_config('smartsync.tenant_id', 'ct' || :t, false), set_config('smartsync.client_id', 'dev' || :c, false),
+       set_config('smartsync.permissions', 'bc_items:*', false);
 SELECT smartsync.sync_push(payload) ->> 'processed' FROM bench.batches WHERE client = :c AND n = :n;
 SQL
 cat > "$tmp/push2.sql" <<'SQL'
 \set n :n + 1
 \set t :ta + (:tb - :ta) * (:client_id % 2)
 \set c :client_id / 2 + 1
-SELECT set_config('smartsync.tenant_id', 'ct' || :t, false), set_config('smartsync.client_id', 'dev' || :c, false);
+SELECT set_config('smartsync.tenant_id', 'ct' || :t, false), set_config('smartsync.client_id', 'dev' || :c, false),
+       set_config('smartsync.permissions', 'bc_items:*', false);
 SELECT smartsync.sync_push(payload) ->> 'processed' FROM bench.batches WHERE client = :c AND n = :n;
 SQL
 pull_script() { # node -> the pull of the 1,000 changes after the kept cursor
