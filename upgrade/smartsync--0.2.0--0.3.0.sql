@@ -1294,6 +1294,8 @@ BEGIN
     RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_schema WHERE schemaid = to_regnamespace(s));
 END
 $$;
+COMMENT ON FUNCTION smartsync._citus_distributed(name) IS
+'internal: true when the schema is a Citus distributed (tenant) schema';
 
 -- Internal: a table made in tenant schema s by a function (Citus converts only
 -- top-level CREATE TABLEs) joins the schema's co-located group.  Called by
@@ -1316,6 +1318,8 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION smartsync._citus_track(name, regclass) IS
+'internal: on Citus, a table made in a distributed tenant schema by provisioning joins the schema''s co-located group';
 
 -- Internal: tenant schema s on Citus: its change-log origin (the node whose
 -- transaction ids the log holds, and an epoch: src/citus.c), then the schema
@@ -1357,6 +1361,8 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION smartsync._citus_tenant(name) IS
+'internal: on Citus, a tenant schema''s change-log origin (sync_log_origin) and the schema distributed; idempotent';
 
 CREATE FUNCTION smartsync.citus_setup()
 RETURNS jsonb
@@ -1416,6 +1422,8 @@ CREATE FUNCTION smartsync._citus_adopt(tenant_id text)
 RETURNS integer
 LANGUAGE c VOLATILE STRICT
 AS 'MODULE_PATHNAME', 'smartsync_citus_adopt';
+COMMENT ON FUNCTION smartsync._citus_adopt(text) IS
+'internal: adopts the tenant''s change log on this node, the node that holds it (run there by citus_adopt_log); returns the log''s epoch';
 
 CREATE FUNCTION smartsync.citus_adopt_log(tenant_id text)
 RETURNS integer
