@@ -5,8 +5,10 @@
 # workers.  Builds this tree into a private installation and starts a Citus
 # coordinator, two workers and a plain node (test/citus_cluster.sh), all with
 # synchronous_commit=off; rounds are interleaved and each figure is a median,
-# each ratio the min / median / max of the per-round ratios.
-#   bash bench/bench_citus.sh          # ROUNDS=5 BATCHES=30 CLIENTS=2 PULL_SECONDS=3
+# each ratio the min / median / max of the per-round ratios.  Rates are steady
+# rates (each connection's first transactions left out: steady()); CPU per
+# operation is each node's whole CPU time over the run, first transactions in.
+#   bash bench/bench_citus.sh          # ROUNDS=5 BATCHES=30 CLIENTS=4 PULL_SECONDS=4
 # Prints one line and exits 0 when the citus extension is not installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +22,8 @@ if [ -n "$why" ]; then
 fi
 ROUNDS=${ROUNDS:-5}
 BATCHES=${BATCHES:-30}          # per client and run
-CLIENTS=${CLIENTS:-2}           # per tenant
-PULL_SECONDS=${PULL_SECONDS:-3}
+CLIENTS=${CLIENTS:-4}           # per tenant
+PULL_SECONDS=${PULL_SECONDS:-4}
 # runs on ct1 per round: push on the single node's ct1 (own data), push through
 # the coordinator, push on worker1 directly, and the two-tenant runs (one worker,
 # two workers, each also pinned)
@@ -85,6 +87,20 @@ pull_script() { # node -> the pull of the 1,000 changes after the kept cursor
 pull_script single > "$tmp/pull_single.sql"
 pull_script coordinator > "$tmp/pull_citus.sql"
 
+# the steady rate of a pgbench run from its transaction log (pgbench -l): each
+# client's first 3 transactions (a new connection, on a worker a new backend
+# with cold caches) left out, the sum over the clients (which ran at the same
+# time) of each one's rate after them, times the operations per transaction
+steady() { # log prefix, operations per transaction
+    cat "$1".* | awk -v ops="$2" '
+        { c = $1; t = $5 * 1000000 + $6
+          if ($2 == 2) s[c] = t
+          if ($2 > 2) { k[c]++; if (t > l[c]) l[c] = t } }
+        END { r = 0
+              for (c in k) if (l[c] > s[c]) r += k[c] * 1000000 / (l[c] - s[c])
+              printf "%.1f\n", r * ops }'
+    rm -f "$1".*
+}
 declare -A next=()   # next batch offset per tenant of the single node and of the cluster
 # one pgbench run: operations/s.  push NODE TENANT [pgbench args]
 push() {
@@ -92,9 +108,9 @@ push() {
     key="$([ "$node" = single ] && echo single || echo citus)/$t"
     off=${next[$key]:-0}
     next[$key]=$((off + BATCHES))
-    "$pgbench" -n -p "${citus_port[$node]}" -c "$CLIENTS" -j "$CLIENTS" -t "$BATCHES" \
-        -D n="$off" -D t="$t" -f "$tmp/push.sql" postgres 2>/dev/null \
-        | awk '/^tps = / {printf "%.1f\n", $3 * 50}'
+    "$pgbench" -n -p "${citus_port[$node]}" -c "$CLIENTS" -j "$CLIENTS" -t "$BATCHES" -l --log-prefix="$tmp/log" \
+        -D n="$off" -D t="$t" -f "$tmp/push.sql" postgres >/dev/null 2>&1
+    steady "$tmp/log" 50
 }
 # two tenants at once through the coordinator: push2 TA TB (both advance their offsets)
 push2() {
@@ -102,14 +118,15 @@ push2() {
     off=${next["citus/$ta"]:-0}
     [ "${next["citus/$tb"]:-0}" -le "$off" ] || off=${next["citus/$tb"]}
     next["citus/$ta"]=$((off + BATCHES)); next["citus/$tb"]=$((off + BATCHES))
-    "$pgbench" -n -p "${citus_port[coordinator]}" -c $((2 * CLIENTS)) -j $((2 * CLIENTS)) -t "$BATCHES" \
-        -D n="$off" -D ta="$ta" -D tb="$tb" -f "$tmp/push2.sql" postgres 2>/dev/null \
-        | awk '/^tps = / {printf "%.1f\n", $3 * 50}'
+    "$pgbench" -n -p "${citus_port[coordinator]}" -c $((2 * CLIENTS)) -j $((2 * CLIENTS)) -t "$BATCHES" -l --log-prefix="$tmp/log" \
+        -D n="$off" -D ta="$ta" -D tb="$tb" -f "$tmp/push2.sql" postgres >/dev/null 2>&1
+    steady "$tmp/log" 50
 }
 # the pull through pgbench for PULL_SECONDS: changes/s
 pull() {
     PGOPTIONS="-c smartsync.tenant_id=cp" "$pgbench" -n -p "${citus_port[$1]}" -c "$CLIENTS" -j "$CLIENTS" \
-        -T "$PULL_SECONDS" -f "$2" postgres 2>/dev/null | awk '/^tps = / {printf "%.1f\n", $3 * 1000}'
+        -T "$PULL_SECONDS" -l --log-prefix="$tmp/log" -f "$2" postgres >/dev/null 2>&1
+    steady "$tmp/log" 1000
 }
 # pins a node's postmaster and all its processes (new backends inherit it) to CPUs
 pin() { taskset -a -p -c "$2" "$(head -1 "$citus_work/$1/postmaster.pid")" >/dev/null; }

@@ -46,13 +46,13 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_sequence.h"
 #include "catalog/dependency.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -106,14 +106,15 @@ static int	routed_depth = 0;
 /*
  * True when the citus extension is installed in this database.  Its library
  * is loaded first (shared_preload_libraries), so a server without it answers
- * from its settings alone.
+ * from its settings alone; in a database, the extension's catalog table
+ * pg_dist_partition exists exactly while the extension does (a cached lookup).
  */
 static bool
 citus_installed(void)
 {
 	if (GetConfigOption("citus.version", true, false) == NULL)
 		return false;
-	return OidIsValid(get_extension_oid("citus", true));
+	return OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE));
 }
 
 /* Connects SPI; raises on failure. */
