@@ -681,6 +681,7 @@ smartsync_capture(PG_FUNCTION_ARGS)
 	if (OidIsValid(e->citus_origin))
 		sync_citus_adopt_log(e->citus_origin);	/* a log moved here is adopted first */
 	capture_rows(td, e, op, &ctx);
+	sync_notify_capture(td);	/* the change signal at commit (notify.c) */
 	return PointerGetDatum(NULL);
 }
 

@@ -9,7 +9,7 @@
  * Citus-specific in C is here; the rest of smartsync calls it through the hooks
  * of citus.h, which do nothing when the citus extension is not installed.
  *
- *   routing    sync_citus_route(): a push, pull, resolution or conflict listing
+ *   routing    sync_citus_route(): a push, pull, sync_changed, resolution or conflict listing
  *              called on a node that does not hold the request's tenant becomes
  *              one Citus router query over the tenant's sync_log_origin table,
  *                SELECT smartsync._citus_call(context, function, arguments)
@@ -19,7 +19,7 @@
  *              the request context the caller had (request.jwt.claims, the
  *              smartsync.* settings, TimeZone), takes the shard metadata lock
  *              that a shard move's cut-over waits for, checks that the tenant is
- *              still on this node (SS801 if it moved meanwhile) and calls the
+ *              still on this node (SS851 if it moved meanwhile) and calls the
  *              function itself: the pull's snapshot, its cursor and the change
  *              log's transaction ids all belong to one node.
  *   capture    a capture trigger fires on the shard (clients_102009): the shard
@@ -93,9 +93,9 @@ PG_FUNCTION_INFO_V1(smartsync_citus_adopt);
  */
 #define CITUS_SHARD_METADATA_LOCK_CLASS 4
 
-/* functions _citus_call runs: each reads or writes one tenant's data and returns jsonb */
+/* functions _citus_call runs: each reads or writes one tenant's data and returns jsonb (sync_changed: boolean) */
 static const char *const routable[] = {
-	"sync_push", "sync_pull", "resolve_conflict", "list_conflicts", "conflict_stats", NULL
+	"sync_push", "sync_pull", "sync_changed", "resolve_conflict", "list_conflicts", "conflict_stats", NULL
 };
 
 /* > 0 while smartsync._citus_call runs a routed call on this node */
@@ -412,7 +412,7 @@ tenant_schema_or_null(const char *tenant_id)
 	return schema;
 }
 
-/* Raises SS801: the tenant's data is on another node. */
+/* Raises SS851: the tenant's data is on another node. */
 static void
 tenant_elsewhere(const char *tenant_id, const char *why)
 {
@@ -680,8 +680,18 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	else
 	{
 		MemoryContext old = MemoryContextSwitchTo(callcxt);
+		Oid			rettype = get_func_rettype(fn);
 
-		*result = PointerGetDatum(jsonb_from_bytes(DatumGetByteaPP(*result)));
+		if (rettype == JSONBOID)
+			*result = PointerGetDatum(jsonb_from_bytes(DatumGetByteaPP(*result)));
+		else
+		{
+			Oid			in;
+			Oid			ioparam;
+
+			getTypeInputInfo(rettype, &in, &ioparam);
+			*result = OidInputFunctionCall(in, TextDatumGetCString(*result), ioparam, -1);
+		}
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
@@ -768,7 +778,8 @@ routable_function(const char *signature)
 	proc = (Form_pg_proc) GETSTRUCT(tup);
 	for (int i = 0; routable[i] != NULL; i++)
 		ok |= strcmp(NameStr(proc->proname), routable[i]) == 0;
-	ok &= proc->prolang == ClanguageId && proc->prorettype == JSONBOID && !proc->proretset;
+	ok &= proc->prolang == ClanguageId && !proc->proretset &&
+		(proc->prorettype == JSONBOID || proc->prorettype == BOOLOID);
 	ReleaseSysCache(tup);
 	if (!ok)
 		elog(ERROR, "smartsync._citus_call: %s cannot be routed", signature);
@@ -785,7 +796,7 @@ routable_function(const char *signature)
 /*
  * Keeps the request's tenant on this node until the transaction ends: takes
  * the shard metadata lock of its change log, then checks (in Citus' catalog
- * as committed now) that the log's shard is here.  SS801 when it is not.
+ * as committed now) that the log's shard is here.  SS851 when it is not.
  */
 static void
 hold_tenant(void)
@@ -815,7 +826,7 @@ hold_tenant(void)
  * here, and calls the function (one of the routable ones, with the caller's
  * EXECUTE privilege checked) with the arguments (a jsonb's bytes, or another
  * type's text read in its parameter type); returns the bytes of the jsonb it
- * returns.
+ * returns (sync_changed: the text of its boolean).
  */
 Datum
 smartsync_citus_call(PG_FUNCTION_ARGS)
@@ -832,6 +843,7 @@ smartsync_citus_call(PG_FUNCTION_ARGS)
 	LOCAL_FCINFO(call, FUNC_MAX_ARGS);
 	Datum		result;
 	int			nest;
+	Oid			rettype;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		elog(ERROR, "smartsync._citus_call: arguments must not be null");
@@ -851,6 +863,7 @@ smartsync_citus_call(PG_FUNCTION_ARGS)
 	hold_tenant();
 
 	fmgr_info(fn, &flinfo);
+	rettype = get_func_rettype(fn);
 	InitFunctionCallInfoData(*call, &flinfo, nargs, InvalidOid, NULL, NULL);
 	for (int i = 0; i < nargs; i++)
 	{
@@ -894,7 +907,15 @@ smartsync_citus_call(PG_FUNCTION_ARGS)
 	AtEOXact_GUC(true, nest);
 	if (call->isnull)
 		PG_RETURN_NULL();
-	/* the jsonb's bytes, as they are (jsonb_from_bytes on the calling node) */
+	/* the jsonb's bytes, as they are (jsonb_from_bytes on the calling node); another type's text */
+	if (rettype != JSONBOID)
+	{
+		Oid			out;
+		bool		varlena;
+
+		getTypeOutputInfo(rettype, &out, &varlena);
+		PG_RETURN_BYTEA_P((bytea *) cstring_to_text(OidOutputFunctionCall(out, result)));
+	}
 	PG_RETURN_BYTEA_P((bytea *) PG_DETOAST_DATUM(result));
 }
 
@@ -1005,7 +1026,7 @@ read_origin(Oid origin_shard, LogOrigin *o)
 	table_close(rel, AccessShareLock);
 }
 
-/* Raises SS802 for a tenant schema without its origin row. */
+/* Raises SS852 for a tenant schema without its origin row. */
 static void
 origin_missing(Oid origin_shard)
 {

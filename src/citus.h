@@ -11,8 +11,8 @@
 #include "utils/relcache.h"
 
 /*
- * Entry points that read or write a tenant's data (push, pull, resolution, the
- * conflict listings) start with
+ * Entry points that read or write a tenant's data (push, pull, sync_changed,
+ * resolution, the conflict listings) start with
  *     if (sync_citus_route(fcinfo, &result)) return result;
  * On a node that does not hold the request's tenant, the call runs on the node
  * that does, with the request context, and its result is returned here.

@@ -100,9 +100,12 @@
 /* Most characters of a client value an error message quotes. */
 #define SYNC_QUOTE_CHARS	64
 
-/* Citus schema-based sharding: SS8xx (src/citus.c) */
-#define ERRCODE_SS_CITUS_ELSEWHERE			MAKE_SQLSTATE('S','S','8','0','1')
-#define ERRCODE_SS_CITUS_SETUP				MAKE_SQLSTATE('S','S','8','0','2')
+/* change signal: SS8xx (src/poll.c) */
+#define ERRCODE_SS_BAD_WATERMARK		MAKE_SQLSTATE('S','S','8','0','1')
+
+/* Citus schema-based sharding: SS85x (src/citus.c) */
+#define ERRCODE_SS_CITUS_ELSEWHERE			MAKE_SQLSTATE('S','S','8','5','1')
+#define ERRCODE_SS_CITUS_SETUP				MAKE_SQLSTATE('S','S','8','5','2')
 
 /* --- settings (smartsync.c) ------------------------------------------- */
 
@@ -148,6 +151,12 @@ extern void sync_pull_init(void);
 /* --- capture (capture.c) ---------------------------------------------- */
 
 extern void sync_stamp_next_insert(Oid relid, int64 version);
+
+/* --- change signal (notify.c) ------------------------------------------- */
+
+struct TriggerData;
+extern void sync_notify_init(void);
+extern void sync_notify_capture(struct TriggerData *td);
 
 /* --- jsonb helpers (context.c) ---------------------------------------- */
 

@@ -120,12 +120,12 @@ DECLARE
     v_tenants integer := 0;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
-        PERFORM smartsync._raise('SS802', 'the citus extension is not installed in this database',
+        PERFORM smartsync._raise('SS852', 'the citus extension is not installed in this database',
             'smartsync.citus_setup() distributes tenants over a Citus cluster.',
             'CREATE EXTENSION citus first (README "Scaling out").');
     END IF;
     IF (SELECT groupid FROM pg_catalog.pg_dist_local_group) <> 0 THEN
-        PERFORM smartsync._raise('SS802', 'smartsync.citus_setup() must run on the coordinator',
+        PERFORM smartsync._raise('SS852', 'smartsync.citus_setup() must run on the coordinator',
             'This node is a Citus worker.');
     END IF;
     IF NOT smartsync._citus_enabled() THEN

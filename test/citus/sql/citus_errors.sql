@@ -3,7 +3,7 @@ SELECT citus_t.node_of('happy-paws') AS happy_paws, citus_t.node_of('city-vets')
 SELECT nodeport AS worker2 FROM citus_t.nodes WHERE node = 'worker2' \gset
 \set coordinator_host :HOST
 \set coordinator_port :PORT
-SELECT smartsync.http_status('SS801') AS ss801, smartsync.http_status('SS802') AS ss802;
+SELECT smartsync.http_status('SS851') AS ss851, smartsync.http_status('SS852') AS ss852;
 
 -- Citus lets clients query from any node: a worker routes too.  On worker2,
 -- happy-paws' pull runs on worker1, city-vets' here.
@@ -13,7 +13,7 @@ SELECT jsonb_array_length(smartsync.sync_pull(p_entity_types => 'clients') -> 'c
 SET smartsync.tenant_id = 'city-vets';
 SELECT jsonb_array_length(smartsync.sync_pull(p_entity_types => 'clients') -> 'changes') AS city_vets_clients;
 
--- A call that reaches a node without the tenant's data refuses (SS801, HTTP
+-- A call that reaches a node without the tenant's data refuses (SS851, HTTP
 -- 503: retry) instead of reading a log that is not there: here worker2 gets
 -- happy-paws' pull as if it had been routed to it (the tenant moved meanwhile).
 \set VERBOSITY sqlstate
@@ -28,7 +28,7 @@ SELECT smartsync._citus_call('{"smartsync.tenant_id": "city-vets"}', 'smartsync.
 SELECT smartsync._citus_call('{"search_path": "evil"}', 'smartsync.conflict_stats()', '{}');
 -- (it answers with the bytes of the function's jsonb: the calling node rebuilds it)
 SELECT octet_length(smartsync._citus_call('{"smartsync.tenant_id": "city-vets"}', 'smartsync.conflict_stats()', '{}')) > 0 AS answered;
--- smartsync.citus_setup() runs on the coordinator only (SS802).
+-- smartsync.citus_setup() runs on the coordinator only (SS852).
 SELECT smartsync.citus_setup();
 \set VERBOSITY default
 \c - - :coordinator_host :coordinator_port
