@@ -1226,6 +1226,24 @@ sync_citus_log_state(const char *schema, uint32 *epoch)
 	return o.native;
 }
 
+/* --- the change signal ---------------------------------------------------- */
+
+void
+sync_citus_refuse_poll(const char *schema)
+{
+	TenantPlacement where;
+
+	if (!citus_installed())
+		return;
+	tenant_placement(schema, false, &where);
+	if (where.distributed)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_CITUS_POLL),
+				 errmsg("poll_changes cannot watch tenant schema \"%s\": Citus holds its change log on a worker", schema),
+				 errdetail("A poll compares one node's snapshots with the transaction ids of the change log."),
+				 errhint("On Citus, run smartsync-server with --signal none and let clients ask sync_changed(), which runs on the tenant's node (README \"Scaling out\").")));
+}
+
 /* --- the pull secret ------------------------------------------------------- */
 
 Oid

@@ -43,6 +43,13 @@ extern void sync_citus_adopt_log(Oid origin_shard);
  */
 extern bool sync_citus_log_state(const char *schema, uint32 *epoch);
 
+/*
+ * poll_changes (poll.c) reads a tenant's change log with this node's snapshot:
+ * raises SS853 for a tenant distributed by Citus, whose log is a shard on a
+ * worker, instead of reporting no change.
+ */
+extern void sync_citus_refuse_poll(const char *schema);
+
 /* The relation to read for an extension table: its local shard when Citus has made it a reference table. */
 extern Oid	sync_citus_local_relation(Oid relid);
 

@@ -106,6 +106,7 @@
 /* Citus schema-based sharding: SS85x (src/citus.c) */
 #define ERRCODE_SS_CITUS_ELSEWHERE			MAKE_SQLSTATE('S','S','8','5','1')
 #define ERRCODE_SS_CITUS_SETUP				MAKE_SQLSTATE('S','S','8','5','2')
+#define ERRCODE_SS_CITUS_POLL				MAKE_SQLSTATE('S','S','8','5','3')
 
 /* --- settings (smartsync.c) ------------------------------------------- */
 

@@ -180,7 +180,7 @@ AS $$
         -- an update or delete without the base version it was made on
         WHEN sqlstate = 'SS428' THEN 428
         -- the server's configuration, not the request
-        WHEN sqlstate IN ('SS104', 'SS110', 'SS112', 'SS120', 'SS121', 'SS701', 'SS852') THEN 500
+        WHEN sqlstate IN ('SS104', 'SS110', 'SS112', 'SS120', 'SS121', 'SS701', 'SS852', 'SS853') THEN 500
         -- Citus: the tenant moved while the request was on its way: retry
         WHEN sqlstate = 'SS851' THEN 503
         -- everything else a client sends wrong

@@ -3,7 +3,8 @@ SELECT citus_t.node_of('happy-paws') AS happy_paws, citus_t.node_of('city-vets')
 SELECT nodeport AS worker2 FROM citus_t.nodes WHERE node = 'worker2' \gset
 \set coordinator_host :HOST
 \set coordinator_port :PORT
-SELECT smartsync.http_status('SS851') AS ss851, smartsync.http_status('SS852') AS ss852;
+SELECT smartsync.http_status('SS851') AS ss851, smartsync.http_status('SS852') AS ss852,
+       smartsync.http_status('SS853') AS ss853;
 
 -- Citus lets clients query from any node: a worker routes too.  On worker2,
 -- happy-paws' pull runs on worker1, city-vets' here.
@@ -33,3 +34,13 @@ SELECT smartsync.citus_setup();
 \set VERBOSITY default
 \c - - :coordinator_host :coordinator_port
 RESET smartsync.tenant_id;
+
+-- The change signal's poll compares one node's snapshots with a change log's
+-- transaction ids: it refuses a tenant whose log Citus holds on a worker
+-- (SS853) instead of reporting no change.  sync_changed, routed like the pull,
+-- is the way to ask on Citus.
+SELECT smartsync.poll_changes(NULL, '{}') ->> 'changes' AS first_poll;
+\set VERBOSITY sqlstate
+SELECT smartsync.poll_changes(smartsync.poll_changes(NULL, '{}') ->> 'watermark', '{city-vets}');
+\set VERBOSITY default
+SELECT smartsync.poll_changes(smartsync.poll_changes(NULL, '{}') ->> 'watermark', '{city-vets}');

@@ -28,6 +28,11 @@ SELECT citus_t.log_origin('happy-paws') AS log;
 \set args '"entityTypes" := ''clients'', "p_cursor" := ' :'old_cursor'
 \set shown_args '"entityTypes" := ''clients'', "p_cursor" := ''<cursor>'''
 \i sql/postgrest_request.psql
+-- sync_changed says the same of it.
+\set fn sync_changed
+\set shown_args '"entityTypes" := ''clients'', "p_cursor" := ''<cursor>'''
+\i sql/postgrest_request.psql
+\set fn sync_pull
 -- So does a pull by time, until the log is adopted.
 \set args '"entityTypes" := ''clients'', "lastSyncTimestamp" := ''1699000000000'''
 \i sql/postgrest_request.psql
@@ -41,6 +46,10 @@ SELECT :'pgrst_result'::jsonb ->> 'cursor' AS new_cursor \gset
 \set shown_args '"entityTypes" := ''clients'', "p_cursor" := ''<cursor>'''
 \i sql/postgrest_request.psql
 SELECT (:'pgrst_result'::jsonb ->> 'cursor') = :'new_cursor' AS cursor_kept;
+-- sync_changed agrees: nothing to pull.
+\set fn sync_changed
+\set shown_args '"entityTypes" := ''clients'', "p_cursor" := ''<cursor>'''
+\i sql/postgrest_request.psql
 
 -- The tablet's next push is the first change on worker2: the log is adopted
 -- first (its rows renumbered below everything worker2 writes, in their order).
@@ -59,10 +68,15 @@ SELECT (SELECT max(seq) FROM tenant_happy_paws.sync_changes WHERE xid = '1')
 -- The new client's id comes from worker2's range now.
 SELECT name, id >> 48 AS node_group FROM tenant_happy_paws.clients ORDER BY id;
 
--- The phone's new cursor brings exactly the tablet's two changes.
+-- The phone hears of them (sync_changed), and its new cursor brings exactly the
+-- tablet's two changes.
 \set method GET
-\set fn sync_pull
+\set fn sync_changed
 \set claims :phone
+\set args '"entityTypes" := ''clients'', "p_cursor" := ' :'new_cursor'
+\set shown_args '"entityTypes" := ''clients'', "p_cursor" := ''<cursor>'''
+\i sql/postgrest_request.psql
+\set fn sync_pull
 \set args '"entityTypes" := ''clients'', "p_cursor" := ' :'new_cursor'
 \set shown_args '"entityTypes" := ''clients'', "p_cursor" := ''<cursor>'''
 \i sql/postgrest_request.psql

@@ -51,13 +51,29 @@ SELECT :'pgrst_result'::jsonb ->> 'cursor' AS phone_cursor \gset
 \o
 SELECT :'pgrst_result'::jsonb ->> 'cursor' AS tablet_cursor \gset
 
--- The tablet reschedules the appointment; the phone's next pull brings it.
+-- The phone asks whether anything changed since its cursor (GET
+-- /rpc/sync_changed, answered on the tenant's node against that node's
+-- snapshot): nothing yet.
+\set fn sync_changed
+\set claims :phone
+\set args '"entityTypes" := ''clients,pets,appointments'', "p_cursor" := ' :'phone_cursor'
+\set shown_args '"entityTypes" := ''clients,pets,appointments'', "p_cursor" := ''<cursor>'''
+\i sql/postgrest_request.psql
+
+-- The tablet reschedules the appointment; the phone hears of it, and its next
+-- pull brings it.
 \set method POST
 \set fn sync_push
+\set claims :tablet
 SELECT id AS appointment FROM tenant_happy_paws.appointments \gset
 SELECT format('{"operations":[{"id":4,"operation":"update","entityType":"appointments","entityId":%s,"version":1,"data":{"date":"2024-11-11T09:00:00Z"}}]}', :appointment) AS body \gset
 \i sql/postgrest_request.psql
 \set method GET
+\set fn sync_changed
+\set claims :phone
+\set args '"entityTypes" := ''clients,pets,appointments'', "p_cursor" := ' :'phone_cursor'
+\set shown_args '"entityTypes" := ''clients,pets,appointments'', "p_cursor" := ''<cursor>'''
+\i sql/postgrest_request.psql
 \set fn sync_pull
 \set claims :phone
 \set args '"entityTypes" := ''clients,pets,appointments'', "p_cursor" := ' :'phone_cursor'
@@ -133,7 +149,13 @@ SET smartsync.client_id = 'server-1';
 SET smartsync.user_id = 'admin';
 SET smartsync.permissions = 'clients:*';
 SELECT jsonb_array_length(smartsync.sync_pull(p_entity_types => 'clients') -> 'changes') AS city_vets_clients;
+SELECT smartsync.sync_pull(p_entity_types => 'clients') ->> 'cursor' AS server_cursor \gset
+SELECT smartsync.sync_changed(:'server_cursor', 'clients') AS changed;
 SELECT smartsync.sync_push('{"operations":[{"id":"s1","operation":"create","entityType":"clients","entityId":"temp_s1","data":{"name":"Dora Kim"}}]}') ->> 'processed' AS processed;
+-- (its own write is not sent back to this client; another client's cursor sees it)
+SELECT smartsync.sync_changed(:'server_cursor', 'clients') AS changed;
+SET smartsync.client_id = 'server-2';
+SELECT smartsync.sync_changed(:'server_cursor', 'clients') AS changed;
 SELECT entity_type, operation, user_id, client_id FROM tenant_city_vets.sync_changes ORDER BY seq;
 RESET smartsync.tenant_id;
 RESET smartsync.practice_id;
