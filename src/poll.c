@@ -265,7 +265,7 @@ static void
 read_tenants(char **wanted, int nwanted, bool all, char ***tenants, char ***schemas, uint64 *n)
 {
 	Oid			nsp = get_namespace_oid("smartsync", false);
-	Oid			relid = get_relname_relid("tenants", nsp);
+	Oid			relid = sync_citus_local_relation(get_relname_relid("tenants", nsp));
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
