@@ -11,6 +11,9 @@
 #                              (expected output in test/citus/expected/)
 #   test/citus/specs/*.spec    isolation specs (concurrent writers, late commits,
 #                              a schema move during a push)
+#   test/citus/server.sh       @smartsync/server through the coordinator: push,
+#                              changed and pull for two tenants on two workers
+#                              (when js/packages/server is built)
 # The servers are stopped on exit, failure included.  When the citus extension
 # is not installed for that PostgreSQL, prints one line saying so and exits 0.
 #
@@ -54,6 +57,11 @@ if [ $status -eq 0 ] && [ -n "${specs// }" ]; then
     # shellcheck disable=SC2086
     "$citus_pkglibdir/pgxs/src/test/isolation/pg_isolation_regress" --use-existing --bindir="$citus_bindir" \
         --inputdir=test/citus --outputdir="$citus_work/results_iso" --dbname=postgres $specs || status=$?
+fi
+# @smartsync/server through the coordinator (test/citus/server.sh)
+if [ $status -eq 0 ]; then
+    . test/citus/server.sh
+    citus_server_check || status=$?
 fi
 for d in results results_iso; do
     if [ -s "$citus_work/$d/regression.diffs" ]; then
