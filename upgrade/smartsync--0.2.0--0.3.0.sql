@@ -999,9 +999,10 @@ COMMENT ON FUNCTION smartsync.setup_postgrest(text, name, name, name) IS
 -- are created one statement at a time and with citus.enable_unsafe_triggers
 -- (_track_table, _untrack_table), row-level security takes the form Citus
 -- accepts once citus_setup() ran (_secure_tenant), the api owner logs in on
--- Citus (setup_postgrest, after i15-server's), SS851 and SS852 have their HTTP
+-- Citus (setup_postgrest, after i15-server's), SS851, SS852 and SS853 have their HTTP
 -- statuses (http_status), prune_changes' horizon upsert takes pruned_at from
--- excluded (Citus refuses now() there).
+-- excluded (Citus refuses now() there).  (sync_changed's routing and
+-- poll_changes' refusal of Citus tenants are in C: no SQL object changes.)
 
 CREATE OR REPLACE FUNCTION smartsync._untrack_table(s name, t name)
 RETURNS void
