@@ -18,6 +18,8 @@ afterAll(() => stack?.stop());
 describe('one device, two tabs', () => {
   it('one sync at a time: the second tab waits for the first and sees its result', async () => {
     const tab1 = device.page;
+    // both tabs quiet: each has its /live stream open and its first sync done, so the only
+    // sync to come before the server changes is the one tab 1's edits ask for
     const tab2 = await openTab(stack, device);
     await tab2.getByTestId('row').first().waitFor();
 
