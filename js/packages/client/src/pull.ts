@@ -11,7 +11,9 @@
 //   decides whether they conflict).
 // - 410 must-refetch (SS505, and a cursor the server cannot read any more): forget the
 //   cursor and list again.
-// - Memory stays flat: a page is applied and dropped before the next is fetched.
+// - One request ahead: the next page is fetched while the current one is applied (pages are
+//   still applied in order, each with its cursor). Memory stays flat: at most the page being
+//   applied and the one arriving are held; each is dropped once applied.
 
 import { entityKey } from './batch.js';
 import { Database, META, Pipeline, QUEUE, entityStore, type Tx } from './database.js';
@@ -57,44 +59,66 @@ export interface PullOutcome {
   refetched: boolean;
 }
 
-/** Pulls every page there is now. */
+/**
+ * Pulls every page there is now. The next page is asked for while the current one is applied
+ * (one request ahead, never more), so the network, the server and IndexedDB work at once;
+ * the pages are still applied one after the other, each with its own cursor.
+ */
 export async function pullAll(ctx: PullContext): Promise<PullOutcome> {
   const outcome: PullOutcome = { pulled: 0, pages: 0, refetched: false };
   const scope = scopeOf(ctx);
   // a push answer showed changes the pull would never send: list everything again
   const relist = (await ctx.db.transaction([META], 'readonly', (tx) => tx.objectStore(META).get(RELIST_KEY))) !== undefined;
-  let cursor = relist ? undefined : await readCursor(ctx.db, scope);
+  let sent = relist ? undefined : await readCursor(ctx.db, scope);
   if (relist) outcome.refetched = true;
   const configured = new Set(ctx.entityTypes);
-
-  for (;;) {
-    const sent = cursor;
-    let page: PullResponse;
-    try {
-      const params: Parameters<Transport['pull']>[0] = { limit: ctx.limit };
-      if (sent !== undefined) params.cursor = sent;
-      if (ctx.filterEntityTypes) params.entityTypes = [...ctx.entityTypes];
-      page = await ctx.transport.pull(params, ctx.signal);
-    } catch (error) {
-      if (isMustRefetch(error) && sent !== undefined && !outcome.refetched) {
-        outcome.refetched = true;
-        cursor = undefined;
-        continue;
+  // the request ahead is cancelled when the sync is, and when this pull stops early (a failure)
+  const ahead = new AbortController();
+  const cancel = (): void => ahead.abort(ctx.signal?.reason);
+  if (ctx.signal?.aborted) cancel();
+  ctx.signal?.addEventListener('abort', cancel, { once: true });
+  try {
+    let request = fetchPage(ctx, sent, ahead.signal);
+    for (;;) {
+      let page: PullResponse;
+      try {
+        page = await request;
+      } catch (error) {
+        if (isMustRefetch(error) && sent !== undefined && !outcome.refetched) {
+          outcome.refetched = true;
+          sent = undefined;
+          request = fetchPage(ctx, sent, ahead.signal);
+          continue;
+        }
+        throw error;
       }
-      throw error;
+      if (typeof page.cursor !== 'string' || page.cursor === '') throw new ProtocolError('pull: the answer has no cursor');
+      if (typeof page.hasMore !== 'boolean') throw new ProtocolError('pull: the answer has no hasMore');
+      // a standby behind the cursor answers "nothing yet" with the same cursor: try again later
+      const last = !page.hasMore || (page.changes.length === 0 && page.cursor === sent);
+      const following = last ? null : fetchPage(ctx, page.cursor, ahead.signal);
+      following?.catch(() => undefined); // awaited in the next round; if this page fails, it is cancelled in finally
+      const types = await applyPage(ctx, page, scope, sent === undefined, configured);
+      outcome.pulled += page.changes.length;
+      outcome.pages += 1;
+      for (const entityType of types) ctx.emit({ entityType, ids: null, source: 'pull' });
+      if (!following) break;
+      sent = page.cursor;
+      request = following;
     }
-    if (typeof page.cursor !== 'string' || page.cursor === '') throw new ProtocolError('pull: the answer has no cursor');
-    if (typeof page.hasMore !== 'boolean') throw new ProtocolError('pull: the answer has no hasMore');
-    const startsListing = sent === undefined;
-    const types = await applyPage(ctx, page, scope, startsListing, configured);
-    outcome.pulled += page.changes.length;
-    outcome.pages += 1;
-    for (const entityType of types) ctx.emit({ entityType, ids: null, source: 'pull' });
-    // a standby behind the cursor answers "nothing yet" with the same cursor: try again later
-    if (!page.hasMore || (page.changes.length === 0 && page.cursor === sent)) break;
-    cursor = page.cursor;
+  } finally {
+    ahead.abort(); // nothing is in flight after the last page; after a failure, the page asked for ahead is not wanted
+    ctx.signal?.removeEventListener('abort', cancel);
   }
   return outcome;
+}
+
+/** Asks the server for the page after the cursor (the first page of a listing without one). */
+function fetchPage(ctx: PullContext, cursor: string | undefined, signal: AbortSignal): Promise<PullResponse> {
+  const params: Parameters<Transport['pull']>[0] = { limit: ctx.limit };
+  if (cursor !== undefined) params.cursor = cursor;
+  if (ctx.filterEntityTypes) params.entityTypes = [...ctx.entityTypes];
+  return ctx.transport.pull(params, signal);
 }
 
 /** The stored cursor, if it was issued for this scope. */
