@@ -15,6 +15,7 @@
 //   still applied in order, each with its cursor). Memory stays flat: at most the page being
 //   applied and the one arriving are held; each is dropped once applied.
 
+import { unwrap } from 'idb';
 import { entityKey } from './batch.js';
 import { Database, META, Pipeline, QUEUE, entityStore, type Tx } from './database.js';
 import { ProtocolError, isMustRefetch } from './errors.js';
@@ -22,7 +23,7 @@ import type { StoreChange } from './local-store.js';
 import { RELIST_KEY, patched } from './push-results.js';
 import type { Transport } from './transport.js';
 import { collectTempRefs } from './validate.js';
-import type { EntityRecord, PullChange, PullResponse, QueuedOperation } from './types.js';
+import type { EntityData, EntityId, EntityRecord, PullChange, PullResponse, QueuedOperation } from './types.js';
 
 export const CURSOR_KEY = 'cursor';
 
@@ -163,9 +164,17 @@ async function applyPage(ctx: PullContext, page: PullResponse, scope: string, st
       for (const change of page.changes) {
         checkChange(change);
         if (!configured.has(change.entityType)) continue;
-        const key = entityKey(change.entityType, change.id);
-        await applyChange(ctx, tx, writes, change, local.get(key), kept === null || kept.has(key));
         touched.add(change.entityType);
+        const key = entityKey(change.entityType, change.id);
+        const queued = local.get(key);
+        if (kept !== null && !kept.has(key) && queued === undefined && change.operation !== 'delete') {
+          // the usual row of a first sync: nothing here to read or keep, so it is written as it
+          // came, without waiting for the write (a failed write aborts the transaction, and
+          // Database.transaction reports it)
+          unwrap(tx.objectStore(entityStore(change.entityType))).put(syncedRecord(change, change.data!, versionOf(change, change.data!)));
+          continue;
+        }
+        await applyChange(ctx, tx, writes, change, queued, kept === null || kept.has(key));
       }
       await writes.done();
       if (startsListing) await tx.objectStore(META).delete(RELIST_KEY);
@@ -182,20 +191,26 @@ async function applyPage(ctx: PullContext, page: PullResponse, scope: string, st
   return touched;
 }
 
-/** Removes the synced rows of an entity type (rows with local changes stay). Returns true when it removed any. */
+/**
+ * Removes the synced rows of an entity type; rows with local changes stay (the `status` index
+ * holds only those: a synced row has no status, or 'synced' if an older version stored it).
+ * Returns true when it removed any.
+ */
 async function clearSynced(tx: Tx, entityType: string): Promise<boolean> {
   const store = tx.objectStore(entityStore(entityType));
   const total = await store.count();
   if (total === 0) return false;
-  const synced = await store.index('status').count('synced');
-  if (synced === total) {
+  const kept = await unsyncedKeys(tx, [entityType]);
+  if (kept.size === 0) {
     await store.clear();
     return true;
   }
   const writes = new Pipeline();
-  for (const key of await store.index('status').getAllKeys('synced')) writes.add(store.delete(key));
+  for (const key of await store.getAllKeys()) {
+    if (!kept.has(entityKey(entityType, key as EntityId))) writes.add(store.delete(key));
+  }
   await writes.done();
-  return synced > 0;
+  return total > kept.size;
 }
 
 /** The keys of the rows that are not simply synced (changed here, in conflict, failed). */
@@ -204,10 +219,22 @@ async function unsyncedKeys(tx: Tx, entityTypes: readonly string[]): Promise<Set
   for (const entityType of entityTypes) {
     const index = tx.objectStore(entityStore(entityType)).index('status');
     for (const status of ['pending', 'conflict', 'failed']) {
-      for (const id of await index.getAllKeys(status)) keys.add(entityKey(entityType, id as string | number));
+      for (const id of await index.getAllKeys(status)) keys.add(entityKey(entityType, id as EntityId));
     }
   }
   return keys;
+}
+
+/** The version a change brings (its own, or its data's). */
+function versionOf(change: PullChange, data: EntityData): number | null {
+  return typeof change.version === 'number' ? change.version : typeof data.version === 'number' ? data.version : null;
+}
+
+/** A row as the server sent it: synced, so no status (see EntityRecord) and no temporary ids. */
+function syncedRecord(change: PullChange, data: EntityData, version: number | null): EntityRecord {
+  const record: EntityRecord = { id: change.id, data, version };
+  if (change.updatedAt !== undefined) record.updatedAt = change.updatedAt;
+  return record;
 }
 
 async function applyChange(ctx: PullContext, tx: Tx, writes: Pipeline, change: PullChange, queued: QueuedOperation[] | undefined, mayExist: boolean): Promise<void> {
@@ -217,7 +244,7 @@ async function applyChange(ctx: PullContext, tx: Tx, writes: Pipeline, change: P
     return;
   }
   const data = change.data ?? {};
-  const version = typeof change.version === 'number' ? change.version : typeof data.version === 'number' ? data.version : null;
+  const version = versionOf(change, data);
   const existing = mayExist || queued ? ((await rows.get(change.id)) as EntityRecord | undefined) : undefined;
   if (existing && existing.version !== null && version !== null && existing.version > version) return; // the device has newer
   if (existing?.status === 'conflict') {
@@ -226,10 +253,12 @@ async function applyChange(ctx: PullContext, tx: Tx, writes: Pipeline, change: P
     return;
   }
   if (queued?.some((op) => op.operation === 'delete')) return; // deleted here; the queued delete decides
-  const record: EntityRecord = queued
-    ? { id: change.id, data: patched(data, queued), base: data, version, status: 'pending', tempRefs: [] }
-    : { id: change.id, data, version, status: 'synced', tempRefs: [] };
-  if (queued) record.tempRefs = collectTempRefs(record.data, ctx.tempIdPrefix);
+  if (!queued) {
+    writes.add(rows.put(syncedRecord(change, data, version)));
+    return;
+  }
+  const merged = patched(data, queued);
+  const record: EntityRecord = { id: change.id, data: merged, base: data, version, status: 'pending', tempRefs: collectTempRefs(merged, ctx.tempIdPrefix) };
   if (change.updatedAt !== undefined) record.updatedAt = change.updatedAt;
   writes.add(rows.put(record));
 }
