@@ -24,6 +24,8 @@ const BEFORE_DIST = process.env.BENCH_BEFORE_DIST;
 // BENCH_PROFILE: a directory for a CPU profile of the tab (.cpuprofile, Chrome DevTools) of each variant in round 1
 const PROFILE_DIR = process.env.BENCH_PROFILE;
 const ONLY_FIRST_SYNC = process.env.BENCH_ONLY === 'first-sync';
+// BENCH_WARMUP: bare fetch loops run at once before the first-sync rounds (not measured; 0: none)
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 
 // a template of 20 columns: id, practice_id and 18 data fields of the usual kinds
 const TEMPLATE = `
@@ -130,6 +132,29 @@ it(`first sync of ${ROWS} rows of 20 fields`, async () => {
   const peaks: number[] = [];
   const after: number[] = [];
   const before: number[] = [];
+  if (WARMUP > 0) {
+    // Warm-up, not measured: the server's pooled connections each run a new statement with
+    // custom plans first, and sync_pull's listing query then scans the whole table for the
+    // first pages (README "Figures in Chromium"); a few bare loops at once warm the
+    // connections the variants use, so the rounds compare the clients, not cold connections.
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: WARMUP }, async (_, i) => {
+        const tab = await benchPage();
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await tab.page.evaluate(([t, limit]) => (window as unknown as { smartsyncBench: BenchApi }).smartsyncBench.bareFetch(t, 'lab_results', limit), [deviceToken(`warmup-${i}`), PULL_LIMIT] as const);
+            break;
+          } catch (error) {
+            console.log(`warm-up loop ${i + 1}, attempt ${attempt}: ${String(error).split('\n')[0]}`);
+            if (attempt === 5) throw error;
+          }
+        }
+        await tab.close();
+      }),
+    );
+    console.log(`warm-up: ${WARMUP} bare loops at once, ${fmt((Date.now() - started) / 1000, 1)} s`);
+  }
   for (let round = 1; round <= ROUNDS; round++) {
     const token = deviceToken(`bench-${round}`);
     // interleaved: each round starts with another variant
