@@ -86,7 +86,8 @@ async function heap(cdp: CDPSession): Promise<number> {
  * CPU seconds used so far by each part of the path, from /proc: the tab (Chromium's renderer),
  * Chromium's other processes (the browser process, which runs IndexedDB, and the network
  * service), this Node process (@smartsync/server, the static files, the harness) and the
- * benchmark database's PostgreSQL backends.
+ * benchmark database's PostgreSQL backends. Approximate: a process that ends during a variant
+ * (a closed tab's renderer) takes its seconds with it, so a part can even come out negative.
  */
 function cpuNow(): Record<string, number> {
   const out: Record<string, number> = { renderer: 0, 'chromium other': 0, 'node (server)': 0, postgres: 0 };
