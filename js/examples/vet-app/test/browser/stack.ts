@@ -70,6 +70,8 @@ export interface StackOptions {
   templates?: string;
   /** Extra SQL after the tenant is provisioned (seed rows, policies). */
   seed?: string;
+  /** More options of @smartsync/server's handler (the benchmark's statement timeout). */
+  server?: Record<string, unknown>;
 }
 
 /** A fresh database, the server, the app and a browser. */
@@ -104,6 +106,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     metrics: false,
     logger: server.silentLogger,
     live: { signal: 'poll', heartbeatMs: 5000 },
+    ...options.server,
   });
   const api = server.toNodeListener(handler);
   const apiLog: string[] = [];
