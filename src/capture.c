@@ -43,7 +43,9 @@
 #include "catalog/dependency.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
@@ -65,11 +67,13 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
 #include "smartsync.h"
+#include "citus.h"
 #include "rowjson.h"
 
 PG_FUNCTION_INFO_V1(smartsync_stamp_row);
@@ -189,6 +193,7 @@ typedef struct CaptureTarget
 	/* the change log */
 	Oid			logrelid;
 	Oid			seqoid;			/* the sequence of its seq column */
+	Oid			citus_origin;	/* Citus: the log's origin shard (citus.c), else InvalidOid */
 	int			lognatts;
 	AttrNumber	logatt[LOG_NCOLS];
 	bool		generic;		/* other columns with defaults, or indexes the direct path cannot fill */
@@ -688,14 +693,21 @@ smartsync_stamp_row(PG_FUNCTION_ARGS)
 
 /* --- the registry check ----------------------------------------------------- */
 
-/* Finds one row of a smartsync registry table through an index on a text or name column. */
+/*
+ * Finds one row of a smartsync registry table through its unique index on a
+ * text or name column.  On Citus the registry tables are reference tables: the
+ * rows are in the table's local shard, whose index carries another name, so
+ * the index is the one whose first key is that column.
+ */
 static bool
-registry_has(const char *table, const char *index, const char *column, const char *value,
+registry_has(const char *table, const char *column, const char *value,
 			 const char *column2, const char *value2)
 {
 	Oid			nsp = get_namespace_oid("smartsync", false);
 	Oid			relid = get_relname_relid(table, nsp);
-	Oid			indexid = get_relname_relid(index, nsp);
+	Oid			indexid = InvalidOid;
+	List	   *indexes;
+	ListCell   *lc;
 	Relation	rel;
 	Relation	idx;
 	AttrNumber	att;
@@ -707,14 +719,32 @@ registry_has(const char *table, const char *index, const char *column, const cha
 	Oid			typid;
 	NameData	name;
 
-	if (!OidIsValid(relid) || !OidIsValid(indexid))
-		elog(ERROR, "smartsync.%s or its index %s is missing", table, index);
+	if (!OidIsValid(relid))
+		elog(ERROR, "smartsync.%s is missing", table);
+	relid = sync_citus_local_relation(relid);
 	rel = table_open(relid, AccessShareLock);
 	att = get_attnum(relid, column);
 	if (column2 != NULL)
 		att2 = get_attnum(relid, column2);
 	if (att == InvalidAttrNumber || (column2 != NULL && att2 == InvalidAttrNumber))
 		elog(ERROR, "smartsync.%s lacks column %s", table, column);
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	cand = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ind = cand->rd_index;
+
+		if (ind->indisunique && ind->indisvalid && ind->indnkeyatts >= 1 &&
+			ind->indkey.values[0] == att && cand->rd_rel->relam == BTREE_AM_OID &&
+			RelationGetIndexPredicate(cand) == NIL)
+			indexid = lfirst_oid(lc);
+		index_close(cand, AccessShareLock);
+		if (OidIsValid(indexid))
+			break;
+	}
+	list_free(indexes);
+	if (!OidIsValid(indexid))
+		elog(ERROR, "smartsync.%s has no unique index on %s", table, column);
 	typid = TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid;
 	idx = index_open(indexid, AccessShareLock);
 	if (typid == NAMEOID)
@@ -748,20 +778,20 @@ registry_has(const char *table, const char *index, const char *column, const cha
 }
 
 /*
- * Raises SS121 unless rel is the table of a registered entity type in a
- * provisioned tenant's schema.  Read without SPI or planning: a connection's
+ * Raises SS121 unless relname (a tenant table, or the table a Citus shard
+ * stands for) is the table of a registered entity type in a provisioned
+ * tenant's schema.  Read without SPI or planning: a connection's
  * first write to each tenant table pays two index probes here.
  */
 static void
-check_tracked(Relation rel, const char *entity_type, const char *nspname)
+check_tracked(const char *relname, const char *entity_type, const char *nspname)
 {
-	if (!registry_has("entity_types", "entity_types_pkey", "entity_type", entity_type,
-					  "table_name", RelationGetRelationName(rel)) ||
-		!registry_has("tenants", "tenants_schema_name_key", "schema_name", nspname, NULL, NULL))
+	if (!registry_has("entity_types", "entity_type", entity_type, "table_name", relname) ||
+		!registry_has("tenants", "schema_name", nspname, NULL, NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_NOT_TRACKED),
 				 errmsg("table \"%s.%s\" is not a registered entity table of a tenant",
-						nspname, RelationGetRelationName(rel)),
+						nspname, relname),
 				 errdetail("The capture trigger names entity type \"%s\".", entity_type),
 				 errhint("Register the entity type and provision the tenant instead of creating capture triggers by hand.")));
 }
@@ -797,10 +827,14 @@ capture_target_fill(CaptureTarget *e, TriggerData *td)
 	Oid			outfunc;
 	bool		varlena;
 	MemoryContext oldcxt;
+	const char *relname = RelationGetRelationName(rel);
+	Oid			seqrelid;		/* the log whose identity sequence numbers the rows */
 
-	check_tracked(rel, tg->tgargs[0], nspname);
-
-	e->logrelid = get_relname_relid("sync_changes", RelationGetNamespace(rel));
+	/* Citus: a shard stands for its table and logs to the co-located log shard */
+	e->citus_origin = InvalidOid;
+	if (!sync_citus_capture_target(rel, &relname, &e->logrelid, &seqrelid, &e->citus_origin))
+		e->logrelid = seqrelid = get_relname_relid("sync_changes", RelationGetNamespace(rel));
+	check_tracked(relname, tg->tgargs[0], nspname);
 	if (!OidIsValid(e->logrelid))
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_NOT_TRACKED),
@@ -877,7 +911,9 @@ capture_target_fill(CaptureTarget *e, TriggerData *td)
 	for (int c = 0; c < LOG_NCOLS; c++)
 		if (e->logatt[c] == InvalidAttrNumber && !log_optional[c])
 			elog(ERROR, "change log of schema \"%s\" has no column \"%s\"", nspname, log_colnames[c]);
-	e->seqoid = getIdentitySequence(e->logrelid, e->logatt[LOG_SEQ], true);
+	e->seqoid = seqrelid == e->logrelid ?
+		getIdentitySequence(e->logrelid, e->logatt[LOG_SEQ], true) :
+		getIdentitySequence(seqrelid, get_attnum(seqrelid, "seq"), true);
 	if (!OidIsValid(e->seqoid))
 		elog(ERROR, "change log of schema \"%s\" has no identity sequence on seq", nspname);
 
@@ -1442,6 +1478,9 @@ smartsync_capture(PG_FUNCTION_ARGS)
 	{
 		e = capture_target(td);
 		logrel = table_open(e->logrelid, RowExclusiveLock);
+		/* Citus: a log that moved here is adopted first (idempotent) */
+		if (e->valid && OidIsValid(e->citus_origin))
+			sync_citus_adopt_log(e->citus_origin);
 		if (e->valid)
 			break;
 		table_close(logrel, RowExclusiveLock);
