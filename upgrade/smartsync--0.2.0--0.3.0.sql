@@ -2153,7 +2153,10 @@ CREATE OR REPLACE FUNCTION smartsync._create_sync_tables(s name)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET citus.enable_unsafe_triggers = on
 AS $$
+DECLARE
+    tg record;
 BEGIN
     EXECUTE format($ddl$
         CREATE TABLE IF NOT EXISTS %1$I.sync_changes (
@@ -2257,16 +2260,6 @@ BEGIN
             PRIMARY KEY (every_practice, scope, entity_type, severity, status, shard)
         );
         COMMENT ON TABLE %1$I.sync_conflict_counts IS 'smartsync conflict counts per practice scope, entity type, severity and status (sums over shards), kept by triggers on sync_conflicts';
-        CREATE OR REPLACE TRIGGER smartsync_count_ins AFTER INSERT ON %1$I.sync_conflicts
-            REFERENCING NEW TABLE AS new_rows
-            FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
-        CREATE OR REPLACE TRIGGER smartsync_count_upd AFTER UPDATE ON %1$I.sync_conflicts
-            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-            FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
-        CREATE OR REPLACE TRIGGER smartsync_count_del AFTER DELETE ON %1$I.sync_conflicts
-            REFERENCING OLD TABLE AS old_rows
-            FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
-
         -- one entity's changes in order: pull's latest-state check, push's base version
         -- and tombstone lookups; entity_key is smartsync.entity_key(entity_type, entity_id),
         -- so the index holds two integers (lookups compare type and id as well)
@@ -2280,6 +2273,18 @@ BEGIN
         );
         COMMENT ON TABLE %1$I.sync_pull_horizon IS 'smartsync retention horizon: the newest transaction and time whose changes smartsync.prune_changes() removed';
     $ddl$, s);
+    -- the triggers keeping sync_conflict_counts, each made when missing and in a
+    -- statement of its own: Citus forwards each to the shards (85_citus.sql)
+    FOR tg IN SELECT * FROM (VALUES
+            ('smartsync_count_ins', 'INSERT', 'NEW TABLE AS new_rows'),
+            ('smartsync_count_upd', 'UPDATE', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
+            ('smartsync_count_del', 'DELETE', 'OLD TABLE AS old_rows')) AS v(name, event, tables)
+         WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t
+                            WHERE t.tgrelid = format('%I.sync_conflicts', s)::regclass AND t.tgname = v.name) LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I.sync_conflicts REFERENCING %s
+                            FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts()',
+                       tg.name, tg.event, s, tg.tables);
+    END LOOP;
 END
 $$;
 CREATE OR REPLACE FUNCTION smartsync._track_table(s name, etype text)
