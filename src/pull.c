@@ -46,6 +46,7 @@
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "common/hashfn.h"
+#include "common/int.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
 #include "executor/spi.h"
@@ -797,12 +798,14 @@ load_types(const char *schema, const SyncContext *ctx, PullTypes *types)
 {
 	static const char *q =
 		"SELECT e.entity_type, e.table_name::text, e.pk_column::text, e.practice_column::text,"
-		" e.sort_order, a.atttypid"
+		" e.sort_order, a.atttypid, p.atttypid"
 		" FROM smartsync.entity_types e"
 		" LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = $1::name"
 		" LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = e.table_name"
 		" LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = e.pk_column"
 		"  AND NOT a.attisdropped"
+		" LEFT JOIN pg_catalog.pg_attribute p ON p.attrelid = c.oid AND p.attname = e.practice_column"
+		"  AND NOT p.attisdropped"
 		" ORDER BY e.sort_order, e.entity_type";
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
@@ -829,6 +832,8 @@ load_types(const char *schema, const SyncContext *ctx, PullTypes *types)
 		t->sort_order = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		t->pk_type = isnull ? InvalidOid : DatumGetObjectId(d);
+		d = SPI_getbinval(tup, desc, 7, &isnull);
+		t->practice_type = isnull ? InvalidOid : DatumGetObjectId(d);
 		t->readable = type_readable(ctx, t->name);
 		t->wanted = t->readable;
 	}
@@ -1329,6 +1334,73 @@ list_fetch_count(PullRequest *req)
 	return (int) Max(Min(room / avg + 1, 512), 1);
 }
 
+/*
+ * The listing's practice filter in the practice column's own type, so that
+ * the planner estimates it from the column's statistics.  Only for types whose
+ * text form is canonical (integers, uuid): there a value equals the practice
+ * id exactly when its text does, so the rows are those of the text
+ * comparison.  Returns false when no value of the type has that text (the
+ * listing then has no row for it, and no input function raised an error);
+ * leaves *typid InvalidOid when the column is compared as text.
+ */
+static bool
+list_practice_value(Oid coltype, const char *practice, Oid *typid, Datum *value)
+{
+	const char *p = practice;
+	size_t		len = strlen(practice);
+
+	*typid = InvalidOid;
+	switch (coltype)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			{
+				int64		v = 0;
+				bool		neg = (*p == '-');
+
+				/* the text form of an integer: no sign but '-', no leading zero, no "-0" */
+				if (neg)
+					p++;
+				if (*p < '0' || *p > '9' || (*p == '0' && (p[1] != '\0' || neg)) || strlen(p) > 19)
+					return false;
+				for (; *p; p++)
+				{
+					if (*p < '0' || *p > '9')
+						return false;
+					if (pg_mul_s64_overflow(v, 10, &v) || pg_sub_s64_overflow(v, *p - '0', &v))
+						return false;	/* accumulated negative: PG_INT64_MIN fits */
+				}
+				if (!neg && pg_sub_s64_overflow(0, v, &v))
+					return false;
+				if ((coltype == INT2OID && (v < PG_INT16_MIN || v > PG_INT16_MAX)) ||
+					(coltype == INT4OID && (v < PG_INT32_MIN || v > PG_INT32_MAX)))
+					return false;
+				*typid = coltype;
+				*value = coltype == INT2OID ? Int16GetDatum((int16) v) :
+					coltype == INT4OID ? Int32GetDatum((int32) v) : Int64GetDatum(v);
+				return true;
+			}
+		case UUIDOID:
+			/* the text form of a uuid: 8-4-4-4-12 lower-case hex digits */
+			if (len != 36)
+				return false;
+			for (int i = 0; i < 36; i++)
+			{
+				bool		dash = (i == 8 || i == 13 || i == 18 || i == 23);
+
+				if (dash ? p[i] != '-' : !((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+					return false;
+			}
+			*typid = UUIDOID;
+			*value = DirectFunctionCall1(uuid_in, CStringGetDatum(practice));
+			return true;
+		default:
+			*value = CStringGetTextDatum(practice);
+			return true;
+	}
+}
+
 /* Lists one page of live rows (parents first, keyset by primary key). */
 static void
 run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
@@ -1367,9 +1439,18 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 		if (!t->wanted || t->pk_type == InvalidOid)
 			continue;
 		pk = quote_identifier(t->pk);
+		/*
+		 * The rows in a subquery with the filter, order and limit, their
+		 * to_jsonb() above it: whatever plan the planner picks (a sort of
+		 * the whole table when it misjudges how many rows the filters and
+		 * row-level security let through), only the rows of the page are
+		 * converted.  The subquery's columns are the table's, so the JSON
+		 * has its column names.
+		 */
 		initStringInfo(&q);
-		appendStringInfo(&q,
-						 "SELECT to_jsonb(t), t.%s::text, t.version, t.updated_at FROM %s.%s t WHERE true",
+		appendStringInfo(&q, "SELECT pg_catalog.to_jsonb(smartsync_l), smartsync_l.%s::pg_catalog.text,"
+						 " smartsync_l.version, smartsync_l.updated_at"
+						 " FROM (SELECT * FROM %s.%s t WHERE true",
 						 pk, req->quoted_schema, quote_identifier(t->table));
 		if (last_pk != NULL)
 		{
@@ -1387,15 +1468,26 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 		}
 		if (req->practice && t->practice_col)
 		{
-			appendStringInfo(&q, " AND t.%s::text = $2", quote_identifier(t->practice_col));
-			values[1] = CStringGetTextDatum(req->practice);
+			Oid			typid;
+
+			if (!list_practice_value(t->practice_type, req->practice, &typid, &values[1]))
+				continue;		/* no row of the table can have this practice */
+			if (OidIsValid(typid))
+			{
+				/* (the type in the text too: plans are kept by their text) */
+				argtypes[1] = typid;
+				appendStringInfo(&q, " AND t.%s = $2::%s", quote_identifier(t->practice_col),
+								 format_type_be_qualified(typid));
+			}
+			else
+				appendStringInfo(&q, " AND t.%s::pg_catalog.text = $2", quote_identifier(t->practice_col));
 		}
 		else
 		{
 			values[1] = (Datum) 0;
 			nulls[1] = 'n';
 		}
-		appendStringInfo(&q, " ORDER BY t.%s LIMIT $3", pk);
+		appendStringInfo(&q, " ORDER BY t.%s LIMIT $3) smartsync_l ORDER BY smartsync_l.%s", pk, pk);
 		values[2] = Int64GetDatum((int64) remaining + 1);
 
 		portal = SPI_cursor_open(NULL, pull_plan(q.data, LIST_NPARAMS, argtypes),

@@ -54,6 +54,7 @@ typedef struct PullType
 	char	   *table;
 	char	   *pk;
 	char	   *practice_col;	/* NULL when the type has no practice column */
+	Oid			practice_type;	/* its type (InvalidOid when the tenant lacks it) */
 	int			sort_order;
 	Oid			pk_type;		/* InvalidOid when the tenant lacks the table */
 	bool		readable;		/* permissions let the caller read it */
