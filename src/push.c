@@ -250,7 +250,7 @@ parse_iso_timestamp(const char *str, TimestampTz *result)
 	if (strlen(str) >= MAXDATELEN)
 		return false;
 	if (ParseDateTime(str, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf) != 0 ||
-		DecodeDateTime(field, ftype, nf, &dtype, tm, &fsec, &tz) != 0)
+		DecodeDateTime_compat(field, ftype, nf, &dtype, tm, &fsec, &tz) != 0)
 		return false;
 	if (dtype != DTK_DATE)
 		return false;
