@@ -150,8 +150,10 @@ fi
 
 [ $# -gt 0 ] || { echo "$root"; exit 0; }
 
-# a copy of the tree in the chroot, without build products and node_modules
+# a copy of the tree in the chroot, without build products and node_modules (the
+# copies of runs that were killed go first: this run holds the lock)
 mkdir -p "$root/build"
+rm -rf --one-file-system "$root/build"/smartsync.*
 copy=$(mktemp -d "$root/build/smartsync.XXXXXX")
 trap '[ -n "${SMARTSYNC_KEEP:-}" ] && echo "chroot: kept $copy" || rm -rf "$copy"' EXIT
 (cd "$tree" && tar cf - --exclude=.git --exclude=node_modules --exclude='*.o' --exclude='*.bc' \
