@@ -22,6 +22,9 @@
 # outlive it) and a network namespace with only a loopback (its clusters cannot clash
 # with the host's ports).  One run at a time per chroot (a lock), since CMD installs
 # smartsync into the chroot's PostgreSQL.  Needs root (re-runs itself with sudo).
+# (the whole script is one block, read before it runs: editing or checking out
+# another version of this file during a run leaves the run as it was)
+{
 set -euo pipefail
 tree=$(cd "$(dirname "$0")/.." && pwd)
 if [ "$(id -u)" != 0 ]; then
@@ -46,7 +49,22 @@ case $v in
 esac
 root=$CHROOTS/$suite-pg$v
 
+# the host's tools: debootstrap, and ip for the loopback of a run's network namespace
+need=""
+command -v debootstrap >/dev/null || need="$need debootstrap"
+command -v ip >/dev/null || need="$need iproute2"
+if [ -n "$need" ]; then
+    echo "chroot: installing$need"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+fi
+
 mkdir -p "$CHROOTS"
+# outside the checkout: git would see them, and each run copies the tree
+case "$(cd "$CHROOTS" && pwd -P)/" in
+    "$(cd "$tree" && pwd -P)"/*)
+        echo "chroot: SMARTSYNC_CHROOTS ($CHROOTS) is inside the checkout; choose a directory outside it" >&2
+        exit 2 ;;
+esac
 exec 9>"$root.lock"
 if ! flock -n 9; then
     echo "chroot: waiting for another run in $root"
@@ -115,10 +133,6 @@ install_packages() {
 build() {
     local new=$root.new start=$SECONDS
     echo "chroot: building $root (Debian $suite, PostgreSQL $v) from $MIRROR"
-    command -v debootstrap >/dev/null || {
-        echo "chroot: installing debootstrap"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-    }
     check_unmounted "$new"
     rm -rf --one-file-system "$new"
     # a debootstrap too old to know the release's name builds it with sid's script
@@ -162,3 +176,5 @@ trap '[ -n "${SMARTSYNC_KEEP:-}" ] && echo "chroot: kept $copy" || rm -rf "$copy
 chmod -R a+rX "$copy"
 chmod 755 "$copy"
 PGV=$v in_chroot "$root" bash -c 'cd "$1"; shift; exec "$@"' _ "${copy#$root}" "$@"
+exit
+}

@@ -17,6 +17,9 @@
 # Each version's output goes to the terminal and to a log; at the end one summary
 # line per version and "N passed, M failed" counting versions.  Exits non-zero when
 # any version failed.  The JavaScript suites are not part of the matrix.
+# (the whole script is one block, read before it runs: editing or checking out
+# another version of this file during a run leaves the run as it was)
+{
 set -uo pipefail
 cd "$(dirname "$0")/.."
 refresh=()
@@ -76,3 +79,5 @@ printf '%s\n' "${summary[@]}"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ] && rm -rf "$logs"
 [ "$failed" = 0 ]
+exit
+}
