@@ -47,7 +47,7 @@ pgtap:
 test: installcheck pgtap corpus sim
 
 # offline clients against the server, checked for convergence (test/sim/sim.c, libpq);
-# the soak form: pg_virtualenv -t make sim SIM_ARGS="--duration-seconds 600"
+# the soak form, with autovacuum as aggressive as it gets: bash test/sim/soak.sh 600
 SIM_ARGS ?=
 .PHONY: sim
 sim:

@@ -21,7 +21,7 @@ CREATE TABLE atk_inj_canary (n int);
 GRANT ALL ON atk_inj_canary TO PUBLIC;
 SELECT (SELECT count(*) FROM atk_inj.sync_changes) AS changes_before, (SELECT count(*) FROM atk_inj.sync_ledger) AS ledger_before \gset
 
-\set claims '{"role":"web_user","tenant_id":"atk-inj","practice_id":1,"sub":"1","client_id":"tab","permissions":["clients:create","clients:update"]}'
+\set claims '{"role":"web_user","tenant_id":"atk-inj","practice_id":1,"sub":"1","client_id":"tab","permissions":["clients:create","clients:update","clients:delete"]}'
 \set method POST
 \set fn sync_push
 
@@ -38,7 +38,7 @@ SELECT (SELECT count(*) FROM atk_inj.sync_changes) AS changes_before, (SELECT co
 \i sql/postgrest_request.psql
 
 -- An entity id carrying SQL is a value: no such row, nothing changed.
-\set body '{"operations":[{"id":"i-7","operation":"delete","entityType":"clients","entityId":"1 OR 1=1"},{"id":"i-8","operation":"update","entityType":"clients","entityId":"1; DELETE FROM atk_inj.clients","data":{"name":"y"},"version":1}]}'
+\set body '{"operations":[{"id":"i-7","operation":"delete","entityType":"clients","entityId":"1 OR 1=1","version":1},{"id":"i-8","operation":"update","entityType":"clients","entityId":"1; DELETE FROM atk_inj.clients","data":{"name":"y"},"version":1}]}'
 \i sql/postgrest_request.psql
 
 -- A tenant claim carrying SQL: an unknown tenant (403).

@@ -60,6 +60,16 @@ CREATE TABLE cat_tpl.sync_things (id int PRIMARY KEY);
 SELECT pg_temp.try($$ SELECT smartsync.register_entity_type('nokey', 'cat_tpl.nokey') $$);  -- SS104
 SELECT pg_temp.try($$ SELECT smartsync.register_entity_type('twokey', 'cat_tpl.twokey') $$);  -- SS104
 SELECT pg_temp.try($$ SELECT smartsync.register_entity_type('things', 'cat_tpl.sync_things') $$);  -- SS111 reserved
+-- a temporary table is no template: it is gone with the session, and tenants come later
+CREATE TEMP TABLE cat_temp_tpl (id int PRIMARY KEY);
+SELECT pg_temp.try($$ SELECT smartsync.register_entity_type('temps', 'cat_temp_tpl') $$);  -- SS113
+-- a NULL among the dependencies names nothing
+SELECT pg_temp.try($$ SELECT smartsync.register_entity_type('visits', 'cat_tpl.visits', depends_on => ARRAY[NULL]::text[]) $$);  -- SS101
+SELECT pg_temp.try($$ SELECT smartsync.register_entity_type('visits', 'cat_tpl.visits', depends_on => ARRAY['animals', NULL]) $$);  -- SS101
+SELECT pg_temp.try($$ SELECT smartsync.register_entity_type('visits', 'cat_tpl.visits', timestamp_detection => NULL) $$);  -- SS108
+-- field names match a column exactly, or exactly its camelCase spelling: no guessing at case
+SELECT pg_temp.try($$ SELECT smartsync.register_entity_type('visits', 'cat_tpl.visits', reference_fields => '{"animalID": "animals"}') $$);  -- SS103
+SELECT pg_temp.try($$ SELECT smartsync.register_entity_type('visits', 'cat_tpl.visits', field_classes => '{"TITLE": "important"}') $$);  -- SS103
 
 -- nothing half-created: the registry is as before
 SELECT entity_type, depends_on, default_strategy FROM smartsync.entity_types
@@ -74,6 +84,6 @@ SELECT smartsync.unregister_entity_type('owners');
 SELECT count(*) AS left_over FROM smartsync.entity_types WHERE template_schema = 'cat_tpl';
 
 -- Only administrators register: PUBLIC cannot.
-SELECT has_function_privilege('public', 'smartsync.register_entity_type(text, regclass, text[], jsonb, jsonb, text, text)', 'execute') AS public_can_register;
+SELECT has_function_privilege('public', 'smartsync.register_entity_type(text, regclass, text[], jsonb, jsonb, text, text, boolean)', 'execute') AS public_can_register;
 SET client_min_messages = warning;
 DROP SCHEMA cat_tpl CASCADE;

@@ -33,6 +33,7 @@ CREATE FUNCTION conflict_list_tpl.rows(l jsonb) RETURNS TABLE (entity_type text,
       FROM jsonb_array_elements(l -> 'conflicts') WITH ORDINALITY AS a(c, n) ORDER BY n $$;
 
 SET smartsync.tenant_id = 'conflict_list';
+SET smartsync.permissions = '*';   -- every write a push or a resolution makes needs its permission
 SET smartsync.user_id = 'vet';
 
 -- Practice 1's tablet creates notes 1-3, task T1 and note 5; practice 2's tablet note 4.
@@ -102,6 +103,7 @@ SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_severity => ''ur
 SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_limit => 0)');
 SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_limit => 1001)');
 SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_min_age => ''-1 hour'')');
+SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_min_age => ''200000 years'')');   -- beyond the range of times
 
 -- Stats: open ones per severity and entity type, resolved ones counted.
 SELECT s - 'oldestOpenAt' AS stats,

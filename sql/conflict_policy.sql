@@ -39,6 +39,7 @@ BEGIN
 END $$;
 
 SET smartsync.tenant_id = 'conflict_policy';
+SET smartsync.permissions = '*';   -- every write a push or a resolution makes needs its permission
 SET smartsync.client_id = 'tablet';
 
 -- The registry's defaults: manual, and low severity resolves automatically.

@@ -60,7 +60,31 @@ SELECT set_config('request.jwt.claims', '{"tenant_id": "ctx-clinic", "permission
 SELECT pg_temp.try('SELECT smartsync.context()');
 SELECT set_config('request.jwt.claims', '{"tenant_id": "ctx-clinic", "permissions": {"a": 1}}', true);
 SELECT pg_temp.try('SELECT smartsync.context()');
+-- a client id claim obeys the rules of a push's clientId: 1 to 255 characters,
+-- no control characters
+SELECT set_config('request.jwt.claims', '{"tenant_id": "ctx-clinic", "client_id": "tab\u0001let"}', true);
+SELECT pg_temp.try('SELECT smartsync.context()');
+SELECT set_config('request.jwt.claims', json_build_object('tenant_id', 'ctx-clinic', 'client_id', repeat('d', 256))::text, true);
+SELECT pg_temp.try('SELECT smartsync.context()');
 COMMIT;
+-- ... and so does the setting
+SET smartsync.tenant_id = 'ctx-clinic';
+SET smartsync.client_id = 'tab
+let';
+SELECT pg_temp.try('SELECT smartsync.context()');
+RESET smartsync.client_id;
+
+-- A practice is one practice whatever its spelling: 1, "1", 1.0 and 1e0 are "1",
+-- in the context and in row-level security alike.
+BEGIN;
+SELECT set_config('request.jwt.claims', '{"role":"web_user","tenant_id":"ctx-clinic","practice_id":1.0}', true);
+SELECT smartsync.context() ->> 'practiceId' AS practice, smartsync.current_practice_id() AS rls_practice;
+SELECT set_config('request.jwt.claims', '{"role":"web_user","tenant_id":"ctx-clinic","practice_id":"1e0"}', true);
+SELECT smartsync.context() ->> 'practiceId' AS practice, smartsync.current_practice_id() AS rls_practice;
+SELECT set_config('request.jwt.claims', '{"role":"web_user","tenant_id":"ctx-clinic","practice_id":"north"}', true);
+SELECT smartsync.context() ->> 'practiceId' AS practice, smartsync.current_practice_id() AS rls_practice;
+COMMIT;
+RESET smartsync.tenant_id;
 
 -- Only smartsync.* names that exist are accepted.
 SELECT pg_temp.try('SET smartsync.tenant = ''x''');

@@ -158,3 +158,13 @@ SELECT pg_temp.try($$SELECT smartsync.detect_conflict('[]', '{}', now())$$) AS l
 SELECT pg_temp.try($$SELECT smartsync.detect_conflict('{}', '"row"', now())$$) AS server_not_an_object;
 SELECT pg_temp.try($$SELECT smartsync.detect_conflict('{"a": 1}', '{"a": 2, "updatedAt": "yesterday-ish"}', now())$$) AS bad_server_timestamp;
 SELECT pg_temp.try($$SELECT smartsync.detect_conflict('{"a": 1}', '{"a": 2, "updated_at": true}', now())$$) AS timestamp_of_wrong_type;
+-- One strict parser of times, the same as push's and pull's: epoch milliseconds
+-- (an integer) or ISO 8601 with date, time and offset.  PostgreSQL's special
+-- words, free-form dates and times without an offset are refused (SS305).
+SELECT w AS server_updated_at, pg_temp.try(format($$SELECT smartsync.detect_conflict('{"a": 1}', %L, now())$$,
+                                                 jsonb_build_object('a', 2, 'updatedAt', w))) AS answer
+  FROM unnest(ARRAY['now', 'today', 'tomorrow', 'yesterday', 'epoch', 'infinity', '-infinity', 'allballs',
+                    'Jan 1 2024', '2024-01-01', '2024-01-01T12:00:00', '+1731200000000', '1900-01-01T00:00:00Z']) w;
+SELECT pg_temp.try($$SELECT smartsync.detect_conflict('{"a": 1}', '{"a": 2, "updatedAt": 1731240000000.5}', now())$$) AS fraction_of_a_millisecond;
+SELECT smartsync.detect_conflict('{"a": 1}', '{"a": 2, "updatedAt": "2024-11-10T12:00:00.000001+00:00"}', '2024-11-10 12:00+00') ->> 'type' AS iso_microseconds,
+       smartsync.detect_conflict('{"a": 1}', '{"a": 2, "updatedAt": "1731240000001"}', '2024-11-10 12:00+00') ->> 'type' AS epoch_ms_string;

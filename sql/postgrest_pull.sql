@@ -69,11 +69,21 @@ SELECT :'pgrst_result'::jsonb ->> 'cursor' AS cursor \gset
 -- p_practice_id and practiceId disagree: 400
 \set args '"p_practice_id" := ''1'', "practiceId" := ''2'''
 \i sql/postgrest_request.psql
--- lastSyncTimestamp that is not a time: 400
+-- lastSyncTimestamp that is not a time: 400 (one strict parser: epoch milliseconds
+-- or ISO 8601 with date, time and offset)
 \set args '"lastSyncTimestamp" := ''yesterday-ish'''
 \i sql/postgrest_request.psql
--- p_since that is not a timestamptz: PostgreSQL's own 22007, 400
+-- p_since goes through the same parser: 400
 \set args '"p_since" := ''soon'''
+\i sql/postgrest_request.psql
+-- PostgreSQL's special words are not a client's times: 400
+\set args '"lastSyncTimestamp" := ''tomorrow'''
+\i sql/postgrest_request.psql
+-- a "+" that was not encoded (%2B) before an epoch, once PostgreSQL's 22009: 400
+\set args '"lastSyncTimestamp" := ''+1731200000000'''
+\i sql/postgrest_request.psql
+-- an empty entityTypes is not "every type": 400
+\set args '"entityTypes" := '''''
 \i sql/postgrest_request.psql
 -- an entity type that is not registered: 400
 \set args '"entityTypes" := ''pets,owners'''

@@ -44,6 +44,16 @@ SELECT operation_id, entity_type, outcome, user_id, practice_id FROM pgrst_push.
 \set body '{"operations":[{"id":6,"operation":"create","entityType":"invoices","data":{"clientId":1,"amountCents":100},"requiredPermissions":["invoices:create"]},{"id":7,"operation":"create","entityType":"clients","data":{"name":"Other practice","practiceId":2}},{"id":8,"operation":"create","entityType":"clients","data":{"name":"Bob"}}]}'
 \i sql/postgrest_request.psql
 
+-- What a token may write is the server's to say, not the payload's: a phone whose
+-- token may only read creates nothing, although its operation declares no
+-- requiredPermissions (SS421, 403 in its result, acknowledged, not retryable).
+\set claims '{"role":"web_user","tenant_id":"pgrst-push","practice_id":1,"sub":"7","client_id":"phone-9","permissions":["*:read"]}'
+\set body '{"operations":[{"id":9,"operation":"create","entityType":"clients","data":{"name":"Mallory"}}]}'
+\i sql/postgrest_request.psql
+SELECT count(*) AS mallory_rows FROM pgrst_push.clients WHERE name = 'Mallory';
+SELECT operation_id, outcome, error_code FROM pgrst_push.sync_ledger WHERE client_id = 'phone-9';
+\set claims '{"role":"web_user","tenant_id":"pgrst-push","practice_id":1,"sub":"42","client_id":"tablet-1","permissions":["clients:create","pets:create","appointments:create","appointments:update"]}'
+
 -- Requests refused as a whole.
 -- not an object: 400
 \set body '[1, 2]'

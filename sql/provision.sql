@@ -68,6 +68,22 @@ SELECT pg_temp.try($$ SELECT smartsync.provision_tenant('x', 'public') $$);     
 SELECT pg_temp.try($$ SELECT smartsync.provision_tenant('x', 'prov_tpl') $$);             -- SS111 a template schema
 SELECT pg_temp.try($$ SELECT smartsync.provision_tenant('') $$);                          -- SS101
 SELECT pg_temp.try($$ SELECT smartsync.provision_tenant(NULL) $$);                        -- SS101
+SELECT pg_temp.try($$ SELECT smartsync.provision_tenant(repeat('t', 300)) $$);            -- SS101, the id quoted short
+-- smartsync's own schema, system schemas, and the schema PostgREST exposes: api by
+-- default, or whatever setup_postgrest was given (a tenant there would be served to
+-- every caller, and setup_postgrest could not run again)
+SELECT pg_temp.try($$ SELECT smartsync.provision_tenant('x', 'smartsync') $$);            -- SS111
+SELECT pg_temp.try($$ SELECT smartsync.provision_tenant('x', 'pg_clinic') $$);            -- SS111
+SELECT pg_temp.try($$ SELECT smartsync.provision_tenant('x', 'api') $$);                  -- SS111
+SELECT smartsync.setup_postgrest(api_schema => 'prov_gateway') ->> 'schema' AS exposed \g /dev/null
+SELECT pg_temp.try($$ SELECT smartsync.provision_tenant('x', 'prov_gateway') $$);         -- SS111
+SET client_min_messages = warning;
+DROP SCHEMA prov_gateway CASCADE;
+RESET client_min_messages;
+SELECT count(*) AS tenant_x FROM smartsync.tenants WHERE tenant_id = 'x';
+-- the internal _track_table names what is wrong with its arguments
+SELECT pg_temp.try($$ SELECT smartsync._track_table('south', 'unicorns') $$);            -- SS106
+SELECT pg_temp.try($$ SELECT smartsync._track_table('nowhere', 'vets') $$);              -- SS101
 -- adopting a schema whose table has another key fails as a whole
 CREATE SCHEMA east;
 CREATE TABLE east.owners (owner_no int PRIMARY KEY, practice_id int, name text);

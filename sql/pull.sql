@@ -45,7 +45,7 @@ VALUES (100, 1, 10, 'Checkup', '2024-11-10 12:00+00');
 -- A first sync (no cursor, or the epoch) lists the live rows, parents first,
 -- each with its typed id, row data, updatedAt and version.
 SELECT pg_temp.show(smartsync.sync_pull());
-SELECT pg_temp.show(smartsync.sync_pull('epoch'));
+SELECT pg_temp.show(smartsync.sync_pull('0'));   -- epoch milliseconds 0: 1970-01-01
 -- (the response is written in jsonb's binary form directly: it equals its own re-parse)
 SELECT r = r::text::jsonb AS well_formed, jsonb_typeof(r->'changes'->0->'data') AS data
   FROM smartsync.sync_pull() r;
@@ -165,13 +165,14 @@ RESET smartsync.client_id;
 
 -- Time-based pull (the spec's lastSyncTimestamp): changes after a time; not
 -- exact, but its cursor is.
-SELECT clock_timestamp() AS t0 \gset
+-- (a time as text: ISO 8601 with its offset, whatever the session's DateStyle)
+SELECT to_jsonb(clock_timestamp()) #>> '{}' AS t0 \gset
 UPDATE tenant_pull_a.practitioners SET name = name;  -- no rows
 INSERT INTO tenant_pull_a.practitioners (id, practice_id, name) VALUES (7, 1, 'Dr. Who');
-SELECT smartsync.sync_pull(:'t0'::timestamptz) AS r \gset
+SELECT smartsync.sync_pull(:'t0') AS r \gset
 SELECT pg_temp.show(:'r');
 SELECT pg_temp.show(smartsync.sync_pull(p_cursor => :'r'::jsonb->>'cursor'));
-SELECT pg_temp.show(smartsync.sync_pull(:'t0'::timestamptz, p_limit => 1));
+SELECT pg_temp.show(smartsync.sync_pull(:'t0', p_limit => 1));
 
 -- PostgREST: GET passes query parameters by name as text; claims give the context.
 BEGIN READ ONLY;

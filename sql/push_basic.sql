@@ -28,7 +28,7 @@ SET smartsync.tenant_id = 'push_basic';
 SET smartsync.practice_id = '1';
 SET smartsync.user_id = '42';
 SET smartsync.client_id = 'tablet-1';
-SET smartsync.permissions = 'appointments:create,pets:create,clients:create';
+SET smartsync.permissions = 'clients:*,pets:*,appointments:*,soap_notes:*,invoices:*';
 
 -- A client and a pet already on the server.
 SELECT smartsync.sync_push('{"operations": [

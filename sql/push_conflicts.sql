@@ -30,6 +30,7 @@ SELECT smartsync.register_entity_type(t, ('push_conflicts_tpl.' || t)::regclass,
 SELECT smartsync.provision_tenant('push_conflicts', 'push_conflicts');
 
 SET smartsync.tenant_id = 'push_conflicts';
+SET smartsync.permissions = '*';   -- every write a push or a resolution makes needs its permission
 SET smartsync.practice_id = '1';
 SET smartsync.user_id = '42';
 SET smartsync.client_id = 'tablet-1';
@@ -85,8 +86,17 @@ SELECT r #>> '{results,0,conflictId}' AS conflict_id, r #>> '{results,0,replayed
   {"id": 11, "operation": "update", "entityType": "clients", "entityId": "temp_c", "data": {"phone": "333"}, "version": 2}]}') r;
 SELECT count(*) AS stored FROM push_conflicts.sync_conflicts;
 
--- Without a version, the client's timestamp decides: a change made before the
--- server's last change is a timestamp conflict, one made after it is not.
+-- Without a version an update is refused (SS428, for good): the server could not
+-- tell whether the device saw the current row, and a device clock decides nothing.
+SELECT x ->> 'operationId' AS op, x ->> 'code' AS code, x ->> 'retryable' AS retryable
+  FROM jsonb_array_elements(smartsync.sync_push('{"operations": [
+  {"id": 16, "operation": "update", "entityType": "clients", "entityId": "temp_c", "data": {"phone": "444"}, "timestamp": "2101-01-01T00:00:00Z"}]}') -> 'results') x;
+-- An entity type registered for legacy clients (timestamp_detection) lets the
+-- client's timestamp decide instead: a change made before the server's last
+-- change is a timestamp conflict, one made after it is not.  A timestamp later
+-- than the server's receive time counts as that time: here "now", after the row.
+SELECT smartsync.register_entity_type('clients', 'vet_template.clients', practice_column => 'practice_id',
+         field_classes => '{"email": "important", "phone": "important"}', timestamp_detection => true);
 SELECT * FROM push_conflicts_tpl.show(smartsync.sync_push('{"operations": [
   {"id": 12, "operation": "update", "entityType": "clients", "entityId": "temp_c", "data": {"phone": "444"}, "timestamp": "2001-01-01T00:00:00Z"},
   {"id": 13, "operation": "update", "entityType": "clients", "entityId": "temp_c", "data": {"name": "Ann B."}, "timestamp": "2101-01-01T00:00:00Z"}]}'));
@@ -94,6 +104,10 @@ SELECT * FROM push_conflicts_tpl.show(smartsync.sync_push('{"operations": [
 SELECT * FROM push_conflicts_tpl.show(smartsync.sync_push('{"operations": [
   {"id": 14, "operation": "update", "entityType": "clients", "entityId": "temp_c", "data": {"name": "Ann C."}},
   {"id": 15, "operation": "update", "entityType": "clients", "entityId": "temp_c", "data": {"name": "Ann B."}}]}'));
+-- the ledger keeps the timestamp the client sent, not the one used
+SELECT operation_id, client_ts FROM push_conflicts.sync_ledger WHERE operation_id IN ('12', '13') ORDER BY 1;
+SELECT smartsync.register_entity_type('clients', 'vet_template.clients', practice_column => 'practice_id',
+         field_classes => '{"email": "important", "phone": "important"}');
 
 -- merge (appointments): a three-way merge against the base version from the change
 -- log takes the server's title and the client's notes.

@@ -18,7 +18,7 @@ SET smartsync.tenant_id = 'push_errors';
 SET smartsync.practice_id = '1';
 SET smartsync.user_id = '42';
 SET smartsync.client_id = 'tablet-1';
-SET smartsync.permissions = 'clients:create';
+SET smartsync.permissions = 'clients:*, pets:*, invoices:*, appointments:*';
 
 -- The whole payload is checked first.  Errors show their SQLSTATE only, then
 -- the message once each with VERBOSITY default further down.
@@ -99,7 +99,7 @@ SELECT smartsync.sync_push('{"operations": [
   {"id": "practice", "operation": "create", "entityType": "clients", "data": {"name": "X"}, "practiceId": 2},
   {"id": "user", "operation": "create", "entityType": "clients", "data": {"name": "X"}, "userId": 7},
   {"id": "perm", "operation": "create", "entityType": "pets", "data": {"name": "X", "clientId": "temp_c1"},
-   "requiredPermissions": ["pets:create"]},
+   "requiredPermissions": ["billing:approve"]},
   {"id": "field", "operation": "create", "entityType": "clients", "data": {"name": "X", "nickname": "Y"}},
   {"id": "twice", "operation": "create", "entityType": "clients", "data": {"name": "X", "practiceId": 1, "practice_id": 1}},
   {"id": "unknown-temp", "operation": "create", "entityType": "pets", "data": {"name": "X", "clientId": "temp_ghost"}},
@@ -137,26 +137,25 @@ SELECT x ->> 'code' AS code, x ->> 'detail' AS detail
      "requiredPermissions": ["clients:create"]}]}') -> 'results') AS x;
 
 -- Wildcards grant permissions as pull's do: "type:*", "*:action", "*".
-SET smartsync.permissions = 'pets:*, *:update';
+SET smartsync.permissions = 'pets:*, *:update, clients:create';
 SELECT x ->> 'operationId' AS op, x ->> 'success' AS ok, x ->> 'code' AS code
   FROM jsonb_array_elements(smartsync.sync_push('{"operations": [
     {"id": "wild1", "operation": "create", "entityType": "clients", "entityId": "temp_cw", "data": {"name": "W"},
-     "requiredPermissions": ["clients:create"]},
+     "requiredPermissions": ["clients:delete"]},
     {"id": "wild2", "operation": "create", "entityType": "clients", "entityId": "temp_cw2", "data": {"name": "W"},
      "requiredPermissions": ["pets:create", "clients:update"]}]}') -> 'results') AS x;
 SET smartsync.permissions = '*';
 SELECT x ->> 'operationId' AS op, x ->> 'success' AS ok, x ->> 'code' AS code
   FROM jsonb_array_elements(smartsync.sync_push('{"operations": [
-    {"id": "wild3", "operation": "delete", "entityType": "clients", "entityId": "temp_cw2",
+    {"id": "wild3", "operation": "delete", "entityType": "clients", "entityId": "temp_cw2", "version": 1,
      "requiredPermissions": ["clients:delete"]}]}') -> 'results') AS x;
-RESET smartsync.permissions;
 
 -- An update or delete of a row of another practice is refused.
 SET smartsync.practice_id = '2';
 SELECT x ->> 'code' AS code, x ->> 'error' AS error
   FROM jsonb_array_elements(smartsync.sync_push('{"operations": [
     {"id": "xp", "operation": "update", "entityType": "clients", "entityId": "temp_c1", "data": {"phone": "1"}, "version": 2},
-    {"id": "xd", "operation": "delete", "entityType": "clients", "entityId": "temp_c1"}]}') -> 'results') AS x;
+    {"id": "xd", "operation": "delete", "entityType": "clients", "entityId": "temp_c1", "version": 2}]}') -> 'results') AS x;
 SET smartsync.practice_id = '1';
 
 -- PostgreSQL privileges apply too: the push runs as its caller.

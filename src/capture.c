@@ -476,7 +476,13 @@ capture_rows(TriggerData *td, CaptureEntry *e, const char *op, const SyncContext
 	Datum		user_d = ctx->user_id ? CStringGetTextDatum(ctx->user_id) : (Datum) 0;
 	Datum		client_d = ctx->client_id ? CStringGetTextDatum(ctx->client_id) : (Datum) 0;
 	Datum		xid_d = FullTransactionIdGetDatum(GetTopFullTransactionId());
-	Datum		now_d = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
+
+	/*
+	 * changed_at: the clock now, after the transaction has its xid, not the
+	 * statement's start: pull's time watermark (src/pull.c) relies on every
+	 * change being stamped no earlier than its transaction took its xid.
+	 */
+	Datum		now_d = TimestampTzGetDatum(GetCurrentTimestamp());
 	CommandId	cid = GetCurrentCommandId(true);
 	const AttrNumber *la = e->logatt;
 

@@ -7,8 +7,8 @@
  * one the code was written against); a newer version's extra argument gets the
  * value that keeps the old behaviour.  The macros expand at the call site, so
  * this header needs none of the headers of the calls it wraps: the caller
- * includes those, as it would for the call itself.  Shims that need a body of
- * their own are in compat.c.
+ * includes those, as it would for the call itself.  A shim that needs a body of
+ * its own would go into a small compat file of its concern.
  */
 #ifndef SMARTSYNC_COMPAT_H
 #define SMARTSYNC_COMPAT_H
@@ -16,8 +16,6 @@
 #if PG_VERSION_NUM < 150000
 #error "smartsync requires PostgreSQL 15 or later"
 #endif
-
-#include "datatype/timestamp.h"
 
 /*
  * Inserts the index entries of a newly inserted tuple (executor/executor.h).
@@ -57,19 +55,6 @@
 #endif
 
 /*
- * Decodes the fields of a date/time string (utils/datetime.h), returning 0 or a
- * DTERR_ code without raising.  16 added where the details of an error go; the
- * callers only need the code, so they go to a throwaway struct.
- */
-#if PG_VERSION_NUM >= 160000
-#define DecodeDateTime_compat(field, ftype, nf, dtype, tm, fsec, tzp) \
-	DecodeDateTime((field), (ftype), (nf), (dtype), (tm), (fsec), (tzp), &(DateTimeErrorExtra) {0})
-#else
-#define DecodeDateTime_compat(field, ftype, nf, dtype, tm, fsec, tzp) \
-	DecodeDateTime((field), (ftype), (nf), (dtype), (tm), (fsec), (tzp))
-#endif
-
-/*
  * The local transaction id of this backend's current top-level transaction
  * (storage/proc.h).  17 moved it into PGPROC's virtual transaction id.
  */
@@ -80,10 +65,40 @@
 #endif
 
 /*
- * Parses text as timestamptz_in does, without raising: false when it is not a
- * timestamp (compat.c).  16 has soft errors for input functions; 15 decodes the
- * text itself the way timestamptz_in does.
+ * The local copy of the status of the backend at position idx (from 1) of this
+ * transaction's snapshot of backend statuses (utils/backend_status.h).  16
+ * renamed it.
  */
-extern bool timestamptz_in_safe_compat(const char *str, TimestampTz *result);
+#if PG_VERSION_NUM >= 160000
+#define pgstat_fetch_stat_local_beentry_compat(idx) \
+	pgstat_get_local_beentry_by_index(idx)
+#else
+#define pgstat_fetch_stat_local_beentry_compat(idx) \
+	pgstat_fetch_stat_local_beentry(idx)
+#endif
+
+/*
+ * The OID of a relation's primary-key index (utils/relcache.h).  18 asks whether a
+ * DEFERRABLE primary key will do; earlier versions never returned one.
+ */
+#if PG_VERSION_NUM >= 180000
+#define RelationGetPrimaryKeyIndex_compat(rel) \
+	RelationGetPrimaryKeyIndex((rel), false)
+#else
+#define RelationGetPrimaryKeyIndex_compat(rel) \
+	RelationGetPrimaryKeyIndex(rel)
+#endif
+
+/*
+ * Starts an index scan (access/genam.h).  18 added where EXPLAIN ANALYZE's index
+ * instrumentation goes: none here.
+ */
+#if PG_VERSION_NUM >= 180000
+#define index_beginscan_compat(heap, index, snapshot, nkeys, norderbys) \
+	index_beginscan((heap), (index), (snapshot), NULL, (nkeys), (norderbys))
+#else
+#define index_beginscan_compat(heap, index, snapshot, nkeys, norderbys) \
+	index_beginscan((heap), (index), (snapshot), (nkeys), (norderbys))
+#endif
 
 #endif							/* SMARTSYNC_COMPAT_H */

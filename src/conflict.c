@@ -264,7 +264,7 @@ check_field_classes(Jsonb *classes)
 			!parse_field_class(f[i].value.val.string.val, f[i].value.val.string.len, &fc))
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_INVALID_FIELD_CLASS),
-					 errmsg("invalid field class for field \"%.*s\"", f[i].keylen, f[i].key),
+					 errmsg("invalid field class for field \"%s\"", sync_clip(f[i].key, f[i].keylen)),
 					 errdetail("A field class is one of metadata, normal, important, critical."),
 					 errhint("Unlisted fields are normal.")));
 	}
@@ -350,48 +350,30 @@ parse_operation(const char *op)
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_SS_INVALID_OPERATION),
-			 op ? errmsg("invalid operation \"%s\"", op) : errmsg("operation must not be null"),
+			 op ? errmsg("invalid operation \"%s\"", sync_clip_str(op)) : errmsg("operation must not be null"),
 			 errdetail("An operation is one of create, update, delete.")));
 	return OP_UPDATE;			/* keep compiler quiet */
 }
 
-/* Parses a timestamp text as timestamptz_in does; false when it is not one. */
-static bool
-parse_timestamptz(const char *str, TimestampTz *result)
-{
-	return timestamptz_in_safe_compat(str, result);
-}
-
-/* Reads a timestamp field: an ISO 8601 string or epoch milliseconds; SS305 otherwise. */
+/*
+ * Reads a timestamp field with the one strict parser of client timestamps
+ * (context.c): integer epoch milliseconds or ISO 8601 with date, time and
+ * offset; SS305 otherwise (also for "now", "infinity", "Jan 1 2024", ...).
+ */
 static TimestampTz
 field_timestamp(const char *name, JsonbValue *v)
 {
-	if (v->type == jbvString)
-	{
-		char	   *s = pnstrdup(v->val.string.val, v->val.string.len);
-		TimestampTz ts;
+	TimestampTz ts;
 
-		if (parse_timestamptz(s, &ts))
-		{
-			pfree(s);
-			return ts;
-		}
-		ereport(ERROR,
-				(errcode(ERRCODE_SS_INVALID_TIMESTAMP),
-				 errmsg("invalid timestamp in field \"%s\": \"%s\"", name, s),
-				 errdetail("A timestamp field holds an ISO 8601 timestamp or milliseconds since 1970-01-01 UTC.")));
-	}
-	if (v->type == jbvNumeric)
-	{
-		TimestampTz ts;
-
-		if (sync_epoch_ms_timestamp(v->val.numeric, &ts))
-			return ts;
-	}
+	if (sync_timestamp_from_json(v, &ts))
+		return ts;
 	ereport(ERROR,
 			(errcode(ERRCODE_SS_INVALID_TIMESTAMP),
+			 v->type == jbvString ?
+			 errmsg("invalid timestamp in field \"%s\": \"%s\"", name,
+					sync_clip(v->val.string.val, v->val.string.len)) :
 			 errmsg("invalid timestamp in field \"%s\"", name),
-			 errdetail("A timestamp field holds an ISO 8601 timestamp or milliseconds since 1970-01-01 UTC.")));
+			 errdetail("A timestamp field holds integer milliseconds since 1970-01-01 UTC or ISO 8601 with date, time and offset (2024-11-10T12:00:00Z), from 1970 to 9999.")));
 	return 0;					/* keep compiler quiet */
 }
 
@@ -602,7 +584,7 @@ registry_field_classes(const char *entity_type, MemoryContext mcxt)
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_UNKNOWN_ENTITY_TYPE),
-				 errmsg("unknown entity type \"%s\"", entity_type),
+				 errmsg("unknown entity type \"%s\"", sync_clip_str(entity_type)),
 				 errdetail("detect_conflict reads the field classes of the entity type from smartsync.entity_types."),
 				 errhint("Register the entity type, or pass field_classes.")));
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

@@ -148,6 +148,13 @@ smartsync_list_conflicts(PG_FUNCTION_ARGS)
 															  ObjectIdGetDatum(InvalidOid),
 															  Int32GetDatum(-1)))) < 0)
 		bad_filter("p_min_age is negative", "p_min_age is how old a conflict is at least, e.g. '1 hour'.");
+	/* beyond this, now() - p_min_age leaves the range of timestamps */
+	if (min_age != NULL &&
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(min_age),
+										  DirectFunctionCall3(interval_in, CStringGetDatum("1000 years"),
+															  ObjectIdGetDatum(InvalidOid),
+															  Int32GetDatum(-1)))) > 0)
+		bad_filter("p_min_age is out of range", "p_min_age is how old a conflict is at least, at most 1000 years.");
 
 	conflict_context(&b, cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -30,6 +30,8 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/subtrans.h"
@@ -38,6 +40,8 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlogrecovery.h"
+#include "access/stratnum.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -47,6 +51,10 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "utils/backend_status.h"
+#include "utils/fmgroids.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -68,8 +76,9 @@ PG_FUNCTION_INFO_V1(smartsync_sync_pull);
 
 static int	pull_default_limit = 500;
 static int	pull_max_limit = 10000;
+static int	pull_max_bytes = 8 * 1024 * 1024;
 
-/* Defines smartsync.pull_default_limit and smartsync.pull_max_limit. */
+/* Defines smartsync.pull_default_limit, pull_max_limit and pull_max_bytes. */
 void
 sync_pull_init(void)
 {
@@ -83,6 +92,12 @@ sync_pull_init(void)
 							NULL,
 							&pull_max_limit, 10000, 1, 1000000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartsync.pull_max_bytes",
+							"Byte budget of one sync_pull() page.",
+							"A page stops before its changes' data would pass it (hasMore: true); "
+							"a single change larger than the budget comes alone.",
+							&pull_max_bytes, 8 * 1024 * 1024, 64 * 1024, 128 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
 }
 
 /* --- snapshots ---------------------------------------------------------- */
@@ -230,8 +245,9 @@ typedef enum CursorKind
 {
 	CK_IDLE = 1,				/* between drains: base = previous snapshot */
 	CK_DRAIN = 2,				/* paging a drain from base to upper */
-	CK_TIME = 3,				/* paging a time-based read up to upper */
-	CK_LIST = 4					/* paging the full listing taken at base */
+	CK_TIME_OLD = 3,			/* 0.2.0's time-based read in (xid, seq) order: refetch */
+	CK_LIST = 4,				/* paging the full listing taken at base */
+	CK_TIME = 5					/* paging a time-based read up to upper, in change-time order */
 } CursorKind;
 
 typedef struct PullCursor
@@ -245,6 +261,7 @@ typedef struct PullCursor
 	bool		has_pos;
 	uint64		pos_xid;
 	int64		pos_seq;
+	TimestampTz pos_at;			/* TIME: changed_at of the position */
 	TimestampTz since;			/* TIME */
 	char	   *list_type;		/* LIST: entity type being listed */
 	char	   *list_pk;		/* LIST: last primary key listed, or NULL */
@@ -575,9 +592,13 @@ cursor_encode(const PullCursor *c, const uint8 *key, int keylen)
 			appendStringInfoChar(&b, c->has_pos ? 1 : 0);
 			if (c->has_pos)
 			{
+				put_svarint(&b, c->pos_at);
 				put_varint(&b, c->pos_xid);
 				put_svarint(&b, c->pos_seq);
 			}
+			break;
+		case CK_TIME_OLD:
+			elog(ERROR, "cursor kind %d is no longer written", (int) c->kind);
 			break;
 		case CK_LIST:
 			put_snap(&b, &c->base);
@@ -641,8 +662,14 @@ cursor_decode(const char *text, const uint8 *key, int keylen, PullCursor *c)
 	memset(c, 0, sizeof(*c));
 	r.p = raw + 1;
 	r.end = raw + len - CURSOR_MAC_LEN;
-	if (!get_byte(&r, &kind) || kind < CK_IDLE || kind > CK_LIST)
+	if (!get_byte(&r, &kind) || kind < CK_IDLE || kind > CK_TIME)
 		cursor_malformed("The cursor has an unknown kind.");
+	if (kind == CK_TIME_OLD)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_MUST_REFETCH),
+				 errmsg("pull cursor must be refetched"),
+				 errdetail("The cursor pages a pull by time of an earlier smartsync version."),
+				 errhint("Pull again without a cursor and replace the local data with the result.")));
 	c->kind = (CursorKind) kind;
 	if (!get_fixed(&r, &c->tenant_tag, 8))
 		cursor_malformed("The cursor is truncated.");
@@ -674,11 +701,19 @@ cursor_decode(const char *text, const uint8 *key, int keylen, PullCursor *c)
 					cursor_malformed("The cursor's snapshot is invalid.");
 				c->since = since;
 				c->has_pos = has_pos == 1;
-				if (c->has_pos &&
-					(!get_varint(&r, &c->pos_xid) || !get_svarint(&r, &c->pos_seq)))
-					cursor_malformed("The cursor's position is invalid.");
+				if (c->has_pos)
+				{
+					int64		at;
+
+					if (!get_svarint(&r, &at) || !get_varint(&r, &c->pos_xid) ||
+						!get_svarint(&r, &c->pos_seq))
+						cursor_malformed("The cursor's position is invalid.");
+					c->pos_at = at;
+				}
 				break;
 			}
+		case CK_TIME_OLD:
+			break;				/* refused above */
 		case CK_LIST:
 			{
 				uint8		has_pk;
@@ -876,22 +911,31 @@ apply_type_filter(PullTypes *types, const char *filter)
 
 	if (filter == NULL)
 		return "*";
+	/* every element names a type: "", ",", "pets," are refused, not read as no filter */
 	s = pstrdup(filter);
-	for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	for (tok = s;; tok = save + 1)
 	{
 		char	   *end;
 
+		save = strchr(tok, ',');
+		if (save != NULL)
+			*save = '\0';
 		while (*tok == ' ' || *tok == '\t')
 			tok++;
 		end = tok + strlen(tok);
 		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
 			*--end = '\0';
 		if (*tok == '\0')
-			continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_PULL_BAD_TYPES),
+					 errmsg("p_entity_types has an empty entity type name"),
+					 errdetail("p_entity_types is a comma-separated list of entity types (appointments,pets); \"%s\" has an empty element.",
+							   sync_clip_str(filter)),
+					 errhint("Leave p_entity_types out to pull every entity type you may read.")));
 		names = lappend(names, tok);
+		if (save == NULL)
+			break;
 	}
-	if (names == NIL)
-		return "*";
 
 	for (int i = 0; i < types->n; i++)
 		types->t[i].wanted = false;
@@ -904,7 +948,7 @@ apply_type_filter(PullTypes *types, const char *filter)
 		if (i < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_UNKNOWN_ENTITY_TYPE),
-					 errmsg("unknown entity type \"%s\"", name),
+					 errmsg("unknown entity type \"%s\"", sync_clip_str(name)),
 					 errdetail("p_entity_types names entity types registered with smartsync.register_entity_type()."),
 					 errhint("Leave p_entity_types out to pull every entity type you may read.")));
 		if (!types->t[i].readable)
@@ -950,6 +994,8 @@ typedef struct PullPage
 	int			cap;
 	bool		has_more;
 	bool		full;			/* a listing page */
+	bool		has_stop_at;	/* a read by time stopped before a change of this time */
+	TimestampTz stop_at;
 	PullCursor	next;			/* the cursor to hand back */
 } PullPage;
 
@@ -993,6 +1039,9 @@ typedef struct PullRequest
 	Datum		wanted_types;	/* text[] */
 	Datum		global_types;	/* text[]: wanted types without a practice column */
 	int			limit;
+	Size		budget;			/* smartsync.pull_max_bytes */
+	Size		used;			/* bytes the page's changes take so far */
+	int			listed_rows;	/* rows a listing page took so far */
 	MemoryContext cxt;
 } PullRequest;
 
@@ -1020,24 +1069,41 @@ text_array(List *strs)
 	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-#define CHANGE_NPARAMS 11
+#define CHANGE_NPARAMS 12
 
 /*
  * Builds one change-log scan.  in_xip: restrict to the xids of $5 (the
  * previous snapshot's in-progress list).  Parameters:
- *   $1 xid8, $2 int8: scan after (xid, seq);  $3 xid8: below the upper xmax;
- *   $4 xid8[]: not in the upper in-progress list;  $5 xid8[]: xids (in_xip);
- *   $6 text[]: entity types;  $7 text: practice;  $8 text[]: types without
- *   practice;  $9 text: client;  $10 timestamptz: changed after;  $11 int8: limit.
- * Column 9 says whether a later change of the entity supersedes this one: a
- * change from a transaction with a smaller xid (delivered before this one in
- * the drain, so the client already holds a newer state) or, with echo
- * suppression, one of the client's own changes.
+ *   $1 xid8, $2 int8: scan after (xid, seq), or with by_time after
+ *   ($12, xid, seq);  $3 xid8: below the upper xmax;  $4 xid8[]: not in the
+ *   upper in-progress list;  $5 xid8[]: xids (in_xip);  $6 text[]: entity
+ *   types;  $7 text: practice;  $8 text[]: types without practice;  $9 text:
+ *   client;  $10 timestamptz: changed at or after (the boundary included);
+ *   $11 int8: limit;  $12 timestamptz: changed_at of the position.
+ * A read by time goes in change-time order, so that a page's end is a time a
+ * client can send back.  Column 9 says whether a later change of the entity
+ * supersedes this one: a change from a transaction with a smaller xid
+ * (delivered before this one in the drain, so the client already holds a
+ * newer state) or, with echo suppression, one of the client's own changes.
+ * Column 10 is the size of the change's data, read without detoasting it.
  */
 static char *
 change_query(const PullRequest *req, bool in_xip, bool by_time)
 {
 	StringInfoData q;
+	StringInfoData where;
+
+	initStringInfo(&where);
+	appendStringInfo(&where, "%s AND c.xid < $3 AND NOT (c.xid = ANY ($4)) AND c.entity_type = ANY ($6)",
+					 by_time ? "(c.changed_at, c.xid, c.seq) > ($12, $1, $2)" : "(c.xid, c.seq) > ($1, $2)");
+	if (in_xip)
+		appendStringInfoString(&where, " AND c.xid = ANY ($5)");
+	if (req->practice)
+		appendStringInfoString(&where, " AND (c.practice_id = $7 OR c.entity_type = ANY ($8))");
+	if (req->client)
+		appendStringInfoString(&where, " AND c.client_id IS DISTINCT FROM $9");
+	if (by_time)
+		appendStringInfoString(&where, " AND c.changed_at >= $10");
 
 	initStringInfo(&q);
 	appendStringInfo(&q,
@@ -1045,35 +1111,55 @@ change_query(const PullRequest *req, bool in_xip, bool by_time)
 					 " c.version, c.changed_at,"
 					 " EXISTS (SELECT 1 FROM %1$s.sync_changes o"
 					 " WHERE o.entity_type = c.entity_type AND o.entity_id = c.entity_id"
-					 " AND o.seq > c.seq AND (o.xid < c.xid%2$s)%3$s)"
-					 " FROM %1$s.sync_changes c"
-					 " WHERE (c.xid, c.seq) > ($1, $2) AND c.xid < $3 AND NOT (c.xid = ANY ($4))"
-					 " AND c.entity_type = ANY ($6)",
+					 " AND o.seq > c.seq AND (o.xid < c.xid%2$s)%3$s)",
 					 req->quoted_schema,
 					 req->client ? " OR o.client_id = $9" : "",
 					 req->practice ? " AND (o.practice_id = $7 OR o.entity_type = ANY ($8))" : "");
-	if (in_xip)
-		appendStringInfoString(&q, " AND c.xid = ANY ($5)");
-	if (req->practice)
-		appendStringInfoString(&q, " AND (c.practice_id = $7 OR c.entity_type = ANY ($8))");
-	if (req->client)
-		appendStringInfoString(&q, " AND c.client_id IS DISTINCT FROM $9");
 	if (by_time)
-		appendStringInfoString(&q, " AND c.changed_at > $10");
-	appendStringInfoString(&q, " ORDER BY c.xid, c.seq LIMIT $11");
+	{
+		/* sorted by time first, then the later-change check on the page's rows only */
+		appendStringInfo(&q, " FROM (SELECT c.* FROM %s.sync_changes c WHERE %s"
+						 " ORDER BY c.changed_at, c.xid, c.seq LIMIT $11) c"
+						 " ORDER BY c.changed_at, c.xid, c.seq",
+						 req->quoted_schema, where.data);
+	}
+	else
+		appendStringInfo(&q, " FROM %s.sync_changes c WHERE %s ORDER BY c.xid, c.seq LIMIT $11",
+						 req->quoted_schema, where.data);
 	return q.data;
 }
 
+/* What a change costs a page: its data, its id and the fields around them (bytes). */
+static inline Size
+row_cost(Size data_bytes, const char *id)
+{
+	return data_bytes + strlen(id) + 160;
+}
+
 /*
- * Runs one change-log scan, appending up to *remaining rows to the page and
- * moving the position.  Returns true when the scan had a row beyond them.
+ * True when a row of cost bytes does not fit the page's byte budget any more
+ * (smartsync.pull_max_bytes).  The first row of a page always fits: a change
+ * larger than the budget comes alone.
+ */
+static inline bool
+over_budget(PullRequest *req, PullPage *page, Size cost)
+{
+	return page->n > 0 && req->used + cost > req->budget;
+}
+
+/*
+ * Runs one change-log scan, appending up to *remaining rows to the page (and
+ * no more than its byte budget) and moving the position.  Returns true when
+ * the scan had a row beyond them; *stop_at is then that row's changed_at.
  */
 static bool
 scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
-			 Datum *values, int *remaining, uint64 *pos_xid, int64 *pos_seq)
+			 Datum *values, int *remaining, uint64 *pos_xid, int64 *pos_seq,
+			 TimestampTz *pos_at, TimestampTz *stop_at)
 {
 	static Oid	argtypes[CHANGE_NPARAMS] = {XID8OID, INT8OID, XID8OID, XID8ARRAYOID,
-		XID8ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
+		XID8ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID, INT8OID,
+	TIMESTAMPTZOID};
 	char		nulls[CHANGE_NPARAMS];
 	SPIPlanPtr	plan;
 	Portal		portal;
@@ -1088,15 +1174,20 @@ scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
 	if (!req->client)
 		nulls[8] = 'n';
 	if (!by_time)
+	{
 		nulls[9] = 'n';
+		nulls[11] = 'n';
+	}
 	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(*pos_xid));
 	values[1] = Int64GetDatum(*pos_seq);
 	values[10] = Int64GetDatum((int64) *remaining + 1);
+	values[11] = TimestampTzGetDatum(*pos_at);
 
 	plan = pull_plan(change_query(req, in_xip, by_time), CHANGE_NPARAMS, argtypes);
 	portal = SPI_cursor_open(NULL, plan, values, nulls, true);
 	for (;;)
 	{
+		/* rows hold their data toasted until taken: a fetch costs little */
 		SPI_cursor_fetch(portal, true, 512);
 		if (SPI_processed == 0)
 			break;
@@ -1105,20 +1196,29 @@ scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
 			HeapTuple	tup = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
+			bool		superseded;
 			text	   *etype;
 			PullRow    *row;
 			int			ti;
+			Datum		data;
+			char	   *id;
 
-			if (*remaining == 0)
+			superseded = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
+			data = SPI_getbinval(tup, desc, 6, &isnull);
+			id = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+			if (*remaining == 0 ||
+				(!superseded && over_budget(req, page, row_cost(toast_raw_datum_size(data), id))))
 			{
 				more = true;
+				*stop_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
 				break;
 			}
 			(*remaining)--;
 			*pos_xid = DatumGetUInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			*pos_seq = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-			if (DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)))
-				continue;		/* superseded */
+			*pos_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
+			if (superseded)
+				continue;
 			etype = DatumGetTextPP(SPI_getbinval(tup, desc, 3, &isnull));
 			ti = find_type(&req->types, VARDATA_ANY(etype), VARSIZE_ANY_EXHDR(etype));
 			if (ti < 0)
@@ -1126,11 +1226,12 @@ scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
 			row = palloc(sizeof(PullRow));
 			row->type = ti;
 			row->seq = *pos_seq;
-			row->id = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+			row->id = id;
 			row->op = op_name(DatumGetTextPP(SPI_getbinval(tup, desc, 5, &isnull)));
-			row->data = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 6, &isnull));
+			row->data = DatumGetJsonbPCopy(data);
 			row->version = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
-			row->at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
+			row->at = *pos_at;
+			req->used += row_cost(VARSIZE(row->data), row->id);
 			page_add(page, row);
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -1154,6 +1255,8 @@ run_drain(PullRequest *req, const PullCursor *cur, PullPage *page)
 	bool		by_time = cur->kind == CK_TIME;
 	uint64		pos_xid = cur->has_pos ? cur->pos_xid : 0;
 	int64		pos_seq = cur->has_pos ? cur->pos_seq : PG_INT64_MIN;
+	TimestampTz pos_at = cur->has_pos ? cur->pos_at : cur->since;
+	TimestampTz stop_at = 0;
 	int			remaining = req->limit;
 	bool		more = false;
 
@@ -1186,11 +1289,12 @@ run_drain(PullRequest *req, const PullCursor *cur, PullPage *page)
 		if (n > 0)
 		{
 			values[4] = xid_array(xids, n);
-			more = scan_changes(req, page, true, false, values, &remaining, &pos_xid, &pos_seq);
+			more = scan_changes(req, page, true, false, values, &remaining, &pos_xid, &pos_seq,
+								&pos_at, &stop_at);
 		}
 	}
 
-	/* 2. the xids from the previous snapshot's xmax up to the upper one */
+	/* 2. the xids from the previous snapshot's xmax up to the upper one (by time: all) */
 	if (!more)
 	{
 		if (base != NULL && pos_xid < base->xmax)
@@ -1198,7 +1302,8 @@ run_drain(PullRequest *req, const PullCursor *cur, PullPage *page)
 			pos_xid = base->xmax;
 			pos_seq = PG_INT64_MIN;
 		}
-		more = scan_changes(req, page, false, by_time, values, &remaining, &pos_xid, &pos_seq);
+		more = scan_changes(req, page, false, by_time, values, &remaining, &pos_xid, &pos_seq,
+							&pos_at, &stop_at);
 	}
 
 	page->has_more = more;
@@ -1209,6 +1314,13 @@ run_drain(PullRequest *req, const PullCursor *cur, PullPage *page)
 		page->next.has_pos = true;
 		page->next.pos_xid = pos_xid;
 		page->next.pos_seq = pos_seq;
+		page->next.pos_at = pos_at;
+		/* a client that sends back the timestamp continues at the first change not sent */
+		if (by_time)
+		{
+			page->has_stop_at = true;
+			page->stop_at = stop_at;
+		}
 	}
 	else
 	{
@@ -1221,6 +1333,20 @@ run_drain(PullRequest *req, const PullCursor *cur, PullPage *page)
 /* --- the listing ---------------------------------------------------------- */
 
 #define LIST_NPARAMS 3
+
+/* How many listing rows to fetch at once: what the byte budget still has room for, 1 to 512. */
+static int
+list_fetch_count(PullRequest *req)
+{
+	Size		avg;
+	Size		room;
+
+	if (req->listed_rows == 0)
+		return 8;
+	avg = Max(req->used / req->listed_rows, 1);
+	room = req->budget > req->used ? req->budget - req->used : 0;
+	return (int) Max(Min(room / avg + 1, 512), 1);
+}
 
 /* Lists one page of live rows (parents first, keyset by primary key). */
 static void
@@ -1295,7 +1421,12 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 								 values, nulls, true);
 		for (;;)
 		{
-			SPI_cursor_fetch(portal, true, 512);
+			/*
+			 * Each fetched row is a to_jsonb() of the row, so fetch about as
+			 * many as the byte budget has room for: a page of large rows
+			 * never holds much more than its budget.
+			 */
+			SPI_cursor_fetch(portal, true, list_fetch_count(req));
 			if (SPI_processed == 0)
 				break;
 			for (uint64 i = 0; i < SPI_processed; i++)
@@ -1304,8 +1435,11 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 				TupleDesc	desc = SPI_tuptable->tupdesc;
 				bool		isnull;
 				PullRow    *row;
+				Datum		data = SPI_getbinval(tup, desc, 1, &isnull);
+				char	   *id = SPI_getvalue(tup, desc, 2);
 
-				if (got == remaining)
+				if (got == remaining ||
+					over_budget(req, page, row_cost(toast_raw_datum_size(data), id)))
 				{
 					more = true;
 					break;
@@ -1314,8 +1448,10 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 				row = palloc(sizeof(PullRow));
 				row->type = ti;
 				row->seq = 0;
-				row->data = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 1, &isnull));
-				row->id = SPI_getvalue(tup, desc, 2);
+				row->data = DatumGetJsonbPCopy(data);
+				row->id = id;
+				req->used += row_cost(VARSIZE(row->data), row->id);
+				req->listed_rows++;
 				row->op = "create";
 				row->version = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 				row->at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
@@ -1593,19 +1729,18 @@ jb_change(StringInfo buf, PullRequest *req, PullRow *row)
 
 /* Builds the response object in outcxt. */
 static Jsonb *
-build_response(PullRequest *req, PullPage *page, const char *cursor, MemoryContext outcxt)
+build_response(PullRequest *req, PullPage *page, const char *cursor, TimestampTz timestamp,
+			   MemoryContext outcxt)
 {
 	StringInfoData b;
 	StringInfo	buf = &b;
 	JbCont		top;
 	JbCont		arr;
 	Size		estimate = 256 + strlen(cursor);
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	int64		epoch_ms;
+	int64		epoch_ms = sync_timestamp_epoch_ms(timestamp);
 	MemoryContext old;
 	uint32		meta;
 
-	epoch_ms = now / 1000 + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
 	for (int i = 0; i < page->n; i++)
 		estimate += VARSIZE(page->rows[i]->data) + strlen(page->rows[i]->id) + 160;
 
@@ -1640,6 +1775,168 @@ build_response(PullRequest *req, PullPage *page, const char *cursor, MemoryConte
 
 	SET_VARSIZE(buf->data, buf->len);
 	return (Jsonb *) buf->data;
+}
+
+/* --- the time watermark ------------------------------------------------------ */
+
+/*
+ * The earliest changed_at of the tenant's log rows of these (32-bit) xids,
+ * read with SnapshotAny through the log's primary key (xid, seq): rows of
+ * transactions still running included.  For transactions that write no more
+ * (a prepared transaction) the bound is exact.
+ */
+static void
+log_min_any(PullRequest *req, const TransactionId *xids, int n, TimestampTz *min)
+{
+	Oid			nsp = get_namespace_oid(req->schema, false);
+	Oid			relid = get_relname_relid("sync_changes", nsp);
+	FullTransactionId next = ReadNextFullTransactionId();
+	Relation	heap;
+	Relation	index;
+	TupleTableSlot *slot;
+	AttrNumber	att;
+
+	if (n == 0 || !OidIsValid(relid))
+		return;
+	heap = table_open(relid, AccessShareLock);
+	index = index_open(RelationGetPrimaryKeyIndex_compat(heap), AccessShareLock);
+	att = get_attnum(relid, "changed_at");
+	slot = table_slot_create(heap, NULL);
+	for (int i = 0; i < n && att != InvalidAttrNumber; i++)
+	{
+		ScanKeyData key;
+		IndexScanDesc scan;
+
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_XID8EQ,
+					FullTransactionIdGetDatum(FullTransactionIdFromU64(full_xid(next, xids[i]))));
+		scan = index_beginscan_compat(heap, index, SnapshotAny, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			bool		isnull;
+			Datum		d = slot_getattr(slot, att, &isnull);
+
+			if (!isnull && DatumGetTimestampTz(d) < *min)
+				*min = DatumGetTimestampTz(d);
+		}
+		index_endscan(scan);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
+}
+
+/*
+ * The earliest changed_at of the log rows this pull's snapshot s did not see
+ * and a fresh snapshot sees: transactions that committed since s was taken.
+ */
+static void
+log_min_committed_since(PullRequest *req, const PullSnap *s, TimestampTz *min)
+{
+	StringInfoData q;
+	Oid			argtypes[2] = {XID8OID, XID8ARRAYOID};
+	Datum		values[2];
+	int			rc;
+
+	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(s->xmax));
+	values[1] = xid_array(s->xip, s->nxip);
+	initStringInfo(&q);
+	appendStringInfo(&q, "SELECT least((SELECT min(c.changed_at) FROM %1$s.sync_changes c WHERE c.xid >= $1),"
+					 " (SELECT min(c.changed_at) FROM %1$s.sync_changes c WHERE c.xid = ANY ($2)))",
+					 req->quoted_schema);
+	PushActiveSnapshot(GetLatestSnapshot());
+	rc = SPI_execute_plan(pull_plan(q.data, 2, argtypes), values, NULL, true, 1);
+	PopActiveSnapshot();
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull && DatumGetTimestampTz(d) < *min)
+			*min = DatumGetTimestampTz(d);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * The response's "timestamp": a watermark W such that every change this pull
+ * did not deliver, by a transaction running now or later, is stamped at or
+ * after W, so a pull by time from W (the boundary included) gets it.
+ *
+ * Capture stamps changed_at with the clock after its transaction has its xid
+ * (src/capture.c).  So, with r the clock before the backends are looked at:
+ *   - a transaction that gets its xid after that stamps after r;
+ *   - a transaction that holds an xid stamps after its start: the earliest
+ *     start of a transaction holding an xid in this database bounds them
+ *     (backend status: st_xact_start_timestamp, readable without the
+ *     privileges pg_stat_activity needs).  A backend whose status showed no
+ *     transaction when it was read took its xid after that: after r;
+ *   - a prepared transaction (no backend) or a backend with track_activities
+ *     off has no known start: its rows already in the log bound it (a
+ *     prepared transaction writes no more);
+ *   - a transaction this pull's snapshot did not see that has committed
+ *     since: its rows, read with a fresh snapshot.
+ * W = the minimum.  One long writer anywhere in the database holds W back
+ * (more changes come twice to clients that pull by time; none is lost).
+ * On a hot standby the primary's transactions have no status: their rows
+ * already replayed and the primary's time of the last replayed commit bound
+ * W (README: a change stamped on the primary in the microseconds before its
+ * WAL record, while another commit's record passes it, escapes that bound;
+ * the cursor is exact on a standby).
+ */
+static TimestampTz
+pull_watermark(PullRequest *req, const PullSnap *s)
+{
+	TimestampTz w;
+	TransactionId *unknown;
+	int			nunknown = 0;
+
+	if (RecoveryInProgress())
+	{
+		TimestampTz replayed = GetLatestXTime();
+
+		w = replayed != 0 ? Min(replayed, GetCurrentTimestamp()) : GetCurrentTimestamp();
+		unknown = palloc(sizeof(TransactionId) * Max(s->nxip, 1));
+		for (int i = 0; i < s->nxip; i++)
+			unknown[nunknown++] = (TransactionId) s->xip[i];
+	}
+	else
+	{
+		int			nback;
+
+		w = GetCurrentTimestamp();
+		pgstat_clear_backend_activity_snapshot();
+		nback = pgstat_fetch_stat_numbackends();
+		unknown = palloc(sizeof(TransactionId) * (nback + ProcGlobal->allProcCount + 1));
+		for (int i = 1; i <= nback; i++)
+		{
+			LocalPgBackendStatus *l = pgstat_fetch_stat_local_beentry_compat(i);
+
+			if (l == NULL || !TransactionIdIsValid(l->backend_xid) ||
+				l->backendStatus.st_databaseid != MyDatabaseId)
+				continue;
+			if (l->backendStatus.st_state == STATE_DISABLED)
+				unknown[nunknown++] = l->backend_xid;
+			else if (l->backendStatus.st_xact_start_timestamp != 0)
+				w = Min(w, l->backendStatus.st_xact_start_timestamp);
+		}
+		/* prepared transactions: a PGPROC with an xid and no process */
+		LWLockAcquire(ProcArrayLock, LW_SHARED);
+		for (uint32 i = 0; i < ProcGlobal->allProcCount; i++)
+		{
+			PGPROC	   *proc = &ProcGlobal->allProcs[i];
+			TransactionId xid = proc->xid;
+
+			if (proc->pid == 0 && TransactionIdIsValid(xid) && proc->databaseId == MyDatabaseId)
+				unknown[nunknown++] = xid;
+		}
+		LWLockRelease(ProcArrayLock);
+	}
+	log_min_any(req, unknown, nunknown, &w);
+	log_min_committed_since(req, s, &w);
+	return w;
 }
 
 /* --- tags ------------------------------------------------------------------ */
@@ -1726,9 +2023,13 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 	PullPage	page;
 	uint8		key[SECRET_MAX_LEN];
 	int			keylen;
+	char	   *arg_since = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *arg_cursor = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *arg_types = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	char	   *arg_practice = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	bool		has_since = false;
+	TimestampTz since = 0;
+	TimestampTz watermark;
 	char	   *filter;
 	char	   *cursor_text;
 	uint32		scope;
@@ -1743,14 +2044,28 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 	sync_context_read(&ctx);
 	sync_context_require_tenant(&ctx);
 
-	/* practice: the context's, never widened; p_practice_id may only repeat it */
+	/* p_since: a client timestamp, read by the one strict parser (context.c) */
+	if (arg_since != NULL && arg_since[0] != '\0')
+	{
+		if (!sync_parse_timestamp(arg_since, strlen(arg_since), &since))
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_PULL_BAD_SINCE),
+					 errmsg("invalid p_since (lastSyncTimestamp) \"%s\"", sync_clip_str(arg_since)),
+					 errdetail("A time is an integer of milliseconds since 1970-01-01 UTC, or ISO 8601 with date, time and offset (2024-11-10T12:00:00Z), from 1970 to 9999."),
+					 errhint("Encode \"+\" in a query string as %%2B; better, send back the previous response's \"cursor\" as p_cursor.")));
+		has_since = true;
+	}
+
+	/* practice: the context's, never widened; p_practice_id may only repeat it (1, "1", 1.0 alike) */
 	if (arg_practice != NULL && arg_practice[0] == '\0')
 		arg_practice = NULL;
+	if (arg_practice != NULL)
+		arg_practice = sync_canonical_id(arg_practice, strlen(arg_practice));
 	if (arg_practice != NULL && ctx.practice_id != NULL &&
 		strcmp(arg_practice, ctx.practice_id) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_PRACTICE_MISMATCH),
-				 errmsg("practice \"%s\" is not the practice of the request", arg_practice),
+				 errmsg("practice \"%s\" is not the practice of the request", sync_clip_str(arg_practice)),
 				 errdetail("The request context names practice \"%s\".", ctx.practice_id),
 				 errhint("Leave p_practice_id out, or send the context's practice.")));
 	req.practice = ctx.practice_id ? ctx.practice_id : arg_practice;
@@ -1772,6 +2087,7 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 		req.limit = limit;
 	}
 
+	req.budget = (Size) pull_max_bytes;
 	req.schema = sync_tenant_schema(ctx.tenant_id);
 	req.quoted_schema = quote_identifier(req.schema);
 
@@ -1831,10 +2147,10 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 		cur.tenant_tag = tenant_tag(ctx.tenant_id);
 		cur.scope_tag = scope;
 		cur.origin_tag = origin_tag();
-		if (!PG_ARGISNULL(0) && PG_GETARG_TIMESTAMPTZ(0) > SetEpochTimestamp())
+		if (has_since && since > SetEpochTimestamp())
 		{
 			cur.kind = CK_TIME;
-			cur.since = PG_GETARG_TIMESTAMPTZ(0);
+			cur.since = since;
 			cur.upper = now_snap;
 			check_horizon(&req, &cur);
 		}
@@ -1868,12 +2184,18 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 			case CK_LIST:
 				run_list(&req, &cur, &page);
 				break;
+			case CK_TIME_OLD:
+				break;			/* refused by cursor_decode */
 		}
 		order_page(&req, &page);
 		cursor_text = cursor_encode(&page.next, key, keylen);
 	}
 
-	result = build_response(&req, &page, cursor_text, outcxt);
+	/* the timestamp: a safe watermark; a read by time cut short continues from its cut */
+	watermark = pull_watermark(&req, &now_snap);
+	if (page.has_stop_at)
+		watermark = Min(watermark, page.stop_at);
+	result = build_response(&req, &page, cursor_text, watermark, outcxt);
 	MemoryContextSwitchTo(old);
 	SPI_finish();
 	MemoryContextDelete(cxt);

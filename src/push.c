@@ -22,10 +22,12 @@
 
 #include <math.h>
 
+#include "access/detoast.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -40,6 +42,9 @@
 #include "push.h"
 
 PG_FUNCTION_INFO_V1(smartsync_sync_push);
+
+/* Longest error message or detail a result carries (characters): a value it quotes is cut. */
+#define PUSH_MESSAGE_CHARS	200
 
 /* settings */
 int			smartsync_batch_size = 50;
@@ -215,16 +220,38 @@ missing_field(int i, const char *field, const char *why)
 			 errdetail("%s The whole push was refused and nothing was written.", why)));
 }
 
-/* Reads an id (string or number, 1 to PUSH_ID_MAX bytes) as text; SS406 otherwise. */
+/*
+ * Reads an id (a string, or a number) as text of 1 to PUSH_ID_MAX characters;
+ * SS406 otherwise.  A number is written in canonical form, so 1, 1.0 and 1e0
+ * are the same id; with integer_only (operation ids) it must be an integer.
+ */
 static char *
-id_text(int i, const char *field, JsonbValue *v)
+id_text(int i, const char *field, JsonbValue *v, bool integer_only)
 {
 	char	   *s;
 
 	if (v->type != jbvString && v->type != jbvNumeric)
 		wrong_type(i, field, "a string or a number", v);
-	s = sync_jsonb_scalar_text(v);
-	if (s[0] == '\0' || strlen(s) > PUSH_ID_MAX)
+	if (v->type == jbvNumeric)
+	{
+		if (numeric_is_nan(v->val.numeric) || numeric_is_inf(v->val.numeric))
+			wrong_type(i, field, "a string or a finite number", v);
+		s = sync_numeric_canonical(v->val.numeric);
+		if (integer_only && strchr(s, '.') != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_PUSH_INVALID_FIELD),
+					 errmsg("invalid push: operations[%d].%s must be a string or an integer, not %s",
+							i, field, sync_clip_str(s)),
+					 errdetail("An operation id that is a number is an integer (1, 1.0 and 1e0 are the same id); the whole push was refused and nothing was written.")));
+	}
+	else
+	{
+		if (v->val.string.len > PUSH_ID_MAX_BYTES)
+			s = NULL;			/* too long whatever its characters */
+		else
+			s = pnstrdup(v->val.string.val, v->val.string.len);
+	}
+	if (s == NULL || s[0] == '\0' || sync_char_length(s, strlen(s)) > PUSH_ID_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_PUSH_INVALID_FIELD),
 				 errmsg("invalid push: operations[%d].%s must be 1 to %d characters long",
@@ -233,56 +260,25 @@ id_text(int i, const char *field, JsonbValue *v)
 	return s;
 }
 
-/* Parses an ISO 8601 timestamp without raising; false when it is not one. */
-static bool
-parse_iso_timestamp(const char *str, TimestampTz *result)
-{
-	fsec_t		fsec;
-	struct pg_tm tt,
-			   *tm = &tt;
-	int			tz;
-	int			dtype;
-	int			nf;
-	char	   *field[MAXDATEFIELDS];
-	int			ftype[MAXDATEFIELDS];
-	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
-
-	if (strlen(str) >= MAXDATELEN)
-		return false;
-	if (ParseDateTime(str, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf) != 0 ||
-		DecodeDateTime_compat(field, ftype, nf, &dtype, tm, &fsec, &tz) != 0)
-		return false;
-	if (dtype != DTK_DATE)
-		return false;
-	return tm2timestamp(tm, fsec, &tz, result) == 0;
-}
-
 /*
- * Reads a timestamp: epoch milliseconds (a number, as the spec shows) or an
- * ISO 8601 string.  where names the field for SS406.
+ * Reads a client timestamp with the one strict parser (context.c): integer
+ * epoch milliseconds or ISO 8601 with date, time and offset.  where names the
+ * field for SS406.
  */
 static TimestampTz
 read_timestamp(const char *where, JsonbValue *v)
 {
-	if (v->type == jbvString)
-	{
-		char	   *s = pnstrdup(v->val.string.val, v->val.string.len);
-		TimestampTz ts;
+	TimestampTz ts;
 
-		if (parse_iso_timestamp(s, &ts))
-			return ts;
-	}
-	else if (v->type == jbvNumeric)
-	{
-		TimestampTz ts;
-
-		if (sync_epoch_ms_timestamp(v->val.numeric, &ts))
-			return ts;
-	}
+	if (sync_timestamp_from_json(v, &ts))
+		return ts;
 	ereport(ERROR,
 			(errcode(ERRCODE_SS_PUSH_INVALID_FIELD),
-			 errmsg("invalid push: %s must be a timestamp", where),
-			 errdetail("A timestamp is milliseconds since 1970-01-01 UTC or an ISO 8601 string; the whole push was refused and nothing was written.")));
+			 v->type == jbvString ?
+			 errmsg("invalid push: %s \"%s\" is not a timestamp", where,
+					sync_clip(v->val.string.val, v->val.string.len)) :
+			 errmsg("invalid push: %s must be a timestamp, not %s", where, json_type_name(v)),
+			 errdetail("A timestamp is an integer of milliseconds since 1970-01-01 UTC, or ISO 8601 with date, time and offset (2024-11-10T12:00:00Z), from 1970 to 9999; the whole push was refused and nothing was written.")));
 	return 0;					/* keep compiler quiet */
 }
 
@@ -296,7 +292,9 @@ read_int64(JsonbValue *v, int64 *result)
 	if (v->type != jbvNumeric || numeric_is_nan(v->val.numeric) ||
 		numeric_is_inf(v->val.numeric))
 		return false;
-	s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	s = sync_numeric_canonical(v->val.numeric);
+	if (strlen(s) > 20)
+		return false;
 	errno = 0;
 	*result = strtoll(s, &end, 10);
 	return errno == 0 && *end == '\0' && end != s;
@@ -312,6 +310,8 @@ identity_text(int i, JsonbContainer *c, const char *field)
 		return NULL;
 	if (v->type != jbvString && v->type != jbvNumeric)
 		wrong_type(i, field, "a string or a number", v);
+	if (strcmp(field, "practiceId") == 0)
+		return sync_canonical_id_value(v);
 	return sync_jsonb_scalar_text(v);
 }
 
@@ -331,8 +331,8 @@ read_priority(int i, JsonbValue *v)
 				return k;
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_PUSH_INVALID_FIELD),
-				 errmsg("invalid push: operations[%d].priority \"%.*s\" is not a priority",
-						i, v->val.string.len, v->val.string.val),
+				 errmsg("invalid push: operations[%d].priority \"%s\" is not a priority",
+						i, sync_clip(v->val.string.val, v->val.string.len)),
 				 errdetail("A priority is critical, high, normal, low or an integer; the whole push was refused and nothing was written.")));
 	}
 	if (read_int64(v, &n) && n >= -1000000 && n <= 1000000)
@@ -341,13 +341,79 @@ read_priority(int i, JsonbValue *v)
 	return 1;					/* keep compiler quiet */
 }
 
+/* Notes a refusal of op (the first one found wins); applied after the ledger is read. */
+static void
+refuse(PushOp *op, int code, char *message, char *detail)
+{
+	if (op->refusal != 0)
+		return;
+	op->refusal = code;
+	op->refusal_message = message;
+	op->refusal_detail = detail;
+}
+
+/* The bytes a JSON value takes (a string's, a number's, a container's). */
+static Size
+value_size(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			return v->val.string.len;
+		case jbvNumeric:
+			return VARSIZE_ANY(v->val.numeric);
+		case jbvBinary:
+			return v->val.binary.len;
+		default:
+			return 1;
+	}
+}
+
+/*
+ * Checks the sizes in an operation's data against the superuser's limits
+ * (smartsync.max_field_name_length, smartsync.max_value_size): a field name
+ * too long refuses the operation with SS430, a value too large with SS429.
+ * Reads the container in place: nothing is copied.
+ */
+static void
+check_data_sizes(PushOp *op)
+{
+	JsonbIterator *it = JsonbIteratorInit(op->data);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+	int			keylen = 0;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			key = v.val.string.val;
+			keylen = v.val.string.len;
+			if (keylen > smartsync_max_field_name_length &&
+				(keylen > smartsync_max_field_name_length * 4 ||
+				 sync_char_length(key, keylen) > smartsync_max_field_name_length))
+				refuse(op, ERRCODE_SS_PUSH_FIELD_NAME_TOO_LONG,
+					   psprintf("field name \"%s\" is longer than %d characters",
+								sync_clip(key, keylen), smartsync_max_field_name_length),
+					   psprintf("smartsync.max_field_name_length is %d; nothing was applied.",
+								smartsync_max_field_name_length));
+		}
+		else if (tok == WJB_VALUE && value_size(&v) > (Size) smartsync_max_value_size)
+			refuse(op, ERRCODE_SS_PUSH_VALUE_TOO_LARGE,
+				   psprintf("the value of field \"%s\" is %zu bytes, more than %d",
+							sync_clip(key, keylen), value_size(&v), smartsync_max_value_size),
+				   psprintf("smartsync.max_value_size is %d bytes; nothing was applied.",
+							smartsync_max_value_size));
+	}
+}
+
 /* Validates operations[i] into op; raises SS404..SS411. */
 static void
 validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 {
 	JsonbContainer *c;
 	JsonbValue *v;
-	char	   *s;
 
 	memset(op, 0, sizeof(*op));
 	op->index = i;
@@ -359,13 +425,14 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 						i, json_type_name(elem)),
 				 errdetail("The whole push was refused and nothing was written.")));
 	c = elem->val.binary.data;
-	op->request = JsonbValueToJsonb(elem);
+	op->request = c;
+	op->request_len = elem->val.binary.len;
 
 	/* id */
 	v = get_key(c, "id");
 	if (v == NULL || v->type == jbvNull)
 		missing_field(i, "id", "Every operation carries its client-side id, the key of exactly-once delivery.");
-	op->opid = id_text(i, "id", v);
+	op->opid = id_text(i, "id", v, true);
 	op->opid_value = *v;
 
 	/* operation */
@@ -374,17 +441,17 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 		missing_field(i, "operation", "An operation is create, update or delete.");
 	if (v->type != jbvString)
 		wrong_type(i, "operation", "a string", v);
-	s = pnstrdup(v->val.string.val, v->val.string.len);
-	if (strcmp(s, "create") == 0)
+	if (v->val.string.len == 6 && memcmp(v->val.string.val, "create", 6) == 0)
 		op->kind = PUSH_CREATE;
-	else if (strcmp(s, "update") == 0)
+	else if (v->val.string.len == 6 && memcmp(v->val.string.val, "update", 6) == 0)
 		op->kind = PUSH_UPDATE;
-	else if (strcmp(s, "delete") == 0)
+	else if (v->val.string.len == 6 && memcmp(v->val.string.val, "delete", 6) == 0)
 		op->kind = PUSH_DELETE;
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_PUSH_UNKNOWN_OPERATION),
-				 errmsg("invalid push: operations[%d].operation \"%s\" is not create, update or delete", i, s),
+				 errmsg("invalid push: operations[%d].operation \"%s\" is not create, update or delete",
+						i, sync_clip(v->val.string.val, v->val.string.len)),
 				 errdetail("The whole push was refused and nothing was written.")));
 
 	/* entityType */
@@ -397,8 +464,8 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 	if (op->entity == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_PUSH_UNKNOWN_ENTITY_TYPE),
-				 errmsg("invalid push: operations[%d].entityType \"%.*s\" is not a registered entity type",
-						i, v->val.string.len, v->val.string.val),
+				 errmsg("invalid push: operations[%d].entityType \"%s\" is not a registered entity type",
+						i, sync_clip(v->val.string.val, v->val.string.len)),
 				 errdetail("The whole push was refused and nothing was written."),
 				 errhint("smartsync.entity_types lists the registered types.")));
 
@@ -406,7 +473,7 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 	v = get_key(c, "entityId");
 	if (v != NULL && v->type != jbvNull)
 	{
-		op->entity_id = id_text(i, "entityId", v);
+		op->entity_id = id_text(i, "entityId", v, false);
 		op->entity_id_value = *v;
 		op->has_entity_id = true;
 		op->temp_entity = (v->type == jbvString &&
@@ -425,19 +492,21 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 					 errmsg("invalid push: operations[%d].data must be an object, not %s",
 							i, json_type_name(v)),
 					 errdetail("data holds the entity's fields; the whole push was refused and nothing was written.")));
-		op->data = JsonbValueToJsonb(v);
+		op->data = v->val.binary.data;
+		check_data_sizes(op);
 	}
 	else if (op->kind != PUSH_DELETE)
 		missing_field(i, "data", "A create or an update carries the entity's fields in data.");
 
-	/* timestamp */
+	/* timestamp: kept as sent for the ledger, used no later than the receive time */
 	v = get_key(c, "timestamp");
 	if (v != NULL && v->type != jbvNull)
 	{
 		char		where[64];
 
 		snprintf(where, sizeof(where), "operations[%d].timestamp", i);
-		op->ts = read_timestamp(where, v);
+		op->sent_ts = read_timestamp(where, v);
+		op->ts = Min(op->sent_ts, b->received_at);
 		op->has_ts = true;
 	}
 
@@ -445,7 +514,7 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 	v = get_key(c, "version");
 	if ((v == NULL || v->type == jbvNull) && op->data != NULL)
 	{
-		JsonbValue *dv = get_key(&op->data->root, "version");
+		JsonbValue *dv = get_key(op->data, "version");
 		int64		n;
 
 		if (dv != NULL && read_int64(dv, &n) && n >= 0)
@@ -459,6 +528,11 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 			wrong_type(i, "version", "a non-negative integer", v);
 		op->has_version = true;
 	}
+	else if (op->kind != PUSH_CREATE && !op->entity->timestamp_detection)
+		refuse(op, ERRCODE_SS_PUSH_NO_BASE_VERSION,
+			   psprintf("%s of %s \"%s\" without a base version", op->kind == PUSH_UPDATE ? "update" : "delete",
+						op->entity->entity_type, sync_clip_str(op->entity_id)),
+			   pstrdup("An update or a delete carries the version of the row the device last saw (\"version\"), so that the server can tell whether the row changed since; nothing was applied."));
 
 	/* priority, maxRetries */
 	v = get_key(c, "priority");
@@ -473,7 +547,7 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 			wrong_type(i, "maxRetries", "a non-negative integer", v);
 	}
 
-	/* requiredPermissions */
+	/* requiredPermissions: requirements the client adds to the server's own */
 	v = get_key(c, "requiredPermissions");
 	if (v != NULL && v->type != jbvNull)
 	{
@@ -515,7 +589,8 @@ resolve_client_id(PushBatch *b, Jsonb *payload)
 	for (int k = 0; k < 2; k++)
 	{
 		JsonbValue *v = get_key(&payload->root, names[k]);
-		char	   *s;
+		char	   *s = NULL;
+		const char *why;
 
 		if (v == NULL || v->type == jbvNull)
 			continue;
@@ -525,16 +600,24 @@ resolve_client_id(PushBatch *b, Jsonb *payload)
 					 errmsg("invalid push: %s must be a string or a number, not %s",
 							names[k], json_type_name(v)),
 					 errdetail("The whole push was refused and nothing was written.")));
-		s = sync_jsonb_scalar_text(v);
-		if (s[0] == '\0' || strlen(s) > PUSH_ID_MAX)
+		if (v->type == jbvString && v->val.string.len > PUSH_ID_MAX_BYTES)
+			why = psprintf("it is longer than %d characters", PUSH_ID_MAX);
+		else
+		{
+			s = sync_jsonb_scalar_text(v);
+			why = sync_client_id_problem(s, strlen(s));
+		}
+		if (why != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_PUSH_INVALID_FIELD),
-					 errmsg("invalid push: %s must be 1 to %d characters long", names[k], PUSH_ID_MAX),
-					 errdetail("The whole push was refused and nothing was written.")));
+					 errmsg("invalid push: %s is not a client id: %s", names[k], why),
+					 errdetail("A client id is 1 to %d characters without control characters, in a payload and in the claims alike; the whole push was refused and nothing was written.",
+							   PUSH_ID_MAX)));
 		if (from_payload != NULL && strcmp(from_payload, s) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_PUSH_CLIENT_ID),
-					 errmsg("invalid push: clientId \"%s\" and deviceId \"%s\" disagree", from_payload, s),
+					 errmsg("invalid push: clientId \"%s\" and deviceId \"%s\" disagree",
+							sync_clip_str(from_payload), sync_clip_str(s)),
 					 errdetail("The client id keys the ledger and the id map, so a push names one client.")));
 		from_payload = s;
 		from_name = names[k];
@@ -546,7 +629,7 @@ resolve_client_id(PushBatch *b, Jsonb *payload)
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_PUSH_CLIENT_ID),
 					 errmsg("invalid push: %s \"%s\" disagrees with the request context's client \"%s\"",
-							from_name, from_payload, b->ctx.client_id),
+							from_name, sync_clip_str(from_payload), sync_clip_str(b->ctx.client_id)),
 					 errdetail("The whole push was refused and nothing was written.")));
 		return b->ctx.client_id;
 	}
@@ -570,7 +653,7 @@ load_entities(PushBatch *b)
 	{
 		SPIPlanPtr	p = SPI_prepare("SELECT entity_type, table_name::text, pk_column::text, "
 									"practice_column::text, default_strategy, sort_order, "
-									"reference_fields, field_classes "
+									"reference_fields, field_classes, timestamp_detection "
 									"FROM smartsync.entity_types ORDER BY entity_type", 0, NULL);
 
 		if (p == NULL)
@@ -600,6 +683,7 @@ load_entities(PushBatch *b)
 		e->level = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		e->reference_fields = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
 		e->field_classes = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 8, &isnull));
+		e->timestamp_detection = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)) && !isnull;
 		e->practice_index = -1;
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -615,24 +699,107 @@ collect_temp_ids(PushBatch *b)
 	{
 		PushOp	   *op = &b->ops[i];
 
+		if (!op->claimed || op->refused)
+			continue;
 		if (op->temp_entity)
 			ids = lappend(ids, op->entity_id);
 		if (op->data != NULL)
 		{
-			JsonbIterator *it = JsonbIteratorInit(&op->data->root);
+			JsonbIterator *it = JsonbIteratorInit(op->data);
 			JsonbValue	v;
 			JsonbIteratorToken tok;
 
 			while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 			{
 				if (tok == WJB_VALUE && v.type == jbvString &&
-					v.val.string.len <= PUSH_ID_MAX &&
+					v.val.string.len <= PUSH_ID_MAX_BYTES &&
 					push_is_temp(b, v.val.string.val, v.val.string.len))
 					ids = lappend(ids, pnstrdup(v.val.string.val, v.val.string.len));
 			}
 		}
 	}
 	return ids;
+}
+
+/* --- the server's checks of each operation ------------------------------ */
+
+/* A refusal when the operation names a tenant, practice or user the context does not; NULL else. */
+static char *
+identity_problem(const char *field, const char *sent, const char *ctxval, const char *what,
+				 char **detail)
+{
+	if (sent == NULL || (ctxval != NULL && strcmp(sent, ctxval) == 0))
+		return NULL;
+	*detail = ctxval == NULL ?
+		psprintf("The request context names no %s; nothing was applied.", what) :
+		psprintf("The request context's %s is \"%s\"; nothing was applied.", what, sync_clip_str(ctxval));
+	return psprintf("the operation's %s \"%s\" is not the request context's", field, sync_clip_str(sent));
+}
+
+/*
+ * Refuses, before anything is applied, every operation the server would not
+ * let through: one that names another tenant, practice or user (SS420); one
+ * whose write the request context's permissions do not grant (SS421): every
+ * operation needs "<entityType>:<create|update|delete>", whatever the payload
+ * says, and the payload's requiredPermissions can only add to that; and the
+ * refusals validation noted (sizes, base version).  A refused operation is
+ * permanent (retryable false): only its acknowledgement goes to the ledger.
+ */
+static void
+refuse_operations(PushBatch *b)
+{
+	for (int i = 0; i < b->nops; i++)
+	{
+		PushOp	   *op = &b->ops[i];
+		const char *action = op->kind == PUSH_CREATE ? "create" :
+			op->kind == PUSH_UPDATE ? "update" : "delete";
+		char	   *detail = NULL;
+		char	   *msg = NULL;
+		int			code = 0;
+		ListCell   *lc;
+
+		if (!op->claimed)
+			continue;
+		/* who the operation says it is, then what the context lets it write */
+		if ((msg = identity_problem("tenantId", op->tenant_id, b->ctx.tenant_id, "tenant", &detail)) ||
+			(msg = identity_problem("practiceId", op->practice_id, b->ctx.practice_id, "practice", &detail)) ||
+			(msg = identity_problem("userId", op->user_id, b->ctx.user_id, "user", &detail)))
+			code = ERRCODE_SS_PUSH_CONTEXT_MISMATCH;
+		else if (!sync_context_may_write(&b->ctx, op->entity->entity_type, action))
+		{
+			code = ERRCODE_SS_PUSH_PERMISSION;
+			msg = psprintf("permission \"%s:%s\" denied", op->entity->entity_type, action);
+			detail = b->ctx.has_permissions ?
+				pstrdup("Every operation needs the permission of its write, and the request context does not grant it; nothing was applied.") :
+				pstrdup("Every operation needs the permission of its write, and the request context carries no permissions; nothing was applied.");
+		}
+		else if (!sync_context_trusted(&b->ctx))
+		{
+			foreach(lc, op->permissions)
+			{
+				const char *perm = (const char *) lfirst(lc);
+
+				if (sync_context_has_permission(&b->ctx, perm))
+					continue;
+				code = ERRCODE_SS_PUSH_PERMISSION;
+				msg = psprintf("permission \"%s\" denied", sync_clip_str(perm));
+				detail = pstrdup("The operation requires it (requiredPermissions) and the request context does not grant it; nothing was applied.");
+				break;
+			}
+		}
+		/* these come before what validation noted (sizes, base version) */
+		if (code != 0)
+		{
+			op->refusal = code;
+			op->refusal_message = msg;
+			op->refusal_detail = detail;
+		}
+		if (op->refusal != 0)
+		{
+			op->refused = true;
+			push_fail_op(b, op, op->refusal, op->refusal_message, op->refusal_detail, 0);
+		}
+	}
 }
 
 /* --- ordering ----------------------------------------------------------- */
@@ -692,6 +859,21 @@ retryable_error(int sqlerrcode)
 	}
 }
 
+/* A message or detail of at most PUSH_MESSAGE_CHARS characters ("..." when cut). */
+static const char *
+clip_message(const char *m)
+{
+	int			len = strlen(m);
+	int			keep;
+
+	if (len <= PUSH_MESSAGE_CHARS)
+		return m;
+	keep = pg_mbcharcliplen(m, len, PUSH_MESSAGE_CHARS);
+	if (keep >= len)
+		return m;
+	return psprintf("%.*s...", keep, m);
+}
+
 /* Records an error as op's result (in b->cxt); retryable -1 classifies the SQLSTATE. */
 void
 push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message, const char *detail,
@@ -720,12 +902,13 @@ push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message, cons
 		push_key(&ps, "entityId");
 		pushJsonbValue(&ps, WJB_VALUE, &op->entity_id_value);
 	}
+	/* PostgreSQL's messages may quote a client value whole: keep a short prefix */
 	push_key(&ps, "error");
-	push_str(&ps, WJB_VALUE, message ? message : "unknown error");
+	push_str(&ps, WJB_VALUE, message ? clip_message(message) : "unknown error");
 	if (detail != NULL)
 	{
 		push_key(&ps, "detail");
-		push_str(&ps, WJB_VALUE, detail);
+		push_str(&ps, WJB_VALUE, clip_message(detail));
 	}
 	push_key(&ps, "code");
 	push_str(&ps, WJB_VALUE, op->error_code);
@@ -776,11 +959,9 @@ apply_in_subxact(PushBatch *b, PushOp *op)
 static void
 abort_op(PushBatch *b, PushOp *op, PushOp *culprit)
 {
-	char		detail[PUSH_ID_MAX + 128];
+	char	   *detail = psprintf("Operation \"%s\" of the atomic push did not apply, so none of its operations was applied.",
+								  sync_clip_str(culprit->opid));
 
-	snprintf(detail, sizeof(detail),
-			 "Operation \"%s\" of the atomic push did not apply, so none of its operations was applied.",
-			 culprit->opid);
 	push_fail_op(b, op, ERRCODE_SS_PUSH_ATOMIC_ABORTED,
 			"not applied: the atomic push was rolled back", detail, 1);
 }
@@ -792,7 +973,7 @@ load_temps(PushBatch *b)
 	HASHCTL		ctl;
 
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = PUSH_ID_MAX + 1;
+	ctl.keysize = PUSH_ID_MAX_BYTES + 1;
 	ctl.entrysize = sizeof(PushTemp);
 	ctl.hcxt = b->cxt;
 	b->temps = hash_create("smartsync push temporary ids", 64, &ctl,
@@ -808,7 +989,7 @@ reset_batch(PushBatch *b)
 	{
 		PushOp	   *op = &b->ops[i];
 
-		if (!op->claimed)
+		if (!op->claimed || op->refused)
 			continue;
 		op->outcome = PUSH_PENDING;
 		op->result = NULL;
@@ -847,14 +1028,14 @@ apply_batch_once(PushBatch *b, bool stop_on_conflict, PushOp **culprit)
 			PushOp	   *op = b->order[k];
 			int			m = k + 1;
 
-			if (!op->claimed)
+			if (!op->claimed || op->refused)
 				continue;
 			current = op;
 			MemoryContextReset(b->opcxt);
 
 			/* a run of creates or updates of one entity type: set-based */
 			if (runs && op->kind != PUSH_DELETE)
-				while (m < b->nops && b->order[m]->claimed &&
+				while (m < b->nops && b->order[m]->claimed && !b->order[m]->refused &&
 					   b->order[m]->entity == op->entity && b->order[m]->kind == op->kind)
 					m++;
 			if (m - k >= 2)
@@ -919,7 +1100,7 @@ process_each(PushBatch *b)
 		{
 			PushOp	   *op = b->order[k];
 
-			if (!op->claimed)
+			if (!op->claimed || op->refused)
 				continue;
 			MemoryContextReset(b->opcxt);
 			apply_in_subxact(b, op);
@@ -940,7 +1121,14 @@ static void
 process_atomic(PushBatch *b)
 {
 	PushOp	   *culprit = NULL;
-	ErrorData  *edata = apply_batch_once(b, true, &culprit);
+	ErrorData  *edata = NULL;
+
+	/* an operation refused before anything applied refuses the whole batch */
+	for (int k = 0; k < b->nops && culprit == NULL; k++)
+		if (b->ops[k].claimed && b->ops[k].refused)
+			culprit = &b->ops[k];
+	if (culprit == NULL)
+		edata = apply_batch_once(b, true, &culprit);
 
 	if (culprit == NULL)
 	{
@@ -960,7 +1148,7 @@ process_atomic(PushBatch *b)
 		if (op->outcome == PUSH_REPLAYED)
 			continue;
 		op->claimed = false;
-		if (op != culprit)
+		if (op != culprit && !op->refused)
 			abort_op(b, op, culprit);
 	}
 	MemoryContextReset(b->opcxt);
@@ -1100,6 +1288,15 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_SS_PUSH_NOT_AN_OBJECT),
 				 errmsg("invalid push: the payload is null"),
 				 errdetail("A push is a JSON object {\"operations\": [...]}.")));
+	/* the size first, before the payload is even detoasted */
+	if (toast_raw_datum_size(PG_GETARG_DATUM(0)) > (Size) smartsync_max_payload_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_PUSH_PAYLOAD_TOO_LARGE),
+				 errmsg("invalid push: the payload is %zu bytes, more than %d",
+						toast_raw_datum_size(PG_GETARG_DATUM(0)), smartsync_max_payload_size),
+				 errdetail("smartsync.max_payload_size is %d bytes; the whole push was refused and nothing was written.",
+						   smartsync_max_payload_size),
+				 errhint("Split the operations into smaller batches.")));
 	payload = PG_GETARG_JSONB_P(0);
 	if (!JB_ROOT_IS_OBJECT(payload) || JB_ROOT_IS_SCALAR(payload))
 		ereport(ERROR,
@@ -1117,6 +1314,7 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 	sync_context_require_tenant(&b->ctx);
 	b->schema = sync_tenant_schema(b->ctx.tenant_id);
 	b->qschema = pstrdup(quote_identifier(b->schema));
+	b->received_at = GetCurrentStatementStartTimestamp();
 	b->temp_prefix = smartsync_temp_id_prefix ? smartsync_temp_id_prefix : "";
 	b->temp_prefix_len = strlen(b->temp_prefix);
 
@@ -1160,8 +1358,8 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 
 	/* every operation, and no operation id twice */
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = PUSH_ID_MAX + 1;
-	ctl.entrysize = PUSH_ID_MAX + 1;
+	ctl.keysize = PUSH_ID_MAX_BYTES + 1;
+	ctl.entrysize = PUSH_ID_MAX_BYTES + 1;
 	ctl.hcxt = b->cxt;
 	seen = hash_create("smartsync push operation ids", Max(b->nops, 16), &ctl,
 					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
@@ -1177,7 +1375,7 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 		if (found)
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_PUSH_DUPLICATE_ID),
-					 errmsg("invalid push: operation id \"%s\" appears twice", b->ops[i].opid),
+					 errmsg("invalid push: operation id \"%s\" appears twice", sync_clip_str(b->ops[i].opid)),
 					 errdetail("operations[%d] repeats an earlier operation's id; the whole push was refused and nothing was written.", i)));
 		b->order[i] = &b->ops[i];
 	}
@@ -1190,6 +1388,8 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 		/* one push of this client at a time; what the ledger has is a replay */
 		push_ledger_lock(b);
 		push_ledger_load(b);
+		/* what the server refuses (permissions, limits, base versions): nothing applied */
+		refuse_operations(b);
 		/* temporary ids: created in this batch or mapped by an earlier one */
 		b->temp_ids = collect_temp_ids(b);
 		load_temps(b);

@@ -15,8 +15,10 @@
 
 #include "smartsync.h"
 
-/* Longest operation id, entity id or temporary id a push accepts (bytes). */
-#define PUSH_ID_MAX		255
+/* Longest operation id, entity id or temporary id a push accepts (characters). */
+#define PUSH_ID_MAX		SYNC_ID_MAX
+/* Bytes such an id may take (a hash key): four per character at most. */
+#define PUSH_ID_MAX_BYTES	(PUSH_ID_MAX * 4)
 
 typedef enum PushKind
 {
@@ -39,8 +41,10 @@ typedef enum PushOutcome
 typedef struct PushColumn
 {
 	char	   *name;
+	char	   *camel;			/* camelCase spelling of a snake_case name (pet_id: petId), or NULL */
 	Oid			typid;
 	bool		writable;		/* not generated */
+	bool		fixed;			/* a fixed-size type (integer, boolean, date, uuid, ...) */
 } PushColumn;
 
 /* One registered entity type, resolved in the tenant schema on first use. */
@@ -51,6 +55,7 @@ typedef struct PushEntity
 	char	   *pk_column;
 	char	   *practice_column;	/* NULL when none */
 	char	   *strategy;		/* default conflict strategy */
+	bool		timestamp_detection;	/* updates and deletes may come without a base version */
 	int			level;			/* dependency level, parents first */
 	Jsonb	   *reference_fields;	/* column -> entity type */
 	Jsonb	   *field_classes;	/* column -> class */
@@ -72,28 +77,36 @@ typedef struct PushEntity
 typedef struct PushOp
 {
 	int			index;			/* position in the payload */
-	Jsonb	   *request;		/* the operation as sent */
+	JsonbContainer *request;	/* the operation as sent (inside the payload) */
+	int			request_len;	/* its bytes */
 	JsonbValue	opid_value;		/* id as sent (string or number) */
-	char	   *opid;			/* id as text: the ledger key */
+	char	   *opid;			/* id as text, an integer in canonical form: the ledger key */
 	PushKind	kind;
 	PushEntity *entity;
 	bool		has_entity_id;
 	JsonbValue	entity_id_value;
 	char	   *entity_id;		/* as text */
 	bool		temp_entity;	/* entity_id is a temporary id */
-	Jsonb	   *data;			/* NULL when absent */
+	JsonbContainer *data;		/* NULL when absent (inside the payload) */
 	bool		has_ts;
-	TimestampTz ts;
+	TimestampTz ts;				/* the client's timestamp, no later than the server's receive time */
+	TimestampTz sent_ts;		/* the client's timestamp as sent (the ledger keeps it) */
 	bool		has_version;
 	int64		version;
 	int			priority;		/* larger first */
 	List	   *permissions;	/* required permissions (char *) */
 	char	   *tenant_id;		/* as sent, NULL when absent */
-	char	   *practice_id;
+	char	   *practice_id;		/* canonical (1, "1", 1.0 are "1") */
 	char	   *user_id;
 
+	/* a refusal found by validation, applied after the ledger is read (0: none) */
+	int			refusal;
+	char	   *refusal_message;
+	char	   *refusal_detail;
+
 	/* state and outcome */
-	bool		claimed;		/* ledger row inserted by this push */
+	bool		claimed;		/* this push applies it (not a replay) */
+	bool		refused;		/* refused before anything was applied (permission, limits, ...) */
 	PushOutcome outcome;
 	Jsonb	   *result;			/* the per-operation result object */
 	bool		retryable;
@@ -107,7 +120,7 @@ typedef struct PushOp
 /* A temporary id: created earlier in the batch or found in the id map. */
 typedef struct PushTemp
 {
-	char		temp_id[PUSH_ID_MAX + 1];	/* hash key */
+	char		temp_id[PUSH_ID_MAX_BYTES + 1];	/* hash key */
 	bool		known;			/* false: looked up and absent */
 	char	   *entity_type;
 	char	   *real_id;
@@ -124,6 +137,7 @@ typedef struct PushBatch
 	char	   *qschema;		/* quoted */
 	char	   *client_id;
 	bool		atomic;
+	TimestampTz received_at;	/* the server's receive time: client timestamps are clamped to it */
 	int			nops;
 	PushOp	   *ops;
 	PushOp	  **order;			/* processing order */
@@ -154,6 +168,7 @@ extern void push_idmap_prefetch(PushBatch *b, List *temp_ids);
 extern PushTemp *push_idmap_lookup(PushBatch *b, const char *temp_id);
 extern void push_idmap_note(PushBatch *b, PushOp *op, const char *real_id);
 extern void push_idmap_record(PushBatch *b);
+extern Jsonb *push_request_copy(JsonbContainer *request, int len);
 extern int64 push_store_conflict(PushBatch *b, PushOp *op, Jsonb *conflict,
 								 Jsonb *local, Jsonb *server, Jsonb *base,
 								 int64 server_version, bool has_server_version);

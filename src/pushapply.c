@@ -33,6 +33,9 @@
 #include "kernel.h"
 #include "push.h"
 
+/* Longest string a push offers the input function of a fixed-size type (bytes). */
+#define PUSH_FIXED_VALUE_MAX	1024
+
 /* The client's data rewritten to column names. */
 typedef struct PushData
 {
@@ -63,6 +66,54 @@ push_is_temp(PushBatch *b, const char *s, int len)
 {
 	return b->temp_prefix_len > 0 && len > b->temp_prefix_len &&
 		memcmp(s, b->temp_prefix, b->temp_prefix_len) == 0;
+}
+
+/*
+ * The camelCase spelling of a snake_case column name (pet_id: petId,
+ * amount_cents: amountCents); NULL when the name is not snake_case (lower-case
+ * letters and digits, words joined by single underscores).
+ */
+static char *
+camel_spelling(const char *name)
+{
+	int			len = strlen(name);
+	char	   *out;
+	int			n = 0;
+	bool		upper = false;
+	bool		any = false;
+
+	if (len == 0 || !(name[0] >= 'a' && name[0] <= 'z') || name[len - 1] == '_')
+		return NULL;
+	for (int i = 0; i < len; i++)
+	{
+		char		c = name[i];
+
+		if (c == '_' && name[i + 1] == '_')
+			return NULL;
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+			return NULL;
+	}
+	out = palloc(len + 1);
+	for (int i = 0; i < len; i++)
+	{
+		char		c = name[i];
+
+		if (c == '_')
+		{
+			upper = true;
+			any = true;
+			continue;
+		}
+		out[n++] = (upper && c >= 'a' && c <= 'z') ? c - 'a' + 'A' : c;
+		upper = false;
+	}
+	out[n] = '\0';
+	if (!any)
+	{
+		pfree(out);
+		return NULL;
+	}
+	return out;
 }
 
 /* Reads the entity type's table in the tenant schema: columns, key, practice column. */
@@ -99,8 +150,10 @@ push_resolve_entity(PushBatch *b, PushEntity *e)
 		if (att->attisdropped)
 			continue;
 		e->cols[n].name = pstrdup(name);
+		e->cols[n].camel = camel_spelling(name);
 		e->cols[n].typid = att->atttypid;
 		e->cols[n].writable = (att->attgenerated == '\0');
+		e->cols[n].fixed = (att->attlen > 0);
 		if (strcmp(name, e->pk_column) == 0)
 			e->pk_index = n;
 		if (e->practice_column && strcmp(name, e->practice_column) == 0)
@@ -136,33 +189,20 @@ push_resolve_entity(PushBatch *b, PushEntity *e)
 	MemoryContextSwitchTo(old);
 }
 
-/* The column a data key names: itself, or its snake_case spelling (petId -> pet_id); -1 if none. */
+/*
+ * The column a data key names: the column of exactly that name, else the
+ * column whose camelCase spelling it is exactly (petId: pet_id); -1 if none.
+ * Matching is exact: "NAME", "petID" or "Pet_Id" name no column.
+ */
 int
 push_find_column(PushEntity *e, const char *key, int len)
 {
-	char	   *snake;
-	int			sl = 0;
-
 	for (int i = 0; i < e->ncols; i++)
 		if ((int) strlen(e->cols[i].name) == len && memcmp(e->cols[i].name, key, len) == 0)
 			return i;
-	snake = palloc(len * 2 + 1);
-	for (int i = 0; i < len; i++)
-	{
-		char		c = key[i];
-
-		if (c >= 'A' && c <= 'Z')
-		{
-			if (i > 0 && ((key[i - 1] >= 'a' && key[i - 1] <= 'z') ||
-						  (key[i - 1] >= '0' && key[i - 1] <= '9')))
-				snake[sl++] = '_';
-			c = c - 'A' + 'a';
-		}
-		snake[sl++] = c;
-	}
-	snake[sl] = '\0';
 	for (int i = 0; i < e->ncols; i++)
-		if (strcmp(e->cols[i].name, snake) == 0)
+		if (e->cols[i].camel != NULL && (int) strlen(e->cols[i].camel) == len &&
+			memcmp(e->cols[i].camel, key, len) == 0)
 			return i;
 	return -1;
 }
@@ -186,6 +226,31 @@ typed_id(PushEntity *e, const char *id, JsonbValue *out)
 	}
 }
 
+/*
+ * A practice id (canonical text) as the JSON value of the entity's practice
+ * column: a number for a numeric column, else a string, so that it compares
+ * equal to the column's own value in to_jsonb() of a row.
+ */
+static void
+practice_json(PushEntity *e, const char *practice, JsonbValue *out)
+{
+	Oid			typid = e->cols[e->practice_index].typid;
+	bool		numeric = (typid == INT2OID || typid == INT4OID || typid == INT8OID ||
+						   typid == NUMERICOID);
+
+	if (numeric && sync_is_number_text(practice, strlen(practice)))
+	{
+		out->type = jbvNumeric;
+		out->val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(practice),
+															   ObjectIdGetDatum(InvalidOid),
+															   Int32GetDatum(-1)));
+		return;
+	}
+	out->type = jbvString;
+	out->val.string.val = (char *) practice;
+	out->val.string.len = strlen(practice);
+}
+
 /* The real id of a temporary id of entity type want; SS423/SS424 when unknown or of another type. */
 static PushTemp *
 map_temp(PushBatch *b, PushOp *op, const char *temp_id, const char *want, const char *where)
@@ -195,27 +260,18 @@ map_temp(PushBatch *b, PushOp *op, const char *temp_id, const char *want, const 
 	if (t == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_PUSH_UNKNOWN_TEMP_ID),
-				 errmsg("unknown temporary id \"%s\" in %s", temp_id, where),
+				 errmsg("unknown temporary id \"%s\" in %s", sync_clip_str(temp_id), where),
 				 errdetail("No create of client \"%s\" made an entity with that id, in this push or an earlier one.",
-						   b->client_id),
+						   sync_clip_str(b->client_id)),
 				 errhint("Push the create of the entity first, or in the same batch.")));
 	if (strcmp(t->entity_type, want) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_PUSH_TEMP_ID_TYPE),
-				 errmsg("temporary id \"%s\" in %s is a %s, not a %s", temp_id, where,
+				 errmsg("temporary id \"%s\" in %s is a %s, not a %s", sync_clip_str(temp_id), where,
 						t->entity_type, want),
 				 errdetail("It was created as entity type \"%s\" with real id \"%s\".",
 						   t->entity_type, t->real_id)));
 	return t;
-}
-
-/* Text of a scalar value for comparisons (NULL for JSON null or containers). */
-static char *
-value_text(JsonbValue *v)
-{
-	if (v->type == jbvBinary)
-		return NULL;
-	return sync_jsonb_scalar_text(v);
 }
 
 /*
@@ -234,7 +290,7 @@ rewrite_data(PushBatch *b, PushOp *op, PushEntity *e, JsonbValue *explicit_id, P
 
 	if (op->data != NULL)
 	{
-		JsonbIterator *it = JsonbIteratorInit(&op->data->root);
+		JsonbIterator *it = JsonbIteratorInit(op->data);
 		JsonbValue	k;
 		JsonbValue	v;
 		JsonbIteratorToken tok;
@@ -249,7 +305,7 @@ rewrite_data(PushBatch *b, PushOp *op, PushEntity *e, JsonbValue *explicit_id, P
 				continue;
 			tok = JsonbIteratorNext(&it, &v, true);
 			Assert(tok == WJB_VALUE);
-			key = pnstrdup(k.val.string.val, k.val.string.len);
+			key = sync_clip(k.val.string.val, k.val.string.len);
 			col = push_find_column(e, k.val.string.val, k.val.string.len);
 			if (col < 0)
 			{
@@ -259,7 +315,7 @@ rewrite_data(PushBatch *b, PushOp *op, PushEntity *e, JsonbValue *explicit_id, P
 				ereport(ERROR,
 						(errcode(ERRCODE_SS_PUSH_UNKNOWN_FIELD),
 						 errmsg("unknown field \"%s\" in the data of entity type \"%s\"", key, e->entity_type),
-						 errdetail("Table \"%s\" has no column of that name or its snake_case spelling.",
+						 errdetail("Table \"%s\" has no column of exactly that name or whose camelCase spelling it is.",
 								   e->table_name)));
 			}
 			if (col == e->pk_index || col == e->version_index || col == e->updated_at_index)
@@ -300,18 +356,32 @@ rewrite_data(PushBatch *b, PushOp *op, PushEntity *e, JsonbValue *explicit_id, P
 				}
 			}
 
-			/* the practice column: only the context's practice */
+			/* the practice column: only the context's practice (1, "1", 1.0 alike) */
 			if (col == e->practice_index && b->ctx.practice_id != NULL)
 			{
-				char	   *s = value_text(val);
+				char	   *s = sync_canonical_id_value(val);
 
 				if (s == NULL || strcmp(s, b->ctx.practice_id) != 0)
 					ereport(ERROR,
 							(errcode(ERRCODE_SS_PUSH_PRACTICE),
 							 errmsg("field \"%s\" names practice %s, not the request context's practice \"%s\"",
-									key, s ? s : "null", b->ctx.practice_id),
+									key, s ? sync_clip_str(s) : "null", b->ctx.practice_id),
 							 errdetail("An operation writes only rows of its own practice; nothing was applied.")));
+				/* written as the context's practice, however the client spelled it */
+				practice_json(e, b->ctx.practice_id, val);
 			}
+			/*
+			 * A long string can be no value of a fixed-size type: refuse it here,
+			 * with a short message, rather than have the type's input function
+			 * copy and quote it whole.
+			 */
+			if (val->type == jbvString && val->val.string.len > PUSH_FIXED_VALUE_MAX && e->cols[col].fixed)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+						 errmsg("invalid input syntax for type %s: \"%s\"",
+								format_type_be(e->cols[col].typid), sync_clip(val->val.string.val, val->val.string.len)),
+						 errdetail("Field \"%s\" holds %d bytes, more than a value of that type can take.",
+								   key, val->val.string.len)));
 			vals[col] = val;
 		}
 	}
@@ -320,9 +390,7 @@ rewrite_data(PushBatch *b, PushOp *op, PushEntity *e, JsonbValue *explicit_id, P
 	if (op->kind == PUSH_CREATE && e->practice_index >= 0 && b->ctx.practice_id != NULL &&
 		vals[e->practice_index] == NULL)
 	{
-		practice_value.type = jbvString;
-		practice_value.val.string.val = b->ctx.practice_id;
-		practice_value.val.string.len = strlen(b->ctx.practice_id);
+		practice_json(e, b->ctx.practice_id, &practice_value);
 		vals[e->practice_index] = &practice_value;
 	}
 	if (explicit_id != NULL)
@@ -345,44 +413,6 @@ rewrite_data(PushBatch *b, PushOp *op, PushEntity *e, JsonbValue *explicit_id, P
 
 /* --- checks ------------------------------------------------------------- */
 
-/* Raises SS420 when the operation names a tenant, practice or user the context does not. */
-static void
-check_identity(const char *field, const char *sent, const char *ctxval, const char *what)
-{
-	if (sent == NULL)
-		return;
-	if (ctxval == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_SS_PUSH_CONTEXT_MISMATCH),
-				 errmsg("the operation's %s \"%s\" is not the request context's", field, sent),
-				 errdetail("The request context names no %s; nothing was applied.", what)));
-	if (strcmp(sent, ctxval) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_SS_PUSH_CONTEXT_MISMATCH),
-				 errmsg("the operation's %s \"%s\" is not the request context's", field, sent),
-				 errdetail("The request context's %s is \"%s\"; nothing was applied.", what, ctxval)));
-}
-
-/* Raises SS421 unless the context grants every permission the operation requires. */
-static void
-check_permissions(PushBatch *b, PushOp *op)
-{
-	ListCell   *lc;
-
-	foreach(lc, op->permissions)
-	{
-		const char *perm = (const char *) lfirst(lc);
-
-		if (!sync_context_has_permission(&b->ctx, perm))
-			ereport(ERROR,
-					(errcode(ERRCODE_SS_PUSH_PERMISSION),
-					 errmsg("permission \"%s\" denied", perm),
-					 b->ctx.has_permissions ?
-					 errdetail("The operation requires it and the request context does not grant it; nothing was applied.") :
-					 errdetail("The operation requires it and the request context carries no permissions; nothing was applied.")));
-	}
-}
-
 /* Raises SS426 when a server row belongs to another practice than the context's. */
 static void
 check_row_practice(PushBatch *b, PushEntity *e, Jsonb *row, const char *id)
@@ -394,11 +424,11 @@ check_row_practice(PushBatch *b, PushEntity *e, Jsonb *row, const char *id)
 		return;
 	v = getKeyJsonValueFromContainer(&row->root, e->practice_column,
 									 strlen(e->practice_column), NULL);
-	s = v ? value_text(v) : NULL;
+	s = v ? sync_canonical_id_value(v) : NULL;
 	if (s == NULL || strcmp(s, b->ctx.practice_id) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_PUSH_PRACTICE),
-				 errmsg("%s \"%s\" belongs to another practice", e->entity_type, id),
+				 errmsg("%s \"%s\" belongs to another practice", e->entity_type, sync_clip_str(id)),
 				 errdetail("The request context's practice is \"%s\"; nothing was applied.",
 						   b->ctx.practice_id)));
 }
@@ -445,9 +475,13 @@ append_columns(StringInfo q, PushEntity *e, PushData *d, const char *prefix)
 						 quote_identifier(e->cols[d->cols[i]].name));
 }
 
-/* INSERT of the data; returns the new row. */
+/*
+ * INSERT of the data; returns the new row (its key and version).  With
+ * if_absent (a create that names its own key), ON CONFLICT on the key does
+ * nothing and NULL is returned: the row exists.
+ */
 static Jsonb *
-sql_insert(PushEntity *e, PushData *d)
+sql_insert(PushEntity *e, PushData *d, bool if_absent)
 {
 	StringInfoData q;
 	Oid			argtypes[1] = {JSONBOID};
@@ -465,10 +499,12 @@ sql_insert(PushEntity *e, PushData *d)
 		append_columns(&q, e, d, "r.");
 		appendStringInfo(&q, " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r", e->qualified);
 	}
+	if (if_absent)
+		appendStringInfo(&q, " ON CONFLICT (%s) DO NOTHING", quote_identifier(e->pk_column));
 	appendStringInfoString(&q, returning(e, false));
 	values[0] = JsonbPGetDatum(d->jb);
 	rc = push_exec(push_plan(q.data, 1, argtypes), values, NULL, 0);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed > 1 || (!if_absent && SPI_processed != 1))
 		elog(ERROR, "insert into %s failed: %s", e->qualified, SPI_result_code_string(rc));
 	return first_jsonb();
 }
@@ -661,6 +697,24 @@ result_entity_id(JsonbParseState **ps, PushOp *op, Jsonb *row, const char *id)
 	if (v == NULL)
 		return;
 	push_key(ps, "entityId");
+	pushJsonbValue(ps, WJB_VALUE, v);
+}
+
+/* Pushes the row's key as a value (realId). */
+static void
+result_entity_id_value(JsonbParseState **ps, PushOp *op, Jsonb *row, const char *id)
+{
+	PushEntity *e = op->entity;
+	JsonbValue *v = NULL;
+	JsonbValue	tmp;
+
+	if (row != NULL)
+		v = getKeyJsonValueFromContainer(&row->root, e->pk_column, strlen(e->pk_column), NULL);
+	if (v == NULL)
+	{
+		typed_id(e, id, &tmp);
+		v = &tmp;
+	}
 	pushJsonbValue(ps, WJB_VALUE, v);
 }
 
@@ -980,11 +1034,11 @@ resolve(PushBatch *b, PushOp *op, PushData *d, const char *id, Jsonb *conflict,
 		resolved(b, op, conflict, psprintf("%s-severity", severity), "client", row, id, tombstone);
 		return;
 	}
-	if (op->kind == PUSH_UPDATE && strcmp(strategy, "merge") == 0)
+	if (op->kind != PUSH_DELETE && strcmp(strategy, "merge") == 0)
 	{
 		Jsonb	   *merged;
 
-		if (op->has_version)
+		if (op->has_version && op->kind == PUSH_UPDATE)
 			base = sql_base(b, e, id, op->version);
 		if (base != NULL)
 		{
@@ -1180,10 +1234,7 @@ prepare_op(PushBatch *b, PushOp *op, PushData *d)
 	const char *id = op->entity_id;
 	JsonbValue *explicit_id = NULL;
 
-	check_identity("tenantId", op->tenant_id, b->ctx.tenant_id, "tenant");
-	check_identity("practiceId", op->practice_id, b->ctx.practice_id, "practice");
-	check_identity("userId", op->user_id, b->ctx.user_id, "user");
-	check_permissions(b, op);
+	/* identity, permissions and limits were checked before anything applied (push.c) */
 	push_resolve_entity(b, e);
 
 	if (op->temp_entity)
@@ -1195,9 +1246,9 @@ prepare_op(PushBatch *b, PushOp *op, PushData *d)
 			if (t != NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_SS_PUSH_TEMP_ID_TAKEN),
-						 errmsg("temporary id \"%s\" is already mapped", op->entity_id),
+						 errmsg("temporary id \"%s\" is already mapped", sync_clip_str(op->entity_id)),
 						 errdetail("An earlier create of client \"%s\" made %s \"%s\" from it.",
-								   b->client_id, t->entity_type, t->real_id),
+								   sync_clip_str(b->client_id), t->entity_type, t->real_id),
 						 errhint("Use a new temporary id for a new entity; refer to this one by its real id.")));
 			id = NULL;
 		}
@@ -1221,11 +1272,81 @@ created(PushBatch *b, PushOp *op, Jsonb *row)
 		if (push_idmap_lookup(b, op->entity_id) != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_PUSH_TEMP_ID_TAKEN),
-					 errmsg("temporary id \"%s\" is already mapped", op->entity_id),
+					 errmsg("temporary id \"%s\" is already mapped", sync_clip_str(op->entity_id)),
 					 errdetail("Another create of this push made an entity from it.")));
 		push_idmap_note(b, op, op->real_id);
 	}
 	applied(b, op, row, NULL, -1);
+}
+
+/* True for a create that names its own key (not temporary): the row may exist already. */
+static inline bool
+explicit_create(PushOp *op)
+{
+	return op->kind == PUSH_CREATE && op->has_entity_id && !op->temp_entity;
+}
+
+/*
+ * A create whose key is taken.  The same content (every field the client
+ * sends equals the server row's, what the row hash of those fields tells) is
+ * an idempotent success that answers the existing row; different content is
+ * a data conflict (affectedFields, severity), resolved by the entity type's
+ * policy or stored, like any other conflict.
+ */
+static void
+create_existing(PushBatch *b, PushOp *op, PushData *d, const char *id)
+{
+	PushEntity *e = op->entity;
+	Jsonb	   *server = sql_lock(e, id, false);
+	Jsonb	   *conflict;
+	JsonbParseState *ps = NULL;
+
+	if (server == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_PUSH_PRACTICE),
+				 errmsg("%s \"%s\" exists and belongs to another practice", e->entity_type, sync_clip_str(id)),
+				 errdetail("The key is taken by a row this request may not see; nothing was applied.")));
+	check_row_practice(b, e, server, id);
+	conflict = sync_detect_conflict(d->jb, server, false, op->ts, op->has_ts,
+									"create", e->field_classes);
+	if (conflict != NULL)
+	{
+		resolve(b, op, d, id, conflict, d->jb, server, false);
+		return;
+	}
+	note_row(b, op, server, id);
+	result_begin(&ps, op, true);
+	result_entity_id(&ps, op, server, id);
+	push_key(&ps, "realId");
+	result_entity_id_value(&ps, op, server, id);
+	if (op->has_new_version)
+	{
+		push_key(&ps, "version");
+		push_int64(&ps, op->new_version);
+	}
+	push_key(&ps, "alreadyExists");
+	push_bool(&ps, true);
+	push_key(&ps, "data");
+	push_jsonb(&ps, WJB_VALUE, server);
+	result_end(b, op, &ps, PUSH_APPLIED);
+}
+
+/* A create: INSERT; a key the client chose that exists already: create_existing. */
+static void
+apply_create(PushBatch *b, PushOp *op, PushData *d)
+{
+	Jsonb	   *row;
+
+	if (!explicit_create(op))
+	{
+		created(b, op, sql_insert(op->entity, d, false));
+		return;
+	}
+	row = sql_insert(op->entity, d, true);
+	if (row != NULL)
+		created(b, op, row);
+	else
+		create_existing(b, op, d, op->entity_id);
 }
 
 /*
@@ -1241,7 +1362,7 @@ push_apply_op(PushBatch *b, PushOp *op)
 	switch (op->kind)
 	{
 		case PUSH_CREATE:
-			created(b, op, sql_insert(op->entity, &d));
+			apply_create(b, op, &d);
 			break;
 		case PUSH_UPDATE:
 			apply_update(b, op, &d, id);
@@ -1431,7 +1552,9 @@ push_apply_run(PushBatch *b, PushOp **ops, int n)
 		{
 			bool		alone = false;
 
-			if (ops[j]->kind == PUSH_UPDATE)
+			if (explicit_create(ops[j]))
+				alone = true;
+			else if (ops[j]->kind == PUSH_UPDATE)
 			{
 				alone = !cas_eligible(ops[j], &ds[j]);
 				for (int p = 0; p < m && !alone; p++)
@@ -1455,7 +1578,7 @@ push_apply_run(PushBatch *b, PushOp **ops, int n)
 		}
 		/* one operation alone */
 		if (ops[i]->kind == PUSH_CREATE)
-			created(b, ops[i], sql_insert(ops[i]->entity, &ds[i]));
+			apply_create(b, ops[i], &ds[i]);
 		else
 			apply_update(b, ops[i], &ds[i], ids[i]);
 		i++;

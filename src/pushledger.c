@@ -165,6 +165,96 @@ op_by_id(PushBatch *b, const char *opid)
 
 /* --- ledger ------------------------------------------------------------- */
 
+/* A request larger than this is kept in the ledger as a summary (bytes). */
+#define LEDGER_REQUEST_MAX	8192
+/* Longest string a request summary keeps whole (characters), most data fields it names. */
+#define LEDGER_STRING_CHARS	256
+#define LEDGER_FIELDS_MAX	50
+
+/*
+ * The ledger's copy of an operation as sent: the operation itself when it is
+ * at most LEDGER_REQUEST_MAX bytes, else a bounded summary: every top-level
+ * field but data, a long string cut to its first LEDGER_STRING_CHARS
+ * characters (with "..."), a container replaced by {"_truncated": true,
+ * "bytes": n}; data by {"_truncated": true, "bytes": n, "fields": [its first
+ * LEDGER_FIELDS_MAX field names, each cut the same way]}.  A refused request
+ * costs the ledger a few kilobytes, whatever its size.
+ */
+Jsonb *
+push_request_copy(JsonbContainer *request, int len)
+{
+	JsonbIterator *it;
+	JsonbValue	k;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	JsonbParseState *ps = NULL;
+	JsonbValue *res;
+
+	if (len <= LEDGER_REQUEST_MAX)
+	{
+		JsonbValue	whole;
+
+		whole.type = jbvBinary;
+		whole.val.binary.data = request;
+		whole.val.binary.len = len;
+		return JsonbValueToJsonb(&whole);
+	}
+
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	it = JsonbIteratorInit(request);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		bool		is_data;
+
+		if (tok != WJB_KEY)
+			continue;
+		(void) JsonbIteratorNext(&it, &v, true);
+		is_data = (k.val.string.len == 4 && memcmp(k.val.string.val, "data", 4) == 0);
+		if (k.val.string.len > LEDGER_STRING_CHARS)
+			continue;			/* an unknown key of that length says nothing */
+		pushJsonbValue(&ps, WJB_KEY, &k);
+		if (v.type == jbvString)
+		{
+			if (v.val.string.len > LEDGER_STRING_CHARS)
+				push_str(&ps, WJB_VALUE, sync_clip_n(v.val.string.val, v.val.string.len,
+														LEDGER_STRING_CHARS));
+			else
+				pushJsonbValue(&ps, WJB_VALUE, &v);
+		}
+		else if (v.type != jbvBinary || (!is_data && v.val.binary.len <= LEDGER_STRING_CHARS))
+			pushJsonbValue(&ps, WJB_VALUE, &v);
+		else
+		{
+			pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+			push_key(&ps, "_truncated");
+			push_bool(&ps, true);
+			push_key(&ps, "bytes");
+			push_int64(&ps, v.val.binary.len);
+			if (is_data && JsonContainerIsObject(v.val.binary.data))
+			{
+				JsonbIterator *dit = JsonbIteratorInit(v.val.binary.data);
+				JsonbValue	dk;
+				int			n = 0;
+
+				push_key(&ps, "fields");
+				pushJsonbValue(&ps, WJB_BEGIN_ARRAY, NULL);
+				while ((tok = JsonbIteratorNext(&dit, &dk, true)) != WJB_DONE && n < LEDGER_FIELDS_MAX)
+				{
+					if (tok != WJB_KEY)
+						continue;
+					push_str(&ps, WJB_ELEM, sync_clip_n(dk.val.string.val, dk.val.string.len,
+														   LEDGER_STRING_CHARS));
+					n++;
+				}
+				pushJsonbValue(&ps, WJB_END_ARRAY, NULL);
+			}
+			pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+		}
+	}
+	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}
+
 /*
  * Serializes the pushes of one client of one tenant: a transaction advisory
  * lock on (tenant schema, client id).  A concurrent push of the same device
@@ -295,11 +385,12 @@ push_ledger_record(PushBatch *b)
 		eids[nu] = text_or_null(op->entity_id, &eidnulls[nu]);
 		opers[nu] = CStringGetTextDatum(op->kind == PUSH_CREATE ? "create" :
 										op->kind == PUSH_UPDATE ? "update" : "delete");
+		/* the client's timestamp as it sent it, before clamping */
 		tsnulls[nu] = !op->has_ts;
-		tss[nu] = op->has_ts ? TimestampTzGetDatum(op->ts) : (Datum) 0;
-		/* the request as sent, where the change log does not tell what was asked */
+		tss[nu] = op->has_ts ? TimestampTzGetDatum(op->sent_ts) : (Datum) 0;
+		/* the request as sent (bounded), where the change log does not tell what was asked */
 		reqnulls[nu] = (op->outcome == PUSH_APPLIED || op->outcome == PUSH_RESOLVED);
-		reqs[nu] = reqnulls[nu] ? (Datum) 0 : JsonbPGetDatum(op->request);
+		reqs[nu] = reqnulls[nu] ? (Datum) 0 : JsonbPGetDatum(push_request_copy(op->request, op->request_len));
 		outcomes[nu] = CStringGetTextDatum(outcome);
 		results[nu] = JsonbPGetDatum(op->result);
 		rids[nu] = text_or_null(op->real_id, &ridnulls[nu]);
@@ -413,7 +504,7 @@ push_idmap_lookup(PushBatch *b, const char *temp_id)
 {
 	PushTemp   *t;
 
-	if (strlen(temp_id) > PUSH_ID_MAX)
+	if (strlen(temp_id) > PUSH_ID_MAX_BYTES)
 		return NULL;
 	t = hash_search(b->temps, temp_id, HASH_FIND, NULL);
 	return (t != NULL && t->known) ? t : NULL;

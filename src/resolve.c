@@ -30,6 +30,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -243,7 +244,7 @@ conflict_entity(PushBatch *b, const char *entity_type, bool missing_ok)
 			return NULL;
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_UNKNOWN_ENTITY_TYPE),
-				 errmsg("unknown entity type \"%s\"", entity_type),
+				 errmsg("unknown entity type \"%s\"", sync_clip_str(entity_type)),
 				 errdetail("The conflict's entity type is no longer registered; nothing was changed."),
 				 errhint("Register the entity type again to resolve its conflicts.")));
 	}
@@ -657,12 +658,13 @@ data_columns(PushBatch *b, PushEntity *e, Jsonb *data, const char *id, bool stri
 			if (tok != WJB_KEY)
 				continue;
 			tok = JsonbIteratorNext(&it, &v, true);
-			key = pnstrdup(k.val.string.val, k.val.string.len);
+			key = sync_clip(k.val.string.val, k.val.string.len);
 			col = strict ? push_find_column(e, k.val.string.val, k.val.string.len) : -1;
 			if (!strict)
 			{
 				for (int i = 0; i < e->ncols; i++)
-					if (strcmp(e->cols[i].name, key) == 0)
+					if ((int) strlen(e->cols[i].name) == k.val.string.len &&
+						memcmp(e->cols[i].name, k.val.string.val, k.val.string.len) == 0)
 						col = i;
 			}
 			if (col < 0)
@@ -670,7 +672,7 @@ data_columns(PushBatch *b, PushEntity *e, Jsonb *data, const char *id, bool stri
 				if (!strict || sync_is_metadata_field(k.val.string.val, k.val.string.len))
 					continue;
 				bad_data(conflict_id, psprintf("unknown field \"%s\"", key),
-						 psprintf("Table \"%s\" of entity type \"%s\" has no column of that name or its snake_case spelling.",
+						 psprintf("Table \"%s\" of entity type \"%s\" has no column of exactly that name or whose camelCase spelling it is.",
 								  e->table_name, e->entity_type));
 			}
 			if (col == e->version_index || col == e->updated_at_index)
@@ -679,6 +681,8 @@ data_columns(PushBatch *b, PushEntity *e, Jsonb *data, const char *id, bool stri
 			{
 				char	   *s = (v.type == jbvBinary) ? NULL : sync_jsonb_scalar_text(&v);
 
+				if (s != NULL && v.type == jbvNumeric)
+					s = sync_numeric_canonical(v.val.numeric);
 				if (strict && (s == NULL || strcmp(s, id) != 0))
 					bad_data(conflict_id, psprintf("field \"%s\" is not the entity's id", key),
 							 psprintf("The conflict is about %s \"%s\"; its key cannot change.",
@@ -697,13 +701,13 @@ data_columns(PushBatch *b, PushEntity *e, Jsonb *data, const char *id, bool stri
 						 psprintf("Both \"%s\" and another spelling of it are in the data.", key));
 			if (col == e->practice_index && b->ctx.practice_id != NULL)
 			{
-				char	   *s = (v.type == jbvBinary) ? NULL : sync_jsonb_scalar_text(&v);
+				char	   *s = sync_canonical_id_value(&v);
 
 				if (s == NULL || strcmp(s, b->ctx.practice_id) != 0)
 					ereport(ERROR,
 							(errcode(ERRCODE_SS_CONFLICT_PRACTICE),
 							 errmsg("conflict " INT64_FORMAT ": field \"%s\" names practice %s, not the request context's practice \"%s\"",
-									conflict_id, key, s ? s : "null", b->ctx.practice_id),
+									conflict_id, key, s ? sync_clip_str(s) : "null", b->ctx.practice_id),
 							 errdetail("A resolution writes only rows of its own practice; nothing was changed.")));
 			}
 			vals[col] = palloc(sizeof(JsonbValue));
@@ -801,6 +805,26 @@ image_columns(PushBatch *b, PushEntity *e, Jsonb *image, const char *id, int64 c
 /* --- applying ------------------------------------------------------------ */
 
 /*
+ * Raises SS610 unless the request context may make the write a resolution is
+ * about to make ("<type>:create", "update" or "delete", with the wildcards
+ * push and pull accept; a trusted direct SQL caller may).  A resolution that
+ * writes nothing (server-wins, or data already equal) needs no permission.
+ */
+static void
+require_write(PushBatch *b, PushEntity *e, StoredConflict *c, const char *action)
+{
+	if (sync_context_may_write(&b->ctx, e->entity_type, action))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_SS_CONFLICT_PERMISSION),
+			 errmsg("permission \"%s:%s\" denied", e->entity_type, action),
+			 errdetail("Resolving conflict " INT64_FORMAT " would %s %s \"%s\", and the request context %s; nothing was changed.",
+					   c->id, action, e->entity_type, sync_clip_str(c->entity_id),
+					   b->ctx.has_permissions ? "does not grant that permission" : "carries no permissions"),
+			 errhint("Resolve with server-wins, which writes nothing, or with a token that holds the permission.")));
+}
+
+/*
  * Writes cols over the existing row (only the changed columns), or
  * re-creates a deleted row from its last image overlaid with cols.
  */
@@ -812,6 +836,8 @@ apply_columns(PushBatch *b, PushEntity *e, StoredConflict *c, Jsonb *current,
 	{
 		Jsonb	   *changed = changed_only(cols, current);
 
+		if (changed != NULL)
+			require_write(b, e, c, "update");
 		out->written = (changed != NULL);
 		out->row = changed ? write_update(e, changed, c->entity_id) : current;
 	}
@@ -819,12 +845,27 @@ apply_columns(PushBatch *b, PushEntity *e, StoredConflict *c, Jsonb *current,
 	{
 		Jsonb	   *full = data_columns(b, e, NULL, c->entity_id, false, true, c->id);
 		Jsonb	   *img = image_columns(b, e, image, c->entity_id, c->id);
+		const char *practice = b->ctx.practice_id ? b->ctx.practice_id : c->practice_id;
 
+		require_write(b, e, c, "create");
 		if (img != NULL)
 			full = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(img),
 													  JsonbPGetDatum(full)));
 		full = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(full),
 												  JsonbPGetDatum(cols)));
+		/* a row that never was (or whose image lacks it) is made in the caller's practice */
+		if (e->practice_index >= 0 && practice != NULL &&
+			getKeyJsonValueFromContainer(&full->root, e->practice_column,
+										 strlen(e->practice_column), NULL) == NULL)
+		{
+			JsonbParseState *ps = NULL;
+
+			pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+			push_key(&ps, e->practice_column);
+			push_str(&ps, WJB_VALUE, practice);
+			full = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(full),
+													  JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL)))));
+		}
 		out->written = true;
 		/* the row continues after its tombstone (last version + 1) */
 		if (img != NULL)
@@ -852,6 +893,7 @@ apply_client(PushBatch *b, PushEntity *e, StoredConflict *c, Jsonb *current, Jso
 		out->row = NULL;
 		if (current != NULL)
 		{
+			require_write(b, e, c, "delete");
 			out->version = write_delete(e, c->entity_id);
 			out->written = true;
 		}
@@ -1057,7 +1099,8 @@ check_practice(PushBatch *b, PushEntity *e, StoredConflict *c, Jsonb *row)
 
 	if (ctxp == NULL)
 		return;
-	if (c->practice_id != NULL && strcmp(c->practice_id, ctxp) != 0)
+	if (c->practice_id != NULL &&
+		strcmp(sync_canonical_id(c->practice_id, strlen(c->practice_id)), ctxp) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_CONFLICT_PRACTICE),
 				 errmsg("conflict " INT64_FORMAT " belongs to another practice", c->id),
@@ -1066,6 +1109,8 @@ check_practice(PushBatch *b, PushEntity *e, StoredConflict *c, Jsonb *row)
 	if (e == NULL || e->practice_column == NULL || row == NULL)
 		return;
 	rowp = conflict_field_text(row, e->practice_column);
+	if (rowp != NULL)
+		rowp = sync_canonical_id(rowp, strlen(rowp));
 	if (rowp == NULL || strcmp(rowp, ctxp) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_CONFLICT_PRACTICE),
@@ -1083,9 +1128,55 @@ parse_strategy(const char *s)
 			return (ResolveStrategy) i;
 	ereport(ERROR,
 			(errcode(ERRCODE_SS_CONFLICT_STRATEGY),
-			 errmsg("invalid strategy \"%s\"", s),
+			 errmsg("invalid strategy \"%s\"", sync_clip_str(s)),
 			 errdetail("A strategy is one of server-wins, client-wins, merge, last-write-wins, manual.")));
 	return RS_MANUAL;			/* not reached */
+}
+
+/*
+ * SS611 when a field name of resolved_data is longer than
+ * smartsync.max_field_name_length or a value larger than
+ * smartsync.max_value_size: the limits push applies.
+ */
+static void
+check_resolved_sizes(Jsonb *resolved)
+{
+	JsonbIterator *it = JsonbIteratorInit(&resolved->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = "";
+	int			keylen = 0;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			key = v.val.string.val;
+			keylen = v.val.string.len;
+			if (keylen > smartsync_max_field_name_length &&
+				sync_char_length(key, keylen) > smartsync_max_field_name_length)
+				ereport(ERROR,
+						(errcode(ERRCODE_SS_CONFLICT_TOO_LARGE),
+						 errmsg("resolved_data: field name \"%s\" is longer than %d characters",
+								sync_clip(key, keylen), smartsync_max_field_name_length),
+						 errdetail("smartsync.max_field_name_length is %d; nothing was changed.",
+								   smartsync_max_field_name_length)));
+		}
+		else if (tok == WJB_VALUE)
+		{
+			Size		size = v.type == jbvString ? (Size) v.val.string.len :
+				v.type == jbvBinary ? (Size) v.val.binary.len :
+				v.type == jbvNumeric ? (Size) VARSIZE_ANY(v.val.numeric) : 1;
+
+			if (size > (Size) smartsync_max_value_size)
+				ereport(ERROR,
+						(errcode(ERRCODE_SS_CONFLICT_TOO_LARGE),
+						 errmsg("resolved_data: the value of field \"%s\" is %zu bytes, more than %d",
+								sync_clip(key, keylen), size, smartsync_max_value_size),
+						 errdetail("smartsync.max_value_size is %d bytes; nothing was changed.",
+								   smartsync_max_value_size)));
+		}
+	}
 }
 
 /* --- entry point --------------------------------------------------------- */
@@ -1134,7 +1225,18 @@ smartsync_resolve_conflict(PG_FUNCTION_ARGS)
 				 errmsg("conflict id must not be null")));
 	conflict_id = PG_GETARG_INT64(0);
 	if (!PG_ARGISNULL(2))
+	{
+		if (toast_raw_datum_size(PG_GETARG_DATUM(2)) > (Size) smartsync_max_payload_size)
+			ereport(ERROR,
+					(errcode(ERRCODE_SS_CONFLICT_TOO_LARGE),
+					 errmsg("resolved_data is %zu bytes, more than %d",
+							toast_raw_datum_size(PG_GETARG_DATUM(2)), smartsync_max_payload_size),
+					 errdetail("smartsync.max_payload_size is %d bytes; nothing was changed.",
+							   smartsync_max_payload_size)));
 		resolved = PG_GETARG_JSONB_P(2);
+		if (JB_ROOT_IS_OBJECT(resolved) && !JB_ROOT_IS_SCALAR(resolved))
+			check_resolved_sizes(resolved);
+	}
 	if (strategy == RS_MANUAL)
 	{
 		if (resolved == NULL)

@@ -9,6 +9,7 @@
 
 #include "fmgr.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "smartsync.h"
 
@@ -19,6 +20,10 @@ char	   *smartsync_practice_id_setting = NULL;
 char	   *smartsync_user_id_setting = NULL;
 char	   *smartsync_client_id_setting = NULL;
 char	   *smartsync_permissions_setting = NULL;
+bool		smartsync_trust_direct_sql = false;
+int			smartsync_max_payload_size = 16 * 1024 * 1024;
+int			smartsync_max_value_size = 4 * 1024 * 1024;
+int			smartsync_max_field_name_length = 63;
 
 void		_PG_init(void);
 
@@ -51,6 +56,29 @@ _PG_init(void)
 							   "Empty means no permission list was given.",
 							   &smartsync_permissions_setting, "",
 							   PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("smartsync.trust_direct_sql",
+							 "Trusts direct SQL callers without a permission list with every write.",
+							 "Off (the default): a push or a resolution needs the permission of each write "
+							 "it makes, and a context without a permission list grants none.  "
+							 "JWT callers (PostgREST) are never trusted this way.",
+							 &smartsync_trust_direct_sql, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartsync.max_payload_size",
+							"Largest push payload (and resolved_data) accepted.",
+							"A larger one is refused (SS412, SS611) before any work is done.",
+							&smartsync_max_payload_size, 16 * 1024 * 1024, 1024, MaxAllocSize / 2,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartsync.max_value_size",
+							"Largest value of one field of pushed data.",
+							"An operation with a larger value is refused (SS429) before it is applied.",
+							&smartsync_max_value_size, 4 * 1024 * 1024, 64, MaxAllocSize / 2,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartsync.max_field_name_length",
+							"Longest field name of pushed data, in characters.",
+							"An operation with a longer one is refused (SS430) before it is applied.",
+							&smartsync_max_field_name_length, 63, 1, 10000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
 
 	sync_push_init();
 

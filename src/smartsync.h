@@ -29,6 +29,7 @@
 #define ERRCODE_SS_MISSING_TABLE		MAKE_SQLSTATE('S','S','1','1','0')
 #define ERRCODE_SS_RESERVED_NAME		MAKE_SQLSTATE('S','S','1','1','1')
 #define ERRCODE_SS_MISSING_ROW_COLUMNS	MAKE_SQLSTATE('S','S','1','1','2')
+#define ERRCODE_SS_TEMPORARY_TEMPLATE	MAKE_SQLSTATE('S','S','1','1','3')
 
 /* capture: SS12x */
 #define ERRCODE_SS_TRIGGER_MISUSE		MAKE_SQLSTATE('S','S','1','2','0')
@@ -41,7 +42,7 @@
 #define ERRCODE_SS_BAD_CONTEXT			MAKE_SQLSTATE('S','S','2','0','2')
 #define ERRCODE_SS_UNKNOWN_TENANT		MAKE_SQLSTATE('S','S','2','0','3')
 
-/* push: SS4xx (src/push.c); SS401-SS411 refuse the whole payload, SS420+ one operation */
+/* push: SS4xx (src/push.c); SS401-SS412 refuse the whole payload, SS420+ one operation */
 #define ERRCODE_SS_PUSH_NOT_AN_OBJECT		MAKE_SQLSTATE('S','S','4','0','1')
 #define ERRCODE_SS_PUSH_NO_OPERATIONS		MAKE_SQLSTATE('S','S','4','0','2')
 #define ERRCODE_SS_PUSH_BATCH_TOO_LARGE		MAKE_SQLSTATE('S','S','4','0','3')
@@ -53,6 +54,7 @@
 #define ERRCODE_SS_PUSH_DUPLICATE_ID		MAKE_SQLSTATE('S','S','4','0','9')
 #define ERRCODE_SS_PUSH_CLIENT_ID			MAKE_SQLSTATE('S','S','4','1','0')
 #define ERRCODE_SS_PUSH_DATA_NOT_OBJECT		MAKE_SQLSTATE('S','S','4','1','1')
+#define ERRCODE_SS_PUSH_PAYLOAD_TOO_LARGE	MAKE_SQLSTATE('S','S','4','1','2')
 #define ERRCODE_SS_PUSH_CONTEXT_MISMATCH	MAKE_SQLSTATE('S','S','4','2','0')
 #define ERRCODE_SS_PUSH_PERMISSION			MAKE_SQLSTATE('S','S','4','2','1')
 #define ERRCODE_SS_PUSH_UNKNOWN_FIELD		MAKE_SQLSTATE('S','S','4','2','2')
@@ -61,6 +63,9 @@
 #define ERRCODE_SS_PUSH_TEMP_ID_TAKEN		MAKE_SQLSTATE('S','S','4','2','5')
 #define ERRCODE_SS_PUSH_PRACTICE			MAKE_SQLSTATE('S','S','4','2','6')
 #define ERRCODE_SS_PUSH_ATOMIC_ABORTED		MAKE_SQLSTATE('S','S','4','2','7')
+#define ERRCODE_SS_PUSH_NO_BASE_VERSION		MAKE_SQLSTATE('S','S','4','2','8')
+#define ERRCODE_SS_PUSH_VALUE_TOO_LARGE		MAKE_SQLSTATE('S','S','4','2','9')
+#define ERRCODE_SS_PUSH_FIELD_NAME_TOO_LONG	MAKE_SQLSTATE('S','S','4','3','0')
 
 /* pull: SS5xx */
 #define ERRCODE_SS_BAD_CURSOR			MAKE_SQLSTATE('S','S','5','0','1')
@@ -72,6 +77,8 @@
 #define ERRCODE_SS_PRACTICE_MISMATCH	MAKE_SQLSTATE('S','S','5','0','7')
 #define ERRCODE_SS_PULL_FORBIDDEN		MAKE_SQLSTATE('S','S','5','0','8')
 #define ERRCODE_SS_BAD_RETENTION		MAKE_SQLSTATE('S','S','5','0','9')
+#define ERRCODE_SS_PULL_BAD_SINCE		MAKE_SQLSTATE('S','S','5','1','0')
+#define ERRCODE_SS_PULL_BAD_TYPES		MAKE_SQLSTATE('S','S','5','1','1')
 
 /* conflict store and resolution: SS6xx (src/resolve.c) */
 #define ERRCODE_SS_CONFLICT_NOT_FOUND		MAKE_SQLSTATE('S','S','6','0','1')
@@ -83,6 +90,15 @@
 #define ERRCODE_SS_CONFLICT_DATA			MAKE_SQLSTATE('S','S','6','0','7')
 #define ERRCODE_SS_CONFLICT_NOT_APPLICABLE	MAKE_SQLSTATE('S','S','6','0','8')
 #define ERRCODE_SS_CONFLICT_FILTER			MAKE_SQLSTATE('S','S','6','0','9')
+#define ERRCODE_SS_CONFLICT_PERMISSION		MAKE_SQLSTATE('S','S','6','1','0')
+#define ERRCODE_SS_CONFLICT_TOO_LARGE		MAKE_SQLSTATE('S','S','6','1','1')
+
+/* --- limits ------------------------------------------------------------ */
+
+/* Longest operation id, entity id, temporary id or client id (characters). */
+#define SYNC_ID_MAX			255
+/* Most characters of a client value an error message quotes. */
+#define SYNC_QUOTE_CHARS	64
 
 /* --- settings (smartsync.c) ------------------------------------------- */
 
@@ -91,6 +107,10 @@ extern char *smartsync_practice_id_setting;
 extern char *smartsync_user_id_setting;
 extern char *smartsync_client_id_setting;
 extern char *smartsync_permissions_setting;
+extern bool smartsync_trust_direct_sql;
+extern int	smartsync_max_payload_size;
+extern int	smartsync_max_value_size;
+extern int	smartsync_max_field_name_length;
 
 /* --- push (push.c) ----------------------------------------------------- */
 
@@ -113,6 +133,9 @@ extern void sync_context_read(SyncContext *ctx);
 extern void sync_context_require_tenant(const SyncContext *ctx);
 extern char *sync_tenant_schema(const char *tenant_id);
 extern bool sync_context_has_permission(const SyncContext *ctx, const char *perm);
+extern bool sync_context_may_write(const SyncContext *ctx, const char *entity_type,
+								   const char *action);
+extern bool sync_context_trusted(const SyncContext *ctx);
 
 /* --- pull (pull.c) ---------------------------------------------------- */
 
@@ -126,6 +149,20 @@ extern void sync_stamp_next_insert(Oid relid, int64 version);
 
 extern JsonbValue *sync_jsonb_get(Jsonb *jb, const char *key);
 extern char *sync_jsonb_scalar_text(JsonbValue *v);
-extern bool sync_epoch_ms_timestamp(Numeric n, TimestampTz *result);
+
+/* --- client values (context.c) ------------------------------------------ */
+
+extern char *sync_clip(const char *s, int len);
+extern char *sync_clip_n(const char *s, int len, int chars);
+extern char *sync_clip_str(const char *s);
+extern int	sync_char_length(const char *s, int len);
+extern const char *sync_client_id_problem(const char *s, int len);
+extern bool sync_is_number_text(const char *s, int len);
+extern char *sync_numeric_canonical(Numeric n);
+extern char *sync_canonical_id(const char *s, int len);
+extern char *sync_canonical_id_value(JsonbValue *v);
+extern bool sync_parse_timestamp(const char *s, int len, TimestampTz *result);
+extern bool sync_timestamp_from_json(JsonbValue *v, TimestampTz *result);
+extern int64 sync_timestamp_epoch_ms(TimestampTz ts);
 
 #endif							/* SMARTSYNC_H */

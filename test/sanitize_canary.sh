@@ -6,7 +6,7 @@
 # (test/sanitize_build.c) in a backend.
 set -euo pipefail
 log=$PRIVATE_SERVER_LOG
-ldd "$PRIVATE_PKGLIBDIR/smartsync.so" | grep -q libasan \
+ldd "$PRIVATE_PKGLIBDIR/smartsync.so" | grep libasan >/dev/null \
     || { echo "sanitize: smartsync.so is not linked with the ASan runtime"; exit 1; }
 ready() { grep -c 'database system is ready to accept connections' "$log" || true; }
 canary() {    # canary FUNCTION ARGUMENT: call it, then wait for the server's restart

@@ -24,16 +24,21 @@ CREATE TABLE smartsync.entity_types (
     -- in the client's favour whatever the strategy; the spec's default: low
     auto_resolve     text[] NOT NULL DEFAULT '{low}'
         CHECK (auto_resolve <@ ARRAY['low', 'medium', 'high']::text[]),
-    UNIQUE (table_name)
+    UNIQUE (table_name),
+    -- legacy clients: updates and deletes may come without a base version
+    -- (conflicts are then detected by the client's timestamp alone)
+    timestamp_detection boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE smartsync.entity_types IS
-'entity types: the table inside every tenant schema, its key, dependencies, reference fields, field classes, practice column and default conflict strategy; sort_order is the dependency level (parents first)';
+'entity types: the table inside every tenant schema, its key, dependencies, reference fields, field classes, practice column and default conflict strategy; sort_order is the dependency level (parents first); timestamp_detection lets legacy clients update and delete without a base version';
 
 SELECT pg_catalog.pg_extension_config_dump('smartsync.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('smartsync.entity_types', '');
 
--- Internal: the column of rel that a field name means: the name itself, or the
--- snake_case spelling of a camelCase name (petId -> pet_id).  NULL if none.
+-- Internal: the column of rel that a field name means: the column of exactly
+-- that name, else the column whose camelCase spelling it is exactly (petId ->
+-- pet_id; "PetId", "petID" and "NAME" name no column).  NULL if none.  Push
+-- matches data keys the same way (src/pushapply.c push_find_column).
 CREATE FUNCTION smartsync._field_column(rel regclass, field text)
 RETURNS name
 LANGUAGE sql STABLE
@@ -42,7 +47,11 @@ AS $$
     SELECT a.attname
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
-       AND a.attname IN (field, lower(regexp_replace(field, '([a-z0-9])([A-Z])', '\1_\2', 'g')))
+       AND (a.attname = field
+            OR (a.attname ~ '^[a-z][a-z0-9]*(_[a-z0-9]+)+$'
+                AND (SELECT string_agg(CASE WHEN x.n = 1 THEN x.p ELSE upper(left(x.p, 1)) || substr(x.p, 2) END,
+                                       '' ORDER BY x.n)
+                       FROM regexp_split_to_table(a.attname, '_') WITH ORDINALITY AS x(p, n)) = field))
      ORDER BY a.attname = field DESC
      LIMIT 1
 $$;
@@ -87,7 +96,8 @@ CREATE FUNCTION smartsync.register_entity_type(
     reference_fields jsonb DEFAULT '{}',
     field_classes    jsonb DEFAULT '{}',
     practice_column  text DEFAULT NULL,
-    default_strategy text DEFAULT 'manual')
+    default_strategy text DEFAULT 'manual',
+    timestamp_detection boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -120,6 +130,19 @@ BEGIN
      WHERE c.oid = v_rel AND c.relkind IN ('r', 'p');
     IF v_table IS NULL THEN
         PERFORM smartsync._raise('SS101', format('%s is not a table', v_rel));
+    END IF;
+    IF (SELECT c.relpersistence FROM pg_catalog.pg_class c WHERE c.oid = v_rel) = 't' THEN
+        PERFORM smartsync._raise('SS113', format('template %s is a temporary table', v_rel),
+            'A template outlives the session that registers it: every tenant provisioned later is made from it.',
+            'Create the template as an ordinary table in a schema of its own.');
+    END IF;
+    IF array_position(depends_on, NULL) IS NOT NULL THEN
+        PERFORM smartsync._raise('SS101', 'depends_on must not hold NULL',
+            'depends_on lists the entity types this one depends on, each by its name.');
+    END IF;
+    IF timestamp_detection IS NULL THEN
+        PERFORM smartsync._raise('SS108', 'timestamp_detection must not be null',
+            'true lets updates and deletes of legacy clients come without a base version; false (the default) requires it.');
     END IF;
     IF v_table LIKE 'sync\_%' THEN
         PERFORM smartsync._raise('SS111', format('table name %I is reserved', v_table),
@@ -216,14 +239,16 @@ BEGIN
 
     INSERT INTO smartsync.entity_types AS e
            (entity_type, template_schema, table_name, pk_column, depends_on, reference_fields,
-            field_classes, practice_column, default_strategy)
+            field_classes, practice_column, default_strategy, timestamp_detection)
     VALUES (register_entity_type.entity_type, v_schema, v_table, v_pk, v_deps, v_refs,
-            v_classes, v_practice, register_entity_type.default_strategy)
+            v_classes, v_practice, register_entity_type.default_strategy,
+            register_entity_type.timestamp_detection)
     ON CONFLICT ON CONSTRAINT entity_types_pkey DO UPDATE
        SET template_schema = excluded.template_schema, table_name = excluded.table_name,
            pk_column = excluded.pk_column, depends_on = excluded.depends_on,
            reference_fields = excluded.reference_fields, field_classes = excluded.field_classes,
-           practice_column = excluded.practice_column, default_strategy = excluded.default_strategy;
+           practice_column = excluded.practice_column, default_strategy = excluded.default_strategy,
+           timestamp_detection = excluded.timestamp_detection;
 
     PERFORM smartsync._sort_entity_types();
 
@@ -233,8 +258,8 @@ BEGIN
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION smartsync.register_entity_type(text, regclass, text[], jsonb, jsonb, text, text) IS
-'register (or update) an entity type from its template table; idempotent; provisioned tenants get the table and its capture';
+COMMENT ON FUNCTION smartsync.register_entity_type(text, regclass, text[], jsonb, jsonb, text, text, boolean) IS
+'register (or update) an entity type from its template table; idempotent; provisioned tenants get the table and its capture; timestamp_detection lets legacy clients update and delete without a base version (off by default)';
 
 CREATE FUNCTION smartsync.unregister_entity_type(entity_type text)
 RETURNS void

@@ -16,6 +16,16 @@ BEGIN
         PERFORM smartsync._raise('SS111', format('schema name %I is reserved', s),
             'System schemas, public, smartsync and template schemas cannot hold a tenant.');
     END IF;
+    -- the schema PostgREST exposes: api (setup_postgrest's default), or any schema
+    -- holding the api functions smartsync_api owns
+    IF s = 'api' OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                              JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                              JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
+                             WHERE n.nspname = s AND r.rolname = 'smartsync_api') THEN
+        PERFORM smartsync._raise('SS111', format('schema name %I is reserved', s),
+            'It is the schema PostgREST exposes (smartsync.setup_postgrest): a tenant''s tables there would be served to every caller, and setup_postgrest could not run again.',
+            'Provision the tenant in a schema of its own (the default is tenant_<id>).');
+    END IF;
 END
 $$;
 
@@ -163,7 +173,16 @@ DECLARE
     d text;
     col record;
 BEGIN
-    SELECT * INTO STRICT e FROM smartsync.entity_types WHERE entity_type = etype;
+    SELECT * INTO e FROM smartsync.entity_types WHERE entity_type = etype;
+    IF NOT FOUND THEN
+        PERFORM smartsync._raise('SS106', format('unknown entity type %L', etype),
+            'Only a registered entity type has a table to track.');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM smartsync.tenants t WHERE t.schema_name = s) THEN
+        PERFORM smartsync._raise('SS101', format('schema %L is not a tenant schema', s),
+            'Entity tables are tracked in the schema of a provisioned tenant.',
+            'Provision the tenant with smartsync.provision_tenant().');
+    END IF;
     tmpl := to_regclass(format('%I.%I', e.template_schema, e.table_name));
     rel := to_regclass(format('%I.%I', s, e.table_name));
 
@@ -254,7 +273,8 @@ DECLARE
 BEGIN
     IF tenant_id IS NULL OR length(tenant_id) = 0 OR length(tenant_id) > 255
        OR tenant_id ~ '[[:cntrl:]]' THEN
-        PERFORM smartsync._raise('SS101', format('invalid tenant id %L', tenant_id),
+        PERFORM smartsync._raise('SS101', format('invalid tenant id %L',
+                CASE WHEN length(tenant_id) > 64 THEN left(tenant_id, 64) || '...' ELSE tenant_id END),
             'A tenant id is 1 to 255 printable characters.');
     END IF;
     v_schema := coalesce(provision_tenant.schema_name,

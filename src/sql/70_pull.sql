@@ -16,7 +16,7 @@ SELECT pg_catalog.pg_extension_config_dump('smartsync.pull_secret', '');
 REVOKE ALL ON smartsync.pull_secret FROM PUBLIC;
 
 CREATE FUNCTION smartsync.sync_pull(
-    p_since        timestamptz DEFAULT NULL,
+    p_since        text DEFAULT NULL,
     p_cursor       text DEFAULT NULL,
     p_entity_types text DEFAULT NULL,
     p_practice_id  text DEFAULT NULL,
@@ -24,8 +24,8 @@ CREATE FUNCTION smartsync.sync_pull(
 RETURNS jsonb
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'smartsync_sync_pull';
-COMMENT ON FUNCTION smartsync.sync_pull(timestamptz, text, text, text, integer) IS
-'GET /api/sync/pull: one page of changes for the request context''s tenant, {success, timestamp, changes[{entityType, operation, id, data, updatedAt, version}], hasMore, cursor, full}; send back cursor for an exact next page; without a cursor the first pull lists the live rows';
+COMMENT ON FUNCTION smartsync.sync_pull(text, text, text, text, integer) IS
+'GET /api/sync/pull: one page of changes for the request context''s tenant, {success, timestamp, changes[{entityType, operation, id, data, updatedAt, version}], hasMore, cursor, full}; send back cursor for an exact next page; without a cursor the first pull lists the live rows; p_since (epoch milliseconds or ISO 8601 with offset) reads changes at or after it, and timestamp is a safe watermark to send back as p_since';
 
 CREATE FUNCTION smartsync.prune_changes(p_tenant_id text, p_older_than interval)
 RETURNS bigint
@@ -47,7 +47,12 @@ BEGIN
         PERFORM smartsync._raise('SS203', format('tenant "%s" is not provisioned', p_tenant_id), NULL,
             'Provision it with smartsync.provision_tenant().');
     END IF;
-    v_cutoff := now() - p_older_than;
+    BEGIN
+        v_cutoff := now() - p_older_than;
+    EXCEPTION WHEN datetime_field_overflow OR interval_field_overflow THEN
+        PERFORM smartsync._raise('SS509', 'invalid retention: out of range',
+            'The retention is a non-negative interval: changes older than now() minus it are pruned.');
+    END;
     EXECUTE format('WITH d AS (DELETE FROM %I.sync_changes WHERE changed_at < $1 RETURNING xid)
                     SELECT count(*), max(xid) FROM d', v_schema)
        INTO v_count, v_max USING v_cutoff;

@@ -34,21 +34,26 @@ $$;
 COMMENT ON FUNCTION smartsync.current_tenant_id() IS
 'the request context''s tenant id as row-level security sees it: the tenant_id (or tenantId) claim when request.jwt.claims is set, else the smartsync.tenant_id setting; NULL when none';
 
--- The practice of the request context, or NULL, read like current_tenant_id().
+-- The practice of the request context, or NULL, read like current_tenant_id(),
+-- in the canonical form the C context uses: a number, whether sent as 1, "1",
+-- 1.0 or 1e0, is written without exponent and trailing zeros ("1").
 CREATE FUNCTION smartsync.current_practice_id()
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN coalesce(current_setting('request.jwt.claims', true), '') = ''
-                THEN nullif(current_setting('smartsync.practice_id', true), '')
-                ELSE (SELECT coalesce(c ->> 'practice_id', c ->> 'practiceId')
-                        FROM (SELECT current_setting('request.jwt.claims', true)::jsonb) AS s(c)
-                       WHERE jsonb_typeof(c) = 'object')
-           END
+    SELECT CASE WHEN length(p.v) <= 64 AND p.v ~ '^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?$'
+                THEN trim_scale(p.v::numeric)::text
+                ELSE p.v END
+      FROM (SELECT CASE WHEN coalesce(current_setting('request.jwt.claims', true), '') = ''
+                        THEN nullif(current_setting('smartsync.practice_id', true), '')
+                        ELSE (SELECT coalesce(c ->> 'practice_id', c ->> 'practiceId')
+                                FROM (SELECT current_setting('request.jwt.claims', true)::jsonb) AS s(c)
+                               WHERE jsonb_typeof(c) = 'object')
+                   END) AS p(v)
 $$;
 COMMENT ON FUNCTION smartsync.current_practice_id() IS
-'the request context''s practice id as row-level security sees it: the practice_id (or practiceId) claim when request.jwt.claims is set, else the smartsync.practice_id setting; NULL when none';
+'the request context''s practice id as row-level security sees it: the practice_id (or practiceId) claim when request.jwt.claims is set, else the smartsync.practice_id setting, a number in canonical form (1, "1", 1.0 and 1e0 are "1"); NULL when none';
 
 -- Internal: row-level security and the api owner's privileges on the tables of
 -- tenant schema s (only table t when given).  Idempotent.
@@ -142,37 +147,44 @@ COMMENT ON FUNCTION smartsync._secure_tenant(name, name) IS
 
 -- --- HTTP statuses ---------------------------------------------------------
 
--- The HTTP status PostgREST answers for a SQLSTATE raised by smartsync
--- (smartsync's own, class SS), NULL for any other SQLSTATE (PostgREST's own
--- mapping applies to those: 42501 -> 403 or 401, 23505 -> 409, ...).
+-- The HTTP status PostgREST answers for a SQLSTATE smartsync defines (class
+-- SS), NULL for any other code: another class (PostgREST's own mapping applies
+-- to those: 42501 -> 403 or 401, 23505 -> 409, ...) or an SS code smartsync
+-- does not define.  The api answers an error whose code has no status with 400.
 CREATE FUNCTION smartsync.http_status(sqlstate text)
 RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
-        WHEN sqlstate IS NULL OR sqlstate NOT LIKE 'SS___' THEN NULL
         -- who is calling
         WHEN sqlstate IN ('SS201', 'SS202') THEN 401
-        WHEN sqlstate IN ('SS203', 'SS420', 'SS421', 'SS426', 'SS503', 'SS507', 'SS508') THEN 403
-        -- batch too large, must refetch
-        WHEN sqlstate = 'SS403' THEN 413
+        WHEN sqlstate IN ('SS203', 'SS420', 'SS421', 'SS426', 'SS503', 'SS507', 'SS508',
+                          'SS604', 'SS610') THEN 403
+        -- an unknown conflict
+        WHEN sqlstate = 'SS601' THEN 404
+        -- stale or concurrent state, a merge the data does not allow
+        WHEN sqlstate IN ('SS425', 'SS427', 'SS602', 'SS603', 'SS606', 'SS608') THEN 409
+        -- must refetch
         WHEN sqlstate = 'SS505' THEN 410
-        -- stale or concurrent state
-        WHEN sqlstate IN ('SS425', 'SS427') THEN 409
+        -- too large: split the batch, shorten the value
+        WHEN sqlstate IN ('SS403', 'SS412', 'SS429', 'SS611') THEN 413
+        -- an update or delete without the base version it was made on
+        WHEN sqlstate = 'SS428' THEN 428
         -- the server's configuration, not the request
         WHEN sqlstate IN ('SS104', 'SS110', 'SS112', 'SS120', 'SS121', 'SS701') THEN 500
-        -- conflict resolution: unknown conflict; another practice's; already
-        -- resolved, changed since, or a merge the data does not allow
-        WHEN sqlstate = 'SS601' THEN 404
-        WHEN sqlstate = 'SS604' THEN 403
-        WHEN sqlstate IN ('SS602', 'SS603', 'SS606', 'SS608') THEN 409
         -- everything else a client sends wrong
-        ELSE 400
+        WHEN sqlstate IN ('SS101', 'SS103', 'SS105', 'SS106', 'SS107', 'SS108', 'SS109', 'SS111',
+                          'SS113', 'SS122', 'SS123',
+                          'SS301', 'SS302', 'SS303', 'SS304', 'SS305',
+                          'SS401', 'SS402', 'SS404', 'SS405', 'SS406', 'SS407', 'SS408', 'SS409',
+                          'SS410', 'SS411', 'SS422', 'SS423', 'SS424', 'SS430',
+                          'SS501', 'SS502', 'SS504', 'SS506', 'SS509', 'SS510', 'SS511',
+                          'SS605', 'SS607', 'SS609', 'SS702', 'SS703') THEN 400
     END
 $$;
 COMMENT ON FUNCTION smartsync.http_status(text) IS
-'the HTTP status the api answers for a smartsync SQLSTATE (class SS): 400 invalid request, 401 no or malformed identity, 403 forbidden, 404 unknown conflict, 409 stale or concurrent, 410 must refetch, 413 batch too large, 500 server configuration; NULL for other SQLSTATEs';
+'the HTTP status the api answers for a SQLSTATE smartsync defines (class SS): 400 invalid request, 401 no or malformed identity, 403 forbidden, 404 unknown conflict, 409 stale or concurrent, 410 must refetch, 413 too large, 428 no base version, 500 server configuration; NULL for any other code (another class, or an SS code smartsync does not define), which the api answers with 400';
 
 -- Internal: re-raises a smartsync error as PostgREST's custom error: SQLSTATE
 -- PGRST, the message a JSON body {code, message, details, hint} with the
@@ -244,26 +256,6 @@ $$;
 COMMENT ON FUNCTION smartsync._api_sync_push(jsonb) IS
 'internal: body of api.sync_push: smartsync.sync_push with smartsync errors as PostgREST responses';
 
--- Internal: parses the spec's lastSyncTimestamp: epoch milliseconds or an ISO timestamp.
-CREATE FUNCTION smartsync._api_timestamp(name text, value text)
-RETURNS timestamptz
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF value IS NULL OR value = '' THEN
-        RETURN NULL;
-    ELSIF value ~ '^\s*[0-9]{1,15}\s*$' THEN
-        RETURN to_timestamp(value::numeric / 1000);
-    END IF;
-    RETURN value::timestamptz;
-EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR invalid_parameter_value THEN
-    PERFORM smartsync._raise('SS702', format('invalid %s %L', name, value),
-        'It is a time in milliseconds since 1970-01-01 UTC, or an ISO 8601 timestamp with its zone.',
-        'Encode "+" in a query string as %2B.');
-END
-$$;
-
 -- Internal: one pull parameter given under two names (p_x and the spec's name).
 CREATE FUNCTION smartsync._api_param(name text, value text, alias text, alias_value text)
 RETURNS text
@@ -281,7 +273,7 @@ $$;
 
 -- Internal: the body of api.sync_pull (runs as the api owner).
 CREATE FUNCTION smartsync._api_sync_pull(
-    p_since        timestamptz,
+    p_since        text,
     p_cursor       text,
     p_entity_types text,
     p_practice_id  text,
@@ -294,17 +286,12 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_since timestamptz;
     v_code text; v_msg text; v_detail text; v_hint text;
 BEGIN
     PERFORM smartsync._api_guard();
-    v_since := smartsync._api_timestamp('lastSyncTimestamp', last_sync_timestamp);
-    IF p_since IS NOT NULL AND v_since IS NOT NULL AND p_since <> v_since THEN
-        PERFORM smartsync._raise('SS702', 'parameters p_since and lastSyncTimestamp disagree',
-            'lastSyncTimestamp is the spec''s name of p_since; send one of them.');
-    END IF;
+    -- a time is checked by sync_pull's strict parser (SS510), whichever name it came under
     RETURN smartsync.sync_pull(
-        p_since        => coalesce(p_since, v_since),
+        p_since        => smartsync._api_param('p_since', p_since, 'lastSyncTimestamp', last_sync_timestamp),
         p_cursor       => p_cursor,
         p_entity_types => smartsync._api_param('p_entity_types', p_entity_types, 'entityTypes', entity_types),
         p_practice_id  => smartsync._api_param('p_practice_id', p_practice_id, 'practiceId', practice_id),
@@ -318,7 +305,7 @@ EXCEPTION WHEN OTHERS THEN
     RAISE;
 END
 $$;
-COMMENT ON FUNCTION smartsync._api_sync_pull(timestamptz, text, text, text, integer, text, text, text) IS
+COMMENT ON FUNCTION smartsync._api_sync_pull(text, text, text, text, integer, text, text, text) IS
 'internal: body of api.sync_pull: smartsync.sync_pull with the spec''s parameter names and smartsync errors as PostgREST responses';
 
 -- Internal: the bodies of the conflict endpoints (issue 6's functions), same pattern.
@@ -416,7 +403,7 @@ DECLARE
                         AND to_regprocedure('smartsync.list_conflicts(text, text, interval, integer)') IS NOT NULL
                         AND to_regprocedure('smartsync.conflict_stats()') IS NOT NULL;
     v_functions  text[] := ARRAY['sync_push(jsonb)',
-                                 'sync_pull(timestamptz, text, text, text, integer, text, text, text)'];
+                                 'sync_pull(text, text, text, text, integer, text, text, text)'];
     f text;
     t record;
 BEGIN
@@ -511,9 +498,12 @@ $c$Push offline operations (the spec's POST /api/sync/push)
 Body: {"operations": [{"id", "operation": "create"|"update"|"delete", "entityType", "entityId", "data", "version", "timestamp", "requiredPermissions"}], "clientTimestamp", "atomic"}. Every operation is applied once per (client, operation id), parents first, temporary ids mapped to real ids, conflicts detected and resolved or stored. Response: {"success", "processed", "failed", "conflicts", "results": [...]}. Tenant, practice, user, client and permissions come from the JWT claims, never from the body. Errors: {"code": smartsync SQLSTATE, "message", "details", "hint"} with status 400, 401, 403 or 413.$c$;
     $f$, api_schema);
 
+    -- 0.2.0's sync_pull took p_since as timestamptz: drop it, or PostgREST would see two
+    EXECUTE format('DROP FUNCTION IF EXISTS %I.sync_pull(timestamptz, text, text, text, integer, text, text, text)',
+                   api_schema);
     EXECUTE format($f$
         CREATE OR REPLACE FUNCTION %1$I.sync_pull(
-            p_since        timestamptz DEFAULT NULL,
+            p_since        text DEFAULT NULL,
             p_cursor       text DEFAULT NULL,
             p_entity_types text DEFAULT NULL,
             p_practice_id  text DEFAULT NULL,
@@ -525,10 +515,10 @@ Body: {"operations": [{"id", "operation": "create"|"update"|"delete", "entityTyp
         LANGUAGE sql STABLE SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
         AS 'SELECT smartsync._api_sync_pull($1, $2, $3, $4, $5, $6, $7, $8)';
-        COMMENT ON FUNCTION %1$I.sync_pull(timestamptz, text, text, text, integer, text, text, text) IS
+        COMMENT ON FUNCTION %1$I.sync_pull(text, text, text, text, integer, text, text, text) IS
 $c$Pull server changes (the spec's GET /api/sync/pull)
 
-One page of changes for the JWT's tenant (and practice): {"success", "timestamp", "changes": [{"entityType", "operation", "id", "data", "updatedAt", "version"}], "hasMore", "cursor", "full"}. Send the returned cursor as p_cursor for the exact next page; without a cursor the first pull lists the live rows. p_entity_types: comma-separated entity types; p_limit: page size. The spec's lastSyncTimestamp (milliseconds since 1970, or ISO 8601), practiceId and entityTypes are accepted as aliases of p_since, p_practice_id and p_entity_types. Errors: 400, 401, 403, and 410 when the cursor is older than the change-log retention (pull again without a cursor).$c$;
+One page of changes for the JWT's tenant (and practice): {"success", "timestamp", "changes": [{"entityType", "operation", "id", "data", "updatedAt", "version"}], "hasMore", "cursor", "full"}. Send the returned cursor as p_cursor for the exact next page; without a cursor the first pull lists the live rows. p_entity_types: comma-separated entity types; p_limit: page size. The spec's lastSyncTimestamp (milliseconds since 1970, or ISO 8601 with offset), practiceId and entityTypes are accepted as aliases of p_since, p_practice_id and p_entity_types; the response's timestamp is a safe watermark to send back as lastSyncTimestamp. Errors: 400, 401, 403, and 410 when the cursor is older than the change-log retention (pull again without a cursor).$c$;
     $f$, api_schema);
 
     IF v_conflicts THEN

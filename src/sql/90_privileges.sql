@@ -1,5 +1,5 @@
 -- Administrative functions are not for PUBLIC.
-REVOKE ALL ON FUNCTION smartsync.register_entity_type(text, regclass, text[], jsonb, jsonb, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION smartsync.register_entity_type(text, regclass, text[], jsonb, jsonb, text, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION smartsync.unregister_entity_type(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION smartsync.provision_tenant(text, name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION smartsync._raise(text, text, text, text) FROM PUBLIC;

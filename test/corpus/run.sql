@@ -42,7 +42,7 @@ BEGIN
     PERFORM set_config('smartsync.practice_id', p_practice, true);
     PERFORM set_config('smartsync.user_id', '42', true);
     PERFORM set_config('smartsync.client_id', 'fixture-device', true);
-    PERFORM set_config('smartsync.permissions', '', true);
+    PERFORM set_config('smartsync.permissions', '*', true);
     RETURN smartsync.sync_push(p_body);
 END $$;
 CREATE FUNCTION corpus.make_conflict(p_tenant text, p_practice text, p_op text, p_client bigint, p_data jsonb) RETURNS bigint
@@ -73,7 +73,8 @@ SELECT corpus.make_conflict('corpus_other', '1', 'o' || i, i, jsonb_build_object
 INSERT INTO corpus.fixture SELECT 'other_tenant', max(conflict_id)::text FROM tenant_corpus_other.sync_conflicts;
 COMMIT;
 BEGIN;
-SELECT set_config('smartsync.tenant_id', 'corpus', true), set_config('smartsync.practice_id', '1', true) \g /dev/null
+SELECT set_config('smartsync.tenant_id', 'corpus', true), set_config('smartsync.practice_id', '1', true),
+       set_config('smartsync.permissions', '*', true) \g /dev/null
 SELECT smartsync.resolve_conflict((SELECT value::bigint FROM corpus.fixture WHERE name = 'resolved'), 'server-wins') \g /dev/null
 COMMIT;
 -- one open conflict whose server row changed after it was recorded
@@ -177,7 +178,11 @@ CREATE FUNCTION corpus.failed_ledger() RETURNS bigint LANGUAGE sql AS $$
     SELECT count(*) FROM tenant_corpus.sync_ledger WHERE outcome = 'failed' $$;
 
 CREATE TABLE corpus.result (n bigint, name text, target text, expect text, got text, raised boolean,
-                            wrote text, message text);
+                            wrote text, message text, longest int);
+
+-- No answer may quote a client value whole: the longest error message or detail
+-- (of the call, or of a refused operation's result) stays below this.
+CREATE FUNCTION corpus.max_message() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 600';
 
 -- Runs one case in a subtransaction and rolls it back; returns what happened.
 CREATE FUNCTION corpus.run_case(c jsonb) RETURNS corpus.result
@@ -206,8 +211,12 @@ BEGIN
         PERFORM set_config('smartsync.practice_id', coalesce(ctx ->> 'practice_id', '1'), true);
         PERFORM set_config('smartsync.user_id', coalesce(ctx ->> 'user_id', '42'), true);
         PERFORM set_config('smartsync.client_id', coalesce(ctx ->> 'client_id', 'corpus-device'), true);
-        PERFORM set_config('smartsync.permissions', coalesce(ctx ->> 'permissions', ''), true);
+        PERFORM set_config('smartsync.permissions', coalesce(ctx ->> 'permissions', '*'), true);
         PERFORM set_config('smartsync.batch_size', coalesce(ctx ->> 'batch_size', '50'), true);
+        -- superuser settings a case needs (limits): {"settings": {"max_value_size": "1kB"}}
+        FOR k, v IN SELECT * FROM jsonb_each(coalesce(c -> 'settings', '{}')) LOOP
+            PERFORM set_config('smartsync.' || k, v #>> '{}', true);
+        END LOOP;
         PERFORM set_config('request.jwt.claims', coalesce(c ->> 'claims', ''), true);
         before := corpus.counts();
         failed_before := corpus.failed_ledger();
@@ -243,6 +252,8 @@ BEGIN
               FROM jsonb_array_elements(CASE WHEN jsonb_typeof(r -> 'results') = 'array' THEN r -> 'results' ELSE '[]' END) x
              WHERE NOT coalesce((x ->> 'success')::boolean, false);
             res.got := coalesce(res.got, 'ok');
+            SELECT max(greatest(length(x ->> 'error'), length(x ->> 'detail'))) INTO res.longest
+              FROM jsonb_array_elements(CASE WHEN jsonb_typeof(r -> 'results') = 'array' THEN r -> 'results' ELSE '[]' END) x;
             -- all or nothing: a refused atomic batch records nothing at all
             IF (r ->> 'atomic')::boolean IS TRUE AND NOT (r ->> 'success')::boolean THEN
                 nfailed := 0;
@@ -252,6 +263,8 @@ BEGIN
             res.raised := true;
             res.got := SQLSTATE;
             res.message := SQLERRM;
+            GET STACKED DIAGNOSTICS body = PG_EXCEPTION_DETAIL;
+            res.longest := greatest(length(SQLERRM), length(body));
             nfailed := 0;
         END;
         after := corpus.counts();
@@ -260,6 +273,10 @@ BEGIN
           INTO res.wrote
           FROM jsonb_each(before) b JOIN jsonb_each(after) a USING (key)
          WHERE a.value <> b.value;
+        IF coalesce(res.longest, 0) > corpus.max_message() THEN
+            res.wrote := concat_ws(', ', res.wrote, format('a message of %s characters', res.longest));
+            res.message := left(res.message, 300);
+        END IF;
         IF corpus.failed_ledger() - failed_before <> nfailed THEN
             res.wrote := concat_ws(', ', res.wrote, format('failed acknowledgements %s for %s refused operations',
                                                           corpus.failed_ledger() - failed_before, nfailed));

@@ -1316,8 +1316,8 @@ resolve_request(Client *c, long long conflict_id, const char *strategy, char *st
 /*
  * Resolves some (or all) of the client's open conflicts with a random
  * strategy.  A merge that cannot merge (SS606) falls back to client-wins; a
- * conflict whose server row changed since (SS603) can only be closed with
- * server-wins.
+ * conflict whose server row changed since (SS603), or whose write the device
+ * may not make (SS610), can only be closed with server-wins.
  */
 static void
 resolve_conflicts(Client *c, bool all)
@@ -1345,8 +1345,8 @@ resolve_conflicts(Client *c, bool all)
 			if (body != NULL)
 				break;
 			c->st.res_retries++;
-			if (strcmp(state, "SS603") == 0)
-				strategy = "server-wins";	/* stale: only server-wins may close it */
+			if (strcmp(state, "SS603") == 0 || strcmp(state, "SS610") == 0)
+				strategy = "server-wins";	/* stale, or a write not permitted: only server-wins */
 			else if (strcmp(state, "SS606") == 0 || strcmp(state, "SS607") == 0 ||
 					 strcmp(state, "SS608") == 0 || strcmp(state, "23503") == 0)
 				strategy = strcmp(strategy, "client-wins") == 0 ? "server-wins" : "client-wins";
@@ -1953,9 +1953,10 @@ setup(void)
 		snprintf(c->name, sizeof(c->name), "dev%02d", i + 1);
 		{
 			/*
-			 * Exact permissions: the push matches requiredPermissions
-			 * literally (no "*" or "type:*" wildcard as the pull has).  A
-			 * restricted device may not delete owners.
+			 * Exact permissions, one per type and action: the server requires
+			 * "<type>:<action>" of every operation and of every resolution's
+			 * write, whatever the payload declares.  A restricted device may not
+			 * delete owners.
 			 */
 			JsonBuf		perms;
 

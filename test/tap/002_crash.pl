@@ -155,6 +155,7 @@ sub push_sql
 SET smartsync.practice_id = '1';
 SET smartsync.user_id = '7';
 SET smartsync.client_id = '$device';
+SET smartsync.permissions = '*';
 SET smartsync.batch_size = 1000;
 };
 	$sql .= "SELECT smartsync.sync_push(crash_check.payload('$device', $_)) ->> 'processed';\n" for @b;

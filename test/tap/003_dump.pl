@@ -31,6 +31,7 @@ SET smartsync.tenant_id = 'dump';
 SET smartsync.practice_id = '1';
 SET smartsync.user_id = '42';
 SET smartsync.client_id = 'tablet';
+SET smartsync.permissions = '*';
 };
 
 # One sync_push as the tablet; returns the decoded response.

@@ -1,0 +1,222 @@
+// The pull phase of a sync (README "Pull", "A client's loop"):
+//
+// - The exact cursor: each page is applied in ONE IndexedDB transaction that also stores
+//   the page's cursor, so the device never holds a cursor without the data it stands for,
+//   nor data without its cursor. A crash between pages resumes from the last page applied.
+// - First sync: no cursor, so the server lists every live row (`full: true`), in pages
+//   until `hasMore` is false; the first page of a listing clears the synced rows in its
+//   own transaction (rows with queued changes stay, and so does the queue).
+// - Tombstones (`delete`) remove the row. A row with queued changes gets the server's data
+//   underneath them (the changes stay on top, and their base version stays, so the server
+//   decides whether they conflict).
+// - 410 must-refetch (SS505, and a cursor the server cannot read any more): forget the
+//   cursor and list again.
+// - Memory stays flat: a page is applied and dropped before the next is fetched.
+
+import { entityKey } from './batch.js';
+import { Database, META, Pipeline, QUEUE, entityStore, type Tx } from './database.js';
+import { ProtocolError, isMustRefetch } from './errors.js';
+import type { StoreChange } from './local-store.js';
+import { RELIST_KEY, patched } from './push-results.js';
+import type { Transport } from './transport.js';
+import { collectTempRefs } from './validate.js';
+import type { EntityRecord, PullChange, PullResponse, QueuedOperation } from './types.js';
+
+export const CURSOR_KEY = 'cursor';
+
+/** What meta holds under CURSOR_KEY. */
+export interface CursorRecord {
+  key: typeof CURSOR_KEY;
+  cursor: string;
+  /** The pull's scope (entity types, practice): a cursor is only valid for the scope it was issued for. */
+  scope: string;
+  /** True while a listing is under way (its later pages carry `full: true`). */
+  listing: boolean;
+  updatedAt: number;
+}
+
+export interface PullContext {
+  db: Database;
+  transport: Transport;
+  now: () => number;
+  entityTypes: readonly string[];
+  /** Send the configured entity types as the pull's filter (default true). */
+  filterEntityTypes: boolean;
+  practiceId?: string | number | undefined;
+  limit: number;
+  tempIdPrefix: string;
+  emit(change: StoreChange): void;
+  signal?: AbortSignal | undefined;
+}
+
+export interface PullOutcome {
+  /** Changes applied. */
+  pulled: number;
+  pages: number;
+  /** True when the device listed everything again: the server asked (410), or a push answer showed changes no pull would send. */
+  refetched: boolean;
+}
+
+/** Pulls every page there is now. */
+export async function pullAll(ctx: PullContext): Promise<PullOutcome> {
+  const outcome: PullOutcome = { pulled: 0, pages: 0, refetched: false };
+  const scope = scopeOf(ctx);
+  // a push answer showed changes the pull would never send: list everything again
+  const relist = (await ctx.db.transaction([META], 'readonly', (tx) => tx.objectStore(META).get(RELIST_KEY))) !== undefined;
+  let cursor = relist ? undefined : await readCursor(ctx.db, scope);
+  if (relist) outcome.refetched = true;
+  const configured = new Set(ctx.entityTypes);
+
+  for (;;) {
+    const sent = cursor;
+    let page: PullResponse;
+    try {
+      const params: Parameters<Transport['pull']>[0] = { limit: ctx.limit };
+      if (sent !== undefined) params.cursor = sent;
+      if (ctx.filterEntityTypes) params.entityTypes = [...ctx.entityTypes];
+      page = await ctx.transport.pull(params, ctx.signal);
+    } catch (error) {
+      if (isMustRefetch(error) && sent !== undefined && !outcome.refetched) {
+        outcome.refetched = true;
+        cursor = undefined;
+        continue;
+      }
+      throw error;
+    }
+    if (typeof page.cursor !== 'string' || page.cursor === '') throw new ProtocolError('pull: the answer has no cursor');
+    if (typeof page.hasMore !== 'boolean') throw new ProtocolError('pull: the answer has no hasMore');
+    const startsListing = sent === undefined;
+    const types = await applyPage(ctx, page, scope, startsListing, configured);
+    outcome.pulled += page.changes.length;
+    outcome.pages += 1;
+    for (const entityType of types) ctx.emit({ entityType, ids: null, source: 'pull' });
+    // a standby behind the cursor answers "nothing yet" with the same cursor: try again later
+    if (!page.hasMore || (page.changes.length === 0 && page.cursor === sent)) break;
+    cursor = page.cursor;
+  }
+  return outcome;
+}
+
+/** The stored cursor, if it was issued for this scope. */
+export async function readCursor(db: Database, scope: string): Promise<string | undefined> {
+  const record = (await db.transaction([META], 'readonly', (tx) => tx.objectStore(META).get(CURSOR_KEY))) as CursorRecord | undefined;
+  return record && record.scope === scope ? record.cursor : undefined;
+}
+
+/** The scope a cursor belongs to. */
+export function scopeOf(ctx: Pick<PullContext, 'filterEntityTypes' | 'entityTypes' | 'practiceId'>): string {
+  return JSON.stringify({ entityTypes: ctx.filterEntityTypes ? ctx.entityTypes : null, practiceId: ctx.practiceId ?? null });
+}
+
+/** Applies one page and stores its cursor, in one transaction. Returns the entity types it changed. */
+async function applyPage(ctx: PullContext, page: PullResponse, scope: string, startsListing: boolean, configured: ReadonlySet<string>): Promise<Set<string>> {
+  const stores = [META, QUEUE, ...ctx.entityTypes.map(entityStore)];
+  const touched = new Set<string>();
+  await ctx.db.transaction(
+    stores,
+    'readwrite',
+    async (tx) => {
+      if (startsListing && page.full) {
+        for (const entityType of ctx.entityTypes) {
+          if (await clearSynced(tx, entityType)) touched.add(entityType);
+        }
+      }
+      // local changes still to push, per entity: they stay on top of what the server sends
+      const local = new Map<string, QueuedOperation[]>();
+      if (page.changes.length > 0) {
+        for (const op of (await tx.objectStore(QUEUE).getAll()) as QueuedOperation[]) {
+          if (op.status === 'failed') continue;
+          const key = entityKey(op.entityType, op.entityId);
+          const list = local.get(key);
+          if (list) list.push(op);
+          else local.set(key, [op]);
+        }
+      }
+      // on a listing page, only the rows the device changed need reading (the rest were cleared)
+      const listing = page.full === true;
+      const kept = listing && page.changes.length > 0 ? await unsyncedKeys(tx, ctx.entityTypes) : null;
+      const writes = new Pipeline();
+      for (const change of page.changes) {
+        checkChange(change);
+        if (!configured.has(change.entityType)) continue;
+        const key = entityKey(change.entityType, change.id);
+        await applyChange(ctx, tx, writes, change, local.get(key), kept === null || kept.has(key));
+        touched.add(change.entityType);
+      }
+      await writes.done();
+      if (startsListing) await tx.objectStore(META).delete(RELIST_KEY);
+      await tx.objectStore(META).put({
+        key: CURSOR_KEY,
+        cursor: page.cursor!,
+        scope,
+        listing: listing && page.hasMore,
+        updatedAt: ctx.now(),
+      } satisfies CursorRecord);
+    },
+    'relaxed',
+  );
+  return touched;
+}
+
+/** Removes the synced rows of an entity type (rows with local changes stay). Returns true when it removed any. */
+async function clearSynced(tx: Tx, entityType: string): Promise<boolean> {
+  const store = tx.objectStore(entityStore(entityType));
+  const total = await store.count();
+  if (total === 0) return false;
+  const synced = await store.index('status').count('synced');
+  if (synced === total) {
+    await store.clear();
+    return true;
+  }
+  const writes = new Pipeline();
+  for (const key of await store.index('status').getAllKeys('synced')) writes.add(store.delete(key));
+  await writes.done();
+  return synced > 0;
+}
+
+/** The keys of the rows that are not simply synced (changed here, in conflict, failed). */
+async function unsyncedKeys(tx: Tx, entityTypes: readonly string[]): Promise<Set<string>> {
+  const keys = new Set<string>();
+  for (const entityType of entityTypes) {
+    const index = tx.objectStore(entityStore(entityType)).index('status');
+    for (const status of ['pending', 'conflict', 'failed']) {
+      for (const id of await index.getAllKeys(status)) keys.add(entityKey(entityType, id as string | number));
+    }
+  }
+  return keys;
+}
+
+async function applyChange(ctx: PullContext, tx: Tx, writes: Pipeline, change: PullChange, queued: QueuedOperation[] | undefined, mayExist: boolean): Promise<void> {
+  const rows = tx.objectStore(entityStore(change.entityType));
+  if (change.operation === 'delete') {
+    writes.add(rows.delete(change.id));
+    return;
+  }
+  const data = change.data ?? {};
+  const version = typeof change.version === 'number' ? change.version : typeof data.version === 'number' ? data.version : null;
+  const existing = mayExist || queued ? ((await rows.get(change.id)) as EntityRecord | undefined) : undefined;
+  if (existing && existing.version !== null && version !== null && existing.version > version) return; // the device has newer
+  if (existing?.status === 'conflict') {
+    existing.base = data;
+    writes.add(rows.put(existing));
+    return;
+  }
+  if (queued?.some((op) => op.operation === 'delete')) return; // deleted here; the queued delete decides
+  const record: EntityRecord = queued
+    ? { id: change.id, data: patched(data, queued), base: data, version, status: 'pending', tempRefs: [] }
+    : { id: change.id, data, version, status: 'synced', tempRefs: [] };
+  if (queued) record.tempRefs = collectTempRefs(record.data, ctx.tempIdPrefix);
+  if (change.updatedAt !== undefined) record.updatedAt = change.updatedAt;
+  writes.add(rows.put(record));
+}
+
+function checkChange(change: PullChange): void {
+  const ok =
+    typeof change === 'object' &&
+    change !== null &&
+    typeof change.entityType === 'string' &&
+    (change.operation === 'create' || change.operation === 'update' || change.operation === 'delete') &&
+    (typeof change.id === 'string' || (typeof change.id === 'number' && Number.isFinite(change.id))) &&
+    (change.operation === 'delete' || (typeof change.data === 'object' && change.data !== null));
+  if (!ok) throw new ProtocolError(`pull: a malformed change ${JSON.stringify(change).slice(0, 200)}`);
+}
