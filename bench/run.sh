@@ -5,7 +5,8 @@
 # ratios against a baseline measured in the same run.
 #   bash bench/run.sh            # all benchmarks, on the host's PostgreSQL 15
 #   bash bench/run.sh capture    # one
-#   bash bench/run.sh --pg 18 [NAME...]   # on PostgreSQL 17 or 18, in its chroot
+#   bash bench/run.sh --pg 18 [NAME...]   # on PostgreSQL 17 or 18, in its chroot, the
+#                                         # database benchmarks (no Node.js there)
 #                                         # (test/chroot.sh, as test/matrix.sh uses)
 #   bash bench/run.sh --private [NAME...] # PostgreSQL 15 with smartsync in a private
 #                                         # copy of it (test/private.sh), the system
@@ -33,12 +34,25 @@ fi
 SMARTSYNC_PG_VERSION=$v bash test/deps.sh
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 export PG_CONFIG=/usr/lib/postgresql/$v/bin/pg_config
+# the benchmarks of the JavaScript packages need Node.js (and their node_modules), which
+# the version chroots do not have: there, all benchmarks means the database ones
+needs_node() { grep -q -E '(^|[^a-z_])js/|\bnode |\bnpm |\.mjs' "bench/bench_$1.sh"; }
 if [ $# -eq 0 ]; then
-    set -- $(ls bench/bench_*.sh | sed 's|bench/bench_\(.*\)\.sh|\1|')
+    for n in $(ls bench/bench_*.sh | sed 's|bench/bench_\(.*\)\.sh|\1|'); do
+        if needs_node "$n" && ! command -v node >/dev/null; then
+            echo "bench: skipping $n (needs Node.js, which PostgreSQL $v's environment has not)"
+        else
+            set -- "$@" "$n"
+        fi
+    done
 fi
 scripts=""
 for n in "$@"; do
     [ -f "bench/bench_$n.sh" ] || { echo "no benchmark bench/bench_$n.sh" >&2; exit 2; }
+    if needs_node "$n" && ! command -v node >/dev/null; then
+        echo "bench: bench/bench_$n.sh needs Node.js, which PostgreSQL $v's environment has not (run it on 15)" >&2
+        exit 2
+    fi
     scripts="$scripts bench/bench_$n.sh"
 done
 settings=(synchronous_commit=off shared_buffers=512MB max_wal_size=4GB checkpoint_timeout=30min autovacuum=off)
