@@ -101,4 +101,28 @@
 	index_beginscan((heap), (index), (snapshot), (nkeys), (norderbys))
 #endif
 
+/*
+ * A possibly qualified name as a list of String nodes (utils/regproc.h).  16 added
+ * the soft-error context: none here, a malformed name raises its error.
+ */
+#if PG_VERSION_NUM >= 160000
+#define stringToQualifiedNameList_compat(string) \
+	stringToQualifiedNameList((string), NULL)
+#else
+#define stringToQualifiedNameList_compat(string) \
+	stringToQualifiedNameList(string)
+#endif
+
+/*
+ * Whether a role holds a privilege on a function (utils/acl.h).  16 replaced the
+ * per-catalog checks with object_aclcheck (the caller includes catalog/pg_proc.h).
+ */
+#if PG_VERSION_NUM >= 160000
+#define pg_proc_aclcheck_compat(proc_oid, roleid, mode) \
+	object_aclcheck(ProcedureRelationId, (proc_oid), (roleid), (mode))
+#else
+#define pg_proc_aclcheck_compat(proc_oid, roleid, mode) \
+	pg_proc_aclcheck((proc_oid), (roleid), (mode))
+#endif
+
 #endif							/* SMARTSYNC_COMPAT_H */

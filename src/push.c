@@ -39,6 +39,7 @@
 #include "utils/timestamp.h"
 
 #include "smartsync.h"
+#include "citus.h"
 #include "push.h"
 
 PG_FUNCTION_INFO_V1(smartsync_sync_push);
@@ -1282,7 +1283,10 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 	int			nest;
 	HASHCTL		ctl;
 	HTAB	   *seen;
+	Datum		routed;
 
+	if (sync_citus_route(fcinfo, &routed))	/* Citus: push on the tenant's node */
+		return routed;
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_PUSH_NOT_AN_OBJECT),
