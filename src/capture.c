@@ -216,7 +216,7 @@ sync_stamp_next_insert(Oid relid, int64 version)
 {
 	next_insert_relid = relid;
 	next_insert_version = version;
-	next_insert_lxid = MyProc->lxid;
+	next_insert_lxid = MyProcLocalTransactionId_compat();
 }
 
 /*
@@ -292,7 +292,7 @@ smartsync_stamp_row(PG_FUNCTION_ARGS)
 	else
 	{
 		newtup = td->tg_trigtuple;
-		if (next_insert_relid == relid && next_insert_lxid == MyProc->lxid)
+		if (next_insert_relid == relid && next_insert_lxid == MyProcLocalTransactionId_compat())
 			version = next_insert_version;
 		next_insert_relid = InvalidOid;
 	}
@@ -437,8 +437,13 @@ capture_entry_fill(CaptureEntry *e, TriggerData *td)
 		if (strcmp(name, "seq") == 0 && att->atttypid == INT8OID &&
 			(att->attidentity || seqrelid != e->logrelid))
 		{
+			/* the sequence's table: the change log, or on Citus the shard's shell */
+			Relation	seqrel = (seqrelid == e->logrelid) ? logrel : table_open(seqrelid, AccessShareLock);
+
 			e->seq_att = att->attnum;
-			e->seqoid = getIdentitySequence(seqrelid, get_attnum(seqrelid, "seq"), false);
+			e->seqoid = getIdentitySequence_compat(seqrel, get_attnum(seqrelid, "seq"), false);
+			if (seqrel != logrel)
+				table_close(seqrel, AccessShareLock);
 		}
 		else if (strcmp(name, "xid") == 0 && att->atttypid == XID8OID)
 			e->xid_att = att->attnum;
@@ -591,7 +596,7 @@ capture_rows(TriggerData *td, CaptureEntry *e, const char *op, const SyncContext
 		ExecStoreVirtualTuple(dst);
 		table_tuple_insert(logrel, dst, cid, 0, NULL);
 		if (rri->ri_NumIndices > 0)
-			ExecInsertIndexTuples(rri, dst, estate, false, false, NULL, NIL);
+			ExecInsertIndexTuples_compat(rri, dst, estate, false, false, NULL, NIL);
 		MemoryContextSwitchTo(oldcxt);
 	}
 

@@ -545,8 +545,8 @@ sync_context_read(SyncContext *ctx)
 		JsonLexContext *lex;
 
 		/* validate first, so bad JSON gets our own SQLSTATE without a subtransaction */
-		lex = makeJsonLexContextCstringLen((char *) claims_text, strlen(claims_text),
-										   GetDatabaseEncoding(), true);
+		lex = makeJsonLexContextCstringLen_compat((char *) claims_text, strlen(claims_text),
+												  GetDatabaseEncoding(), true);
 		if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_BAD_CONTEXT),
