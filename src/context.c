@@ -658,17 +658,30 @@ sync_context_may_write(const SyncContext *ctx, const char *entity_type, const ch
 char *
 sync_tenant_schema(const char *tenant_id)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	char	   *schema = NULL;
 	int			rc;
 
 	values[0] = CStringGetTextDatum(tenant_id);
-	SPI_connect();
-	rc = SPI_execute_with_args("SELECT schema_name::text FROM smartsync.tenants WHERE tenant_id = $1",
-							   1, argtypes, values, NULL, true, 1);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* a saved plan: parsed and planned once per backend, replanned when the registry changes */
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("SELECT schema_name::pg_catalog.text FROM smartsync.tenants "
+									"WHERE tenant_id OPERATOR(pg_catalog.=) $1", 1, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		plan = p;
+	}
+	rc = SPI_execute_plan(plan, values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+		elog(ERROR, "reading smartsync.tenants failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 1)
 	{
 		char	   *s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
