@@ -157,10 +157,9 @@ text_or_null(const char *s, bool *isnull)
 static PushOp *
 op_by_id(PushBatch *b, const char *opid)
 {
-	for (int i = 0; i < b->nops; i++)
-		if (strcmp(b->ops[i].opid, opid) == 0)
-			return &b->ops[i];
-	return NULL;
+	PushOpId   *e = hash_search(b->op_ids, &opid, HASH_FIND, NULL);
+
+	return e ? e->op : NULL;
 }
 
 /* --- ledger ------------------------------------------------------------- */
@@ -281,90 +280,101 @@ push_ledger_lock(PushBatch *b)
 void
 push_ledger_load(PushBatch *b)
 {
-	Datum	   *opids = palloc(sizeof(Datum) * Max(b->nops, 1));
 	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
-	Datum		values[2];
-	char	   *sql;
-	int			rc;
+	MemoryContext cxt;
+	MemoryContext old;
+	char	   *sql = psprintf("SELECT u.op, l.result || '{\"replayed\": true}'::pg_catalog.jsonb "
+							   "FROM pg_catalog.unnest($2) AS u(op) CROSS JOIN LATERAL "
+							   "(SELECT l.result FROM %s.sync_ledger AS l "
+							   "WHERE l.client_id = $1 AND l.operation_id = u.op OFFSET 0) AS l",
+							   b->qschema);
 
-	for (int i = 0; i < b->nops; i++)
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "smartsync push ledger", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	for (int start = 0; start < b->nops; start += PUSH_SQL_CHUNK)
 	{
-		opids[i] = CStringGetTextDatum(b->ops[i].opid);
-		b->ops[i].claimed = true;
-	}
-	values[0] = CStringGetTextDatum(b->client_id);
-	values[1] = make_array(opids, NULL, b->nops, TEXTOID);
-	sql = psprintf("SELECT u.op, l.result || '{\"replayed\": true}'::pg_catalog.jsonb "
-				   "FROM pg_catalog.unnest($2) AS u(op) CROSS JOIN LATERAL "
-				   "(SELECT l.result FROM %s.sync_ledger AS l "
-				   "WHERE l.client_id = $1 AND l.operation_id = u.op OFFSET 0) AS l",
-				   b->qschema);
-	rc = push_exec(push_plan_ex(sql, 2, argtypes, true), values, NULL, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "ledger read failed: %s", SPI_result_code_string(rc));
-	for (uint64 k = 0; k < SPI_processed; k++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[k];
-		char	   *id = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
-		bool		isnull;
-		Datum		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
-		PushOp	   *op = op_by_id(b, id);
+		int			n = Min(PUSH_SQL_CHUNK, b->nops - start);
+		Datum	   *opids = palloc(sizeof(Datum) * n);
+		Datum		values[2];
+		int			rc;
 
-		if (op == NULL)
-			continue;
-		op->claimed = false;
-		op->result = push_copy_jsonb(b->cxt, DatumGetJsonbP(d));
-		op->outcome = PUSH_REPLAYED;
+		for (int i = 0; i < n; i++)
+		{
+			opids[i] = CStringGetTextDatum(b->ops[start + i].opid);
+			b->ops[start + i].claimed = true;
+		}
+		values[0] = CStringGetTextDatum(b->client_id);
+		values[1] = make_array(opids, NULL, n, TEXTOID);
+		rc = push_exec(push_plan_ex(sql, 2, argtypes, true), values, NULL, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "ledger read failed: %s", SPI_result_code_string(rc));
+		for (uint64 k = 0; k < SPI_processed; k++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[k];
+			char	   *id = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
+			bool		isnull;
+			Datum		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+			PushOp	   *op = op_by_id(b, id);
+
+			if (op == NULL)
+				continue;
+			op->claimed = false;
+			op->result = push_copy_jsonb(b->rescxt, DatumGetJsonbP(d));
+			op->outcome = PUSH_REPLAYED;
+		}
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextSwitchTo(cxt);
+		MemoryContextReset(cxt);
 	}
-	SPI_freetuptable(SPI_tuptable);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
 }
 
-/*
- * Records every operation this push applied, resolved, stored as a conflict
- * or failed permanently, with who, when, what and the result, in one INSERT.
- * Transient failures are not recorded, so that a retry applies them.
- */
-void
-push_ledger_record(PushBatch *b)
+/* True for an operation whose outcome the ledger keeps (transient failures are not kept). */
+static inline bool
+recorded(PushOp *op)
 {
-	int			n = b->nops;
-	Datum	   *opids = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *etypes = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *eids = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *eidnulls = palloc(sizeof(bool) * Max(n, 1));
-	Datum	   *opers = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *tss = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *tsnulls = palloc(sizeof(bool) * Max(n, 1));
-	Datum	   *reqs = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *reqnulls = palloc(sizeof(bool) * Max(n, 1));
-	Datum	   *outcomes = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *results = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *rids = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *ridnulls = palloc(sizeof(bool) * Max(n, 1));
-	Datum	   *vers = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *vernulls = palloc(sizeof(bool) * Max(n, 1));
-	Datum	   *codes = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *codenulls = palloc(sizeof(bool) * Max(n, 1));
-	Datum	   *cids = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *cidnulls = palloc(sizeof(bool) * Max(n, 1));
+	return op->claimed && op->outcome != PUSH_PENDING &&
+		!(op->outcome == PUSH_FAILED && op->retryable);
+}
+
+/* Writes the ledger rows of n operations in one INSERT. */
+static void
+ledger_insert(PushBatch *b, PushOp **ops, int n)
+{
+	Datum	   *opids = palloc(sizeof(Datum) * n);
+	Datum	   *etypes = palloc(sizeof(Datum) * n);
+	Datum	   *eids = palloc(sizeof(Datum) * n);
+	bool	   *eidnulls = palloc(sizeof(bool) * n);
+	Datum	   *opers = palloc(sizeof(Datum) * n);
+	Datum	   *tss = palloc(sizeof(Datum) * n);
+	bool	   *tsnulls = palloc(sizeof(bool) * n);
+	Datum	   *reqs = palloc(sizeof(Datum) * n);
+	bool	   *reqnulls = palloc(sizeof(bool) * n);
+	Datum	   *outcomes = palloc(sizeof(Datum) * n);
+	Datum	   *results = palloc(sizeof(Datum) * n);
+	Datum	   *rids = palloc(sizeof(Datum) * n);
+	bool	   *ridnulls = palloc(sizeof(bool) * n);
+	Datum	   *vers = palloc(sizeof(Datum) * n);
+	bool	   *vernulls = palloc(sizeof(bool) * n);
+	Datum	   *codes = palloc(sizeof(Datum) * n);
+	bool	   *codenulls = palloc(sizeof(bool) * n);
+	Datum	   *cids = palloc(sizeof(Datum) * n);
+	bool	   *cidnulls = palloc(sizeof(bool) * n);
 	Oid			argtypes[16] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
 		TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, TEXTARRAYOID,
 		JSONBARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTOID};
 	Datum		values[16];
 	char		nulls[16];
 	bool		isnull;
-	int			nu = 0;
 	char	   *sql;
 	int			rc;
 
 	for (int i = 0; i < n; i++)
 	{
-		PushOp	   *op = &b->ops[i];
+		PushOp	   *op = ops[i];
 		const char *outcome;
 
-		if (!op->claimed || op->outcome == PUSH_PENDING ||
-			(op->outcome == PUSH_FAILED && op->retryable))
-			continue;
 		switch (op->outcome)
 		{
 			case PUSH_APPLIED:
@@ -380,29 +390,26 @@ push_ledger_record(PushBatch *b)
 				outcome = "failed";
 				break;
 		}
-		opids[nu] = CStringGetTextDatum(op->opid);
-		etypes[nu] = CStringGetTextDatum(op->entity->entity_type);
-		eids[nu] = text_or_null(op->entity_id, &eidnulls[nu]);
-		opers[nu] = CStringGetTextDatum(op->kind == PUSH_CREATE ? "create" :
-										op->kind == PUSH_UPDATE ? "update" : "delete");
+		opids[i] = CStringGetTextDatum(op->opid);
+		etypes[i] = CStringGetTextDatum(op->entity->entity_type);
+		eids[i] = text_or_null(op->entity_id, &eidnulls[i]);
+		opers[i] = CStringGetTextDatum(op->kind == PUSH_CREATE ? "create" :
+									   op->kind == PUSH_UPDATE ? "update" : "delete");
 		/* the client's timestamp as it sent it, before clamping */
-		tsnulls[nu] = !op->has_ts;
-		tss[nu] = op->has_ts ? TimestampTzGetDatum(op->sent_ts) : (Datum) 0;
+		tsnulls[i] = !op->has_ts;
+		tss[i] = op->has_ts ? TimestampTzGetDatum(op->sent_ts) : (Datum) 0;
 		/* the request as sent (bounded), where the change log does not tell what was asked */
-		reqnulls[nu] = (op->outcome == PUSH_APPLIED || op->outcome == PUSH_RESOLVED);
-		reqs[nu] = reqnulls[nu] ? (Datum) 0 : JsonbPGetDatum(push_request_copy(op->request, op->request_len));
-		outcomes[nu] = CStringGetTextDatum(outcome);
-		results[nu] = JsonbPGetDatum(op->result);
-		rids[nu] = text_or_null(op->real_id, &ridnulls[nu]);
-		vernulls[nu] = !op->has_new_version;
-		vers[nu] = op->has_new_version ? Int64GetDatum(op->new_version) : (Datum) 0;
-		codes[nu] = text_or_null(op->error_code, &codenulls[nu]);
-		cidnulls[nu] = (op->conflict_id == 0);
-		cids[nu] = Int64GetDatum(op->conflict_id);
-		nu++;
+		reqnulls[i] = (op->outcome == PUSH_APPLIED || op->outcome == PUSH_RESOLVED);
+		reqs[i] = reqnulls[i] ? (Datum) 0 : JsonbPGetDatum(push_request_copy(op->request, op->request_len));
+		outcomes[i] = CStringGetTextDatum(outcome);
+		results[i] = JsonbPGetDatum(op->result);
+		rids[i] = text_or_null(op->real_id, &ridnulls[i]);
+		vernulls[i] = !op->has_new_version;
+		vers[i] = op->has_new_version ? Int64GetDatum(op->new_version) : (Datum) 0;
+		codes[i] = text_or_null(op->error_code, &codenulls[i]);
+		cidnulls[i] = (op->conflict_id == 0);
+		cids[i] = Int64GetDatum(op->conflict_id);
 	}
-	if (nu == 0)
-		return;
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(b->client_id);
@@ -410,18 +417,18 @@ push_ledger_record(PushBatch *b)
 	nulls[1] = isnull ? 'n' : ' ';
 	values[2] = text_or_null(b->ctx.practice_id, &isnull);
 	nulls[2] = isnull ? 'n' : ' ';
-	values[3] = make_array(opids, NULL, nu, TEXTOID);
-	values[4] = make_array(etypes, NULL, nu, TEXTOID);
-	values[5] = make_array(eids, eidnulls, nu, TEXTOID);
-	values[6] = make_array(opers, NULL, nu, TEXTOID);
-	values[7] = make_array(tss, tsnulls, nu, TIMESTAMPTZOID);
-	values[8] = make_array(reqs, reqnulls, nu, JSONBOID);
-	values[9] = make_array(outcomes, NULL, nu, TEXTOID);
-	values[10] = make_array(results, NULL, nu, JSONBOID);
-	values[11] = make_array(rids, ridnulls, nu, TEXTOID);
-	values[12] = make_array(vers, vernulls, nu, INT8OID);
-	values[13] = make_array(codes, codenulls, nu, TEXTOID);
-	values[14] = make_array(cids, cidnulls, nu, INT8OID);
+	values[3] = make_array(opids, NULL, n, TEXTOID);
+	values[4] = make_array(etypes, NULL, n, TEXTOID);
+	values[5] = make_array(eids, eidnulls, n, TEXTOID);
+	values[6] = make_array(opers, NULL, n, TEXTOID);
+	values[7] = make_array(tss, tsnulls, n, TIMESTAMPTZOID);
+	values[8] = make_array(reqs, reqnulls, n, JSONBOID);
+	values[9] = make_array(outcomes, NULL, n, TEXTOID);
+	values[10] = make_array(results, NULL, n, JSONBOID);
+	values[11] = make_array(rids, ridnulls, n, TEXTOID);
+	values[12] = make_array(vers, vernulls, n, INT8OID);
+	values[13] = make_array(codes, codenulls, n, TEXTOID);
+	values[14] = make_array(cids, cidnulls, n, INT8OID);
 	values[15] = (Datum) 0;
 	nulls[15] = 'n';
 
@@ -442,28 +449,65 @@ push_ledger_record(PushBatch *b)
 		elog(ERROR, "ledger insert failed: %s", SPI_result_code_string(rc));
 }
 
+/*
+ * Records every operation this push applied, resolved, stored as a conflict
+ * or failed permanently, with who, when, what and the result: one INSERT per
+ * PUSH_SQL_CHUNK operations, each chunk's arrays freed after it.  Transient
+ * failures are not recorded, so that a retry applies them.
+ */
+void
+push_ledger_record(PushBatch *b)
+{
+	PushOp	  **chunk = palloc(sizeof(PushOp *) * PUSH_SQL_CHUNK);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "smartsync push ledger",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	int			n = 0;
+
+	for (int i = 0; i < b->nops; i++)
+	{
+		if (!recorded(&b->ops[i]))
+			continue;
+		chunk[n++] = &b->ops[i];
+		if (n == PUSH_SQL_CHUNK)
+		{
+			ledger_insert(b, chunk, n);
+			MemoryContextReset(cxt);
+			n = 0;
+		}
+	}
+	if (n > 0)
+		ledger_insert(b, chunk, n);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	pfree(chunk);
+}
+
 /* --- id map ------------------------------------------------------------- */
 
-/* Loads the id-map entries of these temporary ids (absent ones are remembered as absent). */
+/*
+ * Loads the id-map entries of these temporary ids (absent ones are remembered
+ * as absent): one lookup per PUSH_SQL_CHUNK ids.
+ */
 void
 push_idmap_prefetch(PushBatch *b, List *temp_ids)
 {
-	Datum	   *ids;
+	const char **ids;
 	int			n = 0;
 	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
-	Datum		values[2];
 	char	   *sql;
-	int			rc;
 	ListCell   *lc;
+	MemoryContext cxt;
+	MemoryContext old;
 
 	if (temp_ids == NIL)
 		return;
-	ids = palloc(sizeof(Datum) * list_length(temp_ids));
+	ids = palloc(sizeof(char *) * list_length(temp_ids));
 	foreach(lc, temp_ids)
 	{
 		char	   *id = (char *) lfirst(lc);
 		bool		found;
-		PushTemp   *t = hash_search(b->temps, id, HASH_ENTER, &found);
+		PushTemp   *t = hash_search(b->temps, &id, HASH_ENTER, &found);
 
 		if (found)
 			continue;
@@ -471,42 +515,56 @@ push_idmap_prefetch(PushBatch *b, List *temp_ids)
 		t->entity_type = NULL;
 		t->real_id = NULL;
 		t->op = NULL;
-		ids[n++] = CStringGetTextDatum(id);
+		ids[n++] = id;
 	}
-	values[0] = CStringGetTextDatum(b->client_id);
-	values[1] = make_array(ids, NULL, n, TEXTOID);
 	sql = psprintf("SELECT u.t, m.entity_type, m.real_id "
 				   "FROM pg_catalog.unnest($2) AS u(t) CROSS JOIN LATERAL "
 				   "(SELECT m.entity_type, m.real_id FROM %s.sync_id_map AS m "
 				   "WHERE m.client_id = $1 AND m.temp_id = u.t OFFSET 0) AS m", b->qschema);
-	rc = push_exec(push_plan_ex(sql, 2, argtypes, true), values, NULL, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "id map read failed: %s", SPI_result_code_string(rc));
-	for (uint64 k = 0; k < SPI_processed; k++)
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "smartsync push id map", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	for (int start = 0; start < n; start += PUSH_SQL_CHUNK)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[k];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *id = SPI_getvalue(tup, desc, 1);
-		PushTemp   *t = hash_search(b->temps, id, HASH_FIND, NULL);
+		int			m = Min(PUSH_SQL_CHUNK, n - start);
+		Datum	   *idd = palloc(sizeof(Datum) * m);
+		Datum		values[2];
+		int			rc;
 
-		if (t == NULL)
-			continue;
-		t->known = true;
-		t->entity_type = MemoryContextStrdup(b->cxt, SPI_getvalue(tup, desc, 2));
-		t->real_id = MemoryContextStrdup(b->cxt, SPI_getvalue(tup, desc, 3));
+		for (int i = 0; i < m; i++)
+			idd[i] = CStringGetTextDatum(ids[start + i]);
+		values[0] = CStringGetTextDatum(b->client_id);
+		values[1] = make_array(idd, NULL, m, TEXTOID);
+		rc = push_exec(push_plan_ex(sql, 2, argtypes, true), values, NULL, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "id map read failed: %s", SPI_result_code_string(rc));
+		for (uint64 k = 0; k < SPI_processed; k++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[k];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			char	   *id = SPI_getvalue(tup, desc, 1);
+			PushTemp   *t = hash_search(b->temps, &id, HASH_FIND, NULL);
+
+			if (t == NULL)
+				continue;
+			t->known = true;
+			t->entity_type = MemoryContextStrdup(b->cxt, SPI_getvalue(tup, desc, 2));
+			t->real_id = MemoryContextStrdup(b->cxt, SPI_getvalue(tup, desc, 3));
+		}
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextSwitchTo(cxt);
+		MemoryContextReset(cxt);
 	}
-	SPI_freetuptable(SPI_tuptable);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	pfree(ids);
 }
 
 /* The mapping of a temporary id (created in this batch or earlier), or NULL. */
 PushTemp *
 push_idmap_lookup(PushBatch *b, const char *temp_id)
 {
-	PushTemp   *t;
+	PushTemp   *t = hash_search(b->temps, &temp_id, HASH_FIND, NULL);
 
-	if (strlen(temp_id) > PUSH_ID_MAX_BYTES)
-		return NULL;
-	t = hash_search(b->temps, temp_id, HASH_FIND, NULL);
 	return (t != NULL && t->known) ? t : NULL;
 }
 
@@ -515,56 +573,41 @@ void
 push_idmap_note(PushBatch *b, PushOp *op, const char *real_id)
 {
 	bool		found;
-	PushTemp   *t = hash_search(b->temps, op->entity_id, HASH_ENTER, &found);
+	PushTemp   *t = hash_search(b->temps, &op->entity_id, HASH_ENTER, &found);
 
 	t->known = true;
 	t->entity_type = op->entity->entity_type;
-	t->real_id = MemoryContextStrdup(b->cxt, real_id);
+	t->real_id = (real_id == op->real_id) ? op->real_id : MemoryContextStrdup(b->rescxt, real_id);
 	t->op = op;
 }
 
-/*
- * Writes the id map entries of the batch's applied creates in one INSERT.
- * The client lock makes the prefetch's "not mapped yet" reliable, and the
- * primary key stays the safety net.
- */
-void
-push_idmap_record(PushBatch *b)
+/* Writes the id-map entries of n applied creates in one INSERT. */
+static void
+idmap_insert(PushBatch *b, PushOp **ops, int n)
 {
-	Datum	   *temps = palloc(sizeof(Datum) * Max(b->nops, 1));
-	Datum	   *types = palloc(sizeof(Datum) * Max(b->nops, 1));
-	Datum	   *reals = palloc(sizeof(Datum) * Max(b->nops, 1));
-	Datum	   *opids = palloc(sizeof(Datum) * Max(b->nops, 1));
-	Datum	   *tss = palloc(sizeof(Datum) * Max(b->nops, 1));
-	bool	   *tsnulls = palloc(sizeof(bool) * Max(b->nops, 1));
+	Datum	   *temps = palloc(sizeof(Datum) * n);
+	Datum	   *types = palloc(sizeof(Datum) * n);
+	Datum	   *reals = palloc(sizeof(Datum) * n);
+	Datum	   *opids = palloc(sizeof(Datum) * n);
+	Datum	   *tss = palloc(sizeof(Datum) * n);
+	bool	   *tsnulls = palloc(sizeof(bool) * n);
 	Oid			argtypes[6] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 	TIMESTAMPTZARRAYOID};
 	Datum		values[6];
-	int			n = 0;
 	char	   *sql;
 	int			rc;
 
-	for (int i = 0; i < b->nops; i++)
+	for (int i = 0; i < n; i++)
 	{
-		PushOp	   *op = &b->ops[i];
-		PushTemp   *t;
+		PushOp	   *op = ops[i];
 
-		if (!op->claimed || op->kind != PUSH_CREATE || !op->temp_entity ||
-			op->outcome != PUSH_APPLIED || op->real_id == NULL)
-			continue;
-		t = hash_search(b->temps, op->entity_id, HASH_FIND, NULL);
-		if (t == NULL || t->op != op)
-			continue;
-		temps[n] = CStringGetTextDatum(op->entity_id);
-		types[n] = CStringGetTextDatum(op->entity->entity_type);
-		reals[n] = CStringGetTextDatum(op->real_id);
-		opids[n] = CStringGetTextDatum(op->opid);
-		tsnulls[n] = !op->has_ts;
-		tss[n] = op->has_ts ? TimestampTzGetDatum(op->ts) : (Datum) 0;
-		n++;
+		temps[i] = CStringGetTextDatum(op->entity_id);
+		types[i] = CStringGetTextDatum(op->entity->entity_type);
+		reals[i] = CStringGetTextDatum(op->real_id);
+		opids[i] = CStringGetTextDatum(op->opid);
+		tsnulls[i] = !op->has_ts;
+		tss[i] = op->has_ts ? TimestampTzGetDatum(op->ts) : (Datum) 0;
 	}
-	if (n == 0)
-		return;
 	values[0] = CStringGetTextDatum(b->client_id);
 	values[1] = make_array(temps, NULL, n, TEXTOID);
 	values[2] = make_array(types, NULL, n, TEXTOID);
@@ -580,6 +623,46 @@ push_idmap_record(PushBatch *b)
 	rc = push_exec(push_plan(sql, 6, argtypes), values, NULL, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "id map insert failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * Writes the id map entries of the batch's applied creates, one INSERT per
+ * PUSH_SQL_CHUNK.  The client lock makes the prefetch's "not mapped yet"
+ * reliable, and the primary key stays the safety net.
+ */
+void
+push_idmap_record(PushBatch *b)
+{
+	PushOp	  **chunk = palloc(sizeof(PushOp *) * PUSH_SQL_CHUNK);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "smartsync push id map",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	int			n = 0;
+
+	for (int i = 0; i < b->nops; i++)
+	{
+		PushOp	   *op = &b->ops[i];
+		PushTemp   *t;
+
+		if (!op->claimed || op->kind != PUSH_CREATE || !op->temp_entity ||
+			op->outcome != PUSH_APPLIED || op->real_id == NULL)
+			continue;
+		t = hash_search(b->temps, &op->entity_id, HASH_FIND, NULL);
+		if (t == NULL || t->op != op)
+			continue;
+		chunk[n++] = op;
+		if (n == PUSH_SQL_CHUNK)
+		{
+			idmap_insert(b, chunk, n);
+			MemoryContextReset(cxt);
+			n = 0;
+		}
+	}
+	if (n > 0)
+		idmap_insert(b, chunk, n);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	pfree(chunk);
 }
 
 /* --- conflict store ----------------------------------------------------- */
