@@ -87,7 +87,14 @@ for r in $(seq 1 "$ROUNDS"); do
         for s in $sizes; do
             [ "$r" -le "$(rounds $s)" ] || continue
             b=$(batches $s); off=$(( (r - 1) * b ))
-            if [ $((r % 2)) = 1 ]; then   # interleaved, alternating which goes first
+            if [ "$b" -ge 2 ]; then
+                # push, plain, plain, push: each half of the batches, so drift hits both alike
+                h=$((b / 2))
+                p1=$(run "$tmp/push.sql" $tbl $s $h $off); b1=$(run "$tmp/plain.sql" $tbl $s $h $off)
+                b2=$(run "$tmp/plain.sql" $tbl $s $((b - h)) $((off + h))); p2=$(run "$tmp/push.sql" $tbl $s $((b - h)) $((off + h)))
+                lp=$(awk -v a=$p1 -v b=$p2 -v h=$h -v n=$b 'BEGIN {print (a * h + b * (n - h)) / n}')
+                lb=$(awk -v a=$b1 -v b=$b2 -v h=$h -v n=$b 'BEGIN {print (a * h + b * (n - h)) / n}')
+            elif [ $((r % 2)) = 1 ]; then   # one batch: alternating which goes first
                 lp=$(run "$tmp/push.sql" $tbl $s $b $off); lb=$(run "$tmp/plain.sql" $tbl $s $b $off)
             else
                 lb=$(run "$tmp/plain.sql" $tbl $s $b $off); lp=$(run "$tmp/push.sql" $tbl $s $b $off)

@@ -40,8 +40,28 @@ END;
 SQL
 done
 
-report() { # name: writes the report of $tmp/$name.data
+# the functions the summary follows (a|b: either)
+SUMMARY="smartsync_sync_push plpgsql_call_handler sync_context_read sync_tenant_schema load_entities validate_op \
+push_ledger_lock push_ledger_load push_idmap_prefetch push_apply_op|push_apply_run push_ledger_record push_idmap_record \
+build_response smartsync_capture|smartsync_stamp_row jsonb_populate_record pg_plan_queries raw_parser parse_analyze_fixedparams|parse_analyze_varparams \
+GetCachedPlan standard_ExecutorStart BeginInternalSubTransaction ReleaseCurrentSubTransaction|RollbackAndReleaseCurrentSubTransaction \
+CommitTransactionCommand secure_read|secure_write pushJsonbValue JsonbValueToJsonb malloc|free|_int_malloc|_int_free"
+report() { # name: writes the report of $tmp/$name.data, and its stacks folded (one line a stack)
+    perf script -i "$tmp/$1.data" -F ip,sym 2>/dev/null | awk '
+        /^[ \t]*$/ { if (n) { s = f[n]; for (i = n - 1; i >= 1; i--) s = s ";" f[i]; c[s]++ } n = 0; next }
+        { sub(/^[ \t]*[0-9a-f]+ /, ""); sub(/ \(inlined\)$/, ""); f[++n] = $0 }
+        END { for (s in c) print s, c[s] }' > "$out/$1.folded"
     {
+        echo "## $1: share of the backend's samples in stacks through each function"
+        awk -v list="$SUMMARY" '
+            BEGIN { n = split(list, fn, " ") }
+            { c = $NF; total += c; st = ";" $1 ";"
+              for (i = 1; i <= n; i++) { split(fn[i], alt, "|"); hit = 0
+                  for (a in alt) if (index(st, ";" alt[a] ";")) hit = 1
+                  if (hit) in_[i] += c } }
+            END { for (i = 1; i <= n; i++) printf "%6.1f%%  %s\n", 100 * in_[i] / total, fn[i]
+                  printf "%d samples\n", total }' "$out/$1.folded"
+        echo
         echo "## $1: functions by time including callees (children)"
         perf report -i "$tmp/$1.data" --children --stdio -g none --percent-limit 1.5 2>/dev/null | grep -v '^$'
         echo

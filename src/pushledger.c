@@ -22,6 +22,7 @@
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "smartsync.h"
@@ -57,25 +58,9 @@ push_plan_flush(void)
 	push_plans = NULL;
 }
 
-/*
- * A saved plan for sql, prepared on first use.  The SQL text is the key, so
- * every plan names its tenant schema and columns.  Use the plan at once: a
- * later call may flush the cache.
- */
-SPIPlanPtr
-push_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	return push_plan_ex(sql, nargs, argtypes, false);
-}
-
-/*
- * As push_plan; custom plans the statement for every execution with its
- * actual parameters.  For lookups whose best plan depends on the table's size
- * (the ledger, the id map and the change log start empty and grow, and a
- * generic plan made on an empty table would scan it whole forever).
- */
-SPIPlanPtr
-push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom)
+/* The saved plan of sql with these cursor options, prepared on first use. */
+static SPIPlanPtr
+plan_cached(const char *sql, int nargs, Oid *argtypes, int options)
 {
 	uint64		key = hash_bytes_extended((const unsigned char *) sql, strlen(sql), 0);
 	MemoryContext old = CurrentMemoryContext;
@@ -96,7 +81,7 @@ push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom)
 	if (e != NULL && strcmp(e->sql, sql) == 0)
 		return e->plan;
 
-	plan = SPI_prepare_cursor(sql, nargs, argtypes, custom ? CURSOR_OPT_CUSTOM_PLAN : 0);
+	plan = SPI_prepare_cursor(sql, nargs, argtypes, options);
 	MemoryContextSwitchTo(old);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -105,7 +90,7 @@ push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom)
 	if (hash_get_num_entries(push_plans) >= PUSH_PLAN_CACHE_MAX)
 	{
 		push_plan_flush();
-		return push_plan_ex(sql, nargs, argtypes, custom);
+		return plan_cached(sql, nargs, argtypes, options);
 	}
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed");
@@ -113,6 +98,59 @@ push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom)
 	e->sql = MemoryContextStrdup(TopMemoryContext, sql);
 	e->plan = plan;
 	return plan;
+}
+
+/*
+ * A saved plan for sql, prepared on first use.  The SQL text is the key, so
+ * every plan names its tenant schema and columns.  Use the plan at once: a
+ * later call may flush the cache.
+ */
+SPIPlanPtr
+push_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	return plan_cached(sql, nargs, argtypes, 0);
+}
+
+/*
+ * As push_plan; custom plans the statement for every execution with its
+ * actual parameters.  For lookups whose best plan depends on the data (the
+ * change log's rows of one entity).
+ */
+SPIPlanPtr
+push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom)
+{
+	return plan_cached(sql, nargs, argtypes, custom ? CURSOR_OPT_CUSTOM_PLAN : 0);
+}
+
+/*
+ * As push_plan, for a probe of a primary key (the ledger, the id map): one
+ * generic plan, made by push_exec_probe with sequential scans disabled, so it
+ * probes the key whatever the table's size when it was planned (the tables
+ * start empty and grow; a plan made on an empty table would otherwise scan
+ * it whole until the next ANALYZE), and no planning per execution.
+ */
+SPIPlanPtr
+push_plan_probe(const char *sql, int nargs, Oid *argtypes)
+{
+	return plan_cached(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+}
+
+/*
+ * Runs a plan of push_plan_probe.  The plan cache plans it on its first run
+ * and again after anything it reads changed (DDL, ANALYZE), so the setting
+ * holds for every execution, not only the first.
+ */
+int
+push_exec_probe(SPIPlanPtr plan, Datum *values, const char *nulls)
+{
+	int			nest = NewGUCNestLevel();
+	int			rc;
+
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	rc = push_exec(plan, values, nulls, 0);
+	AtEOXact_GUC(true, nest);
+	return rc;
 }
 
 /* Runs a plan (not read-only) and returns to the caller's memory context. */
@@ -305,7 +343,7 @@ push_ledger_load(PushBatch *b)
 		}
 		values[0] = CStringGetTextDatum(b->client_id);
 		values[1] = make_array(opids, NULL, n, TEXTOID);
-		rc = push_exec(push_plan_ex(sql, 2, argtypes, true), values, NULL, 0);
+		rc = push_exec_probe(push_plan_probe(sql, 2, argtypes), values, NULL);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "ledger read failed: %s", SPI_result_code_string(rc));
 		for (uint64 k = 0; k < SPI_processed; k++)
@@ -534,7 +572,7 @@ push_idmap_prefetch(PushBatch *b, List *temp_ids)
 			idd[i] = CStringGetTextDatum(ids[start + i]);
 		values[0] = CStringGetTextDatum(b->client_id);
 		values[1] = make_array(idd, NULL, m, TEXTOID);
-		rc = push_exec(push_plan_ex(sql, 2, argtypes, true), values, NULL, 0);
+		rc = push_exec_probe(push_plan_probe(sql, 2, argtypes), values, NULL);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "id map read failed: %s", SPI_result_code_string(rc));
 		for (uint64 k = 0; k < SPI_processed; k++)
