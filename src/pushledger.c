@@ -183,6 +183,26 @@ make_array(Datum *elems, bool *nulls, int n, Oid elemtype)
 											  elemtype, typlen, typbyval, typalign));
 }
 
+/*
+ * Sets parameter k of a statement to the n values of a column: the value
+ * itself (of elemtype) when n is 1, else an array of them.
+ */
+static void
+column(Datum *values, char *nulls, Oid *argtypes, int k, Datum *elems, bool *elemnulls, int n,
+	   Oid elemtype)
+{
+	if (n == 1)
+	{
+		values[k] = elems[0];
+		nulls[k] = (elemnulls != NULL && elemnulls[0]) ? 'n' : ' ';
+		argtypes[k] = elemtype;
+		return;
+	}
+	values[k] = make_array(elems, elemnulls, n, elemtype);
+	nulls[k] = ' ';
+	argtypes[k] = get_array_type(elemtype);
+}
+
 /* Text datum or a null flag. */
 static inline Datum
 text_or_null(const char *s, bool *isnull)
@@ -318,13 +338,16 @@ push_ledger_lock(PushBatch *b)
 void
 push_ledger_load(PushBatch *b)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	MemoryContext cxt;
 	MemoryContext old;
-	char	   *sql = psprintf("SELECT u.op, l.result || '{\"replayed\": true}'::pg_catalog.jsonb "
-							   "FROM pg_catalog.unnest($2) AS u(op) CROSS JOIN LATERAL "
-							   "(SELECT l.result FROM %s.sync_ledger AS l "
-							   "WHERE l.client_id = $1 AND l.operation_id = u.op OFFSET 0) AS l",
+	char	   *many = psprintf("SELECT u.op, l.result || '{\"replayed\": true}'::pg_catalog.jsonb "
+								"FROM pg_catalog.unnest($2) AS u(op) CROSS JOIN LATERAL "
+								"(SELECT l.result FROM %s.sync_ledger AS l "
+								"WHERE l.client_id = $1 AND l.operation_id = u.op OFFSET 0) AS l",
+								b->qschema);
+	char	   *one = psprintf("SELECT l.operation_id, l.result || '{\"replayed\": true}'::pg_catalog.jsonb "
+							   "FROM %s.sync_ledger AS l WHERE l.client_id = $1 AND l.operation_id = $2",
 							   b->qschema);
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "smartsync push ledger", ALLOCSET_DEFAULT_SIZES);
@@ -334,6 +357,7 @@ push_ledger_load(PushBatch *b)
 		int			n = Min(PUSH_SQL_CHUNK, b->nops - start);
 		Datum	   *opids = palloc(sizeof(Datum) * n);
 		Datum		values[2];
+		char		nulls[2] = {' ', ' '};
 		int			rc;
 
 		for (int i = 0; i < n; i++)
@@ -342,8 +366,8 @@ push_ledger_load(PushBatch *b)
 			b->ops[start + i].claimed = true;
 		}
 		values[0] = CStringGetTextDatum(b->client_id);
-		values[1] = make_array(opids, NULL, n, TEXTOID);
-		rc = push_exec_probe(push_plan_probe(sql, 2, argtypes), values, NULL);
+		column(values, nulls, argtypes, 1, opids, NULL, n, TEXTOID);
+		rc = push_exec_probe(push_plan_probe(n == 1 ? one : many, 2, argtypes), values, nulls);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "ledger read failed: %s", SPI_result_code_string(rc));
 		for (uint64 k = 0; k < SPI_processed; k++)
@@ -399,11 +423,9 @@ ledger_insert(PushBatch *b, PushOp **ops, int n)
 	bool	   *codenulls = palloc(sizeof(bool) * n);
 	Datum	   *cids = palloc(sizeof(Datum) * n);
 	bool	   *cidnulls = palloc(sizeof(bool) * n);
-	Oid			argtypes[16] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, TEXTARRAYOID,
-		JSONBARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTOID};
-	Datum		values[16];
-	char		nulls[16];
+	Oid			argtypes[15] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[15];
+	char		nulls[15];
 	bool		isnull;
 	char	   *sql;
 	int			rc;
@@ -455,33 +477,41 @@ ledger_insert(PushBatch *b, PushOp **ops, int n)
 	nulls[1] = isnull ? 'n' : ' ';
 	values[2] = text_or_null(b->ctx.practice_id, &isnull);
 	nulls[2] = isnull ? 'n' : ' ';
-	values[3] = make_array(opids, NULL, n, TEXTOID);
-	values[4] = make_array(etypes, NULL, n, TEXTOID);
-	values[5] = make_array(eids, eidnulls, n, TEXTOID);
-	values[6] = make_array(opers, NULL, n, TEXTOID);
-	values[7] = make_array(tss, tsnulls, n, TIMESTAMPTZOID);
-	values[8] = make_array(reqs, reqnulls, n, JSONBOID);
-	values[9] = make_array(outcomes, NULL, n, TEXTOID);
-	values[10] = make_array(results, NULL, n, JSONBOID);
-	values[11] = make_array(rids, ridnulls, n, TEXTOID);
-	values[12] = make_array(vers, vernulls, n, INT8OID);
-	values[13] = make_array(codes, codenulls, n, TEXTOID);
-	values[14] = make_array(cids, cidnulls, n, INT8OID);
-	values[15] = (Datum) 0;
-	nulls[15] = 'n';
+	column(values, nulls, argtypes, 3, opids, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 4, etypes, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 5, eids, eidnulls, n, TEXTOID);
+	column(values, nulls, argtypes, 6, opers, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 7, tss, tsnulls, n, TIMESTAMPTZOID);
+	column(values, nulls, argtypes, 8, reqs, reqnulls, n, JSONBOID);
+	column(values, nulls, argtypes, 9, outcomes, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 10, results, NULL, n, JSONBOID);
+	column(values, nulls, argtypes, 11, rids, ridnulls, n, TEXTOID);
+	column(values, nulls, argtypes, 12, vers, vernulls, n, INT8OID);
+	column(values, nulls, argtypes, 13, codes, codenulls, n, TEXTOID);
+	column(values, nulls, argtypes, 14, cids, cidnulls, n, INT8OID);
 
-	sql = psprintf("INSERT INTO %s.sync_ledger "
-				   "(client_id, operation_id, entity_type, entity_id, operation, user_id, practice_id, "
-				   "client_ts, request, outcome, result, real_id, version, error_code, conflict_id, "
-				   "completed_at) "
-				   "SELECT $1, u.op, u.et, u.eid, u.o, $2, $3, u.ts, u.req, u.outcome, u.result, "
-				   "u.rid, u.ver, u.code, u.cid, pg_catalog.clock_timestamp() "
-				   "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
-				   "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), "
-				   "pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12), "
-				   "pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)) "
-				   "AS u(op, et, eid, o, ts, req, outcome, result, rid, ver, code, cid)",
-				   b->qschema);
+	/* one row: a plain VALUES (no function scans to set up) */
+	if (n == 1)
+		sql = psprintf("INSERT INTO %s.sync_ledger "
+					   "(client_id, operation_id, entity_type, entity_id, operation, user_id, practice_id, "
+					   "client_ts, request, outcome, result, real_id, version, error_code, conflict_id, "
+					   "completed_at) "
+					   "VALUES ($1, $4, $5, $6, $7, $2, $3, $8, $9, $10, $11, $12, $13, $14, $15, "
+					   "pg_catalog.clock_timestamp())",
+					   b->qschema);
+	else
+		sql = psprintf("INSERT INTO %s.sync_ledger "
+					   "(client_id, operation_id, entity_type, entity_id, operation, user_id, practice_id, "
+					   "client_ts, request, outcome, result, real_id, version, error_code, conflict_id, "
+					   "completed_at) "
+					   "SELECT $1, u.op, u.et, u.eid, u.o, $2, $3, u.ts, u.req, u.outcome, u.result, "
+					   "u.rid, u.ver, u.code, u.cid, pg_catalog.clock_timestamp() "
+					   "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+					   "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), "
+					   "pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12), "
+					   "pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)) "
+					   "AS u(op, et, eid, o, ts, req, outcome, result, rid, ver, code, cid)",
+					   b->qschema);
 	rc = push_exec(push_plan(sql, 15, argtypes), values, nulls, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "ledger insert failed: %s", SPI_result_code_string(rc));
@@ -532,8 +562,9 @@ push_idmap_prefetch(PushBatch *b, List *temp_ids)
 {
 	const char **ids;
 	int			n = 0;
-	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
-	char	   *sql;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	char	   *many;
+	char	   *one;
 	ListCell   *lc;
 	MemoryContext cxt;
 	MemoryContext old;
@@ -555,10 +586,12 @@ push_idmap_prefetch(PushBatch *b, List *temp_ids)
 		t->op = NULL;
 		ids[n++] = id;
 	}
-	sql = psprintf("SELECT u.t, m.entity_type, m.real_id "
-				   "FROM pg_catalog.unnest($2) AS u(t) CROSS JOIN LATERAL "
-				   "(SELECT m.entity_type, m.real_id FROM %s.sync_id_map AS m "
-				   "WHERE m.client_id = $1 AND m.temp_id = u.t OFFSET 0) AS m", b->qschema);
+	many = psprintf("SELECT u.t, m.entity_type, m.real_id "
+					"FROM pg_catalog.unnest($2) AS u(t) CROSS JOIN LATERAL "
+					"(SELECT m.entity_type, m.real_id FROM %s.sync_id_map AS m "
+					"WHERE m.client_id = $1 AND m.temp_id = u.t OFFSET 0) AS m", b->qschema);
+	one = psprintf("SELECT m.temp_id, m.entity_type, m.real_id FROM %s.sync_id_map AS m "
+				   "WHERE m.client_id = $1 AND m.temp_id = $2", b->qschema);
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "smartsync push id map", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	for (int start = 0; start < n; start += PUSH_SQL_CHUNK)
@@ -566,13 +599,14 @@ push_idmap_prefetch(PushBatch *b, List *temp_ids)
 		int			m = Min(PUSH_SQL_CHUNK, n - start);
 		Datum	   *idd = palloc(sizeof(Datum) * m);
 		Datum		values[2];
+		char		nulls[2] = {' ', ' '};
 		int			rc;
 
 		for (int i = 0; i < m; i++)
 			idd[i] = CStringGetTextDatum(ids[start + i]);
 		values[0] = CStringGetTextDatum(b->client_id);
-		values[1] = make_array(idd, NULL, m, TEXTOID);
-		rc = push_exec_probe(push_plan_probe(sql, 2, argtypes), values, NULL);
+		column(values, nulls, argtypes, 1, idd, NULL, m, TEXTOID);
+		rc = push_exec_probe(push_plan_probe(m == 1 ? one : many, 2, argtypes), values, nulls);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "id map read failed: %s", SPI_result_code_string(rc));
 		for (uint64 k = 0; k < SPI_processed; k++)
@@ -629,9 +663,9 @@ idmap_insert(PushBatch *b, PushOp **ops, int n)
 	Datum	   *opids = palloc(sizeof(Datum) * n);
 	Datum	   *tss = palloc(sizeof(Datum) * n);
 	bool	   *tsnulls = palloc(sizeof(bool) * n);
-	Oid			argtypes[6] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TIMESTAMPTZARRAYOID};
+	Oid			argtypes[6] = {TEXTOID};
 	Datum		values[6];
+	char		nulls[6];
 	char	   *sql;
 	int			rc;
 
@@ -646,19 +680,25 @@ idmap_insert(PushBatch *b, PushOp **ops, int n)
 		tsnulls[i] = !op->has_ts;
 		tss[i] = op->has_ts ? TimestampTzGetDatum(op->ts) : (Datum) 0;
 	}
+	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(b->client_id);
-	values[1] = make_array(temps, NULL, n, TEXTOID);
-	values[2] = make_array(types, NULL, n, TEXTOID);
-	values[3] = make_array(reals, NULL, n, TEXTOID);
-	values[4] = make_array(opids, NULL, n, TEXTOID);
-	values[5] = make_array(tss, tsnulls, n, TIMESTAMPTZOID);
-	sql = psprintf("INSERT INTO %s.sync_id_map "
-				   "(client_id, temp_id, entity_type, real_id, operation_id, created_at) "
-				   "SELECT $1, u.t, u.et, u.r, u.op, u.ts "
-				   "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
-				   "pg_catalog.unnest($5), pg_catalog.unnest($6)) AS u(t, et, r, op, ts)",
-				   b->qschema);
-	rc = push_exec(push_plan(sql, 6, argtypes), values, NULL, 0);
+	column(values, nulls, argtypes, 1, temps, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 2, types, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 3, reals, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 4, opids, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 5, tss, tsnulls, n, TIMESTAMPTZOID);
+	if (n == 1)
+		sql = psprintf("INSERT INTO %s.sync_id_map "
+					   "(client_id, temp_id, entity_type, real_id, operation_id, created_at) "
+					   "VALUES ($1, $2, $3, $4, $5, $6)", b->qschema);
+	else
+		sql = psprintf("INSERT INTO %s.sync_id_map "
+					   "(client_id, temp_id, entity_type, real_id, operation_id, created_at) "
+					   "SELECT $1, u.t, u.et, u.r, u.op, u.ts "
+					   "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+					   "pg_catalog.unnest($5), pg_catalog.unnest($6)) AS u(t, et, r, op, ts)",
+					   b->qschema);
+	rc = push_exec(push_plan(sql, 6, argtypes), values, nulls, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "id map insert failed: %s", SPI_result_code_string(rc));
 }
