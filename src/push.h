@@ -179,9 +179,9 @@ extern int	push_find_column(PushEntity *e, const char *key, int len);
 /* pushledger.c */
 extern SPIPlanPtr push_plan(const char *sql, int nargs, Oid *argtypes);
 extern SPIPlanPtr push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom);
-extern SPIPlanPtr push_plan_probe(const char *sql, int nargs, Oid *argtypes);
+extern SPIPlanPtr push_plan_keyed(const char *sql, int nargs, Oid *argtypes);
 extern int	push_exec(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount);
-extern int	push_exec_probe(SPIPlanPtr plan, Datum *values, const char *nulls);
+extern int	push_exec_keyed(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount);
 extern void push_ledger_lock(PushBatch *b);
 extern void push_ledger_load(PushBatch *b);
 extern void push_ledger_record(PushBatch *b);

@@ -1434,7 +1434,7 @@ insert_run(PushBatch *b, PushOp **ops, PushData *ds, int n)
 					 "ORDER BY u.n", e->qualified);
 	appendStringInfoString(&q, returning(e, false));
 	values[0] = data_array(ds, n);
-	rc = push_exec(push_plan(q.data, 1, argtypes), values, NULL, 0);
+	rc = push_exec_keyed(push_plan_keyed(q.data, 1, argtypes), values, NULL, 0);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != (uint64) n)
 		elog(ERROR, "insert into %s failed: %s", e->qualified, SPI_result_code_string(rc));
 	rows = palloc(sizeof(Jsonb *) * n);
@@ -1506,8 +1506,8 @@ update_run(PushBatch *b, PushOp **ops, PushData *ds, const char **ids, int n)
 	values[3] = data_array(ds, n);
 	values[4] = practice ? CStringGetTextDatum(practice) : (Datum) 0;
 	nulls[4] = practice ? ' ' : 'n';
-	/* a saved generic plan: replanned when (auto)analyze updates the table's statistics */
-	rc = push_exec(push_plan(q.data, 5, argtypes), values, nulls, 0);
+	/* a generic plan probing the key per row (pushledger.c) */
+	rc = push_exec_keyed(push_plan_keyed(q.data, 5, argtypes), values, nulls, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "update of %s failed: %s", e->qualified, SPI_result_code_string(rc));
 	for (uint64 k = 0; k < SPI_processed; k++)

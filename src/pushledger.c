@@ -123,32 +123,38 @@ push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom)
 }
 
 /*
- * As push_plan, for a probe of a primary key (the ledger, the id map): one
- * generic plan, made by push_exec_probe with sequential scans disabled, so it
- * probes the key whatever the table's size when it was planned (the tables
- * start empty and grow; a plan made on an empty table would otherwise scan
- * it whole until the next ANALYZE), and no planning per execution.
+ * As push_plan, for a statement that works on rows given as arrays (one per
+ * column, unnest) and finds them by primary key: the ledger and id-map
+ * lookups and writes, runs of creates and updates.  One generic plan per
+ * backend, made by push_exec_keyed with sequential scans, hash and merge
+ * joins disabled, so it probes the key for each given row whatever the
+ * table's size when it was planned (the ledger and the id map start empty
+ * and grow; a plan made for an empty table would scan it whole) and however
+ * many rows a call gives (a generic plan cannot know; a custom plan for each
+ * call would be planned on every push).
  */
 SPIPlanPtr
-push_plan_probe(const char *sql, int nargs, Oid *argtypes)
+push_plan_keyed(const char *sql, int nargs, Oid *argtypes)
 {
 	return plan_cached(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 }
 
 /*
- * Runs a plan of push_plan_probe.  The plan cache plans it on its first run
- * and again after anything it reads changed (DDL, ANALYZE), so the setting
- * holds for every execution, not only the first.
+ * Runs a plan of push_plan_keyed.  The plan cache plans it on its first run
+ * and again after anything it reads changed (DDL, ANALYZE), so the settings
+ * hold for every execution, not only the first.
  */
 int
-push_exec_probe(SPIPlanPtr plan, Datum *values, const char *nulls)
+push_exec_keyed(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount)
 {
+	static const char *const off[] = {"enable_seqscan", "enable_hashjoin", "enable_mergejoin"};
 	int			nest = NewGUCNestLevel();
 	int			rc;
 
-	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	rc = push_exec(plan, values, nulls, 0);
+	for (int i = 0; i < (int) lengthof(off); i++)
+		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	rc = push_exec(plan, values, nulls, tcount);
 	AtEOXact_GUC(true, nest);
 	return rc;
 }
@@ -331,9 +337,10 @@ push_ledger_lock(PushBatch *b)
 
 /*
  * Reads the stored result of every operation of the batch that is in the
- * ledger already (one primary-key probe per operation: OFFSET 0 keeps the
- * planner from turning it into a scan of all the client's rows) (a replay: returned as stored, with "replayed": true); the
- * others are this push's to apply.
+ * ledger already (a replay: returned as stored, with "replayed": true); the
+ * others are this push's to apply.  One primary-key probe per operation
+ * (push_plan_keyed; OFFSET 0 keeps the planner from turning the lateral
+ * probes into a scan of all the client's rows), PUSH_SQL_CHUNK per statement.
  */
 void
 push_ledger_load(PushBatch *b)
@@ -367,7 +374,7 @@ push_ledger_load(PushBatch *b)
 		}
 		values[0] = CStringGetTextDatum(b->client_id);
 		column(values, nulls, argtypes, 1, opids, NULL, n, TEXTOID);
-		rc = push_exec_probe(push_plan_probe(n == 1 ? one : many, 2, argtypes), values, nulls);
+		rc = push_exec_keyed(push_plan_keyed(n == 1 ? one : many, 2, argtypes), values, nulls, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "ledger read failed: %s", SPI_result_code_string(rc));
 		for (uint64 k = 0; k < SPI_processed; k++)
@@ -512,7 +519,7 @@ ledger_insert(PushBatch *b, PushOp **ops, int n)
 					   "pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)) "
 					   "AS u(op, et, eid, o, ts, req, outcome, result, rid, ver, code, cid)",
 					   b->qschema);
-	rc = push_exec(push_plan(sql, 15, argtypes), values, nulls, 0);
+	rc = push_exec_keyed(push_plan_keyed(sql, 15, argtypes), values, nulls, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "ledger insert failed: %s", SPI_result_code_string(rc));
 }
@@ -606,7 +613,7 @@ push_idmap_prefetch(PushBatch *b, List *temp_ids)
 			idd[i] = CStringGetTextDatum(ids[start + i]);
 		values[0] = CStringGetTextDatum(b->client_id);
 		column(values, nulls, argtypes, 1, idd, NULL, m, TEXTOID);
-		rc = push_exec_probe(push_plan_probe(m == 1 ? one : many, 2, argtypes), values, nulls);
+		rc = push_exec_keyed(push_plan_keyed(m == 1 ? one : many, 2, argtypes), values, nulls, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "id map read failed: %s", SPI_result_code_string(rc));
 		for (uint64 k = 0; k < SPI_processed; k++)
@@ -698,7 +705,7 @@ idmap_insert(PushBatch *b, PushOp **ops, int n)
 					   "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
 					   "pg_catalog.unnest($5), pg_catalog.unnest($6)) AS u(t, et, r, op, ts)",
 					   b->qschema);
-	rc = push_exec(push_plan(sql, 6, argtypes), values, nulls, 0);
+	rc = push_exec_keyed(push_plan_keyed(sql, 6, argtypes), values, nulls, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "id map insert failed: %s", SPI_result_code_string(rc));
 }
