@@ -658,38 +658,8 @@ sync_context_may_write(const SyncContext *ctx, const char *entity_type, const ch
 char *
 sync_tenant_schema(const char *tenant_id)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	char	   *schema = NULL;
-	int			rc;
+	char	   *schema = sync_registry_tenant_schema(tenant_id);
 
-	values[0] = CStringGetTextDatum(tenant_id);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	/* a saved plan: parsed and planned once per backend, replanned when the registry changes */
-	if (plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare("SELECT schema_name::pg_catalog.text FROM smartsync.tenants "
-									"WHERE tenant_id OPERATOR(pg_catalog.=) $1", 1, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		plan = p;
-	}
-	rc = SPI_execute_plan(plan, values, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "reading smartsync.tenants failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 1)
-	{
-		char	   *s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		schema = SPI_palloc(strlen(s) + 1);
-		strcpy(schema, s);
-	}
-	SPI_finish();
 	if (schema == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_UNKNOWN_TENANT),

@@ -711,51 +711,28 @@ resolve_client_id(PushBatch *b, Jsonb *payload)
 	return from_payload;
 }
 
-/* Loads the entity registry. */
+/* Loads the entity registry (registry.c keeps a copy per backend). */
 static void
 load_entities(PushBatch *b)
 {
-	static SPIPlanPtr plan = NULL;
-	int			rc;
+	SyncEntityTypeRow *rows = sync_registry_entity_types(&b->nentities);
 
-	if (plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare("SELECT entity_type, table_name::text, pk_column::text, "
-									"practice_column::text, default_strategy, sort_order, "
-									"reference_fields, field_classes, timestamp_detection "
-									"FROM smartsync.entity_types ORDER BY entity_type", 0, NULL);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		plan = p;
-	}
-	rc = push_exec(plan, NULL, NULL, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "reading smartsync.entity_types failed: %s", SPI_result_code_string(rc));
-
-	b->nentities = SPI_processed;
 	b->entities = palloc0(sizeof(PushEntity) * Max(b->nentities, 1));
 	for (int k = 0; k < b->nentities; k++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[k];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
 		PushEntity *e = &b->entities[k];
-		bool		isnull;
 
-		e->entity_type = SPI_getvalue(tup, desc, 1);
-		e->table_name = SPI_getvalue(tup, desc, 2);
-		e->pk_column = SPI_getvalue(tup, desc, 3);
-		e->practice_column = SPI_getvalue(tup, desc, 4);
-		e->strategy = SPI_getvalue(tup, desc, 5);
-		e->level = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
-		e->reference_fields = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
-		e->field_classes = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 8, &isnull));
-		e->timestamp_detection = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)) && !isnull;
+		e->entity_type = rows[k].entity_type;
+		e->table_name = rows[k].table_name;
+		e->pk_column = rows[k].pk_column;
+		e->practice_column = rows[k].practice_column;
+		e->strategy = rows[k].strategy;
+		e->level = rows[k].sort_order;
+		e->reference_fields = rows[k].reference_fields;
+		e->field_classes = rows[k].field_classes;
+		e->timestamp_detection = rows[k].timestamp_detection;
 		e->practice_index = -1;
 	}
-	SPI_freetuptable(SPI_tuptable);
 }
 
 /* Collects every temporary id the batch names (entity ids and top-level data strings). */

@@ -290,3 +290,18 @@ END
 $$;
 COMMENT ON FUNCTION smartsync.unregister_entity_type(text) IS
 'stop tracking an entity type in every tenant (its tables and change log stay); refused while other types depend on it';
+
+-- Backends keep copies of the registry (src/registry.c): a change of either table
+-- tells every backend to drop its copy when the change commits.
+CREATE FUNCTION smartsync._registry_changed()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'smartsync_registry_changed';
+COMMENT ON FUNCTION smartsync._registry_changed() IS
+'AFTER STATEMENT trigger of smartsync.tenants and smartsync.entity_types: every backend drops its cached copy of the table when the change commits';
+CREATE TRIGGER smartsync_registry_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON smartsync.tenants
+    FOR EACH STATEMENT EXECUTE FUNCTION smartsync._registry_changed();
+CREATE TRIGGER smartsync_registry_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON smartsync.entity_types
+    FOR EACH STATEMENT EXECUTE FUNCTION smartsync._registry_changed();
