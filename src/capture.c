@@ -671,6 +671,7 @@ smartsync_capture(PG_FUNCTION_ARGS)
 
 	sync_context_read(&ctx);
 	capture_rows(td, e, op, &ctx);
+	sync_notify_capture(td);	/* the change signal at commit (notify.c) */
 	return PointerGetDatum(NULL);
 }
 

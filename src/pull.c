@@ -69,6 +69,7 @@
 #include "utils/xid8.h"
 
 #include "smartsync.h"
+#include "pull.h"
 
 PG_FUNCTION_INFO_V1(smartsync_sync_pull);
 
@@ -102,16 +103,6 @@ sync_pull_init(void)
 
 /* --- snapshots ---------------------------------------------------------- */
 
-/* A snapshot in full (64-bit) xids: visible = below xmin, or below xmax and not in xip. */
-typedef struct PullSnap
-{
-	uint64		xmin;
-	uint64		xmax;
-	int			nxip;
-	uint64	   *xip;			/* ascending, each in [xmin, xmax) */
-	bool		recovery;		/* taken on a standby (xip mixes subxids) */
-} PullSnap;
-
 /* Widens a 32-bit xid to a full xid, relative to the next full xid. */
 static uint64
 full_xid(FullTransactionId next, TransactionId xid)
@@ -135,7 +126,7 @@ cmp_u64(const void *a, const void *b)
  * xids.  Our own transaction's xid, if any, counts as in progress: changes it
  * made are delivered after it commits, never before.
  */
-static void
+void
 current_snap(PullSnap *s)
 {
 	Snapshot	snap = GetActiveSnapshot();
@@ -184,7 +175,7 @@ snap_in_xip(const PullSnap *s, uint64 x)
 }
 
 /* True when transaction x had committed (or aborted) as seen by s. */
-static bool
+bool
 snap_visible(const PullSnap *s, uint64 x)
 {
 	if (x < s->xmin)
@@ -200,7 +191,7 @@ snap_visible(const PullSnap *s, uint64 x)
  * standby the in-progress list mixes subtransaction xids in; those whose
  * parent is unknown count as "not yet" (a delay, never a gap).
  */
-static bool
+bool
 snap_follows(const PullSnap *p, const PullSnap *c)
 {
 	if (c->xmax < p->xmax)
@@ -239,33 +230,6 @@ snap_follows(const PullSnap *p, const PullSnap *c)
 
 #define CURSOR_VERSION	1
 #define CURSOR_MAC_LEN	16
-#define SECRET_MAX_LEN	256
-
-typedef enum CursorKind
-{
-	CK_IDLE = 1,				/* between drains: base = previous snapshot */
-	CK_DRAIN = 2,				/* paging a drain from base to upper */
-	CK_TIME_OLD = 3,			/* 0.2.0's time-based read in (xid, seq) order: refetch */
-	CK_LIST = 4,				/* paging the full listing taken at base */
-	CK_TIME = 5					/* paging a time-based read up to upper, in change-time order */
-} CursorKind;
-
-typedef struct PullCursor
-{
-	CursorKind	kind;
-	uint64		tenant_tag;
-	uint32		scope_tag;
-	uint32		origin_tag;
-	PullSnap	base;			/* IDLE, DRAIN: previous snapshot; LIST: listing snapshot */
-	PullSnap	upper;			/* DRAIN, TIME: snapshot the drain runs up to */
-	bool		has_pos;
-	uint64		pos_xid;
-	int64		pos_seq;
-	TimestampTz pos_at;			/* TIME: changed_at of the position */
-	TimestampTz since;			/* TIME */
-	char	   *list_type;		/* LIST: entity type being listed */
-	char	   *list_pk;		/* LIST: last primary key listed, or NULL */
-} PullCursor;
 
 typedef struct Reader
 {
@@ -503,7 +467,7 @@ b64url_decode(const char *s, int slen, uint8 *out)
 }
 
 /* Reads the database's cursor secret (smartsync.pull_secret), bypassing its ACL. */
-static int
+int
 read_secret(uint8 *key)
 {
 	Oid			nsp = get_namespace_oid("smartsync", false);
@@ -627,7 +591,7 @@ cursor_malformed(const char *why)
  * Decodes and verifies a cursor: malformed -> SS501, bad signature -> SS502.
  * Tenant, origin and scope are checked by the caller.
  */
-static void
+void
 cursor_decode(const char *text, const uint8 *key, int keylen, PullCursor *c)
 {
 	int			tlen = strlen(text);
@@ -744,7 +708,7 @@ static HTAB *plan_cache = NULL;
 #define PLAN_CACHE_MAX 1024
 
 /* Returns a kept plan for query, prepared on first use (call inside SPI). */
-static SPIPlanPtr
+SPIPlanPtr
 pull_plan(const char *query, int nargs, Oid *argtypes)
 {
 	uint64		key = hash_bytes_extended((const unsigned char *) query, strlen(query), 0);
@@ -797,24 +761,6 @@ pull_plan(const char *query, int nargs, Oid *argtypes)
 
 /* --- entity types ------------------------------------------------------- */
 
-typedef struct PullType
-{
-	char	   *name;
-	char	   *table;
-	char	   *pk;
-	char	   *practice_col;	/* NULL when the type has no practice column */
-	int			sort_order;
-	Oid			pk_type;		/* InvalidOid when the tenant lacks the table */
-	bool		readable;		/* permissions let the caller read it */
-	bool		wanted;			/* readable and in the request's filter */
-} PullType;
-
-typedef struct PullTypes
-{
-	int			n;
-	PullType   *t;
-} PullTypes;
-
 /* True when the context's permissions let it read entity type name. */
 static bool
 type_readable(const SyncContext *ctx, const char *name)
@@ -833,7 +779,7 @@ type_readable(const SyncContext *ctx, const char *name)
 }
 
 /* Loads the registry, in dependency order, with the tenant's key types. */
-static void
+void
 load_types(const char *schema, const SyncContext *ctx, PullTypes *types)
 {
 	static const char *q =
@@ -897,7 +843,7 @@ cmp_cstr(const void *a, const void *b)
  * Applies p_entity_types (comma-separated): unknown -> SS106, not readable ->
  * SS508.  Returns the normalized filter for the scope tag ("*" for none).
  */
-static char *
+char *
 apply_type_filter(PullTypes *types, const char *filter)
 {
 	char	   *s;
@@ -1028,24 +974,7 @@ op_name(text *t)
 
 /* --- the drain ------------------------------------------------------------ */
 
-/* Everything one pull call works with. */
-typedef struct PullRequest
-{
-	const char *schema;
-	const char *quoted_schema;
-	const char *practice;		/* effective practice filter or NULL */
-	const char *client;			/* echo suppression or NULL */
-	PullTypes	types;
-	Datum		wanted_types;	/* text[] */
-	Datum		global_types;	/* text[]: wanted types without a practice column */
-	int			limit;
-	Size		budget;			/* smartsync.pull_max_bytes */
-	Size		used;			/* bytes the page's changes take so far */
-	int			listed_rows;	/* rows a listing page took so far */
-	MemoryContext cxt;
-} PullRequest;
-
-static Datum
+Datum
 xid_array(const uint64 *xids, int n)
 {
 	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
@@ -1056,7 +985,7 @@ xid_array(const uint64 *xids, int n)
 										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
-static Datum
+Datum
 text_array(List *strs)
 {
 	int			n = list_length(strs);
@@ -1068,8 +997,6 @@ text_array(List *strs)
 		d[i++] = CStringGetTextDatum((char *) lfirst(lc));
 	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
-
-#define CHANGE_NPARAMS 12
 
 /*
  * Builds one change-log scan.  in_xip: restrict to the xids of $5 (the
@@ -1087,7 +1014,7 @@ text_array(List *strs)
  * newer state) or, with echo suppression, one of the client's own changes.
  * Column 10 is the size of the change's data, read without detoasting it.
  */
-static char *
+char *
 change_query(const PullRequest *req, bool in_xip, bool by_time)
 {
 	StringInfoData q;
@@ -1941,13 +1868,13 @@ pull_watermark(PullRequest *req, const PullSnap *s)
 
 /* --- tags ------------------------------------------------------------------ */
 
-static uint64
+uint64
 tenant_tag(const char *tenant)
 {
 	return hash_bytes_extended((const unsigned char *) tenant, strlen(tenant), 0x534d53594e43ULL);
 }
 
-static uint32
+uint32
 scope_tag(const char *practice, const char *client, const char *types)
 {
 	StringInfoData s;
@@ -1958,7 +1885,7 @@ scope_tag(const char *practice, const char *client, const char *types)
 	return (uint32) hash_bytes_extended((const unsigned char *) s.data, s.len, 1);
 }
 
-static uint32
+uint32
 origin_tag(void)
 {
 	uint64		v[2];
@@ -1971,7 +1898,7 @@ origin_tag(void)
 /* --- retention -------------------------------------------------------------- */
 
 /* Raises SS505 when pruning removed changes the cursor had not yet delivered. */
-static void
+void
 check_horizon(PullRequest *req, const PullCursor *cur)
 {
 	StringInfoData q;

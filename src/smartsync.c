@@ -83,5 +83,6 @@ _PG_init(void)
 	sync_push_init();
 
 	sync_pull_init();
+	sync_notify_init();
 	MarkGUCPrefixReserved("smartsync");
 }

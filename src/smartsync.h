@@ -100,6 +100,9 @@
 /* Most characters of a client value an error message quotes. */
 #define SYNC_QUOTE_CHARS	64
 
+/* change signal: SS8xx (src/poll.c) */
+#define ERRCODE_SS_BAD_WATERMARK		MAKE_SQLSTATE('S','S','8','0','1')
+
 /* --- settings (smartsync.c) ------------------------------------------- */
 
 extern char *smartsync_tenant_id_setting;
@@ -163,6 +166,12 @@ extern void sync_pull_init(void);
 /* --- capture (capture.c) ---------------------------------------------- */
 
 extern void sync_stamp_next_insert(Oid relid, int64 version);
+
+/* --- change signal (notify.c) ------------------------------------------- */
+
+struct TriggerData;
+extern void sync_notify_init(void);
+extern void sync_notify_capture(struct TriggerData *td);
 
 /* --- jsonb helpers (context.c) ---------------------------------------- */
 

@@ -19,7 +19,11 @@ if [ $status -ne 0 ]; then
 fi
 # TAP tests (hot standby, crash recovery): their own clusters, PostgreSQL's Perl framework
 make -s tap
-# @smartsync/client (js/): npm ci with the committed lock file, unit tests, then integration
-# tests against a throwaway cluster of their own (Node.js 20 or later)
+# @smartsync/client and @smartsync/server (js/): npm ci with the committed lock file, unit
+# tests, then integration tests against throwaway clusters of their own (Node.js 20 or later)
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { echo "js/ needs Node.js 20 or later"; exit 1; }
-(cd js && npm ci --no-audit --no-fund && npm test -w @smartsync/client && npm run test:integration -w @smartsync/client)
+(cd js && npm ci --no-audit --no-fund && npm test -w @smartsync/client && npm run test:integration -w @smartsync/client \
+    && npm test -w @smartsync/server)
+# @smartsync/react (Vitest, React Testing Library, happy-dom), then the example app's browser
+# tests: Debian's chromium, a real @smartsync/server and a throwaway cluster of their own
+(cd js && npm test -w @smartsync/react && bash examples/vet-app/test/run.sh)

@@ -308,6 +308,37 @@ $$;
 COMMENT ON FUNCTION smartsync._api_sync_pull(text, text, text, text, integer, text, text, text) IS
 'internal: body of api.sync_pull: smartsync.sync_pull with the spec''s parameter names and smartsync errors as PostgREST responses';
 
+-- Internal: the body of api.sync_changed (runs as the api owner).
+CREATE FUNCTION smartsync._api_sync_changed(
+    p_cursor       text,
+    p_entity_types text,
+    p_practice_id  text,
+    entity_types   text,
+    practice_id    text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_code text; v_msg text; v_detail text; v_hint text;
+BEGIN
+    PERFORM smartsync._api_guard();
+    RETURN smartsync.sync_changed(
+        p_cursor       => p_cursor,
+        p_entity_types => smartsync._api_param('p_entity_types', p_entity_types, 'entityTypes', entity_types),
+        p_practice_id  => smartsync._api_param('p_practice_id', p_practice_id, 'practiceId', practice_id));
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_code = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
+                            v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+    IF v_code LIKE 'SS%' THEN
+        PERFORM smartsync._api_raise(v_code, v_msg, v_detail, v_hint);
+    END IF;
+    RAISE;
+END
+$$;
+COMMENT ON FUNCTION smartsync._api_sync_changed(text, text, text, text, text) IS
+'internal: body of api.sync_changed: smartsync.sync_changed with the spec''s parameter names and smartsync errors as PostgREST responses';
+
 -- Internal: the bodies of the conflict endpoints (issue 6's functions), same pattern.
 CREATE FUNCTION smartsync._api_resolve_conflict(conflict_id bigint, strategy text, resolved_data jsonb)
 RETURNS jsonb
@@ -403,7 +434,8 @@ DECLARE
                         AND to_regprocedure('smartsync.list_conflicts(text, text, interval, integer)') IS NOT NULL
                         AND to_regprocedure('smartsync.conflict_stats()') IS NOT NULL;
     v_functions  text[] := ARRAY['sync_push(jsonb)',
-                                 'sync_pull(text, text, text, text, integer, text, text, text)'];
+                                 'sync_pull(text, text, text, text, integer, text, text, text)',
+                                 'sync_changed(text, text, text, text, text)'];
     f text;
     t record;
 BEGIN
@@ -466,6 +498,10 @@ BEGIN
         EXECUTE format('REVOKE smartsync_api FROM %s', t.member);
     END LOOP;
 
+    -- a server (@smartsync/server) logged in as authenticator polls for changes
+    GRANT USAGE ON SCHEMA smartsync TO authenticator;
+    GRANT EXECUTE ON FUNCTION smartsync.poll_changes(text, text[]) TO authenticator;
+
     -- what smartsync_api may use in the smartsync schema
     GRANT USAGE ON SCHEMA smartsync TO smartsync_api;
     GRANT SELECT ON smartsync.tenants, smartsync.entity_types TO smartsync_api;
@@ -482,7 +518,7 @@ BEGIN
     IF v_new_schema THEN
         EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', api_schema);
         EXECUTE format('COMMENT ON SCHEMA %I IS %L', api_schema,
-            'smartsync: offline-first sync. POST /rpc/sync_push sends offline operations; GET /rpc/sync_pull fetches changes.');
+            'smartsync: offline-first sync. POST /rpc/sync_push sends offline operations; GET /rpc/sync_pull fetches changes; GET /rpc/sync_changed says whether there are any.');
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I, %I, smartsync_api', api_schema, anon_role, web_role);
 
@@ -519,6 +555,23 @@ Body: {"operations": [{"id", "operation": "create"|"update"|"delete", "entityTyp
 $c$Pull server changes (the spec's GET /api/sync/pull)
 
 One page of changes for the JWT's tenant (and practice): {"success", "timestamp", "changes": [{"entityType", "operation", "id", "data", "updatedAt", "version"}], "hasMore", "cursor", "full"}. Send the returned cursor as p_cursor for the exact next page; without a cursor the first pull lists the live rows. p_entity_types: comma-separated entity types; p_limit: page size. The spec's lastSyncTimestamp (milliseconds since 1970, or ISO 8601 with offset), practiceId and entityTypes are accepted as aliases of p_since, p_practice_id and p_entity_types; the response's timestamp is a safe watermark to send back as lastSyncTimestamp. Errors: 400, 401, 403, and 410 when the cursor is older than the change-log retention (pull again without a cursor).$c$;
+    $f$, api_schema);
+
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION %1$I.sync_changed(
+            p_cursor       text DEFAULT NULL,
+            p_entity_types text DEFAULT NULL,
+            p_practice_id  text DEFAULT NULL,
+            "entityTypes"  text DEFAULT NULL,
+            "practiceId"   text DEFAULT NULL)
+        RETURNS boolean
+        LANGUAGE sql STABLE SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS 'SELECT smartsync._api_sync_changed($1, $2, $3, $4, $5)';
+        COMMENT ON FUNCTION %1$I.sync_changed(text, text, text, text, text) IS
+$c$Has anything changed since a pull cursor?
+
+true when GET /rpc/sync_pull with the same p_cursor (and p_entity_types, p_practice_id) would return changes now, or when the cursor is in the middle of a listing or drain (its response said hasMore), or without a cursor; false when it would return nothing. Exact, and far cheaper than a pull: poll it every few seconds and pull when it says true. Errors: those of sync_pull for the same parameters (400, 401, 403, 410).$c$;
     $f$, api_schema);
 
     IF v_conflicts THEN
@@ -576,7 +629,7 @@ $c$Conflict statistics of the JWT's tenant (and practice)$c$;
 END
 $$;
 COMMENT ON FUNCTION smartsync.setup_postgrest(text, name, name, name) IS
-'set up PostgREST access (idempotent; superuser): roles authenticator (LOGIN NOINHERIT, password if given), the anonymous and web roles (NOLOGIN), smartsync_api (NOLOGIN, owns the api functions); the exposed schema with sync_push, sync_pull and the conflict endpoints, executable by the web role only; row-level security and privileges on every tenant schema';
+'set up PostgREST access (idempotent; superuser): roles authenticator (LOGIN NOINHERIT, password if given), the anonymous and web roles (NOLOGIN), smartsync_api (NOLOGIN, owns the api functions); the exposed schema with sync_push, sync_pull, sync_changed and the conflict endpoints, executable by the web role only; row-level security and privileges on every tenant schema; authenticator may call smartsync.poll_changes()';
 
 REVOKE ALL ON FUNCTION smartsync.setup_postgrest(text, name, name, name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION smartsync._secure_tenant(name, name) FROM PUBLIC;

@@ -1,0 +1,70 @@
+#!/bin/bash
+# @smartsync/server: commit-to-event latency of live streams (1, 100 and 1,000 open
+# streams of one tenant, polled signal and NOTIFY) and push throughput over HTTP against
+# direct SQL calls of sync_push with the same 50-operation batches.  The server is the
+# built smartsync-server command in a process of its own, logged in as authenticator;
+# bench/server-bench.mjs is the clients.  Run inside a cluster (PG* set):
+#   bash bench/run.sh server, or
+#   PRIVATE_CONF="synchronous_commit = off" bash test/private.sh -- bash bench/bench_server.sh
+# Settings: STREAMS ("1 100 1000"), SIGNALS ("poll notify"), COMMITS (100), ROUNDS (5),
+# SECONDS_PER_RUN (5), CLIENTS ("1 4": concurrent pushers), PARTS ("latency push")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DB=bench_server
+STREAMS=${STREAMS:-1 100 1000}
+SIGNALS=${SIGNALS:-poll notify}
+COMMITS=${COMMITS:-100}
+ROUNDS=${ROUNDS:-5}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
+CLIENTS=${CLIENTS:-1 4}
+PARTS=${PARTS:-latency push}
+[ -d js/node_modules/pg ] || (cd js && npm ci --no-audit --no-fund --silent >/dev/null)
+(cd js && npm run build -w @smartsync/server --silent >/dev/null)
+export PGPORT=${PGPORT:-$(psql -XAtc 'SHOW port')}
+dropdb --if-exists $DB 2>/dev/null
+createdb $DB
+trap 'dropdb --if-exists $DB 2>/dev/null || true' EXIT
+psql -X -q -v ON_ERROR_STOP=1 -d $DB >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION smartsync;
+\i examples/vet_schema.sql
+SELECT smartsync.provision_tenant('bench-live'), smartsync.provision_tenant('bench-push');
+INSERT INTO tenant_bench_live.clients (id, practice_id, name) VALUES (1, 1, 'Live');
+SELECT smartsync.setup_postgrest('bench-authenticator');
+SQL
+export PGDATABASE=$DB BENCH_AUTHENTICATOR_PASSWORD=bench-authenticator
+
+if [[ " $PARTS " == *" latency "* ]]; then
+echo "Commit-to-event latency at the client: one tenant, N streams on loopback, $COMMITS commits one at a time"
+echo "(a plain-SQL UPDATE of one row; from the UPDATE's start to the event's arrival at each stream)"
+echo
+echo "| signal | streams | events measured | p50 (ms) | p99 (ms) | max (ms) | goal at 1,000 streams |"
+echo "|---|---|---|---|---|---|---|"
+for s in $SIGNALS; do
+    for n in $STREAMS; do
+        r=$(node bench/server-bench.mjs latency --signal "$s" --streams "$n" --commits "$COMMITS")
+        node -e '
+            const r = JSON.parse(process.argv[1]);
+            const f = (x) => x.toFixed(1);
+            console.log(`| ${r.signal} | ${r.streams} | ${r.samples} of ${r.expected} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.max)} | ${r.streams === 1000 ? "p50 <= 10, p99 <= 50" : "-"} |`);
+        ' "$r"
+    done
+done
+echo
+fi
+if [[ " $PARTS " == *" push "* ]]; then
+echo "Push: 50-operation batches of creates, $ROUNDS interleaved rounds of $SECONDS_PER_RUN s per path"
+echo
+echo "| clients | direct SQL: smartsync.sync_push (ops/s) | api.sync_push in PostgREST's transaction, no HTTP (ops/s) | HTTP: POST /api/sync/push (ops/s) | HTTP / direct SQL: min / median / max | HTTP / api: min / median / max | server CPU per push (ms) | goal |"
+echo "|---|---|---|---|---|---|---|---|"
+for c in $CLIENTS; do
+    r=$(node bench/server-bench.mjs push --clients "$c" --rounds "$ROUNDS" --seconds "$SECONDS_PER_RUN" --batch 50)
+    node -e '
+        const r = JSON.parse(process.argv[1]);
+        const f = (a) => `${a[0].toFixed(2)}x / ${a[Math.floor(a.length / 2)].toFixed(2)}x / ${a.at(-1).toFixed(2)}x`;
+        console.log(`| ${r.clients} | ${Math.round(r.sql)} | ${Math.round(r.api)} | ${Math.round(r.http)} | ${f(r.httpVsSql)} | ${f(r.httpVsApi)} | ${r.serverCpuMsPerPush.toFixed(2)} | HTTP >= 0.80x direct SQL |`);
+    ' "$r"
+done
+fi
+echo
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,18 @@
+#!/bin/bash
+# The example app's browser tests: Debian's chromium driven by playwright-core, against a real
+# PostgreSQL with smartsync and a real @smartsync/server. The PG* server when PGHOST or PGPORT
+# is set (e.g. `bash test/private.sh -- bash js/examples/vet-app/test/run.sh`), else a
+# throwaway pg_virtualenv cluster with the system's smartsync. Screenshots of each step go to
+# js/examples/vet-app/test-results/browser/ (ignored by git).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || { echo "the browser tests need Debian's chromium (apt-get install chromium; test/deps.sh installs it)"; exit 1; }
+npx vite build --logLevel warn
+if [ -z "${SMARTSYNC_SERVER_MODULE:-}" ]; then
+    [ -f ../../packages/server/src/index.ts ] || { echo "the browser tests need @smartsync/server in js/packages/server"; exit 1; }
+    (cd ../.. && npm run build -w @smartsync/server >/dev/null)
+fi
+if [ -n "${PGHOST:-}${PGPORT:-}" ]; then
+    exec npx vitest run -c vitest.browser.config.ts "$@"
+fi
+exec pg_virtualenv -t -v "${PG_VERSION:-15}" npx vitest run -c vitest.browser.config.ts "$@"

@@ -1,0 +1,146 @@
+/**
+ * The handler outside Next.js: on node:http (the request's signal aborts when
+ * the client goes away) and mounted in Express (before or after a body parser).
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import express from "express";
+import { afterAll, describe, expect, test } from "vitest";
+import { expressMiddleware, serve } from "../src/index.js";
+import { call, closeAdmin, startServer, tablet, token } from "./helpers.js";
+
+afterAll(async () => {
+  await closeAdmin();
+});
+
+describe("node:http", () => {
+  test("the request's signal aborts when the client closes the socket", async () => {
+    let aborted!: () => void;
+    const sawAbort = new Promise<void>((resolve) => {
+      aborted = resolve;
+    });
+    let entered!: () => void;
+    const inHandler = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    const server = await serve(
+      (request) =>
+        new Promise<Response>((resolve) => {
+          entered();
+          request.signal.addEventListener("abort", () => {
+            aborted();
+            resolve(new Response("late"));
+          });
+        }),
+      { port: 0, host: "127.0.0.1" },
+    );
+    const req = http.get({ host: "127.0.0.1", port: server.port, path: "/slow" });
+    req.on("error", () => undefined);
+    await inHandler;
+    req.destroy();
+    await sawAbort;
+    await server.close();
+  });
+
+  test("a request body streams in; its size limit is enforced while reading", async () => {
+    const srv = await startServer({ live: { signal: "none" }, maxBodyBytes: 1000 });
+    try {
+      const jwt = await token(tablet);
+      // no Content-Length: a chunked body of 2,000 bytes
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(`{"operations": [], "pad": "${"x".repeat(1000)}`));
+          c.enqueue(new TextEncoder().encode(`${"y".repeat(1000)}"}`));
+          c.close();
+        },
+      });
+      const res = await fetch(`${srv.url}/push`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json" },
+        body,
+        duplex: "half",
+      } as RequestInit);
+      expect(res.status).toBe(413);
+      expect(((await res.json()) as { code: string }).code).toBe("SS903");
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe("Express", () => {
+  async function listen(app: express.Express): Promise<{ url: string; close: () => Promise<void> }> {
+    const server = app.listen(0, "127.0.0.1");
+    await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+    const port = (server.address() as AddressInfo).port;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    };
+  }
+
+  test("mounted before a body parser: the endpoints answer, other routes go on to next()", async () => {
+    const srv = await startServer({ live: { signal: "none" } });
+    const app = express();
+    app.use(expressMiddleware(srv.handler));
+    app.use(express.json());
+    app.get("/other", (_req, res) => {
+      res.json({ other: true });
+    });
+    const web = await listen(app);
+    try {
+      const jwt = await token(tablet);
+      expect((await call(`${web.url}/api/sync/conflicts/stats`, jwt)).status).toBe(200);
+      const push = await call(`${web.url}/api/sync/push`, jwt, {
+        body: { operations: [{ id: 701, operation: "create", entityType: "clients", entityId: "temp_e1", data: { name: "Express Ann" }, timestamp: 1 }] },
+      });
+      expect(push.body.results[0]).toMatchObject({ success: true, tempId: "temp_e1" });
+      expect((await call(`${web.url}/other`, undefined)).body).toEqual({ other: true });
+    } finally {
+      await web.close();
+      await srv.close();
+    }
+  });
+
+  test("after express.json(): the parsed body is passed on", async () => {
+    const srv = await startServer({ live: { signal: "none" } });
+    const app = express();
+    app.use(express.json());
+    app.use(expressMiddleware(srv.handler));
+    const web = await listen(app);
+    try {
+      const push = await call(`${web.url}/api/sync/push`, await token(tablet), {
+        body: { operations: [{ id: 702, operation: "create", entityType: "clients", entityId: "temp_e2", data: { name: "Parsed Ann" }, timestamp: 1 }] },
+      });
+      expect(push.status).toBe(200);
+      expect(push.body.results[0]).toMatchObject({ success: true, tempId: "temp_e2" });
+    } finally {
+      await web.close();
+      await srv.close();
+    }
+  });
+});
+
+describe("Fetch API hosts (Next.js route handlers, Hono, Bun)", () => {
+  test("the handler is a plain (Request) => Promise<Response>", async () => {
+    const srv = await startServer({ live: { signal: "none" } });
+    try {
+      // what a Next.js app/api/sync/[...path]/route.ts exporting { GET, POST } calls
+      const res = await srv.handler(
+        new Request("https://clinic.example/api/sync/pull?entityTypes=clients&limit=1", {
+          headers: { authorization: `Bearer ${await token(tablet)}` },
+        }),
+      );
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { success: boolean; changes: unknown[] };
+      expect(body.success).toBe(true);
+      expect(body.changes.length).toBe(1);
+    } finally {
+      await srv.close();
+    }
+  });
+});
