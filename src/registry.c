@@ -4,8 +4,10 @@
  * a resolution does not read them with SQL on every call.
  *
  * A copy is dropped whenever its table changes: a statement trigger on each
- * table (smartsync._registry_changed) queues a relcache invalidation of the
- * table, which PostgreSQL sends to every backend when the transaction commits
+ * table queues a relcache invalidation of the table (smartsync.entity_types:
+ * smartsync._registry_changed; smartsync.tenants: the change signal's
+ * smartsync._notify_registry_changed, src/notify.c, which sends the same
+ * invalidation), which PostgreSQL sends to every backend when the transaction commits
  * (and applies at once in the changing backend, and again if it rolls back);
  * a relcache callback then marks the copy stale.  DDL on the tables, or their
  * drop with the extension, invalidates them the same way.  Before a copy is
@@ -298,9 +300,9 @@ sync_registry_entity_types(int *n)
 }
 
 /*
- * smartsync._registry_changed(): statement trigger of smartsync.tenants and
- * smartsync.entity_types.  Queues a relcache invalidation of the table, so
- * every backend drops its copy of it when the change commits.
+ * smartsync._registry_changed(): statement trigger of smartsync.entity_types.
+ * Queues a relcache invalidation of the table, so every backend drops its
+ * copy of it when the change commits.
  */
 Datum
 smartsync_registry_changed(PG_FUNCTION_ARGS)
@@ -309,7 +311,7 @@ smartsync_registry_changed(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				(errcode(ERRCODE_SS_TRIGGER_MISUSE),
 				 errmsg("smartsync._registry_changed() must be called as a trigger")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);

@@ -994,17 +994,16 @@ $$;
 COMMENT ON FUNCTION smartsync.setup_postgrest(text, name, name, name) IS
 'set up PostgREST access (idempotent; superuser): roles authenticator (LOGIN NOINHERIT, password if given), the anonymous and web roles (NOLOGIN), smartsync_api (NOLOGIN, owns the api functions); the exposed schema with sync_push, sync_pull, sync_changed and the conflict endpoints, executable by the web role only; row-level security and privileges on every tenant schema; authenticator may call smartsync.poll_changes()';
 
--- i13-push: backends cache the registry (tenants, entity types); a change of either
--- table tells every backend to drop its copy (src/registry.c)
+-- i13-push: backends cache the registry (tenants, entity types, src/registry.c); a change
+-- of smartsync.tenants reaches them through notify_registry_changed (i15-server, above),
+-- a change of smartsync.entity_types through this trigger
 CREATE FUNCTION smartsync._registry_changed()
 RETURNS trigger
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'smartsync_registry_changed';
 COMMENT ON FUNCTION smartsync._registry_changed() IS
-'AFTER STATEMENT trigger of smartsync.tenants and smartsync.entity_types: every backend drops its cached copy of the table when the change commits';
-CREATE TRIGGER smartsync_registry_changed
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON smartsync.tenants
-    FOR EACH STATEMENT EXECUTE FUNCTION smartsync._registry_changed();
+'internal: AFTER STATEMENT trigger of smartsync.entity_types: every backend drops its cached copy of the registered types when the change commits';
+REVOKE ALL ON FUNCTION smartsync._registry_changed() FROM PUBLIC;
 CREATE TRIGGER smartsync_registry_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON smartsync.entity_types
     FOR EACH STATEMENT EXECUTE FUNCTION smartsync._registry_changed();
