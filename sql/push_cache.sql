@@ -73,6 +73,27 @@ SELECT push_cache_tpl.rounds('a', 6) AS applied;
 SELECT count(*) AS rows FROM push_cache_b.cache_items;
 SELECT to_regnamespace('push_cache_a') IS NULL AS old_schema_gone;
 
+-- The copies serve only callers who may read the registry: a role without SELECT
+-- on smartsync.tenants, then on smartsync.entity_types, gets PostgreSQL's error
+-- (42501), although this backend has just cached both.
+CREATE ROLE push_cache_user;
+GRANT USAGE ON SCHEMA smartsync, push_cache_tpl, push_cache_b TO push_cache_user;
+\set VERBOSITY terse
+SET ROLE push_cache_user;
+SELECT * FROM push_cache_tpl.push('[{"id": "r1", "operation": "create", "entityType": "cache_items",
+    "data": {"title": "no privilege"}}]');
+RESET ROLE;
+GRANT SELECT ON smartsync.tenants TO push_cache_user;
+SET ROLE push_cache_user;
+SELECT * FROM push_cache_tpl.push('[{"id": "r2", "operation": "create", "entityType": "cache_items",
+    "data": {"title": "no privilege"}}]');
+RESET ROLE;
+\set VERBOSITY sqlstate
+REVOKE ALL ON SCHEMA smartsync, push_cache_tpl, push_cache_b FROM push_cache_user;
+REVOKE ALL ON smartsync.tenants FROM push_cache_user;
+DROP ROLE push_cache_user;
+SELECT count(*) AS rows FROM push_cache_b.cache_items;
+
 -- The entity type registered again: an update without a base version is refused
 -- (SS428) until the type accepts legacy clients, and refused again after.
 SELECT * FROM push_cache_tpl.push('[{"id": "t1", "operation": "update", "entityType": "cache_items",

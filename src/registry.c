@@ -25,6 +25,8 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -112,6 +114,17 @@ registry_relid(const char *name)
 }
 
 /*
+ * Whether the current user may read a registry table.  A copy is only handed
+ * to a caller who could have read the table: anyone else reads it with SQL,
+ * and gets PostgreSQL's error (a pooled connection changes roles per request).
+ */
+static bool
+may_read(Oid relid)
+{
+	return OidIsValid(relid) && pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
+}
+
+/*
  * The schema of a provisioned tenant, palloc'd in the caller's context, or
  * NULL when the tenant is not provisioned.
  */
@@ -143,7 +156,7 @@ sync_registry_tenant_schema(const char *tenant_id)
 		tenants_relid = registry_relid("tenants");
 		tenants_valid = true;
 	}
-	if (cacheable)
+	if (cacheable && may_read(tenants_relid))
 	{
 		t = hash_search(tenants, tenant_id, HASH_FIND, NULL);
 		if (t != NULL)
@@ -228,7 +241,7 @@ sync_registry_entity_types(int *n)
 	int			rc;
 
 	registry_init();
-	if (types_valid)
+	if (types_valid && may_read(types_relid))
 	{
 		*n = ntypes;
 		return copy_types(types, ntypes);
