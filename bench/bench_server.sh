@@ -7,7 +7,9 @@
 #   bash bench/run.sh server, or
 #   PRIVATE_CONF="synchronous_commit = off" bash test/private.sh -- bash bench/bench_server.sh
 # Settings: STREAMS ("1 100 1000"), SIGNALS ("poll notify"), COMMITS (100), ROUNDS (5),
-# SECONDS_PER_RUN (5), CLIENTS ("1 4": concurrent pushers), PARTS ("latency push")
+# SECONDS_PER_RUN (5), CLIENTS ("1 4": concurrent pushers), PARTS ("latency push"),
+# BENCH_SERVER_CLI (another build's dist/cli.js, to compare), BENCH_SERVER_NODE_ARGS
+# (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DB=bench_server
@@ -38,15 +40,15 @@ if [[ " $PARTS " == *" latency "* ]]; then
 echo "Commit-to-event latency at the client: one tenant, N streams on loopback, $COMMITS commits one at a time"
 echo "(a plain-SQL UPDATE of one row; from the UPDATE's start to the event's arrival at each stream)"
 echo
-echo "| signal | streams | events measured | p50 (ms) | p99 (ms) | max (ms) | goal at 1,000 streams |"
-echo "|---|---|---|---|---|---|---|"
+echo "| signal | streams | events measured | p50 (ms) | p99 (ms) | max (ms) | client CPU per commit (ms) | server CPU per commit (ms) | load | goal at 1,000 streams |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for s in $SIGNALS; do
     for n in $STREAMS; do
         r=$(node bench/server-bench.mjs latency --signal "$s" --streams "$n" --commits "$COMMITS")
         node -e '
             const r = JSON.parse(process.argv[1]);
             const f = (x) => x.toFixed(1);
-            console.log(`| ${r.signal} | ${r.streams} | ${r.samples} of ${r.expected} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.max)} | ${r.streams === 1000 ? "p50 <= 10, p99 <= 50" : "-"} |`);
+            console.log(`| ${r.signal} | ${r.streams} | ${r.samples} of ${r.expected} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.max)} | ${r.clientCpuMsPerCommit.toFixed(2)} | ${r.serverCpuMsPerCommit.toFixed(1)} | ${r.loadavg.toFixed(1)} | ${r.streams === 1000 ? "p50 <= 10, p99 <= 50" : "-"} |`);
         ' "$r"
     done
 done

@@ -14,6 +14,7 @@
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import http from "node:http";
+import net from "node:net";
 import { parseArgs } from "node:util";
 
 const require = createRequire(new URL("../js/packages/server/package.json", import.meta.url));
@@ -23,6 +24,8 @@ const { SignJWT } = await import(require.resolve("jose"));
 const SECRET = "bench-secret-bench-secret-bench-secret";
 const PASSWORD = process.env.BENCH_AUTHENTICATOR_PASSWORD ?? "bench-authenticator";
 const DB = process.env.PGDATABASE ?? "postgres";
+// the server command: the tree's build, or another build to compare (BENCH_SERVER_CLI)
+const SERVER_CLI = process.env.BENCH_SERVER_CLI ?? new URL("../js/packages/server/dist/cli.js", import.meta.url).pathname;
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -55,7 +58,7 @@ const sign = (claims) =>
 async function startServer(extra) {
   const child = spawn(
     "node",
-    [new URL("../js/packages/server/dist/cli.js", import.meta.url).pathname, "--port", "0", "--host", "127.0.0.1", ...extra],
+    [...(process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean), SERVER_CLI, "--port", "0", "--host", "127.0.0.1", ...extra],
     {
       env: {
         PATH: process.env.PATH,
@@ -96,10 +99,12 @@ async function startServer(extra) {
 }
 
 /** CPU time (user + system) a process has used, in milliseconds (Linux /proc, 100 ticks a second). */
-async function cpuMs(pid) {
+async function cpuMs(pid, part = "both") {
   const fs = await import("node:fs/promises");
   const f = (await fs.readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1].split(" ");
-  return (Number(f[11]) + Number(f[12])) * 10;
+  const user = Number(f[11]) * 10;
+  const system = Number(f[12]) * 10;
+  return part === "user" ? user : part === "system" ? system : user + system;
 }
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -118,50 +123,65 @@ async function latency() {
     await admin.connect();
   }
   const jwt = await sign({ role: "web_user", tenant_id: "bench-live", practice_id: 1, sub: "1", client_id: "reader" });
-  const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
   let current = -1;
   let started = 0;
   const samples = [];
   let arrived = 0;
   let opened = 0;
   const sockets = [];
-  // streams open in waves of 50 (each asks the database once, through a pool of 8)
+  // streams open in waves of 50 (each asks the database once, through a pool of 8). Each is a
+  // bare socket that finds the events in the bytes it receives: the client's own cost per event
+  // is a buffer search (it shares the 2 cores with the server; its CPU time is reported)
+  const request = Buffer.from(
+    `GET /api/sync/live HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nAuthorization: Bearer ${jwt}\r\n\r\n`,
+  );
+  const CHANGE = Buffer.from('"reason":"change"');
+  const READY = Buffer.from("event: ready");
   const openOne = () =>
     new Promise((resolve, reject) => {
-      const req = http.get(
-        { host: "127.0.0.1", port: server.port, path: "/api/sync/live", agent, headers: { authorization: `Bearer ${jwt}` } },
-        (res) => {
-          if (res.statusCode !== 200) return reject(new Error(`live: ${res.statusCode}`));
-          let buf = "";
-          let ready = false;
-          res.setEncoding("utf8");
-          res.on("data", (chunk) => {
-            const now = performance.now();
-            buf += chunk;
-            let sep;
-            while ((sep = buf.indexOf("\n\n")) >= 0) {
-              const block = buf.slice(0, sep);
-              buf = buf.slice(sep + 2);
-              if (block.includes("event: ready") && !ready) {
-                ready = true;
-                opened++;
-                resolve();
-              } else if (block.includes("event: changed") && block.includes('"reason":"change"') && current >= 0) {
-                samples.push(now - started);
-                arrived++;
-              }
-            }
-          });
-        },
-      );
-      req.on("error", reject);
-      sockets.push(req);
+      const socket = net.connect({ host: "127.0.0.1", port: server.port, noDelay: true });
+      let ready = false;
+      // the end of the previous read, in case a marker is split between two reads
+      let tail = Buffer.alloc(0);
+      socket.on("data", (chunk) => {
+        const now = performance.now();
+        const buf = tail.length === 0 ? chunk : Buffer.concat([tail, chunk]);
+        if (!ready) {
+          if (!buf.subarray(0, 12).equals(Buffer.from("HTTP/1.1 200"))) {
+            reject(new Error(`live: ${buf.toString("latin1", 0, 40)}`));
+            socket.destroy();
+            return;
+          }
+          if (buf.indexOf(READY) < 0) {
+            tail = buf;
+            return;
+          }
+          ready = true;
+          opened++;
+          resolve();
+        }
+        let at = buf.indexOf(CHANGE, 0);
+        while (at >= 0) {
+          if (current >= 0) {
+            samples.push(now - started);
+            arrived++;
+          }
+          at = buf.indexOf(CHANGE, at + CHANGE.length);
+        }
+        tail = buf.length > CHANGE.length ? buf.subarray(buf.length - CHANGE.length + 1) : buf;
+      });
+      socket.on("error", reject);
+      socket.write(request);
+      sockets.push(socket);
     });
   for (let i = 0; i < streams; i += 50) {
     await Promise.all(Array.from({ length: Math.min(50, streams - i) }, openOne));
   }
   // let the connection pokes settle
   await new Promise((r) => setTimeout(r, 500));
+  const clientCpu0 = process.cpuUsage();
+  const serverCpu0 = await cpuMs(server.pid);
+  const loop0 = performance.now();
   for (let c = 0; c < commits; c++) {
     arrived = 0;
     current = c;
@@ -172,6 +192,9 @@ async function latency() {
     if (arrived < streams) process.stderr.write(`commit ${c}: ${arrived} of ${streams} streams heard it\n`);
     await new Promise((r) => setTimeout(r, gap));
   }
+  const clientCpu = process.cpuUsage(clientCpu0);
+  const serverCpu = (await cpuMs(server.pid)) - serverCpu0;
+  const loopMs = performance.now() - loop0;
   for (const s of sockets) s.destroy();
   await admin.end();
   await server.stop();
@@ -185,6 +208,11 @@ async function latency() {
     p50: pct(samples, 50),
     p99: pct(samples, 99),
     max: samples.at(-1),
+    // CPU time per commit of this process (the clients and the writer) and of the server
+    clientCpuMsPerCommit: (clientCpu.user + clientCpu.system) / 1000 / commits,
+    serverCpuMsPerCommit: serverCpu / commits,
+    loadavg: (await import("node:os")).loadavg()[0],
+    loopMs,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
@@ -280,9 +308,10 @@ async function push() {
     };
   }
 
-  const ways = ["sql", "api", "http"];
+  const ways = (process.env.BENCH_WAYS ?? "sql api http").split(" ");
   const rates = { sql: [], api: [], http: [] };
   let serverCpu = 0;
+  let serverSys = 0;
   let httpPushes = 0;
   const ratios = { sql: [], api: [] };
   const vacuum = new pg.Client({ connectionString: databaseUrl(process.env.PGUSER ?? "postgres", process.env.PGPASSWORD ?? "") });
@@ -292,6 +321,7 @@ async function push() {
       const workers = await Promise.all(Array.from({ length: clients }, (_, i) => worker(way, `${way}-${r}-${i}`)));
       let ops = 0;
       const cpu0 = way === "http" ? await cpuMs(server.pid) : 0;
+      const sys0 = way === "http" ? await cpuMs(server.pid, "system") : 0;
       const t0 = performance.now();
       await Promise.all(
         workers.map(async (w, i) => {
@@ -304,6 +334,7 @@ async function push() {
       rates[way].push(ops / ((performance.now() - t0) / 1000));
       if (way === "http") {
         serverCpu += (await cpuMs(server.pid)) - cpu0;
+        serverSys += (await cpuMs(server.pid, "system")) - sys0;
         httpPushes += ops / batch;
       }
       await Promise.all(workers.map((w) => w.close()));
@@ -328,6 +359,7 @@ async function push() {
       httpVsSql: sorted(ratios.sql),
       httpVsApi: sorted(ratios.api),
       serverCpuMsPerPush: serverCpu / httpPushes,
+      serverSystemCpuMsPerPush: serverSys / httpPushes,
     })}\n`,
   );
 }

@@ -93,6 +93,77 @@ COMMIT;
 RESET smartsync.tenant_id;
 RESET smartsync.practice_id;
 
+-- The two are C (a SQL function with a pinned search_path is planned again in
+-- every statement a policy checks); they answer exactly what their former SQL
+-- bodies, kept here as the reference, answer: for claims of every shape, a
+-- cached answer never outliving its claims, and for the settings.
+CREATE FUNCTION pg_temp.ref_tenant() RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN coalesce(current_setting('request.jwt.claims', true), '') = ''
+                THEN nullif(current_setting('smartsync.tenant_id', true), '')
+                ELSE (SELECT coalesce(c ->> 'tenant_id', c ->> 'tenantId')
+                        FROM (SELECT current_setting('request.jwt.claims', true)::jsonb) AS s(c)
+                       WHERE jsonb_typeof(c) = 'object')
+           END $$;
+CREATE FUNCTION pg_temp.ref_practice() RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN length(p.v) <= 64 AND p.v ~ '^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?$'
+                THEN trim_scale(p.v::numeric)::text
+                ELSE p.v END
+      FROM (SELECT CASE WHEN coalesce(current_setting('request.jwt.claims', true), '') = ''
+                        THEN nullif(current_setting('smartsync.practice_id', true), '')
+                        ELSE (SELECT coalesce(c ->> 'practice_id', c ->> 'practiceId')
+                                FROM (SELECT current_setting('request.jwt.claims', true)::jsonb) AS s(c)
+                               WHERE jsonb_typeof(c) = 'object')
+                   END) AS p(v) $$;
+CREATE FUNCTION pg_temp.rls_agrees(claims text, tenant_setting text, practice_setting text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    c_t text; c_p text; r_t text; r_p text;
+BEGIN
+    PERFORM set_config('request.jwt.claims', claims, true),
+            set_config('smartsync.tenant_id', tenant_setting, true),
+            set_config('smartsync.practice_id', practice_setting, true);
+    BEGIN
+        c_t := smartsync.current_tenant_id(); c_p := smartsync.current_practice_id();
+    EXCEPTION WHEN OTHERS THEN c_t := 'error ' || SQLSTATE; c_p := c_t;
+    END;
+    BEGIN
+        r_t := pg_temp.ref_tenant(); r_p := pg_temp.ref_practice();
+    EXCEPTION WHEN OTHERS THEN r_t := 'error ' || SQLSTATE; r_p := r_t;
+    END;
+    RETURN CASE WHEN c_t IS NOT DISTINCT FROM r_t AND c_p IS NOT DISTINCT FROM r_p
+                THEN format('same: %s / %s', coalesce(c_t, 'NULL'), coalesce(c_p, 'NULL'))
+                ELSE format('DIFFERENT: C %s / %s, SQL %s / %s', c_t, c_p, r_t, r_p) END;
+END $$;
+BEGIN;
+SELECT n, claims, pg_temp.rls_agrees(claims, tenant_setting, practice_setting) AS answer
+  FROM (VALUES
+    (1, '', 't-set', '7'),
+    (2, '', '', ''),
+    (3, '', 't-set', '1.50'),
+    (4, '', 't-set', 'front desk'),
+    (5, '{"tenant_id":"t-1","practice_id":2}', 't-set', '7'),
+    (6, '{"tenant_id":"t-1","practice_id":2}', 't-set', '7'),
+    (7, '{"tenantId":"t-2","practiceId":"3.0"}', '', ''),
+    (8, '{"tenant_id":"t-3","tenantId":"t-4","practice_id":"1e0","practiceId":9}', '', ''),
+    (9, '{"tenant_id":null,"tenantId":"t-5","practice_id":null,"practiceId":"-0.50"}', '', ''),
+    (10, '{"tenant_id":12,"practice_id":1.25e2}', '', ''),
+    (11, '{"tenant_id":true,"practice_id":false}', '', ''),
+    (12, '{"tenant_id":{"a":[1,2]},"practice_id":[3]}', '', ''),
+    (13, '{"tenant_id":"","practice_id":""}', '', ''),
+    (14, '{"tenant_id":"t-6","practice_id":"01"}', '', ''),
+    (15, '{"tenant_id":"t-6","practice_id":"1e1234"}', '', ''),
+    (16, '{"tenant_id":"t-6","practice_id":"12345678901234567890123456789012345678901234567890123456789012345"}', '', ''),
+    (17, '{"role":"anon"}', 't-set', '7'),
+    (18, '[{"tenant_id":"t-7"}]', 't-set', '7'),
+    (19, '"t-8"', 't-set', '7'),
+    (20, 'null', 't-set', '7'),
+    (21, '{"tenant_id":"t-9"', 't-set', '7'),
+    (22, '{"tenant_id":"t-1","practice_id":2}', 't-set', '7'),
+    (23, '{"tenant_id":"t-\u00e9","practice_id":" 4"}', '', '')
+  ) AS v(n, claims, tenant_setting, practice_setting)
+ ORDER BY n;
+COMMIT;
+
 -- The HTTP status of every smartsync SQLSTATE (the README's table).  Other
 -- SQLSTATEs keep PostgREST's own mapping, and an SS code smartsync does not
 -- define has no status either (NULL here; the api answers both kinds with 400

@@ -994,6 +994,23 @@ $$;
 COMMENT ON FUNCTION smartsync.setup_postgrest(text, name, name, name) IS
 'set up PostgREST access (idempotent; superuser): roles authenticator (LOGIN NOINHERIT, password if given), the anonymous and web roles (NOLOGIN), smartsync_api (NOLOGIN, owns the api functions); the exposed schema with sync_push, sync_pull, sync_changed and the conflict endpoints, executable by the web role only; row-level security and privileges on every tenant schema; authenticator may call smartsync.poll_changes()';
 
+-- i15-perf: current_tenant_id() and current_practice_id() in C (src/context.c): the same
+-- answers, without planning a SQL function in every statement a policy checks.  CREATE OR
+-- REPLACE keeps their oids, which the tenant policies hold.
+CREATE OR REPLACE FUNCTION smartsync.current_tenant_id()
+RETURNS text
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'smartsync_current_tenant_id';
+COMMENT ON FUNCTION smartsync.current_tenant_id() IS
+'the request context''s tenant id as row-level security sees it: the tenant_id (or tenantId) claim when request.jwt.claims is set, else the smartsync.tenant_id setting; NULL when none';
+
+CREATE OR REPLACE FUNCTION smartsync.current_practice_id()
+RETURNS text
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'smartsync_current_practice_id';
+COMMENT ON FUNCTION smartsync.current_practice_id() IS
+'the request context''s practice id as row-level security sees it: the practice_id (or practiceId) claim when request.jwt.claims is set, else the smartsync.practice_id setting, a number in canonical form (1, "1", 1.0 and 1e0 are "1"); NULL when none';
+
 -- i13-push: backends cache the registry (tenants, entity types, src/registry.c); a change
 -- of smartsync.tenants reaches them through notify_registry_changed (i15-server, above),
 -- a change of smartsync.entity_types through this trigger

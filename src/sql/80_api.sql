@@ -18,19 +18,13 @@
 -- would read no row of it and write none.
 
 -- The tenant of the request context, or NULL: the claims' tenant_id (or tenantId)
--- when request.jwt.claims is set, else the smartsync.tenant_id setting.
+-- when request.jwt.claims is set, else the smartsync.tenant_id setting.  In C
+-- (src/context.c): the policies call it once per statement, and a SQL function
+-- with a pinned search_path is planned again by every statement.
 CREATE FUNCTION smartsync.current_tenant_id()
 RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE WHEN coalesce(current_setting('request.jwt.claims', true), '') = ''
-                THEN nullif(current_setting('smartsync.tenant_id', true), '')
-                ELSE (SELECT coalesce(c ->> 'tenant_id', c ->> 'tenantId')
-                        FROM (SELECT current_setting('request.jwt.claims', true)::jsonb) AS s(c)
-                       WHERE jsonb_typeof(c) = 'object')
-           END
-$$;
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'smartsync_current_tenant_id';
 COMMENT ON FUNCTION smartsync.current_tenant_id() IS
 'the request context''s tenant id as row-level security sees it: the tenant_id (or tenantId) claim when request.jwt.claims is set, else the smartsync.tenant_id setting; NULL when none';
 
@@ -39,19 +33,8 @@ COMMENT ON FUNCTION smartsync.current_tenant_id() IS
 -- 1.0 or 1e0, is written without exponent and trailing zeros ("1").
 CREATE FUNCTION smartsync.current_practice_id()
 RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE WHEN length(p.v) <= 64 AND p.v ~ '^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?$'
-                THEN trim_scale(p.v::numeric)::text
-                ELSE p.v END
-      FROM (SELECT CASE WHEN coalesce(current_setting('request.jwt.claims', true), '') = ''
-                        THEN nullif(current_setting('smartsync.practice_id', true), '')
-                        ELSE (SELECT coalesce(c ->> 'practice_id', c ->> 'practiceId')
-                                FROM (SELECT current_setting('request.jwt.claims', true)::jsonb) AS s(c)
-                               WHERE jsonb_typeof(c) = 'object')
-                   END) AS p(v)
-$$;
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'smartsync_current_practice_id';
 COMMENT ON FUNCTION smartsync.current_practice_id() IS
 'the request context''s practice id as row-level security sees it: the practice_id (or practiceId) claim when request.jwt.claims is set, else the smartsync.practice_id setting, a number in canonical form (1, "1", 1.0 and 1e0 are "1"); NULL when none';
 

@@ -15,7 +15,7 @@
  * The api function's jsonb result is the response body, unchanged.
  */
 import type pg from "pg";
-import { apiCall, apiCallWithBody, callApi, runRequest, type ApiArgument, type RequestIdentity } from "./database.js";
+import { apiCall, apiCallWithBody, runRequest, type ApiArgument, type RequestIdentity } from "./database.js";
 import { invalidParameter, queryParams, readBody } from "./request-input.js";
 
 export interface ApiRouteContext {
@@ -47,7 +47,7 @@ async function call(
     ctx.apiSchema,
     ctx.identity,
     { readOnly, statementTimeoutMs: ctx.statementTimeoutMs },
-    (client) => callApi(client, make()),
+    make(),
   );
 }
 

@@ -68,16 +68,78 @@ const SET_CONTEXT =
   " set_config('request.cookies', '{}', true), set_config('statement_timeout', $7, true)";
 
 /**
- * Runs fn in one transaction with the request's identity, as PostgREST does;
- * database errors become PostgREST's HTTP errors.
+ * Names of prepared statements by text: the context's SELECT and the api
+ * calls are parsed once per connection (node-postgres keeps which are), as
+ * PostgREST prepares its statements. Few texts exist (one per endpoint and
+ * set of query parameters given), so the map stays small.
  */
-export async function runRequest<T>(
+const statementNames = new Map<string, string>();
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `smartsync_${statementNames.size}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
+type Statement = () => Promise<pg.QueryResult>;
+
+/**
+ * Runs BEGIN, the context, the call and COMMIT on a pipelined connection:
+ * written together (one write, one round trip), run one after the other.
+ * When one fails, those after it in the transaction fail too (25P02) and the
+ * COMMIT rolls it back, so nothing of a failed request is kept; the first
+ * error is the request's.
+ */
+async function pipelined(client: pg.PoolClient, statements: Statement[]): Promise<pg.QueryResult[]> {
+  // node-postgres writes each statement's messages with the socket corked; cork around all four
+  const socket = client.connection.stream;
+  let sent: Array<Promise<pg.QueryResult>>;
+  socket.cork();
+  try {
+    sent = statements.map((s) => s());
+  } finally {
+    socket.uncork();
+  }
+  const settled = await Promise.allSettled(sent);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed !== undefined) throw failed.reason;
+  const results = settled.map((r) => (r as PromiseFulfilledResult<pg.QueryResult>).value);
+  // COMMIT answers ROLLBACK only for a failed transaction, whose error is thrown above
+  const commit = results.at(-1)?.command;
+  if (commit !== "COMMIT") throw new Error(`the request's transaction ended with ${commit}`);
+  return results;
+}
+
+/** The same, one round trip a statement (a pool passed in without pipeline mode); ROLLBACK on error. */
+async function oneByOne(client: pg.PoolClient, statements: Statement[]): Promise<pg.QueryResult[]> {
+  const [begin, ...rest] = statements as [Statement, ...Statement[]];
+  await begin();
+  const results: pg.QueryResult[] = [];
+  try {
+    for (const s of rest) results.push(await s());
+    return results;
+  } catch (err) {
+    await client.query("ROLLBACK");
+    throw err;
+  }
+}
+
+/**
+ * Runs one api call in one transaction with the request's identity, as
+ * PostgREST does, and returns its result as text (the response body). The
+ * pool's connections are in node-postgres's pipeline mode, so the
+ * transaction's four statements cost one round trip to the database, not
+ * four. Database errors become PostgREST's HTTP errors.
+ */
+export async function runRequest(
   pool: pg.Pool,
   apiSchema: string,
   identity: RequestIdentity,
   options: TransactionOptions,
-  fn: (client: pg.PoolClient) => Promise<T>,
-): Promise<T> {
+  call: { text: string; values: ApiArgument[] },
+): Promise<string> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -86,30 +148,28 @@ export async function runRequest<T>(
   }
   let broken: Error | undefined;
   try {
-    await client.query(
-      `BEGIN ISOLATION LEVEL READ COMMITTED ${options.readOnly ? "READ ONLY" : "READ WRITE"}`,
-    );
-    try {
-      await client.query(SET_CONTEXT, [
-        `${quoteIdent(apiSchema)}, "public"`,
-        identity.role,
-        JSON.stringify({ ...identity.claims, role: identity.role }),
-        identity.method,
-        identity.path,
-        JSON.stringify(identity.headers),
-        String(options.statementTimeoutMs),
-      ]);
-      const result = await fn(client);
-      await client.query("COMMIT");
-      return result;
-    } catch (err) {
-      try {
-        await client.query("ROLLBACK");
-      } catch (rollbackErr) {
-        broken = rollbackErr as Error;
-      }
-      throw err;
-    }
+    const statements: Statement[] = [
+      () => client.query(`BEGIN ISOLATION LEVEL READ COMMITTED ${options.readOnly ? "READ ONLY" : "READ WRITE"}`),
+      () =>
+        client.query({
+          name: statementName(SET_CONTEXT),
+          text: SET_CONTEXT,
+          values: [
+            `${quoteIdent(apiSchema)}, "public"`,
+            identity.role,
+            JSON.stringify({ ...identity.claims, role: identity.role }),
+            identity.method,
+            identity.path,
+            JSON.stringify(identity.headers),
+            String(options.statementTimeoutMs),
+          ],
+        }),
+      () => client.query({ name: statementName(call.text), text: call.text, values: call.values }),
+      () => client.query("COMMIT"),
+    ];
+    const results = await (client.pipeline ? pipelined(client, statements) : oneByOne(client, statements));
+    const called = results.at(-2) as pg.QueryResult<{ body: string | null }>;
+    return called.rows[0]?.body ?? "null";
   } catch (err) {
     if (err instanceof HttpError) throw err;
     if (isPgError(err)) throw httpErrorFromPg(err, false);
@@ -119,10 +179,4 @@ export async function runRequest<T>(
     // a connection that failed outside SQL is dropped, not reused
     client.release(broken);
   }
-}
-
-/** Runs an api function call and returns its result as text (the response body). */
-export async function callApi(client: pg.PoolClient, call: { text: string; values: ApiArgument[] }): Promise<string> {
-  const res = await client.query<{ body: string | null }>({ text: call.text, values: call.values });
-  return res.rows[0]?.body ?? "null";
 }

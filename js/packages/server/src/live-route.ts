@@ -26,7 +26,7 @@ import { changedRoute, type ApiRouteContext } from "./api-routes.js";
 import { HttpError, ServerErrorCode } from "./errors.js";
 import type { Claims } from "./jwt.js";
 import type { LiveHub } from "./live-hub.js";
-import { formatEvent, SseStream } from "./sse-stream.js";
+import { formatEvent, SSE_STREAM, SseStream } from "./sse-stream.js";
 
 export interface LiveRouteContext extends ApiRouteContext {
   hub: LiveHub;
@@ -96,7 +96,7 @@ export async function liveRoute(ctx: LiveRouteContext): Promise<Response> {
   if (hasCursor ? waiting : ctx.hub.missedSince(tenant, lastEventId)) {
     ctx.hub.poke(sub, hasCursor ? "pending" : lastEventId === null ? "connected" : "reconnected");
   }
-  return new Response(stream.readable, {
+  const response = new Response(stream.readable, {
     status: 200,
     headers: {
       "content-type": "text/event-stream; charset=utf-8",
@@ -104,4 +104,6 @@ export async function liveRoute(ctx: LiveRouteContext): Promise<Response> {
       "x-accel-buffering": "no",
     },
   });
+  // node-adapter.ts writes the stream itself; any other host reads the body
+  return Object.assign(response, { [SSE_STREAM]: stream });
 }

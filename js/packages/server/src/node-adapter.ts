@@ -9,6 +9,7 @@ import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
+import { SSE_STREAM, type SseStream } from "./sse-stream.js";
 
 export type FetchHandler = (request: Request) => Promise<Response>;
 
@@ -60,6 +61,9 @@ export async function writeResponse(res: http.ServerResponse, response: Response
   }
   res.writeHead(response.status, headers);
   res.flushHeaders();
+  // a live stream of this package: its events are written to the socket as they come
+  const sse = (response as Response & { [SSE_STREAM]?: SseStream })[SSE_STREAM];
+  if (sse !== undefined && (await writeSse(res, sse, signal))) return;
   const reader = response.body.getReader();
   const onAbort = () => {
     reader.cancel().catch(() => undefined);
@@ -80,6 +84,34 @@ export async function writeResponse(res: http.ServerResponse, response: Response
   } finally {
     signal.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * Writes a live stream straight to the response: the hub's fan-out writes
+ * each event's bytes (encoded once for all streams) with res.write, with no
+ * promise or copy per stream; a full socket buffer makes the stream keep only
+ * its newest event until 'drain'. Resolves false when the stream was taken
+ * already (then its readable is read instead), else when it has ended.
+ */
+function writeSse(res: http.ServerResponse, sse: SseStream, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const attached = sse.attach({
+      write: (chunk) => (res.destroyed ? true : res.write(chunk)),
+      end: () => {
+        if (!res.destroyed) res.end();
+        resolve(true);
+      },
+    });
+    if (!attached) {
+      resolve(false);
+      return;
+    }
+    res.on("drain", () => sse.drained());
+    // the client went away (or the handler was aborted): the stream ends and unsubscribes
+    res.on("close", () => sse.close());
+    signal.addEventListener("abort", () => sse.close(), { once: true });
+    if (signal.aborted || res.destroyed) sse.close();
+  });
 }
 
 /** A node:http request listener for a Fetch API handler. */

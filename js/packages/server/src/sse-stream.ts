@@ -30,10 +30,44 @@ export interface SseStreamOptions {
   onClose: () => void;
 }
 
+/**
+ * Where a stream's bytes go when a server writes them itself (node:http):
+ * write() says false when the client's socket buffer is full, and the server
+ * calls SseStream.drained() when it has room again.
+ */
+export interface SseSink {
+  write(chunk: Uint8Array): boolean;
+  end(): void;
+}
+
+/**
+ * The SseStream behind a live Response, for node-adapter.ts: it writes the
+ * events to the socket directly (SseStream.attach) instead of reading the
+ * Response's body, which would cost a promise per event per stream.
+ */
+export const SSE_STREAM: unique symbol = Symbol.for("smartsync.sseStream");
+
+/**
+ * The stream's bytes reach the client in one of two ways, chosen by whoever
+ * takes them first: the `readable` body of a Fetch API Response (Next.js, Hono,
+ * Bun, ...), read by the host; or a sink that node-adapter.ts attaches, which
+ * the events are written to directly. Until then they wait in the stream's own
+ * queue (the readable has no queue of its own: it takes events when read), so
+ * either way gets every byte.
+ */
 export class SseStream {
   readonly readable: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
+  /** events not yet taken by the readable's reader or a sink */
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  /** the newest event that did not fit (the client reads slowly) */
   #pending: Uint8Array | undefined;
+  /** a read of the readable waits for an event */
+  #wake: (() => void) | undefined;
+  #sink: SseSink | undefined;
+  /** the sink's last write said the client's buffer is full */
+  #sinkFull = false;
   #closed = false;
   /** since when the queue has been full (the client not reading), or undefined */
   #fullSince: number | undefined;
@@ -47,19 +81,23 @@ export class SseStream {
           this.#controller = controller;
         },
         pull: () => {
-          // the client has read: send what waited
-          this.#fullSince = undefined;
-          if (this.#pending !== undefined) {
-            const chunk = this.#pending;
-            this.#pending = undefined;
-            this.#enqueue(chunk);
+          // the client reads: hand over what waits, or wait for the next event
+          if (this.#sink !== undefined) return undefined;
+          if (this.#queue.length === 0 && this.#pending === undefined) {
+            if (this.#closed) return undefined;
+            return new Promise<void>((resolve) => {
+              this.#wake = resolve;
+            });
           }
+          this.#handOver();
+          return undefined;
         },
         cancel: () => {
           this.#finish();
         },
       },
-      { highWaterMark: options.highWaterMark, size: (chunk) => chunk.byteLength },
+      // no queue in the readable: it takes events when its reader asks (pull)
+      { highWaterMark: 0 },
     );
   }
 
@@ -67,16 +105,71 @@ export class SseStream {
     return this.#closed;
   }
 
-  #enqueue(chunk: Uint8Array): void {
+  /** Moves the queued events (and the waiting one, which now fits) to the readable's reader. */
+  #handOver(): void {
+    this.#fullSince = undefined;
+    const chunks = this.#queue;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    if (this.#pending !== undefined) {
+      chunks.push(this.#pending);
+      this.#pending = undefined;
+    }
     try {
-      this.#controller.enqueue(chunk);
+      for (const c of chunks) this.#controller.enqueue(c);
+      if (this.#closed) this.#controller.close();
     } catch {
       this.#finish();
     }
   }
 
+  /**
+   * Writes the stream to a sink from now on (node-adapter.ts): what waited is
+   * written at once. Returns false when the stream is taken already (its
+   * readable is being read) or ended.
+   */
+  attach(sink: SseSink): boolean {
+    if (this.#sink !== undefined || this.readable.locked) return false;
+    this.#sink = sink;
+    const chunks = this.#queue;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    if (this.#pending !== undefined) chunks.push(this.#pending);
+    this.#pending = undefined;
+    for (const c of chunks) this.#sinkFull = !sink.write(c) || this.#sinkFull;
+    if (this.#closed) sink.end();
+    return true;
+  }
+
+  /** The sink has room again (the socket drained): send what waited. */
+  drained(): void {
+    this.#sinkFull = false;
+    this.#fullSince = undefined;
+    if (this.#pending !== undefined && this.#sink !== undefined && !this.#closed) {
+      const chunk = this.#pending;
+      this.#pending = undefined;
+      this.#sinkFull = !this.#sink.write(chunk);
+    }
+  }
+
+  #enqueue(chunk: Uint8Array): void {
+    if (this.#sink !== undefined) {
+      this.#sinkFull = !this.#sink.write(chunk);
+      return;
+    }
+    this.#queue.push(chunk);
+    this.#queuedBytes += chunk.byteLength;
+    if (this.#wake !== undefined) {
+      const wake = this.#wake;
+      this.#wake = undefined;
+      this.#handOver();
+      wake();
+    }
+  }
+
   #ready(): boolean {
-    return (this.#controller.desiredSize ?? 0) > 0;
+    if (this.#sink !== undefined) return !this.#sinkFull;
+    return this.#queuedBytes < this.#options.highWaterMark;
   }
 
   /**
@@ -107,14 +200,32 @@ export class SseStream {
     if (now - this.#fullSince >= this.#options.stallTimeoutMs) this.close();
   }
 
-  /** Ends the stream (the client's EventSource reconnects). */
+  /** Ends the stream (the client's EventSource reconnects); what is queued is still delivered. */
   close(): void {
     if (this.#closed) return;
-    try {
-      this.#controller.close();
-    } catch {
-      // already errored or cancelled
+    this.#pending = undefined;
+    if (this.#sink !== undefined) {
+      this.#sink.end();
+    } else if (this.#wake !== undefined) {
+      // a read waits: end it now
+      const wake = this.#wake;
+      this.#wake = undefined;
+      this.#finish();
+      try {
+        this.#controller.close();
+      } catch {
+        // already errored or cancelled
+      }
+      wake();
+      return;
+    } else if (this.#queue.length === 0) {
+      try {
+        this.#controller.close();
+      } catch {
+        // already errored or cancelled
+      }
     }
+    // else: the readable closes once its reader has taken the queue (#handOver)
     this.#finish();
   }
 

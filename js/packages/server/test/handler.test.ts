@@ -205,6 +205,52 @@ describe("live streams, in parts", () => {
     expect(closed).toBe(1);
   });
 
+  test("a stream written to a sink (node:http): what waited first, then each event; a full socket keeps only the newest", () => {
+    let closed = 0;
+    const s = new SseStream({ highWaterMark: 64, stallTimeoutMs: 60_000, now: () => 0, onClose: () => closed++ });
+    s.send("event: ready\n\n");
+    s.send("data: 1\n\n");
+    const written: string[] = [];
+    let room = true;
+    let ended = 0;
+    const sink = {
+      write: (c: Uint8Array) => {
+        written.push(new TextDecoder().decode(c));
+        return room;
+      },
+      end: () => ended++,
+    };
+    expect(s.attach(sink)).toBe(true);
+    expect(s.attach(sink)).toBe(false);
+    expect(written).toEqual(["event: ready\n\n", "data: 1\n\n"]);
+    // the socket's buffer fills at event 2: 3 to 9 wait, each replacing the last; heartbeats are skipped
+    room = false;
+    for (let i = 2; i < 10; i++) s.send(`data: ${i}\n\n`);
+    s.sendIfReady("event: heartbeat\n\n");
+    expect(written.slice(2)).toEqual(["data: 2\n\n"]);
+    room = true;
+    s.drained();
+    expect(written.slice(3)).toEqual(["data: 9\n\n"]);
+    s.sendIfReady("event: heartbeat\n\n");
+    expect(written.at(-1)).toBe("event: heartbeat\n\n");
+    s.close();
+    expect([ended, closed, s.closed]).toEqual([1, 1, true]);
+    // a stream whose readable is being read is not taken by a sink
+    const r = new SseStream({ highWaterMark: 64, stallTimeoutMs: 60_000, now: () => 0, onClose: () => undefined });
+    r.readable.getReader();
+    expect(r.attach(sink)).toBe(false);
+  });
+
+  test("a stream closed before it is read still delivers what it queued, then ends", async () => {
+    const s = new SseStream({ highWaterMark: 64, stallTimeoutMs: 60_000, now: () => 0, onClose: () => undefined });
+    s.send("event: ready\n\n");
+    s.close();
+    const reader = s.readable.getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toBe("event: ready\n\n");
+    expect((await reader.read()).done).toBe(true);
+  });
+
   test("the hub pokes the streams of the tenant and practice; Last-Event-ID by coverage", () => {
     let now = 0;
     const hub = new LiveHub({ now: () => now, coverage: "watched", lingerMs: 1000 });
