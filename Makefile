@@ -70,6 +70,12 @@ corpus:
 	psql -X -q -v ON_ERROR_STOP=1 -d $(CORPUS_DB) -f test/corpus/run.sql
 	dropdb $(CORPUS_DB)
 
+# smartsync on Citus (test/citus.sh): a coordinator and two workers from a
+# private installation; prints why it is skipped when citus is not installed
+.PHONY: citus-check
+citus-check:
+	bash test/citus.sh
+
 # the whole suite and the TAP tests on an AddressSanitizer + UndefinedBehaviorSanitizer
 # build of smartsync in a private PostgreSQL installation (test/sanitize.sh)
 .PHONY: sanitize

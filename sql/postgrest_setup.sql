@@ -175,7 +175,7 @@ SELECT smartsync.http_status(c) AS status, string_agg(c, ' ' ORDER BY c) AS sqls
                     'SS408', 'SS409', 'SS410', 'SS411', 'SS412', 'SS420', 'SS421', 'SS422', 'SS423', 'SS424', 'SS425',
                     'SS426', 'SS427', 'SS428', 'SS429', 'SS430', 'SS501', 'SS502', 'SS503', 'SS504', 'SS505', 'SS506',
                     'SS507', 'SS508', 'SS509', 'SS510', 'SS511', 'SS601', 'SS602', 'SS603', 'SS604', 'SS605', 'SS606',
-                    'SS607', 'SS608', 'SS609', 'SS610', 'SS611', 'SS701', 'SS702', 'SS703',
+                    'SS607', 'SS608', 'SS609', 'SS610', 'SS611', 'SS701', 'SS702', 'SS703', 'SS851', 'SS852', 'SS853',
                     'SS999', 'SS400', 'ss401', 'SS4011', '42501', '23505', 'P0001', NULL]) AS c
  GROUP BY 1 ORDER BY 1;
 

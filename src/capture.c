@@ -49,6 +49,7 @@
 #include "utils/fmgroids.h"
 
 #include "smartsync.h"
+#include "citus.h"
 #include "rowjson.h"
 
 PG_FUNCTION_INFO_V1(smartsync_stamp_row);
@@ -77,6 +78,7 @@ typedef struct CaptureEntry
 	Oid			relid;
 	Oid			logrelid;
 	Oid			seqoid;			/* the log's seq identity sequence */
+	Oid			citus_origin;	/* Citus: the log's origin shard (citus.c), else InvalidOid */
 	AttrNumber	logatt[8];		/* LOG_NCOLS columns capture fills */
 	AttrNumber	seq_att;
 	AttrNumber	xid_att;
@@ -303,16 +305,16 @@ smartsync_stamp_row(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(heap_modify_tuple_by_cols(newtup, desc, 2, cols, vals, nulls));
 }
 
-/* Raises SS121 unless rel is a registered entity table in a tenant schema. */
+/* Raises SS121 unless rel (named relname) is a registered entity table in a tenant schema. */
 static void
-check_tracked(Relation rel, const char *entity_type, const char *nspname)
+check_tracked(Relation rel, const char *relname, const char *entity_type, const char *nspname)
 {
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[3];
 	int			rc;
 
 	values[0] = CStringGetTextDatum(entity_type);
-	values[1] = CStringGetTextDatum(RelationGetRelationName(rel));
+	values[1] = CStringGetTextDatum(relname);
 	values[2] = CStringGetTextDatum(nspname);
 	rc = SPI_execute_with_args("SELECT 1 FROM smartsync.entity_types e, smartsync.tenants t "
 							   "WHERE e.entity_type = $1 AND e.table_name::text = $2 "
@@ -324,7 +326,7 @@ check_tracked(Relation rel, const char *entity_type, const char *nspname)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_NOT_TRACKED),
 				 errmsg("table \"%s.%s\" is not a registered entity table of a tenant",
-						nspname, RelationGetRelationName(rel)),
+						nspname, relname),
 				 errdetail("The capture trigger names entity type \"%s\".", entity_type),
 				 errhint("Register the entity type and provision the tenant instead of creating capture triggers by hand.")));
 }
@@ -366,14 +368,19 @@ capture_entry_fill(CaptureEntry *e, TriggerData *td)
 	Oid			outfunc;
 	bool		varlena;
 	MemoryContext oldcxt;
+	const char *relname = RelationGetRelationName(rel);
+	Oid			seqrelid;
 
+	/* Citus: a shard stands for its table and logs to the co-located log shard */
+	e->citus_origin = InvalidOid;
+	if (!sync_citus_capture_target(rel, &relname, &e->logrelid, &seqrelid, &e->citus_origin))
+		e->logrelid = seqrelid = get_relname_relid("sync_changes", RelationGetNamespace(rel));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	check_tracked(rel, tg->tgargs[0], get_namespace_name(RelationGetNamespace(rel)));
+	check_tracked(rel, relname, tg->tgargs[0], get_namespace_name(RelationGetNamespace(rel)));
 	SPI_finish();
 
 	e->relid = RelationGetRelid(rel);
-	e->logrelid = get_relname_relid("sync_changes", RelationGetNamespace(rel));
 	if (!OidIsValid(e->logrelid))
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_NOT_TRACKED),
@@ -427,10 +434,11 @@ capture_entry_fill(CaptureEntry *e, TriggerData *td)
 		}
 		if (ours)
 			continue;
-		if (strcmp(name, "seq") == 0 && att->atttypid == INT8OID && att->attidentity)
+		if (strcmp(name, "seq") == 0 && att->atttypid == INT8OID &&
+			(att->attidentity || seqrelid != e->logrelid))
 		{
 			e->seq_att = att->attnum;
-			e->seqoid = getIdentitySequence(e->logrelid, att->attnum, false);
+			e->seqoid = getIdentitySequence(seqrelid, get_attnum(seqrelid, "seq"), false);
 		}
 		else if (strcmp(name, "xid") == 0 && att->atttypid == XID8OID)
 			e->xid_att = att->attnum;
@@ -670,6 +678,8 @@ smartsync_capture(PG_FUNCTION_ARGS)
 	}
 
 	sync_context_read(&ctx);
+	if (OidIsValid(e->citus_origin))
+		sync_citus_adopt_log(e->citus_origin);	/* a log moved here is adopted first */
 	capture_rows(td, e, op, &ctx);
 	sync_notify_capture(td);	/* the change signal at commit (notify.c) */
 	return PointerGetDatum(NULL);

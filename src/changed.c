@@ -32,6 +32,7 @@
 #include "utils/xid8.h"
 
 #include "smartsync.h"
+#include "citus.h"
 #include "pull.h"
 
 PG_FUNCTION_INFO_V1(smartsync_sync_changed);
@@ -179,7 +180,12 @@ smartsync_sync_changed(PG_FUNCTION_ARGS)
 	List	   *wanted = NIL;
 	List	   *global = NIL;
 	bool		result;
+	Datum		routed;
+	uint32		log_epoch;
+	bool		log_native;
 
+	if (sync_citus_route(fcinfo, &routed))	/* Citus: ask the tenant's node */
+		return routed;
 	memset(&req, 0, sizeof(req));
 	sync_context_read(&ctx);
 	sync_context_require_tenant(&ctx);
@@ -231,6 +237,8 @@ smartsync_sync_changed(PG_FUNCTION_ARGS)
 
 	current_snap(&now_snap);
 	keylen = read_secret(key);
+	/* Citus: a log moved here is not this node's until adopted (citus.c) */
+	log_native = sync_citus_log_state(req.schema, &log_epoch);
 	cursor_decode(arg_cursor, key, keylen, &cur);
 	if (cur.tenant_tag != tenant_tag(ctx.tenant_id))
 		ereport(ERROR,
@@ -238,11 +246,11 @@ smartsync_sync_changed(PG_FUNCTION_ARGS)
 				 errmsg("pull cursor belongs to another tenant"),
 				 errdetail("The cursor was issued for another tenant than tenant \"%s\".", ctx.tenant_id),
 				 errhint("Each tenant's client keeps its own cursor.")));
-	if (cur.origin_tag != origin_tag())
+	if (cur.origin_tag != origin_tag(log_epoch))
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_MUST_REFETCH),
 				 errmsg("pull cursor must be refetched"),
-				 errdetail("The cursor was issued by another cluster or database (restored from a dump or upgraded)."),
+				 errdetail("The cursor was issued by another cluster or database (restored from a dump or upgraded), or before the tenant moved to another node."),
 				 errhint("Pull again without a cursor and replace the local data with the result.")));
 	if (cur.scope_tag != scope_tag(req.practice, req.client, filter))
 		ereport(ERROR,
@@ -250,11 +258,13 @@ smartsync_sync_changed(PG_FUNCTION_ARGS)
 				 errmsg("pull cursor was issued for another scope"),
 				 errdetail("The cursor was issued for another practice, client or set of entity types."),
 				 errhint("Send the same p_entity_types and context as the pull that issued the cursor.")));
-	check_horizon(&req, &cur);
+	if (log_native)
+		check_horizon(&req, &cur);
 
 	top = (cur.kind == CK_DRAIN || cur.kind == CK_TIME) ? &cur.upper : &cur.base;
-	if (!snap_follows(top, &now_snap))
-		result = false;			/* a standby behind the cursor: the pull has nothing yet */
+	if ((!log_native && cur.kind != CK_LIST) || !snap_follows(top, &now_snap))
+		result = false;			/* a standby behind the cursor, or (Citus) a moved log not yet
+								 * adopted: the pull has nothing yet */
 	else if (cur.kind != CK_IDLE)
 		result = true;			/* a listing or drain still has pages */
 	else

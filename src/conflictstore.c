@@ -17,6 +17,7 @@
 #include "utils/timestamp.h"
 
 #include "smartsync.h"
+#include "citus.h"
 #include "kernel.h"
 #include "push.h"
 #include "resolve.h"
@@ -136,7 +137,10 @@ smartsync_list_conflicts(PG_FUNCTION_ARGS)
 	JsonbParseState *ps = NULL;
 	JsonbValue *res;
 	Jsonb	   *result;
+	Datum		routed;
 
+	if (sync_citus_route(fcinfo, &routed))	/* Citus: list on the tenant's node */
+		return routed;
 	if (severity != NULL)
 		check_severity(severity);
 	if (limit < 1 || limit > LIST_MAX_LIMIT)
@@ -301,7 +305,10 @@ smartsync_conflict_stats(PG_FUNCTION_ARGS)
 	JsonbParseState *ps = NULL;
 	JsonbValue *res;
 	Jsonb	   *result;
+	Datum		routed;
 
+	if (sync_citus_route(fcinfo, &routed))	/* Citus: count on the tenant's node */
+		return routed;
 	conflict_context(&b, cxt);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -49,6 +49,7 @@
 #include "utils/xid8.h"
 
 #include "smartsync.h"
+#include "citus.h"
 #include "pull.h"
 
 PG_FUNCTION_INFO_V1(smartsync_poll_changes);
@@ -204,6 +205,7 @@ poll_tenant(const char *schema, const PullSnap *base, const PullSnap *now, PollF
 	memset(f, 0, sizeof(*f));
 	if (!OidIsValid(relid))
 		return;					/* a tenant whose schema is gone has nothing to report */
+	sync_citus_refuse_poll(schema);	/* Citus: the log is a worker's shard (citus.c) */
 	rel = table_open(relid, AccessShareLock);
 	pkey = RelationGetPrimaryKeyIndex(rel);
 	practice_att = get_attnum(relid, "practice_id");
@@ -263,7 +265,7 @@ static void
 read_tenants(char **wanted, int nwanted, bool all, char ***tenants, char ***schemas, uint64 *n)
 {
 	Oid			nsp = get_namespace_oid("smartsync", false);
-	Oid			relid = get_relname_relid("tenants", nsp);
+	Oid			relid = sync_citus_local_relation(get_relname_relid("tenants", nsp));
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;

@@ -69,6 +69,7 @@
 #include "utils/xid8.h"
 
 #include "smartsync.h"
+#include "citus.h"
 #include "pull.h"
 
 PG_FUNCTION_INFO_V1(smartsync_sync_pull);
@@ -471,7 +472,7 @@ int
 read_secret(uint8 *key)
 {
 	Oid			nsp = get_namespace_oid("smartsync", false);
-	Oid			relid = get_relname_relid("pull_secret", nsp);
+	Oid			relid = sync_citus_local_relation(get_relname_relid("pull_secret", nsp));
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
@@ -1885,14 +1886,17 @@ scope_tag(const char *practice, const char *client, const char *types)
 	return (uint32) hash_bytes_extended((const unsigned char *) s.data, s.len, 1);
 }
 
+/* The server, database and (Citus: citus.c) change-log epoch a cursor was issued by. */
 uint32
-origin_tag(void)
+origin_tag(uint32 log_epoch)
 {
-	uint64		v[2];
+	uint64		v[3];
 
 	v[0] = GetSystemIdentifier();
 	v[1] = MyDatabaseId;
-	return (uint32) hash_bytes_extended((const unsigned char *) v, sizeof(v), 2);
+	v[2] = log_epoch;
+	return (uint32) hash_bytes_extended((const unsigned char *) v,
+										log_epoch ? sizeof(v) : 2 * sizeof(uint64), 2);
 }
 
 /* --- retention -------------------------------------------------------------- */
@@ -1943,6 +1947,7 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 	MemoryContext outcxt = CurrentMemoryContext;
 	MemoryContext cxt;
 	MemoryContext old;
+	Datum		routed;
 	SyncContext ctx;
 	PullRequest req;
 	PullCursor	cur;
@@ -1964,7 +1969,11 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 	List	   *wanted = NIL;
 	List	   *global = NIL;
 	Jsonb	   *result;
+	uint32		log_epoch;
+	bool		log_native;
 
+	if (sync_citus_route(fcinfo, &routed))	/* Citus: pull on the tenant's node */
+		return routed;
 	memset(&req, 0, sizeof(req));
 	memset(&page, 0, sizeof(page));
 
@@ -2040,6 +2049,8 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 
 	current_snap(&now_snap);
 	keylen = read_secret(key);
+	/* Citus: a log moved here is not this node's until adopted (citus.c) */
+	log_native = sync_citus_log_state(req.schema, &log_epoch);
 
 	if (arg_cursor != NULL && arg_cursor[0] != '\0')
 	{
@@ -2052,11 +2063,11 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 					 errmsg("pull cursor belongs to another tenant"),
 					 errdetail("The cursor was issued for another tenant than tenant \"%s\".", ctx.tenant_id),
 					 errhint("Each tenant's client keeps its own cursor.")));
-		if (cur.origin_tag != origin_tag())
+		if (cur.origin_tag != origin_tag(log_epoch))
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_MUST_REFETCH),
 					 errmsg("pull cursor must be refetched"),
-					 errdetail("The cursor was issued by another cluster or database (restored from a dump or upgraded)."),
+					 errdetail("The cursor was issued by another cluster or database (restored from a dump or upgraded), or before the tenant moved to another node."),
 					 errhint("Pull again without a cursor and replace the local data with the result.")));
 		if (cur.scope_tag != scope)
 			ereport(ERROR,
@@ -2064,21 +2075,28 @@ smartsync_sync_pull(PG_FUNCTION_ARGS)
 					 errmsg("pull cursor was issued for another scope"),
 					 errdetail("The cursor was issued for another practice, client or set of entity types."),
 					 errhint("Send the same p_entity_types and context as the pull that issued the cursor, or pull without a cursor.")));
-		check_horizon(&req, &cur);
+		if (log_native)
+			check_horizon(&req, &cur);
 		top = (cur.kind == CK_DRAIN || cur.kind == CK_TIME) ? &cur.upper : &cur.base;
-		behind = !snap_follows(top, &now_snap);
+		behind = (!log_native && cur.kind != CK_LIST) || !snap_follows(top, &now_snap);
 	}
 	else
 	{
 		memset(&cur, 0, sizeof(cur));
 		cur.tenant_tag = tenant_tag(ctx.tenant_id);
 		cur.scope_tag = scope;
-		cur.origin_tag = origin_tag();
+		cur.origin_tag = origin_tag(log_epoch);
 		if (has_since && since > SetEpochTimestamp())
 		{
 			cur.kind = CK_TIME;
 			cur.since = since;
 			cur.upper = now_snap;
+			if (!log_native)
+				ereport(ERROR,
+						(errcode(ERRCODE_SS_MUST_REFETCH),
+						 errmsg("pull cursor must be refetched"),
+						 errdetail("The tenant moved to another node and its change log has not recorded a change there yet."),
+						 errhint("Pull again without a cursor and replace the local data with the result.")));
 			check_horizon(&req, &cur);
 		}
 		else

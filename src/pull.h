@@ -96,7 +96,7 @@ extern int	read_secret(uint8 *key);
 extern void cursor_decode(const char *text, const uint8 *key, int keylen, PullCursor *c);
 extern uint64 tenant_tag(const char *tenant);
 extern uint32 scope_tag(const char *practice, const char *client, const char *types);
-extern uint32 origin_tag(void);
+extern uint32 origin_tag(uint32 log_epoch);
 extern void check_horizon(PullRequest *req, const PullCursor *cur);
 
 /* entity types, the change-log scan (call inside SPI) */

@@ -41,6 +41,7 @@
 
 #include "smartsync.h"
 #include "jsonbwrite.h"
+#include "citus.h"
 #include "push.h"
 
 PG_FUNCTION_INFO_V1(smartsync_sync_push);
@@ -1335,7 +1336,10 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 	JsonbContainer *opsc;
 	int			limit;
 	int			nest;
+	Datum		routed;
 
+	if (sync_citus_route(fcinfo, &routed))	/* Citus: push on the tenant's node */
+		return routed;
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_PUSH_NOT_AN_OBJECT),

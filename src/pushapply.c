@@ -455,16 +455,20 @@ first_jsonb(void)
 }
 
 /*
- * What INSERT/UPDATE return: the whole row when the caller reports it
- * (resolutions), else only the key and the version (all a result needs).
+ * The INSERT or UPDATE q (of table alias t) returning the whole row as jsonb
+ * when the caller reports it (resolutions), else only the key and the version
+ * (all a result needs).  The jsonb is built over the statement's RETURNING
+ * rows, not in its RETURNING clause: Citus refuses functions that are not
+ * immutable there (README "Scaling out").
  */
 static char *
-returning(PushEntity *e, bool full)
+returning(PushEntity *e, StringInfo q, bool full)
 {
 	if (full)
-		return pstrdup(" RETURNING pg_catalog.to_jsonb(t.*)");
-	return psprintf(" RETURNING pg_catalog.jsonb_build_object(%s, t.%s, 'version', t.version)",
-					quote_literal_cstr(e->pk_column), quote_identifier(e->pk_column));
+		return psprintf("WITH w AS (%s RETURNING t.*) SELECT pg_catalog.to_jsonb(w.*) FROM w", q->data);
+	return psprintf("WITH w AS (%s RETURNING t.%s AS k, t.version AS v) "
+					"SELECT pg_catalog.jsonb_build_object(%s, w.k, 'version', w.v) FROM w",
+					q->data, quote_identifier(e->pk_column), quote_literal_cstr(e->pk_column));
 }
 
 /* Appends "c1, c2" or "r.c1, r.c2" for the data's columns. */
@@ -502,10 +506,9 @@ sql_insert(PushEntity *e, PushData *d, bool if_absent)
 	}
 	if (if_absent)
 		appendStringInfo(&q, " ON CONFLICT (%s) DO NOTHING", quote_identifier(e->pk_column));
-	appendStringInfoString(&q, returning(e, false));
 	values[0] = JsonbPGetDatum(d->jb);
-	rc = push_exec(push_plan(q.data, 1, argtypes), values, NULL, 0);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed > 1 || (!if_absent && SPI_processed != 1))
+	rc = push_exec(push_plan(returning(e, &q, false), 1, argtypes), values, NULL, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed > 1 || (!if_absent && SPI_processed != 1))
 		elog(ERROR, "insert into %s failed: %s", e->qualified, SPI_result_code_string(rc));
 	return first_jsonb();
 }
@@ -541,8 +544,6 @@ sql_update(PushEntity *e, PushData *d, const char *id, bool has_version, int64 v
 	if (e->practice_index >= 0)
 		appendStringInfo(&q, " AND ($5 IS NULL OR t.%s::pg_catalog.text = $5)",
 						 quote_identifier(e->practice_column));
-	appendStringInfoString(&q, returning(e, full));
-
 	values[0] = JsonbPGetDatum(d->jb);
 	values[1] = CStringGetTextDatum(id);
 	values[2] = Int64GetDatum(version);
@@ -550,8 +551,8 @@ sql_update(PushEntity *e, PushData *d, const char *id, bool has_version, int64 v
 	values[3] = TimestampTzGetDatum(ts);
 	values[4] = practice ? CStringGetTextDatum(practice) : (Datum) 0;
 	nulls[4] = practice ? ' ' : 'n';
-	rc = push_exec(push_plan(q.data, 5, argtypes), values, nulls, 0);
-	if (rc != SPI_OK_UPDATE_RETURNING)
+	rc = push_exec(push_plan(returning(e, &q, full), 5, argtypes), values, nulls, 0);
+	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "update of %s failed: %s", e->qualified, SPI_result_code_string(rc));
 	return first_jsonb();
 }
@@ -1432,10 +1433,10 @@ insert_run(PushBatch *b, PushOp **ops, PushData *ds, int n)
 	appendStringInfo(&q, " FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(data, n) "
 					 "CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::%s, u.data) AS r "
 					 "ORDER BY u.n", e->qualified);
-	appendStringInfoString(&q, returning(e, false));
 	values[0] = data_array(ds, n);
-	rc = push_exec_keyed(push_plan_keyed(q.data, 1, argtypes), values, NULL, 0);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != (uint64) n)
+	/* rows come back in insertion order: the CTE's tuplestore keeps it */
+	rc = push_exec_keyed(push_plan_keyed(returning(e, &q, false), 1, argtypes), values, NULL, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != (uint64) n)
 		elog(ERROR, "insert into %s failed: %s", e->qualified, SPI_result_code_string(rc));
 	rows = palloc(sizeof(Jsonb *) * n);
 	for (int i = 0; i < n; i++)

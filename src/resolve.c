@@ -44,6 +44,7 @@
 #include "utils/timestamp.h"
 
 #include "smartsync.h"
+#include "citus.h"
 #include "kernel.h"
 #include "push.h"
 #include "resolve.h"
@@ -557,16 +558,17 @@ write_update(PushEntity *e, Jsonb *cols, const char *id)
 	Datum		values[2];
 	int			rc;
 
+	/* the jsonb built outside RETURNING, where Citus accepts it (README "Scaling out") */
 	initStringInfo(&q);
-	appendStringInfo(&q, "UPDATE %s AS t SET ", e->qualified);
+	appendStringInfo(&q, "WITH w AS (UPDATE %s AS t SET ", e->qualified);
 	append_keys(&q, cols, NULL, "=");
 	appendStringInfo(&q, " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r "
-					 "WHERE t.%s = $2::%s RETURNING pg_catalog.to_jsonb(t.*)",
+					 "WHERE t.%s = $2::%s RETURNING t.*) SELECT pg_catalog.to_jsonb(w.*) FROM w",
 					 e->qualified, quote_identifier(e->pk_column), e->pk_type);
 	values[0] = JsonbPGetDatum(cols);
 	values[1] = CStringGetTextDatum(id);
 	rc = push_exec(push_plan(q.data, 2, argtypes), values, NULL, 0);
-	if (rc != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "update of %s failed: %s", e->qualified, SPI_result_code_string(rc));
 	return first_jsonb();
 }
@@ -581,15 +583,15 @@ write_insert(PushEntity *e, Jsonb *cols)
 	int			rc;
 
 	initStringInfo(&q);
-	appendStringInfo(&q, "INSERT INTO %s AS t (", e->qualified);
+	appendStringInfo(&q, "WITH w AS (INSERT INTO %s AS t (", e->qualified);
 	append_keys(&q, cols, "", NULL);
 	appendStringInfoString(&q, ") SELECT ");
 	append_keys(&q, cols, "r.", NULL);
 	appendStringInfo(&q, " FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r "
-					 "RETURNING pg_catalog.to_jsonb(t.*)", e->qualified);
+					 "RETURNING t.*) SELECT pg_catalog.to_jsonb(w.*) FROM w", e->qualified);
 	values[0] = JsonbPGetDatum(cols);
 	rc = push_exec(push_plan(q.data, 1, argtypes), values, NULL, 0);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "insert into %s failed: %s", e->qualified, SPI_result_code_string(rc));
 	return first_jsonb();
 }
@@ -1077,13 +1079,13 @@ close_conflict(PushBatch *b, StoredConflict *c, const char *strategy, Outcome *o
 	values[5] = Int64GetDatum(out->version);
 	nulls[5] = out->has_version ? ' ' : 'n';
 	values[6] = CStringGetTextDatum(out->winner);
-	sql = psprintf("UPDATE %s.sync_conflicts SET status = 'resolved', strategy = $2, resolved_data = $3, "
-				   "resolved_by = $4, resolved_client_id = $5, resolved_version = $6, winner = $7, "
-				   "resolved_at = pg_catalog.now() "
-				   "WHERE conflict_id = $1 RETURNING pg_catalog.to_jsonb(resolved_at)",
+	sql = psprintf("WITH w AS (UPDATE %s.sync_conflicts SET status = 'resolved', strategy = $2, "
+				   "resolved_data = $3, resolved_by = $4, resolved_client_id = $5, resolved_version = $6, "
+				   "winner = $7, resolved_at = pg_catalog.now() "
+				   "WHERE conflict_id = $1 RETURNING resolved_at) SELECT pg_catalog.to_jsonb(w.resolved_at) FROM w",
 				   b->qschema);
 	rc = push_exec(push_plan(sql, 7, argtypes), values, nulls, 0);
-	if (rc != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "closing conflict " INT64_FORMAT " failed: %s", c->id, SPI_result_code_string(rc));
 	return first_jsonb();
 }
@@ -1209,7 +1211,10 @@ smartsync_resolve_conflict(PG_FUNCTION_ARGS)
 	JsonbParseState *ps = NULL;
 	JsonbValue *res;
 	Jsonb	   *result;
+	Datum		routed;
 
+	if (sync_citus_route(fcinfo, &routed))	/* Citus: resolve on the tenant's node */
+		return routed;
 	/* arguments */
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,

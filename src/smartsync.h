@@ -103,6 +103,11 @@
 /* change signal: SS8xx (src/poll.c) */
 #define ERRCODE_SS_BAD_WATERMARK		MAKE_SQLSTATE('S','S','8','0','1')
 
+/* Citus schema-based sharding: SS85x (src/citus.c) */
+#define ERRCODE_SS_CITUS_ELSEWHERE			MAKE_SQLSTATE('S','S','8','5','1')
+#define ERRCODE_SS_CITUS_SETUP				MAKE_SQLSTATE('S','S','8','5','2')
+#define ERRCODE_SS_CITUS_POLL				MAKE_SQLSTATE('S','S','8','5','3')
+
 /* --- settings (smartsync.c) ------------------------------------------- */
 
 extern char *smartsync_tenant_id_setting;

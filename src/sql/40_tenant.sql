@@ -137,10 +137,13 @@ END
 $$;
 
 -- Internal: remove smartsync's triggers from one table (its rows and log stay).
+-- (citus.enable_unsafe_triggers: Citus allows triggers on distributed tables
+-- only with it, 85_citus.sql; without Citus the setting does nothing.)
 CREATE FUNCTION smartsync._untrack_table(s name, t name)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET citus.enable_unsafe_triggers = on
 AS $$
 DECLARE
     tg record;
@@ -163,6 +166,7 @@ CREATE FUNCTION smartsync._track_table(s name, etype text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET citus.enable_unsafe_triggers = on
 AS $$
 DECLARE
     e smartsync.entity_types;
@@ -194,6 +198,7 @@ BEGIN
         END IF;
         EXECUTE format('CREATE TABLE %I.%I (LIKE %I.%I INCLUDING ALL)', s, e.table_name, e.template_schema, e.table_name);
         rel := to_regclass(format('%I.%I', s, e.table_name));
+        PERFORM smartsync._citus_track(s, rel);   -- Citus: into the tenant's group (85_citus.sql)
         -- foreign keys between template tables, pointed at this tenant's tables
         PERFORM set_config('search_path', format('%I', e.template_schema), true);
         FOR c IN SELECT con.conname, pg_get_constraintdef(con.oid) AS def, r.relname AS target
@@ -226,6 +231,8 @@ BEGIN
         END IF;
     END IF;
 
+    PERFORM smartsync._citus_track(s, rel);   -- Citus: into the tenant's group (85_citus.sql)
+
     -- version and updated_at, maintained by smartsync.stamp_row()
     FOR col IN SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS typ
                  FROM pg_attribute a
@@ -240,21 +247,23 @@ BEGIN
                                   ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()', rel);
 
     PERFORM smartsync._untrack_table(s, e.table_name);
-    EXECUTE format($trg$
-        CREATE TRIGGER smartsync_stamp BEFORE INSERT OR UPDATE ON %1$s
-            FOR EACH ROW EXECUTE FUNCTION smartsync.stamp_row(%2$L);
-        CREATE TRIGGER smartsync_capture_ins AFTER INSERT ON %1$s
+    -- one statement per EXECUTE: Citus forwards each to the shards (85_citus.sql)
+    FOREACH d IN ARRAY ARRAY[
+        'CREATE TRIGGER smartsync_stamp BEFORE INSERT OR UPDATE ON %1$s
+            FOR EACH ROW EXECUTE FUNCTION smartsync.stamp_row(%2$L)',
+        'CREATE TRIGGER smartsync_capture_ins AFTER INSERT ON %1$s
             REFERENCING NEW TABLE AS smartsync_new
-            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L);
-        CREATE TRIGGER smartsync_capture_upd AFTER UPDATE ON %1$s
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L)',
+        'CREATE TRIGGER smartsync_capture_upd AFTER UPDATE ON %1$s
             REFERENCING NEW TABLE AS smartsync_new
-            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L);
-        CREATE TRIGGER smartsync_capture_del AFTER DELETE ON %1$s
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L)',
+        'CREATE TRIGGER smartsync_capture_del AFTER DELETE ON %1$s
             REFERENCING OLD TABLE AS smartsync_old
-            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L);
-        CREATE TRIGGER smartsync_no_truncate BEFORE TRUNCATE ON %1$s
-            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.refuse_truncate();
-    $trg$, rel, e.pk_column, etype, coalesce(e.practice_column, ''));
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L)',
+        'CREATE TRIGGER smartsync_no_truncate BEFORE TRUNCATE ON %1$s
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.refuse_truncate()'] LOOP
+        EXECUTE format(d, rel, e.pk_column, etype, coalesce(e.practice_column, ''));
+    END LOOP;
     PERFORM smartsync._secure_tenant(s, e.table_name);   -- row-level security (80_api.sql)
 END
 $$;
@@ -302,6 +311,7 @@ BEGIN
         PERFORM smartsync._track_table(v_schema, e.entity_type);
     END LOOP;
     PERFORM smartsync._secure_tenant(v_schema);   -- row-level security (80_api.sql)
+    PERFORM smartsync._citus_tenant(v_schema);    -- Citus: a distributed schema (85_citus.sql)
     RETURN v_schema;
 END
 $$;

@@ -57,12 +57,13 @@ BEGIN
                     SELECT count(*), max(xid) FROM d', v_schema)
        INTO v_count, v_max USING v_cutoff;
     IF v_count > 0 THEN
+        -- pruned_at from excluded (its default, now()): Citus takes only immutable functions in DO UPDATE
         EXECUTE format('INSERT INTO %1$I.sync_pull_horizon AS h (max_pruned_xid, pruned_before)
                         VALUES ($1, $2)
                         ON CONFLICT (singleton) DO UPDATE
                            SET max_pruned_xid = greatest(h.max_pruned_xid, excluded.max_pruned_xid),
                                pruned_before = greatest(h.pruned_before, excluded.pruned_before),
-                               pruned_at = now()', v_schema)
+                               pruned_at = excluded.pruned_at', v_schema)
           USING v_max, v_cutoff;
     END IF;
     RETURN v_count;

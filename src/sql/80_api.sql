@@ -60,8 +60,14 @@ AS $$
 DECLARE
     v_tenant text;
     v_api    boolean := EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'smartsync_api');
-    v_ctx_tenant   constant text := '(SELECT smartsync.current_tenant_id())';
-    v_ctx_practice constant text := '(SELECT smartsync.current_practice_id())';
+    -- evaluated once per statement.  On Citus (85_citus.sql): no subquery (refused
+    -- in policies) and num_nulls() for IS NULL (which fails Citus' check of a
+    -- policy added to a distributed table)
+    v_citus        constant boolean := smartsync._citus_enabled();
+    v_ctx_tenant   constant text := CASE WHEN v_citus THEN 'smartsync.current_tenant_id()'
+                                         ELSE '(SELECT smartsync.current_tenant_id())' END;
+    v_ctx_practice constant text := CASE WHEN v_citus THEN 'smartsync.current_practice_id()'
+                                         ELSE '(SELECT smartsync.current_practice_id())' END;
     r record;
     v_practice text;
 BEGIN
@@ -94,9 +100,11 @@ BEGIN
         v_practice := CASE
             WHEN r.entity_type IS NOT NULL AND r.practice_column IS NOT NULL
                  AND smartsync._field_column(r.rel, r.practice_column) IS NOT NULL
-                THEN format('%1$s IS NULL OR %2$I::text = %1$s', v_ctx_practice, r.practice_column)
+                THEN format(CASE WHEN v_citus THEN 'pg_catalog.num_nulls(%1$s) > 0 OR %2$I::text = %1$s'
+                                 ELSE '%1$s IS NULL OR %2$I::text = %1$s' END, v_ctx_practice, r.practice_column)
             WHEN r.entity_type IS NULL AND r.relname IN ('sync_changes', 'sync_conflicts')
-                THEN format('%1$s IS NULL OR practice_id IS NULL OR practice_id = %1$s', v_ctx_practice)
+                THEN format(CASE WHEN v_citus THEN 'pg_catalog.num_nulls(%1$s, practice_id) > 0 OR practice_id = %1$s'
+                                 ELSE '%1$s IS NULL OR practice_id IS NULL OR practice_id = %1$s' END, v_ctx_practice)
             END;
         EXECUTE format('DROP POLICY IF EXISTS smartsync_practice ON %s', r.rel);
         IF v_practice IS NOT NULL THEN
@@ -110,7 +118,7 @@ BEGIN
             EXECUTE format('REVOKE ALL ON %s FROM smartsync_api', r.rel);
             EXECUTE format('GRANT %s ON %s TO smartsync_api',
                 CASE WHEN r.entity_type IS NOT NULL THEN 'SELECT, INSERT, UPDATE, DELETE'
-                     WHEN r.relname IN ('sync_changes', 'sync_pull_horizon') THEN 'SELECT'
+                     WHEN r.relname IN ('sync_changes', 'sync_pull_horizon', 'sync_log_origin') THEN 'SELECT'
                      ELSE 'SELECT, INSERT, UPDATE' END,
                 r.rel);
         END IF;
@@ -155,7 +163,9 @@ AS $$
         -- an update or delete without the base version it was made on
         WHEN sqlstate = 'SS428' THEN 428
         -- the server's configuration, not the request
-        WHEN sqlstate IN ('SS104', 'SS110', 'SS112', 'SS120', 'SS121', 'SS701') THEN 500
+        WHEN sqlstate IN ('SS104', 'SS110', 'SS112', 'SS120', 'SS121', 'SS701', 'SS852', 'SS853') THEN 500
+        -- Citus: the tenant moved while the request was on its way: retry
+        WHEN sqlstate = 'SS851' THEN 503
         -- everything else a client sends wrong
         WHEN sqlstate IN ('SS101', 'SS103', 'SS105', 'SS106', 'SS107', 'SS108', 'SS109', 'SS111',
                           'SS113', 'SS122', 'SS123',
@@ -167,7 +177,7 @@ AS $$
     END
 $$;
 COMMENT ON FUNCTION smartsync.http_status(text) IS
-'the HTTP status the api answers for a SQLSTATE smartsync defines (class SS): 400 invalid request, 401 no or malformed identity, 403 forbidden, 404 unknown conflict, 409 stale or concurrent, 410 must refetch, 413 too large, 428 no base version, 500 server configuration; NULL for any other code (another class, or an SS code smartsync does not define), which the api answers with 400';
+'the HTTP status the api answers for a SQLSTATE smartsync defines (class SS): 400 invalid request, 401 no or malformed identity, 403 forbidden, 404 unknown conflict, 409 stale or concurrent, 410 must refetch, 413 too large, 428 no base version, 500 server configuration, 503 tenant moving between nodes (retry); NULL for any other code (another class, or an SS code smartsync does not define), which the api answers with 400';
 
 -- Internal: re-raises a smartsync error as PostgREST's custom error: SQLSTATE
 -- PGRST, the message a JSON body {code, message, details, hint} with the
@@ -455,6 +465,9 @@ BEGIN
         CREATE ROLE smartsync_api NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
     END IF;
     ALTER ROLE smartsync_api NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
+    IF smartsync._citus_enabled() THEN
+        ALTER ROLE smartsync_api LOGIN;   -- Citus connects to the workers as the current user
+    END IF;
     COMMENT ON ROLE smartsync_api IS 'smartsync: owns the api functions; reads and writes tenant data through row-level security; nobody logs in as or is granted it';
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = anon_role) THEN
         EXECUTE format('CREATE ROLE %I NOLOGIN', anon_role);

@@ -134,7 +134,8 @@ export class Database {
         // already finished or aborted
       }
       await tx.done.catch(() => undefined);
-      throw toStorageError(error);
+      // a request that failed aborted the transaction (and made fn fail): report its error
+      throw toStorageError(tx.error ?? error);
     }
     try {
       await tx.done;

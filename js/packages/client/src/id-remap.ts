@@ -67,7 +67,7 @@ export async function applyRemaps(tx: Tx, remaps: readonly Remap[], entityTypes:
     for (const row of (await store.index('tempRefs').getAll(range)) as EntityRecord[]) {
       if (seen.has(row.id)) continue; // a row with two temporary ids is in the index twice
       seen.add(row.id);
-      if (!row.tempRefs.some((ref) => real.has(ref))) continue;
+      if (!(row.tempRefs ?? []).some((ref) => real.has(ref))) continue;
       writes.add(store.put(rewriteRecord(row, real)));
       types.add(entityType);
     }
@@ -98,7 +98,8 @@ export async function applyRemaps(tx: Tx, remaps: readonly Remap[], entityTypes:
 function rewriteRecord(record: EntityRecord, real: ReadonlyMap<string, EntityId>, ownTempId?: string): EntityRecord {
   let data: EntityData = record.data;
   let base = record.base;
-  for (const ref of record.tempRefs) {
+  const refs = record.tempRefs ?? [];
+  for (const ref of refs) {
     const to = real.get(ref);
     if (to === undefined) continue;
     data = replaceDeep(data, ref, to);
@@ -106,7 +107,7 @@ function rewriteRecord(record: EntityRecord, real: ReadonlyMap<string, EntityId>
   }
   // its own former temporary id may appear in its data (an `id` field the app wrote)
   if (ownTempId !== undefined) data = replaceDeep(data, ownTempId, record.id);
-  const out: EntityRecord = { ...record, data, tempRefs: record.tempRefs.filter((ref) => !real.has(ref)) };
+  const out: EntityRecord = { ...record, data, tempRefs: refs.filter((ref) => !real.has(ref)) };
   if (base !== undefined) out.base = base;
   return out;
 }

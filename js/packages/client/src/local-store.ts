@@ -178,7 +178,7 @@ export class LocalStore {
 }
 
 export function toRow<T extends EntityData>(entityType: string, record: EntityRecord): EntityRow<T> {
-  return { entityType, id: record.id, data: record.data as T, version: record.version, syncStatus: record.status };
+  return { entityType, id: record.id, data: record.data as T, version: record.version, syncStatus: record.status ?? 'synced' };
 }
 
 function isKey(value: unknown): boolean {

@@ -11,8 +11,11 @@
 //   decides whether they conflict).
 // - 410 must-refetch (SS505, and a cursor the server cannot read any more): forget the
 //   cursor and list again.
-// - Memory stays flat: a page is applied and dropped before the next is fetched.
+// - One request ahead: the next page is fetched while the current one is applied (pages are
+//   still applied in order, each with its cursor). Memory stays flat: at most the page being
+//   applied and the one arriving are held; each is dropped once applied.
 
+import { unwrap } from 'idb';
 import { entityKey } from './batch.js';
 import { Database, META, Pipeline, QUEUE, entityStore, type Tx } from './database.js';
 import { ProtocolError, isMustRefetch } from './errors.js';
@@ -20,7 +23,7 @@ import type { StoreChange } from './local-store.js';
 import { RELIST_KEY, patched } from './push-results.js';
 import type { Transport } from './transport.js';
 import { collectTempRefs } from './validate.js';
-import type { EntityRecord, PullChange, PullResponse, QueuedOperation } from './types.js';
+import type { EntityData, EntityId, EntityRecord, PullChange, PullResponse, QueuedOperation } from './types.js';
 
 export const CURSOR_KEY = 'cursor';
 
@@ -57,44 +60,66 @@ export interface PullOutcome {
   refetched: boolean;
 }
 
-/** Pulls every page there is now. */
+/**
+ * Pulls every page there is now. The next page is asked for while the current one is applied
+ * (one request ahead, never more), so the network, the server and IndexedDB work at once;
+ * the pages are still applied one after the other, each with its own cursor.
+ */
 export async function pullAll(ctx: PullContext): Promise<PullOutcome> {
   const outcome: PullOutcome = { pulled: 0, pages: 0, refetched: false };
   const scope = scopeOf(ctx);
   // a push answer showed changes the pull would never send: list everything again
   const relist = (await ctx.db.transaction([META], 'readonly', (tx) => tx.objectStore(META).get(RELIST_KEY))) !== undefined;
-  let cursor = relist ? undefined : await readCursor(ctx.db, scope);
+  let sent = relist ? undefined : await readCursor(ctx.db, scope);
   if (relist) outcome.refetched = true;
   const configured = new Set(ctx.entityTypes);
-
-  for (;;) {
-    const sent = cursor;
-    let page: PullResponse;
-    try {
-      const params: Parameters<Transport['pull']>[0] = { limit: ctx.limit };
-      if (sent !== undefined) params.cursor = sent;
-      if (ctx.filterEntityTypes) params.entityTypes = [...ctx.entityTypes];
-      page = await ctx.transport.pull(params, ctx.signal);
-    } catch (error) {
-      if (isMustRefetch(error) && sent !== undefined && !outcome.refetched) {
-        outcome.refetched = true;
-        cursor = undefined;
-        continue;
+  // the request ahead is cancelled when the sync is, and when this pull stops early (a failure)
+  const ahead = new AbortController();
+  const cancel = (): void => ahead.abort(ctx.signal?.reason);
+  if (ctx.signal?.aborted) cancel();
+  ctx.signal?.addEventListener('abort', cancel, { once: true });
+  try {
+    let request = fetchPage(ctx, sent, ahead.signal);
+    for (;;) {
+      let page: PullResponse;
+      try {
+        page = await request;
+      } catch (error) {
+        if (isMustRefetch(error) && sent !== undefined && !outcome.refetched) {
+          outcome.refetched = true;
+          sent = undefined;
+          request = fetchPage(ctx, sent, ahead.signal);
+          continue;
+        }
+        throw error;
       }
-      throw error;
+      if (typeof page.cursor !== 'string' || page.cursor === '') throw new ProtocolError('pull: the answer has no cursor');
+      if (typeof page.hasMore !== 'boolean') throw new ProtocolError('pull: the answer has no hasMore');
+      // a standby behind the cursor answers "nothing yet" with the same cursor: try again later
+      const last = !page.hasMore || (page.changes.length === 0 && page.cursor === sent);
+      const following = last ? null : fetchPage(ctx, page.cursor, ahead.signal);
+      following?.catch(() => undefined); // awaited in the next round; if this page fails, it is cancelled in finally
+      const types = await applyPage(ctx, page, scope, sent === undefined, configured);
+      outcome.pulled += page.changes.length;
+      outcome.pages += 1;
+      for (const entityType of types) ctx.emit({ entityType, ids: null, source: 'pull' });
+      if (!following) break;
+      sent = page.cursor;
+      request = following;
     }
-    if (typeof page.cursor !== 'string' || page.cursor === '') throw new ProtocolError('pull: the answer has no cursor');
-    if (typeof page.hasMore !== 'boolean') throw new ProtocolError('pull: the answer has no hasMore');
-    const startsListing = sent === undefined;
-    const types = await applyPage(ctx, page, scope, startsListing, configured);
-    outcome.pulled += page.changes.length;
-    outcome.pages += 1;
-    for (const entityType of types) ctx.emit({ entityType, ids: null, source: 'pull' });
-    // a standby behind the cursor answers "nothing yet" with the same cursor: try again later
-    if (!page.hasMore || (page.changes.length === 0 && page.cursor === sent)) break;
-    cursor = page.cursor;
+  } finally {
+    ahead.abort(); // nothing is in flight after the last page; after a failure, the page asked for ahead is not wanted
+    ctx.signal?.removeEventListener('abort', cancel);
   }
   return outcome;
+}
+
+/** Asks the server for the page after the cursor (the first page of a listing without one). */
+function fetchPage(ctx: PullContext, cursor: string | undefined, signal: AbortSignal): Promise<PullResponse> {
+  const params: Parameters<Transport['pull']>[0] = { limit: ctx.limit };
+  if (cursor !== undefined) params.cursor = cursor;
+  if (ctx.filterEntityTypes) params.entityTypes = [...ctx.entityTypes];
+  return ctx.transport.pull(params, signal);
 }
 
 /** The stored cursor, if it was issued for this scope. */
@@ -139,9 +164,17 @@ async function applyPage(ctx: PullContext, page: PullResponse, scope: string, st
       for (const change of page.changes) {
         checkChange(change);
         if (!configured.has(change.entityType)) continue;
-        const key = entityKey(change.entityType, change.id);
-        await applyChange(ctx, tx, writes, change, local.get(key), kept === null || kept.has(key));
         touched.add(change.entityType);
+        const key = entityKey(change.entityType, change.id);
+        const queued = local.get(key);
+        if (kept !== null && !kept.has(key) && queued === undefined && change.operation !== 'delete') {
+          // the usual row of a first sync: nothing here to read or keep, so it is written as it
+          // came, without waiting for the write (a failed write aborts the transaction, and
+          // Database.transaction reports it)
+          unwrap(tx.objectStore(entityStore(change.entityType))).put(syncedRecord(change, change.data!, versionOf(change, change.data!)));
+          continue;
+        }
+        await applyChange(ctx, tx, writes, change, queued, kept === null || kept.has(key));
       }
       await writes.done();
       if (startsListing) await tx.objectStore(META).delete(RELIST_KEY);
@@ -158,20 +191,26 @@ async function applyPage(ctx: PullContext, page: PullResponse, scope: string, st
   return touched;
 }
 
-/** Removes the synced rows of an entity type (rows with local changes stay). Returns true when it removed any. */
+/**
+ * Removes the synced rows of an entity type; rows with local changes stay (the `status` index
+ * holds only those: a synced row has no status, or 'synced' if an older version stored it).
+ * Returns true when it removed any.
+ */
 async function clearSynced(tx: Tx, entityType: string): Promise<boolean> {
   const store = tx.objectStore(entityStore(entityType));
   const total = await store.count();
   if (total === 0) return false;
-  const synced = await store.index('status').count('synced');
-  if (synced === total) {
+  const kept = await unsyncedKeys(tx, [entityType]);
+  if (kept.size === 0) {
     await store.clear();
     return true;
   }
   const writes = new Pipeline();
-  for (const key of await store.index('status').getAllKeys('synced')) writes.add(store.delete(key));
+  for (const key of await store.getAllKeys()) {
+    if (!kept.has(entityKey(entityType, key as EntityId))) writes.add(store.delete(key));
+  }
   await writes.done();
-  return synced > 0;
+  return total > kept.size;
 }
 
 /** The keys of the rows that are not simply synced (changed here, in conflict, failed). */
@@ -180,10 +219,22 @@ async function unsyncedKeys(tx: Tx, entityTypes: readonly string[]): Promise<Set
   for (const entityType of entityTypes) {
     const index = tx.objectStore(entityStore(entityType)).index('status');
     for (const status of ['pending', 'conflict', 'failed']) {
-      for (const id of await index.getAllKeys(status)) keys.add(entityKey(entityType, id as string | number));
+      for (const id of await index.getAllKeys(status)) keys.add(entityKey(entityType, id as EntityId));
     }
   }
   return keys;
+}
+
+/** The version a change brings (its own, or its data's). */
+function versionOf(change: PullChange, data: EntityData): number | null {
+  return typeof change.version === 'number' ? change.version : typeof data.version === 'number' ? data.version : null;
+}
+
+/** A row as the server sent it: synced, so no status (see EntityRecord) and no temporary ids. */
+function syncedRecord(change: PullChange, data: EntityData, version: number | null): EntityRecord {
+  const record: EntityRecord = { id: change.id, data, version };
+  if (change.updatedAt !== undefined) record.updatedAt = change.updatedAt;
+  return record;
 }
 
 async function applyChange(ctx: PullContext, tx: Tx, writes: Pipeline, change: PullChange, queued: QueuedOperation[] | undefined, mayExist: boolean): Promise<void> {
@@ -193,7 +244,7 @@ async function applyChange(ctx: PullContext, tx: Tx, writes: Pipeline, change: P
     return;
   }
   const data = change.data ?? {};
-  const version = typeof change.version === 'number' ? change.version : typeof data.version === 'number' ? data.version : null;
+  const version = versionOf(change, data);
   const existing = mayExist || queued ? ((await rows.get(change.id)) as EntityRecord | undefined) : undefined;
   if (existing && existing.version !== null && version !== null && existing.version > version) return; // the device has newer
   if (existing?.status === 'conflict') {
@@ -202,10 +253,12 @@ async function applyChange(ctx: PullContext, tx: Tx, writes: Pipeline, change: P
     return;
   }
   if (queued?.some((op) => op.operation === 'delete')) return; // deleted here; the queued delete decides
-  const record: EntityRecord = queued
-    ? { id: change.id, data: patched(data, queued), base: data, version, status: 'pending', tempRefs: [] }
-    : { id: change.id, data, version, status: 'synced', tempRefs: [] };
-  if (queued) record.tempRefs = collectTempRefs(record.data, ctx.tempIdPrefix);
+  if (!queued) {
+    writes.add(rows.put(syncedRecord(change, data, version)));
+    return;
+  }
+  const merged = patched(data, queued);
+  const record: EntityRecord = { id: change.id, data: merged, base: data, version, status: 'pending', tempRefs: collectTempRefs(merged, ctx.tempIdPrefix) };
   if (change.updatedAt !== undefined) record.updatedAt = change.updatedAt;
   writes.add(rows.put(record));
 }

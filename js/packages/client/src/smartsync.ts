@@ -192,6 +192,8 @@ export function createSmartSync(options: SmartSyncOptions): SmartSync {
     options: options.engine ?? {},
   });
 
+  // operations a reload or a crash left in flight go back to pending (under the sync lock)
+  void queue.recoverInterrupted((work) => coordinator.runExclusive(work));
   void engine.loadLastResult().catch(() => undefined); // a storage problem shows on first use
   let closed = false;
   const live = engine;

@@ -3,10 +3,10 @@
 // joins the one running; across tabs, the Web Lock decides and the other tabs wait for its
 // end and take its result (tab-coordinator.ts).
 //
-// Automatic syncing (after start()): shortly after local changes, on reconnect when
-// operations are pending, when a retry comes due, and when the server says something
-// changed: the /live stream of @smartsync/server, or, behind PostgREST, a poll of
-// sync_changed every few seconds while online and visible.
+// Automatic syncing (after start(), and only while the network monitor says online):
+// shortly after local changes, on reconnect when operations are pending, when a retry comes
+// due, and when the server says something changed: the /live stream of @smartsync/server,
+// or, behind PostgREST, a poll of sync_changed every few seconds while online and visible.
 
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import type { Clock, TimerHandle } from './clock.js';
@@ -240,6 +240,8 @@ export class SyncEngine {
 
   private async runExclusive(): Promise<SyncResult> {
     const { coordinator } = this.deps;
+    // the startup recovery holds the lock a moment: this tab's own, not another tab's sync
+    await this.deps.queue.ready();
     const startedAt = this.deps.clock.now();
     const outcome = await coordinator.runExclusive(async () => {
       coordinator.post({ type: 'sync-start' });
@@ -319,7 +321,11 @@ export class SyncEngine {
     if (!this.auto?.autoSyncEnabled) return;
     const ops = await this.deps.db.transaction([QUEUE], 'readonly', (tx) => tx.objectStore(QUEUE).getAll() as Promise<QueuedOperation[]>);
     let due = Infinity;
-    for (const op of ops) if (op.status === 'pending') due = Math.min(due, op.nextAttemptAt ?? 0);
+    for (const op of ops) {
+      if (op.status === 'pending') due = Math.min(due, op.nextAttemptAt ?? 0);
+      // left in flight by a push a reload cut off: the startup recovery (or the push) puts it back
+      else if (op.status === 'in-flight') due = 0;
+    }
     if (due === Infinity) return;
     this.schedule(Math.max(0, due - this.deps.clock.now()));
   }
@@ -335,6 +341,9 @@ export class SyncEngine {
       this.timer = null;
       this.timerDue = Infinity;
       if (!this.auto) return;
+      // offline: nothing would get through (a push would only mark its batch in flight and
+      // put it back); the reconnect starts the next sync (onReconnect)
+      if (this.deps.monitor.getState().isOffline) return;
       if (this.running) {
         // a sync is under way: sync again after it, so nothing requested meanwhile is missed
         void this.running.then(() => this.schedule(0), () => undefined);

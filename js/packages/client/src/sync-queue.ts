@@ -40,7 +40,47 @@ export interface SyncQueueDeps {
 }
 
 export class SyncQueue {
+  private recovery: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly deps: SyncQueueDeps) {}
+
+  /**
+   * Puts operations left in flight by a page that reloaded, closed or crashed in the middle
+   * of a push back to pending (no attempt counted): nothing else would send them again, and
+   * getStats would count them in flight for good. `exclusive` runs the work under the sync
+   * lock, so operations another tab is pushing right now stay as they are; resending one the
+   * server had applied is safe (its ledger answers a replay by operation id). The queue's
+   * reads, and the engine's first sync, wait for it. Called once, by createSmartSync.
+   * Resolves with how many operations went back to pending.
+   */
+  recoverInterrupted(exclusive: (work: () => Promise<number>) => Promise<{ ran: true; value: number } | { ran: false }>): Promise<number> {
+    const recovery = exclusive(() => this.releaseInFlight()).then(
+      (outcome) => (outcome.ran ? outcome.value : 0),
+      () => 0, // a storage problem shows on first use; the next push releases them too
+    );
+    this.recovery = recovery;
+    return recovery;
+  }
+
+  /** Resolves once the startup recovery (recoverInterrupted) is done. */
+  ready(): Promise<void> {
+    return this.recovery.then(() => undefined);
+  }
+
+  /** Every in-flight operation back to pending (the caller holds the sync lock). */
+  private releaseInFlight(): Promise<number> {
+    return this.deps.db.transaction([QUEUE], 'readwrite', async (tx) => {
+      const queue = tx.objectStore(QUEUE);
+      let n = 0;
+      for (const op of (await queue.getAll()) as QueuedOperation[]) {
+        if (op.status !== 'in-flight') continue;
+        op.status = 'pending';
+        await queue.put(op);
+        n += 1;
+      }
+      return n;
+    });
+  }
 
   /**
    * Queues an operation (the spec's queueOperation) and applies it to the local store in
@@ -144,6 +184,7 @@ export class SyncQueue {
 
   /** The spec's getStats(): `{pending, inFlight, failed, conflicts}`. */
   async getStats(): Promise<QueueStats> {
+    await this.recovery;
     return this.deps.db.transaction([QUEUE, CONFLICTS], 'readonly', async (tx) => {
       const stats: QueueStats = { pending: 0, inFlight: 0, failed: 0, conflicts: 0 };
       // one request for the whole queue: a cursor costs a round trip per operation, and a
@@ -161,6 +202,7 @@ export class SyncQueue {
 
   /** Every queued operation, in queue order (priority, then creation). */
   async getOperations(): Promise<QueuedOperation[]> {
+    await this.recovery;
     const ops = await this.deps.db.transaction([QUEUE], 'readonly', (tx) => tx.objectStore(QUEUE).getAll() as Promise<QueuedOperation[]>);
     return ops.sort(queueOrder);
   }

@@ -181,11 +181,15 @@ export interface EntityRecord {
   data: EntityData;
   /** The server version this row is based on; null for a row created here and not yet pushed. */
   version: number | null;
-  status: EntitySyncStatus;
+  /**
+   * Absent on a row the pull stored as the server sent it, which is synced: such a row then
+   * has no entry in the `status` index, which holds only the rows that need attention.
+   */
+  status?: EntitySyncStatus;
   /** The server's data under the local changes (pending or conflicting rows). */
   base?: EntityData | null;
-  /** Temporary ids this row refers to. */
-  tempRefs: string[];
+  /** Temporary ids this row refers to (absent: none). */
+  tempRefs?: string[];
   updatedAt?: string;
 }
 

@@ -8,14 +8,32 @@
 // 2. Going online to the last queued operation acknowledged, for 50 and 1,000 creates queued
 //    offline in the example app, against the same push requests sent by a bare fetch loop.
 
+import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { CDPSession, Page } from 'playwright-core';
 import { afterAll, beforeAll, it } from 'vitest';
-import { deviceToken, openDevice, SCHEMA, startStack, type Stack } from '../browser/stack.js';
+import { APP_DIR, deviceToken, openDevice, SCHEMA, startStack, type Stack } from '../browser/stack.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PULL_LIMIT = Number(process.env.BENCH_PULL_LIMIT ?? 1000);
 const PUSH_SIZES = (process.env.BENCH_PUSH ?? '50,1000').split(',').map(Number);
+// BENCH_BEFORE_DIST: the vet-app build (dist/) of another tree, e.g. main's; its client's first
+// sync is measured as a third variant in the same rounds (its bench page is served as bench-before.html)
+const BEFORE_DIST = process.env.BENCH_BEFORE_DIST;
+// BENCH_PROFILE: a directory for a CPU profile of the tab (.cpuprofile, Chrome DevTools) of each variant in round 1
+const PROFILE_DIR = process.env.BENCH_PROFILE;
+const ONLY_FIRST_SYNC = process.env.BENCH_ONLY === 'first-sync';
+// BENCH_WARMUP: bare fetch loops run at once before the first-sync rounds (not measured; 0: none)
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 0);
+// BENCH_GENERIC_PLANS (default 1): the benchmark database plans the server's statements
+// generically from the first execution (plan_cache_mode = force_generic_plan). Without it, each
+// pooled connection plans sync_pull's listing query for its first five executions with the
+// page's own values, and for the first pages of a table that plan reads and converts every row
+// of it (README "Figures in Chromium": 6 s a page at 100,000 rows on a loaded machine, over the
+// server's 10 s statement timeout when several run at once), which is a server issue apart
+// from the client this benchmark measures.
+const GENERIC_PLANS = (process.env.BENCH_GENERIC_PLANS ?? '1') === '1';
 
 // a template of 20 columns: id, practice_id and 18 data fields of the usual kinds
 const TEMPLATE = `
@@ -35,10 +53,20 @@ SELECT 1, 1, 'T' || (g % 500), 'Blood panel ' || (g % 97), 'serum', '2026-11-01'
 FROM generate_series(1, ${ROWS}) g`;
 
 let stack: Stack;
+let dbName = '';
 
 beforeAll(async () => {
-  stack = await startStack({ templates: TEMPLATE, seed: FILL });
+  if (BEFORE_DIST) {
+    const dist = join(APP_DIR, 'dist');
+    cpSync(join(BEFORE_DIST, 'assets'), join(dist, 'assets'), { recursive: true, force: false });
+    writeFileSync(join(dist, 'bench-before.html'), readFileSync(join(BEFORE_DIST, 'bench.html')));
+  }
+  // a longer statement timeout than the server's 10 s: the first page of a listing reads the
+  // whole table (README "Figures in Chromium"), which takes seconds on a loaded machine
+  stack = await startStack({ templates: TEMPLATE, seed: FILL, server: { statementTimeoutMs: 120_000 } });
   await stack.admin.query(`ANALYZE ${SCHEMA}.lab_results`);
+  dbName = (await stack.admin.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db;
+  if (GENERIC_PLANS) await stack.admin.query(`ALTER DATABASE "${dbName}" SET plan_cache_mode = force_generic_plan`); // before the server's pool connects
 }, 600_000);
 afterAll(() => stack?.stop());
 
@@ -54,35 +82,107 @@ async function heap(cdp: CDPSession): Promise<number> {
   return metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? NaN;
 }
 
+/**
+ * CPU seconds used so far by each part of the path, from /proc: the tab (Chromium's renderer),
+ * Chromium's other processes (the browser process, which runs IndexedDB, and the network
+ * service), this Node process (@smartsync/server, the static files, the harness) and the
+ * benchmark database's PostgreSQL backends. Approximate: a process that ends during a variant
+ * (a closed tab's renderer) takes its seconds with it, so a part can even come out negative.
+ */
+function cpuNow(): Record<string, number> {
+  const out: Record<string, number> = { renderer: 0, 'chromium other': 0, 'node (server)': 0, postgres: 0 };
+  const tick = 100; // USER_HZ
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let cmd: string;
+    let stat: string;
+    try {
+      cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const secs = (Number(fields[11]) + Number(fields[12])) / tick;
+    if (Number(entry) === process.pid) out['node (server)']! += secs;
+    else if (cmd.includes('chromium') && cmd.includes('--type=renderer')) out.renderer! += secs;
+    else if (cmd.includes('chromium')) out['chromium other']! += secs;
+    else if (cmd.startsWith('postgres:') && cmd.includes(` ${dbName} `)) out.postgres! += secs;
+  }
+  return out;
+}
+
+function cpuSince(start: Record<string, number>): string {
+  const now = cpuNow();
+  return Object.entries(now)
+    .map(([k, v]) => `${k} ${fmt(v - start[k]!, 1)} s`)
+    .join(', ');
+}
+
 /** A fresh tab of its own (a new context: an empty IndexedDB) on the bench page. */
-async function benchPage(): Promise<{ page: Page; cdp: CDPSession; close(): Promise<void> }> {
+async function benchPage(file = 'bench.html'): Promise<{ page: Page; cdp: CDPSession; close(): Promise<void> }> {
   const context = await stack.browser.newContext();
   const page = await context.newPage();
-  await page.goto(`${stack.url}/bench.html`);
+  await page.goto(`${stack.url}/${file}`);
   await page.waitForFunction(() => 'smartsyncBench' in window);
   const cdp = await context.newCDPSession(page);
   await cdp.send('Performance.enable');
   return { page, cdp, close: () => context.close() };
 }
 
+interface BenchApi {
+  firstSync(t: string, e: string, l: number): Promise<{ ms: number; pulled: number; stored: number; pages: number }>;
+  bareFetch(t: string, e: string, l: number): Promise<{ ms: number; pulled: number; pages: number }>;
+}
+
 it(`first sync of ${ROWS} rows of 20 fields`, async () => {
   const version = stack.browser.version();
-  const client: number[] = [];
-  const baseline: number[] = [];
+  const variants = BEFORE_DIST ? ['client', 'baseline', 'before'] : ['client', 'baseline'];
+  const times: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v, []]));
   const ratios: number[] = [];
+  const speedups: number[] = [];
   const peaks: number[] = [];
   const after: number[] = [];
   const before: number[] = [];
+  if (WARMUP > 0) {
+    // Warm-up, not measured: the server's pooled connections each run a new statement with
+    // custom plans first, and sync_pull's listing query then scans the whole table for the
+    // first pages (README "Figures in Chromium"); a few bare loops at once warm the
+    // connections the variants use, so the rounds compare the clients, not cold connections.
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: WARMUP }, async (_, i) => {
+        const tab = await benchPage();
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await tab.page.evaluate(([t, limit]) => (window as unknown as { smartsyncBench: BenchApi }).smartsyncBench.bareFetch(t, 'lab_results', limit), [deviceToken(`warmup-${i}`), PULL_LIMIT] as const);
+            break;
+          } catch (error) {
+            console.log(`warm-up loop ${i + 1}, attempt ${attempt}: ${String(error).split('\n')[0]}`);
+            if (attempt === 5) throw error;
+          }
+        }
+        await tab.close();
+      }),
+    );
+    console.log(`warm-up: ${WARMUP} bare loops at once, ${fmt((Date.now() - started) / 1000, 1)} s`);
+  }
   for (let round = 1; round <= ROUNDS; round++) {
     const token = deviceToken(`bench-${round}`);
-    const order = round % 2 === 1 ? ['client', 'baseline'] : ['baseline', 'client'];
-    let c = 0;
-    let b = 0;
+    // interleaved: each round starts with another variant
+    const order = variants.map((_, i) => variants[(i + round - 1) % variants.length]!);
     for (const which of order) {
-      const tab = await benchPage();
+      const tab = await benchPage(which === 'before' ? 'bench-before.html' : 'bench.html');
       await tab.cdp.send('HeapProfiler.collectGarbage');
       const start = await heap(tab.cdp);
-      if (which === 'client') {
+      const profiling = PROFILE_DIR !== undefined && round === 1;
+      if (profiling) {
+        await tab.cdp.send('Profiler.enable');
+        await tab.cdp.send('Profiler.setSamplingInterval', { interval: 500 });
+        await tab.cdp.send('Profiler.start');
+      }
+      const cpu = cpuNow();
+      if (which !== 'baseline') {
         let peak = start;
         let sampling = true;
         const sampler = (async () => {
@@ -91,36 +191,54 @@ it(`first sync of ${ROWS} rows of 20 fields`, async () => {
             await new Promise((resolve) => setTimeout(resolve, 100));
           }
         })();
-        const r = await tab.page.evaluate(([t, limit]) => (window as unknown as { smartsyncBench: { firstSync(t: string, e: string, l: number): Promise<{ ms: number; pulled: number; stored: number; pages: number }> } }).smartsyncBench.firstSync(t, 'lab_results', limit), [token, PULL_LIMIT] as const);
+        const r = await tab.page.evaluate(([t, limit]) => (window as unknown as { smartsyncBench: BenchApi }).smartsyncBench.firstSync(t, 'lab_results', limit), [token, PULL_LIMIT] as const);
         sampling = false;
         await sampler;
-        if (r.stored !== ROWS || r.pulled !== ROWS) throw new Error(`first sync stored ${r.stored} of ${ROWS} rows (pulled ${r.pulled})`);
-        await tab.cdp.send('HeapProfiler.collectGarbage');
-        c = r.ms;
-        before.push(start);
-        peaks.push(peak);
-        after.push(await heap(tab.cdp));
-        console.log(`round ${round} client: ${fmt(r.ms)} ms, ${r.pages} pages, ${fmt(ROWS / (r.ms / 1000))} rows/s, heap ${fmt(start / 1048576, 1)} MiB -> peak ${fmt(peak / 1048576, 1)} MiB while pulling -> ${fmt(after.at(-1)! / 1048576, 1)} MiB after`);
+        if (r.stored !== ROWS || r.pulled !== ROWS) throw new Error(`${which}: first sync stored ${r.stored} of ${ROWS} rows (pulled ${r.pulled})`);
+        const used = cpuSince(cpu);
+        times[which]!.push(r.ms);
+        if (which === 'client') {
+          await tab.cdp.send('HeapProfiler.collectGarbage');
+          before.push(start);
+          peaks.push(peak);
+          after.push(await heap(tab.cdp));
+          console.log(`round ${round} ${which}: ${fmt(r.ms)} ms, ${r.pages} pages, ${fmt(ROWS / (r.ms / 1000))} rows/s, heap ${fmt(start / 1048576, 1)} MiB -> peak ${fmt(peak / 1048576, 1)} MiB while pulling -> ${fmt(after.at(-1)! / 1048576, 1)} MiB after; CPU: ${used}`);
+        } else {
+          console.log(`round ${round} ${which}: ${fmt(r.ms)} ms, ${r.pages} pages, ${fmt(ROWS / (r.ms / 1000))} rows/s, heap peak ${fmt((peak - start) / 1048576, 1)} MiB over start; CPU: ${used}`);
+        }
       } else {
-        const r = await tab.page.evaluate(([t, limit]) => (window as unknown as { smartsyncBench: { bareFetch(t: string, e: string, l: number): Promise<{ ms: number; pulled: number; pages: number }> } }).smartsyncBench.bareFetch(t, 'lab_results', limit), [token, PULL_LIMIT] as const);
+        const r = await tab.page.evaluate(([t, limit]) => (window as unknown as { smartsyncBench: BenchApi }).smartsyncBench.bareFetch(t, 'lab_results', limit), [token, PULL_LIMIT] as const);
         if (r.pulled !== ROWS) throw new Error(`baseline pulled ${r.pulled} of ${ROWS}`);
-        b = r.ms;
-        console.log(`round ${round} baseline: ${fmt(r.ms)} ms, ${r.pages} pages`);
+        times.baseline!.push(r.ms);
+        console.log(`round ${round} baseline: ${fmt(r.ms)} ms, ${r.pages} pages, ${fmt(ROWS / (r.ms / 1000))} rows/s; CPU: ${cpuSince(cpu)}`);
+      }
+      if (profiling) {
+        const { profile } = (await tab.cdp.send('Profiler.stop')) as { profile: unknown };
+        const file = join(PROFILE_DIR!, `first-sync-${which}.cpuprofile`);
+        writeFileSync(file, JSON.stringify(profile));
+        console.log(`  CPU profile of the tab: ${file}`);
       }
       await tab.close();
     }
-    client.push(c);
-    baseline.push(b);
-    ratios.push(c / b);
+    ratios.push(times.client!.at(-1)! / times.baseline!.at(-1)!);
+    if (BEFORE_DIST) speedups.push(times.before!.at(-1)! / times.client!.at(-1)!);
   }
-  const cs = stats(client);
-  const bs = stats(baseline);
+  const cs = stats(times.client!);
+  const bs = stats(times.baseline!);
   const rs = stats(ratios);
-  console.log(`\nFIRST SYNC ${ROWS} rows x 20 fields, pull limit ${PULL_LIMIT}, ${ROUNDS} rounds, Chromium ${version}`);
+  console.log(`\nFIRST SYNC ${ROWS} rows x 20 fields, pull limit ${PULL_LIMIT}, ${ROUNDS} rounds, Chromium ${version}, plan_cache_mode ${GENERIC_PLANS ? 'force_generic_plan' : 'auto'}`);
   console.log(`| | min | median | max |\n|---|---|---|---|`);
   console.log(`| client: first sync into IndexedDB | ${fmt(cs.min)} ms | ${fmt(cs.median)} ms | ${fmt(cs.max)} ms |`);
   console.log(`| rows/s | ${fmt(ROWS / (cs.max / 1000))} | ${fmt(ROWS / (cs.median / 1000))} | ${fmt(ROWS / (cs.min / 1000))} |`);
+  if (BEFORE_DIST) {
+    const os = stats(times.before!);
+    const ss = stats(speedups);
+    console.log(`| before (${BEFORE_DIST}): first sync into IndexedDB | ${fmt(os.min)} ms | ${fmt(os.median)} ms | ${fmt(os.max)} ms |`);
+    console.log(`| before: rows/s | ${fmt(ROWS / (os.max / 1000))} | ${fmt(ROWS / (os.median / 1000))} | ${fmt(ROWS / (os.min / 1000))} |`);
+    console.log(`| speed-up before / client (per round) | ${fmt(ss.min, 2)}x | ${fmt(ss.median, 2)}x | ${fmt(ss.max, 2)}x |`);
+  }
   console.log(`| baseline: the same pages by a bare fetch loop | ${fmt(bs.min)} ms | ${fmt(bs.median)} ms | ${fmt(bs.max)} ms |`);
+  console.log(`| baseline: rows/s | ${fmt(ROWS / (bs.max / 1000))} | ${fmt(ROWS / (bs.median / 1000))} | ${fmt(ROWS / (bs.min / 1000))} |`);
   console.log(`| ratio client / baseline (per round) | ${fmt(rs.min, 2)}x | ${fmt(rs.median, 2)}x | ${fmt(rs.max, 2)}x |`);
   const ps = stats(peaks.map((p, i) => p - before[i]!));
   const as = stats(after);
@@ -141,7 +259,7 @@ async function queue(page: Page, n: number, tag: string): Promise<void> {
   );
 }
 
-it('going online to the last queued operation acknowledged', async () => {
+it.skipIf(ONLY_FIRST_SYNC)('going online to the last queued operation acknowledged', async () => {
   const lines: string[] = [];
   for (const n of PUSH_SIZES) {
     const client: number[] = [];

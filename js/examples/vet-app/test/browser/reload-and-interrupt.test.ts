@@ -1,20 +1,26 @@
 // Offline durability: a reload while offline keeps the queue (the app shell comes from the
 // service worker, the queue from IndexedDB); and a sync cut off by going offline in the
 // middle of a push resumes when the network is back and applies each operation once (the
-// server's ledger answers the replayed batch).
+// server's ledger answers the replayed batch). Each test has a device of its own (a browser
+// context: its own IndexedDB, its own device id), so one never starts with another's queue.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectConverged, openDevice, SCHEMA, screenshots, settled, startStack, stats, type Device, type Stack } from './stack.js';
 
 let stack: Stack;
 let device: Device;
+let devices = 0;
 const shot = screenshots('5-reload-and-interrupt');
 
 beforeAll(async () => {
   stack = await startStack();
-  device = await openDevice(stack, 'front-desk-1');
 });
 afterAll(() => stack?.stop());
+beforeEach(async () => {
+  devices += 1;
+  device = await openDevice(stack, `front-desk-${devices}`);
+});
+afterEach(() => device?.context.close());
 
 /** Creates appointments in the page through the app's client. */
 function createAppointments(page: Device['page'], titles: string[]): Promise<void> {
@@ -50,15 +56,12 @@ describe('offline durability', () => {
   });
 
   it('a push cut off by going offline resumes when the network is back and applies each operation once', async () => {
-    const T0 = Date.now(); const lap = (w: string) => console.log('LAP', w, Date.now() - T0);
     const { page, context } = device;
+    const { rows: [seen] } = await stack.admin.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.appointments WHERE practice_id = 1`); // the device has them all
     const titles = Array.from({ length: 120 }, (_, i) => `Batch visit ${String(i + 1).padStart(3, '0')}`);
     await context.setOffline(true);
-    lap('await context.setOffline(true);');
     await page.getByTestId('network-badge').filter({ hasText: 'offline' }).waitFor();
-    lap("await page.getByTestId('network-badge').filter({ h");
     await createAppointments(page, titles);
-    lap('await createAppointments(page, titles);');
     expect(await stats(page)).toMatchObject({ pending: 120, inFlight: 0 });
 
     // the second push (operations 51-100) reaches the server, which applies it; then the
@@ -72,36 +75,25 @@ describe('offline durability', () => {
       return route.abort('internetdisconnected');
     });
     await context.setOffline(false);
-    lap('await context.setOffline(false);');
     await expect.poll(() => pushes, { timeout: 15_000 }).toBe(2);
-    lap('await expect.poll(() => pushes, { timeout: 15_000 ');
     await page.getByTestId('network-badge').filter({ hasText: 'offline' }).waitFor();
-    lap("await page.getByTestId('network-badge').filter({ h");
     // the device does not know batch 2 was applied: its 50 operations are pending again (no attempt counted)
     await expect.poll(() => stats(page), { timeout: 15_000 }).toEqual({ pending: 70, inFlight: 0, failed: 0, conflicts: 0 });
-    lap('await expect.poll(() => stats(page), { timeout: 15');
     const { rows: [applied] } = await stack.admin.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.appointments WHERE title LIKE 'Batch visit %'`);
     expect(applied).toEqual({ n: 100 });
     await shot(page, 'cut-off-mid-push');
-    lap("await shot(page, 'cut-off-mid-push');");
 
     // back online: the sync resumes by itself; batch 2 is answered from the ledger, not applied again
     await context.unroute('**/api/sync/push');
-    lap("await context.unroute('**/api/sync/push');");
     await context.setOffline(false);
-    lap('await context.setOffline(false);');
     await settled(page, 30_000);
-    lap('await settled(page, 30_000);');
     const { rows: [after] } = await stack.admin.query(`SELECT count(*)::int AS n, count(DISTINCT title)::int AS titles FROM ${SCHEMA}.appointments WHERE title LIKE 'Batch visit %'`);
     expect(after).toEqual({ n: 120, titles: 120 });
-    const { rows: [logged] } = await stack.admin.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.sync_changes WHERE entity_type = 'appointments' AND operation = 'create' AND client_id = 'front-desk-1'`);
-    expect(logged).toEqual({ n: 122 }); // 120 + the two of the first test: one insert each
+    const { rows: [logged] } = await stack.admin.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.sync_changes WHERE entity_type = 'appointments' AND operation = 'create' AND client_id = $1`, [device.name]);
+    expect(logged).toEqual({ n: 120 }); // one insert each
     expect(await stats(page)).toEqual({ pending: 0, inFlight: 0, failed: 0, conflicts: 0 });
-    await expect.poll(() => expectConverged(stack.admin, device, ['appointments']).catch((error: Error) => error.message), { timeout: 15_000 }).toBe(123);
-    lap('await expect.poll(() => expectConverged(stack.admi');
+    await expect.poll(() => expectConverged(stack.admin, device, ['appointments']).catch((error: Error) => error.message), { timeout: 15_000 }).toBe(seen.n + 120);
     await page.getByTestId('row').filter({ hasText: 'Batch visit 120' }).filter({ hasText: 'synced' }).waitFor();
-    lap("await page.getByTestId('row').filter({ hasText: 'B");
     await shot(page, 'resumed-once');
-    lap("await shot(page, 'resumed-once');");
   });
 });

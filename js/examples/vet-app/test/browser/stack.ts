@@ -70,6 +70,8 @@ export interface StackOptions {
   templates?: string;
   /** Extra SQL after the tenant is provisioned (seed rows, policies). */
   seed?: string;
+  /** More options of @smartsync/server's handler (the benchmark's statement timeout). */
+  server?: Record<string, unknown>;
 }
 
 /** A fresh database, the server, the app and a browser. */
@@ -104,6 +106,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     metrics: false,
     logger: server.silentLogger,
     live: { signal: 'poll', heartbeatMs: 5000 },
+    ...options.server,
   });
   const api = server.toNodeListener(handler);
   const apiLog: string[] = [];
@@ -170,13 +173,45 @@ export async function openDevice(stack: Stack, name: string, hash = '#/appointme
   return { name, context, page };
 }
 
-/** Another tab of the same device (same context: same IndexedDB, Web Locks, BroadcastChannel). */
+/**
+ * Another tab of the same device (same context: same IndexedDB, Web Locks, BroadcastChannel),
+ * once it listens: its /live stream is open and the sync the opening asked for is over, so
+ * from then on only a change on the server or the tab's own edits make it sync.
+ */
 export async function openTab(stack: Stack, device: Device, hash = '#/appointments'): Promise<Page> {
   const page = await device.context.newPage();
   page.on('pageerror', (error) => console.error(`[${device.name} tab] page error:`, error));
+  // the paths of the sync API the page's fetch got an answer from, in order
+  await page.addInitScript(() => {
+    const w = window as unknown as { syncRequests: string[] };
+    w.syncRequests = [];
+    const fetch = window.fetch.bind(window);
+    window.fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      const path = new URL(input instanceof Request ? input.url : String(input), location.href).pathname;
+      if (path.startsWith('/api/sync/')) w.syncRequests.push(path);
+      return response;
+    };
+  });
   await page.goto(`${stack.url}/${hash}`);
   await page.getByTestId('network-badge').waitFor();
+  await listening(page);
   return page;
+}
+
+/** Waits until a pull has been answered since the page's /live stream opened (the sync the opening asks for) and no sync runs. */
+async function listening(page: Page, timeout = 20_000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const state = await page.evaluate(() => {
+      const w = window as unknown as { syncRequests: string[]; smartsync?: SpecApi };
+      const live = w.syncRequests.indexOf('/api/sync/live');
+      return { requests: w.syncRequests, pulledSinceLive: live >= 0 && w.syncRequests.slice(live + 1).includes('/api/sync/pull'), syncing: w.smartsync?.getSyncEngine().isSyncing() ?? true };
+    });
+    if (state.pulledSinceLive && !state.syncing) return;
+    if (Date.now() > deadline) throw new Error(`the tab does not listen after ${timeout} ms: ${JSON.stringify(state)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** Waits until the page is online, has synced at least once, and nothing is queued or syncing. */

@@ -12,4 +12,6 @@ fi
 if [ -n "${PGHOST:-}${PGPORT:-}" ]; then
     exec npx vitest run -c vitest.integration.config.ts "$@"
 fi
-exec pg_virtualenv -t -v "${PG_VERSION:-15}" npx vitest run -c vitest.integration.config.ts "$@"
+# node-postgres does not read the cluster files psql finds the port in: name it (pg_virtualenv
+# exports PGPORT only when it runs one version; test/run.mjs of @smartsync/server does the same)
+exec pg_virtualenv -t -v "${PG_VERSION:-15}" sh -c 'export PGPORT="$(psql -XAtc "SHOW port")" && exec npx "$@"' sh vitest run -c vitest.integration.config.ts "$@"

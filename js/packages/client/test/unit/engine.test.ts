@@ -1,9 +1,10 @@
 // The sync engine: one sync at a time in a tab and across tabs (Web Locks +
-// BroadcastChannel), several instances side by side, and live changes (SSE, polling).
+// BroadcastChannel), a push cut off by a reload, several instances side by side, and live
+// changes (SSE, polling).
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { IDBFactory } from 'fake-indexeddb';
-import { HttpError, createSmartSync, httpTransport, type LockManagerLike, type SmartSync, type StoreChange, type SyncResult } from '../../src/index.js';
+import { HttpError, createSmartSync, httpTransport, manualOnlineSignal, type LockManagerLike, type SmartSync, type StoreChange, type SyncResult, type Transport } from '../../src/index.js';
 import { FakeServer } from './fake-server.js';
 import { TYPES, makeClient, settle } from './helpers.js';
 
@@ -116,6 +117,108 @@ describe('one sync at a time', () => {
     expect(b.getSyncEngine().isSyncing()).toBe(false);
     expect(changesSeenByB.some((change) => change.source === 'other-tab')).toBe(true);
     expect((await b.store.list('clients')).map((row) => row.id)).toEqual([1]); // B reads what A wrote
+  });
+});
+
+describe('a page that reloads in the middle of a push', () => {
+  /** A transport whose push reaches the server (which applies it) but whose answer never comes: the page is gone. */
+  function answerLost(base: Transport, reached: () => void): Transport {
+    return {
+      ...base,
+      push: async (request) => {
+        await base.push(request);
+        reached();
+        return new Promise<never>(() => undefined);
+      },
+    };
+  }
+
+  it('leaves no operation in flight: the next page finds them pending, and its sync sends them again, applied once', async () => {
+    const server = new FakeServer(TYPES);
+    const indexedDB = new IDBFactory(); // what survives the reload
+    const reached = gate();
+    const before = makeClient({ server, indexedDB, transport: answerLost(server.transport('tablet-1'), reached.open) });
+    open.push(before.sync);
+    await before.sync.store.create('clients', { name: 'Ann' });
+    await before.sync.store.create('clients', { name: 'Bob' });
+    void before.sync.getSyncEngine().sync();
+    await reached.promise;
+    expect(await before.sync.syncQueueStorage.getStats()).toEqual({ pending: 0, inFlight: 2, failed: 0, conflicts: 0 });
+
+    const after = makeClient({ server, indexedDB }); // the reloaded page
+    open.push(after.sync);
+    expect(await after.sync.syncQueueStorage.getStats()).toEqual({ pending: 2, inFlight: 0, failed: 0, conflicts: 0 });
+    expect(await after.sync.getSyncEngine().sync()).toMatchObject({ synced: 2, failed: 0, pending: 0 });
+    expect(server.pushes).toHaveLength(2);
+    expect(server.pushes[1]!.operations.map((op) => op.id)).toEqual(server.pushes[0]!.operations.map((op) => op.id)); // the same operations
+    expect([...server.tables.get('clients')!.values()].map((row) => row.data.name)).toEqual(['Ann', 'Bob']); // applied once: the ledger answered the replay
+    expect((await after.sync.store.list('clients')).map((row) => [row.id, row.syncStatus])).toEqual([
+      [1, 'synced'],
+      [2, 'synced'],
+    ]);
+  });
+
+  it('reloaded offline, it keeps them pending (no automatic sync is tried offline) and sends them once the network is back', async () => {
+    const server = new FakeServer(TYPES);
+    const indexedDB = new IDBFactory();
+    const reached = gate();
+    const before = makeClient({ server, indexedDB, transport: answerLost(server.transport('tablet-1'), reached.open) });
+    open.push(before.sync);
+    await before.sync.store.create('clients', { name: 'Ann' });
+    void before.sync.getSyncEngine().sync();
+    await reached.promise;
+
+    const online = manualOnlineSignal(false);
+    const after = makeClient({ server, indexedDB, online, engine: { live: 'off', autoSyncDelayMs: 0 } });
+    open.push(after.sync);
+    after.sync.initializeNetworkMonitoring({ syncOnReconnect: true, autoSyncEnabled: true });
+    await settle(50);
+    expect(after.transport.calls).toEqual([]); // offline: not even a try
+    expect(await after.sync.syncQueueStorage.getStats()).toEqual({ pending: 1, inFlight: 0, failed: 0, conflicts: 0 });
+    expect(after.sync.getSyncEngine().isSyncing()).toBe(false);
+
+    online.set(true);
+    for (let i = 0; i < 100 && (await after.sync.syncQueueStorage.getStats()).pending > 0; i++) await settle(5);
+    expect(await after.sync.syncQueueStorage.getStats()).toEqual({ pending: 0, inFlight: 0, failed: 0, conflicts: 0 });
+    expect(after.transport.calls.filter((call) => call === 'push')).toEqual(['push']);
+    expect(server.tables.get('clients')!.size).toBe(1);
+  });
+
+  it("a tab opened while another tab pushes leaves that push's operations in flight", async () => {
+    const server = new FakeServer(TYPES);
+    const indexedDB = new IDBFactory();
+    const locks = lockManager();
+    const tab = (): SmartSync => {
+      const sync = createSmartSync({
+        transport: server.transport('tablet-1'),
+        tenantId: 'happy-paws',
+        deviceId: 'tablet-1',
+        entityTypes: TYPES,
+        indexedDB,
+        locks,
+        random: () => 0.5,
+        online: { isOnline: () => true, subscribe: () => () => undefined },
+      });
+      open.push(sync);
+      return sync;
+    };
+    const a = tab();
+    await a.store.create('clients', { name: 'Ann' });
+    const reached = gate();
+    const hold = gate();
+    server.beforePush = async () => {
+      reached.open();
+      await hold.promise;
+      return undefined;
+    };
+    const running = a.getSyncEngine().sync();
+    await reached.promise;
+    const b = tab(); // opened while tab A holds the sync lock
+    expect(await b.syncQueueStorage.getStats()).toEqual({ pending: 0, inFlight: 1, failed: 0, conflicts: 0 });
+    hold.open();
+    expect(await running).toMatchObject({ synced: 1 });
+    expect(await b.syncQueueStorage.getStats()).toEqual({ pending: 0, inFlight: 0, failed: 0, conflicts: 0 });
+    expect(server.pushes).toHaveLength(1);
   });
 });
 

@@ -32,7 +32,7 @@ interface StoredConflict {
 }
 
 export type PushHook = (request: PushRequest) => PushResponse | undefined | Promise<PushResponse | undefined>;
-export type PullHook = (params: PullParams) => PullResponse | undefined | Promise<PullResponse | undefined>;
+export type PullHook = (params: PullParams, signal?: AbortSignal) => PullResponse | undefined | Promise<PullResponse | undefined>;
 
 export class FakeServer {
   readonly tables = new Map<string, Map<EntityId, Row>>();
@@ -91,9 +91,9 @@ export class FakeServer {
         calls.push('push');
         return this.push(request, clientId);
       },
-      pull: async (params) => {
+      pull: async (params, signal) => {
         calls.push('pull');
-        return this.pull(params, clientId);
+        return this.pull(params, clientId, signal);
       },
       resolveConflict: async (conflictId, body) => {
         calls.push('resolve');
@@ -196,10 +196,10 @@ export class FakeServer {
     return out;
   }
 
-  async pull(params: PullParams, clientId: string): Promise<PullResponse> {
+  async pull(params: PullParams, clientId: string, signal?: AbortSignal): Promise<PullResponse> {
     this.pulls.push({ ...params });
     if (this.beforePull) {
-      const answer = await this.beforePull(params);
+      const answer = await this.beforePull(params, signal);
       if (answer) return answer;
     }
     const limit = params.limit ?? 500;

@@ -25,23 +25,63 @@ async function storedCursor(c: TestClient): Promise<string | undefined> {
 }
 
 describe('first sync', () => {
-  it('lists every row in pages until hasMore is false, each page stored with its cursor before the next is fetched', async () => {
+  it('lists every row in pages until hasMore is false, each page stored with its cursor', async () => {
     client = makeClient({ pullLimit: 2 });
     for (let id = 1; id <= 3; id++) client.server.write('clients', id, { name: `client ${id}` });
     for (let id = 1; id <= 2; id++) client.server.write('pets', id, { name: `pet ${id}`, client_id: id });
-    const seenBeforeEachRequest: number[] = [];
-    client.server.beforePull = async () => {
-      seenBeforeEachRequest.push(await client.sync.store.count('clients'));
-      return undefined;
-    };
     const result = await client.sync.getSyncEngine().sync();
     expect(result).toMatchObject({ pulled: 5, refetched: false });
     expect(client.server.pulls.map((p) => p.cursor?.slice(0, 1) ?? 'none')).toEqual(['none', 'L', 'L']);
     expect(client.server.pulls.every((p) => p.limit === 2 && p.entityTypes?.join(',') === 'clients,pets,appointments')).toBe(true);
-    expect(seenBeforeEachRequest).toEqual([0, 2, 3]); // page 1 was applied before page 2 was asked for
     expect((await client.sync.store.list('clients')).map((r) => r.id)).toEqual([1, 2, 3]);
     expect(await client.sync.store.get('pets', 2)).toMatchObject({ version: 1, syncStatus: 'synced', data: { name: 'pet 2', client_id: 2 } });
     expect(await storedCursor(client)).toMatch(/^C:/);
+  });
+
+  it('asks for the next page while it applies the current one, never more than one page ahead', async () => {
+    client = makeClient({ pullLimit: 2 });
+    for (let id = 1; id <= 5; id++) client.server.write('clients', id, { name: `client ${id}` });
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    client.server.beforePull = async () => {
+      if (client.server.pulls.length === 2) await gate; // the answer to the second request is held back
+      return undefined;
+    };
+    const sync = client.sync.getSyncEngine().sync();
+    // page 1 is applied, with its cursor, while the request for page 2 is still unanswered ...
+    for (let i = 0; i < 200 && (await client.sync.store.count('clients')) < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(client.server.pulls.length).toBe(2);
+    expect(await client.sync.store.count('clients')).toBe(2);
+    expect(await storedCursor(client)).toMatch(/^L:/);
+    // ... and no third request goes out before page 2 has arrived
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(client.server.pulls.length).toBe(2);
+    open();
+    expect(await sync).toMatchObject({ pulled: 5 });
+    expect(client.server.pulls.map((p) => p.cursor?.slice(0, 1) ?? 'none')).toEqual(['none', 'L', 'L']);
+    expect((await client.sync.store.list('clients')).map((r) => r.id)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('cancels the request ahead when a page cannot be applied, and keeps neither that page nor its cursor', async () => {
+    client = makeClient({ pullLimit: 2 });
+    let ahead: AbortSignal | undefined;
+    client.server.beforePull = async (params, signal) => {
+      if (params.cursor === undefined) {
+        return { success: true, timestamp: 0, hasMore: true, full: true, cursor: 'L:0:1:0', changes: [
+          { entityType: 'clients', operation: 'create', id: 1, data: { name: 'Ann' }, version: 1 },
+          { entityType: 'clients', operation: 'create', id: { not: 'a key' } as never, data: {}, version: 1 },
+        ] };
+      }
+      ahead = signal;
+      await new Promise<void>((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true }));
+      throw signal?.reason;
+    };
+    const result = await client.sync.getSyncEngine().sync();
+    expect(result.error).toMatchObject({ name: 'ProtocolError' });
+    expect(client.server.pulls.length).toBe(2);
+    expect(ahead?.aborted).toBe(true);
+    expect(await client.sync.store.count('clients')).toBe(0);
+    expect(await storedCursor(client)).toBeUndefined();
   });
 
   it('then pulls only the changes after the cursor; a tombstone deletes the row', async () => {

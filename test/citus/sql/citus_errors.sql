@@ -1,0 +1,46 @@
+-- Where a call runs, and what is refused (README "Scaling out").
+SELECT citus_t.node_of('happy-paws') AS happy_paws, citus_t.node_of('city-vets') AS city_vets;
+SELECT nodeport AS worker2 FROM citus_t.nodes WHERE node = 'worker2' \gset
+\set coordinator_host :HOST
+\set coordinator_port :PORT
+SELECT smartsync.http_status('SS851') AS ss851, smartsync.http_status('SS852') AS ss852,
+       smartsync.http_status('SS853') AS ss853;
+
+-- Citus lets clients query from any node: a worker routes too.  On worker2,
+-- happy-paws' pull runs on worker1, city-vets' here.
+\c - - 127.0.0.1 :worker2
+SET smartsync.tenant_id = 'happy-paws';
+SELECT jsonb_array_length(smartsync.sync_pull(p_entity_types => 'clients') -> 'changes') AS happy_paws_clients;
+SET smartsync.tenant_id = 'city-vets';
+SELECT jsonb_array_length(smartsync.sync_pull(p_entity_types => 'clients') -> 'changes') AS city_vets_clients;
+
+-- A call that reaches a node without the tenant's data refuses (SS851, HTTP
+-- 503: retry) instead of reading a log that is not there: here worker2 gets
+-- happy-paws' pull as if it had been routed to it (the tenant moved meanwhile).
+\set VERBOSITY sqlstate
+SELECT smartsync._citus_call('{"smartsync.tenant_id": "happy-paws"}',
+         'smartsync.sync_pull(text,text,text,text,integer)', '{NULL,NULL,NULL,NULL,NULL}');
+\set VERBOSITY default
+SELECT smartsync._citus_call('{"smartsync.tenant_id": "happy-paws"}',
+         'smartsync.sync_pull(text,text,text,text,integer)', '{NULL,NULL,NULL,NULL,NULL}');
+-- It runs only smartsync's routable functions, with request-context settings.
+\set VERBOSITY terse
+SELECT smartsync._citus_call('{"smartsync.tenant_id": "city-vets"}', 'smartsync.setup_postgrest(text,name,name,name)', '{NULL,anon,web_user,api}');
+SELECT smartsync._citus_call('{"search_path": "evil"}', 'smartsync.conflict_stats()', '{}');
+-- (it answers with the bytes of the function's jsonb: the calling node rebuilds it)
+SELECT octet_length(smartsync._citus_call('{"smartsync.tenant_id": "city-vets"}', 'smartsync.conflict_stats()', '{}')) > 0 AS answered;
+-- smartsync.citus_setup() runs on the coordinator only (SS852).
+SELECT smartsync.citus_setup();
+\set VERBOSITY default
+\c - - :coordinator_host :coordinator_port
+RESET smartsync.tenant_id;
+
+-- The change signal's poll compares one node's snapshots with a change log's
+-- transaction ids: it refuses a tenant whose log Citus holds on a worker
+-- (SS853) instead of reporting no change.  sync_changed, routed like the pull,
+-- is the way to ask on Citus.
+SELECT smartsync.poll_changes(NULL, '{}') ->> 'changes' AS first_poll;
+\set VERBOSITY sqlstate
+SELECT smartsync.poll_changes(smartsync.poll_changes(NULL, '{}') ->> 'watermark', '{city-vets}');
+\set VERBOSITY default
+SELECT smartsync.poll_changes(smartsync.poll_changes(NULL, '{}') ->> 'watermark', '{city-vets}');
