@@ -353,13 +353,13 @@ static int	move_count = 0;
 static HTAB *
 moves_for_xact(bool create)
 {
-	if (move_lxid != MyProc->lxid)
+	if (move_lxid != MyProcLocalTransactionId_compat())
 	{
 		if (move_cxt != NULL)
 			MemoryContextReset(move_cxt);
 		move_notes = NULL;
 		move_count = 0;
-		move_lxid = MyProc->lxid;
+		move_lxid = MyProcLocalTransactionId_compat();
 	}
 	if (move_notes == NULL && create)
 	{
@@ -471,7 +471,7 @@ sync_stamp_next_insert(Oid relid, int64 version)
 {
 	next_insert_relid = relid;
 	next_insert_version = version;
-	next_insert_lxid = MyProc->lxid;
+	next_insert_lxid = MyProcLocalTransactionId_compat();
 }
 
 /*
@@ -681,7 +681,7 @@ smartsync_stamp_row(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		if (next_insert_relid == relid && next_insert_lxid == MyProc->lxid)
+		if (next_insert_relid == relid && next_insert_lxid == MyProcLocalTransactionId_compat())
 			version = next_insert_version;
 		next_insert_relid = InvalidOid;
 	}
@@ -911,9 +911,16 @@ capture_target_fill(CaptureTarget *e, TriggerData *td)
 	for (int c = 0; c < LOG_NCOLS; c++)
 		if (e->logatt[c] == InvalidAttrNumber && !log_optional[c])
 			elog(ERROR, "change log of schema \"%s\" has no column \"%s\"", nspname, log_colnames[c]);
-	e->seqoid = seqrelid == e->logrelid ?
-		getIdentitySequence(e->logrelid, e->logatt[LOG_SEQ], true) :
-		getIdentitySequence(seqrelid, get_attnum(seqrelid, "seq"), true);
+	if (seqrelid == e->logrelid)
+		e->seqoid = getIdentitySequence_compat(logrel, e->logatt[LOG_SEQ], true);
+	else
+	{
+		/* Citus: the logical log's sequence numbers the shard's rows */
+		Relation	seqrel = table_open(seqrelid, AccessShareLock);
+
+		e->seqoid = getIdentitySequence_compat(seqrel, get_attnum(seqrelid, "seq"), true);
+		table_close(seqrel, AccessShareLock);
+	}
 	if (!OidIsValid(e->seqoid))
 		elog(ERROR, "change log of schema \"%s\" has no identity sequence on seq", nspname);
 
@@ -1152,7 +1159,7 @@ writer_flush(LogWriter *w)
 			ExecStoreVirtualTuple(w->vslot);
 			table_tuple_insert(w->logrel, w->vslot, w->cid, 0, w->bistate);
 			if (w->rri->ri_NumIndices > 0)
-				ExecInsertIndexTuples(w->rri, w->vslot, w->estate, false, false, NULL, NIL);
+				ExecInsertIndexTuples_compat(w->rri, w->vslot, w->estate, false, false, NULL, NIL);
 		}
 		ExecClearTuple(w->vslot);
 		ResetPerTupleExprContext(w->estate);

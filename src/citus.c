@@ -139,7 +139,7 @@ spi_query(const char *sql, int nargs, Oid *argtypes, Datum *values, long limit)
 static Oid
 relid_from_name(const char *qualified)
 {
-	List	   *names = stringToQualifiedNameList(qualified);
+	List	   *names = stringToQualifiedNameList_compat(qualified);
 
 	return RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
 }
@@ -788,7 +788,7 @@ routable_function(const char *signature)
 		e = hash_search(function_cache, signature, HASH_ENTER, &found);
 		e->fn = fn;
 	}
-	if (pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+	if (pg_proc_aclcheck_compat(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(fn));
 	return fn;
 }
@@ -1040,10 +1040,13 @@ origin_missing(Oid origin_shard)
 static int64
 sequence_min(Oid log_table)
 {
-	Oid			seq = getIdentitySequence(log_table, get_attnum(log_table, "seq"), false);
-	HeapTuple	tup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seq));
+	Relation	rel = table_open(log_table, AccessShareLock);
+	Oid			seq = getIdentitySequence_compat(rel, get_attnum(log_table, "seq"), false);
+	HeapTuple	tup;
 	int64		min;
 
+	table_close(rel, AccessShareLock);
+	tup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seq));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for sequence %u", seq);
 	min = ((Form_pg_sequence) GETSTRUCT(tup))->seqmin;

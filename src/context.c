@@ -545,8 +545,8 @@ sync_context_read(SyncContext *ctx)
 		JsonLexContext *lex;
 
 		/* validate first, so bad JSON gets our own SQLSTATE without a subtransaction */
-		lex = makeJsonLexContextCstringLen((char *) claims_text, strlen(claims_text),
-										   GetDatabaseEncoding(), true);
+		lex = makeJsonLexContextCstringLen_compat((char *) claims_text, strlen(claims_text),
+												  GetDatabaseEncoding(), true);
 		if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_BAD_CONTEXT),
@@ -659,25 +659,8 @@ sync_context_may_write(const SyncContext *ctx, const char *entity_type, const ch
 char *
 sync_tenant_schema(const char *tenant_id)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	char	   *schema = NULL;
-	int			rc;
+	char	   *schema = sync_registry_tenant_schema(tenant_id);
 
-	values[0] = CStringGetTextDatum(tenant_id);
-	SPI_connect();
-	rc = SPI_execute_with_args("SELECT schema_name::text FROM smartsync.tenants WHERE tenant_id = $1",
-							   1, argtypes, values, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 1)
-	{
-		char	   *s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		schema = SPI_palloc(strlen(s) + 1);
-		strcpy(schema, s);
-	}
-	SPI_finish();
 	if (schema == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_UNKNOWN_TENANT),

@@ -207,7 +207,7 @@ poll_tenant(const char *schema, const PullSnap *base, const PullSnap *now, PollF
 		return;					/* a tenant whose schema is gone has nothing to report */
 	sync_citus_refuse_poll(schema);	/* Citus: the log is a worker's shard (citus.c) */
 	rel = table_open(relid, AccessShareLock);
-	pkey = RelationGetPrimaryKeyIndex(rel);
+	pkey = RelationGetPrimaryKeyIndex_compat(rel);
 	practice_att = get_attnum(relid, "practice_id");
 	xid_att = get_attnum(relid, "xid");
 	if (!OidIsValid(pkey) || practice_att == InvalidAttrNumber || xid_att == InvalidAttrNumber)

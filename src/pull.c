@@ -2076,7 +2076,7 @@ log_min_any(PullRequest *req, const TransactionId *xids, int n, TimestampTz *min
 	if (n == 0 || !OidIsValid(relid))
 		return;
 	heap = table_open(relid, AccessShareLock);
-	index = index_open(RelationGetPrimaryKeyIndex(heap), AccessShareLock);
+	index = index_open(RelationGetPrimaryKeyIndex_compat(heap), AccessShareLock);
 	att = get_attnum(relid, "changed_at");
 	slot = table_slot_create(heap, NULL);
 	for (int i = 0; i < n && att != InvalidAttrNumber; i++)
@@ -2086,7 +2086,7 @@ log_min_any(PullRequest *req, const TransactionId *xids, int n, TimestampTz *min
 
 		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_XID8EQ,
 					FullTransactionIdGetDatum(FullTransactionIdFromU64(full_xid(next, xids[i]))));
-		scan = index_beginscan(heap, index, SnapshotAny, 1, 0);
+		scan = index_beginscan_compat(heap, index, SnapshotAny, 1, 0);
 		index_rescan(scan, &key, 1, NULL, 0);
 		while (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
@@ -2189,7 +2189,7 @@ pull_watermark(PullRequest *req, const PullSnap *s)
 		unknown = palloc(sizeof(TransactionId) * (nback + ProcGlobal->allProcCount + 1));
 		for (int i = 1; i <= nback; i++)
 		{
-			LocalPgBackendStatus *l = pgstat_fetch_stat_local_beentry(i);
+			LocalPgBackendStatus *l = pgstat_fetch_stat_local_beentry_compat(i);
 
 			if (l == NULL || !TransactionIdIsValid(l->backend_xid) ||
 				l->backendStatus.st_databaseid != MyDatabaseId)

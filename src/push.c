@@ -23,6 +23,7 @@
 #include <math.h>
 
 #include "access/detoast.h"
+#include "common/hashfn.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -39,6 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "smartsync.h"
+#include "jsonbwrite.h"
 #include "citus.h"
 #include "push.h"
 
@@ -163,6 +165,44 @@ push_copy_jsonb(MemoryContext cxt, Jsonb *jb)
 	return copy;
 }
 
+/* --- string-keyed hash tables ------------------------------------------- */
+
+/* Hashes the string a key points to. */
+static uint32
+string_ptr_hash(const void *key, Size keysize)
+{
+	const char *s = *(const char *const *) key;
+
+	return hash_bytes((const unsigned char *) s, strlen(s));
+}
+
+/* Compares the strings two keys point to (0: equal). */
+static int
+string_ptr_match(const void *a, const void *b, Size keysize)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/*
+ * A hash table in cxt whose key, the first field of an entry, is a pointer to
+ * a string: an entry costs a pointer, not a buffer of the longest id, and the
+ * string must live as long as the table.
+ */
+HTAB *
+push_string_hash(const char *name, long nelem, Size entrysize, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = Max(entrysize, sizeof(char *));
+	ctl.hash = string_ptr_hash;
+	ctl.match = string_ptr_match;
+	ctl.hcxt = cxt;
+	return hash_create(name, Max(nelem, 16), &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
 /* --- validation --------------------------------------------------------- */
 
 /* Describes a JSON value's type for error messages. */
@@ -186,11 +226,11 @@ json_type_name(JsonbValue *v)
 	}
 }
 
-/* Looks up key in an object container (NULL when absent). */
+/* Looks up key in an object container into buf (NULL when absent): nothing is allocated. */
 static inline JsonbValue *
-get_key(JsonbContainer *c, const char *key)
+get_key(JsonbContainer *c, const char *key, JsonbValue *buf)
 {
-	return getKeyJsonValueFromContainer(c, key, strlen(key), NULL);
+	return getKeyJsonValueFromContainer(c, key, strlen(key), buf);
 }
 
 /* True for a JSON object value. */
@@ -305,7 +345,8 @@ read_int64(JsonbValue *v, int64 *result)
 static char *
 identity_text(int i, JsonbContainer *c, const char *field)
 {
-	JsonbValue *v = get_key(c, field);
+	JsonbValue	buf;
+	JsonbValue *v = get_key(c, field, &buf);
 
 	if (v == NULL || v->type == jbvNull)
 		return NULL;
@@ -414,6 +455,8 @@ static void
 validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 {
 	JsonbContainer *c;
+	JsonbValue	vbuf;
+	JsonbValue	dvbuf;
 	JsonbValue *v;
 
 	memset(op, 0, sizeof(*op));
@@ -430,14 +473,14 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 	op->request_len = elem->val.binary.len;
 
 	/* id */
-	v = get_key(c, "id");
+	v = get_key(c, "id", &vbuf);
 	if (v == NULL || v->type == jbvNull)
 		missing_field(i, "id", "Every operation carries its client-side id, the key of exactly-once delivery.");
 	op->opid = id_text(i, "id", v, true);
 	op->opid_value = *v;
 
 	/* operation */
-	v = get_key(c, "operation");
+	v = get_key(c, "operation", &vbuf);
 	if (v == NULL || v->type == jbvNull)
 		missing_field(i, "operation", "An operation is create, update or delete.");
 	if (v->type != jbvString)
@@ -456,7 +499,7 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 				 errdetail("The whole push was refused and nothing was written.")));
 
 	/* entityType */
-	v = get_key(c, "entityType");
+	v = get_key(c, "entityType", &vbuf);
 	if (v == NULL || v->type == jbvNull)
 		missing_field(i, "entityType", "Every operation names the entity type it changes.");
 	if (v->type != jbvString)
@@ -471,7 +514,7 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 				 errhint("smartsync.entity_types lists the registered types.")));
 
 	/* entityId */
-	v = get_key(c, "entityId");
+	v = get_key(c, "entityId", &vbuf);
 	if (v != NULL && v->type != jbvNull)
 	{
 		op->entity_id = id_text(i, "entityId", v, false);
@@ -484,7 +527,7 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 		missing_field(i, "entityId", "An update or a delete names the entity it changes.");
 
 	/* data */
-	v = get_key(c, "data");
+	v = get_key(c, "data", &vbuf);
 	if (v != NULL && v->type != jbvNull)
 	{
 		if (!is_object(v))
@@ -500,7 +543,7 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 		missing_field(i, "data", "A create or an update carries the entity's fields in data.");
 
 	/* timestamp: kept as sent for the ledger, used no later than the receive time */
-	v = get_key(c, "timestamp");
+	v = get_key(c, "timestamp", &vbuf);
 	if (v != NULL && v->type != jbvNull)
 	{
 		char		where[64];
@@ -512,10 +555,10 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 	}
 
 	/* version: the server version the client last saw (else data.version) */
-	v = get_key(c, "version");
+	v = get_key(c, "version", &vbuf);
 	if ((v == NULL || v->type == jbvNull) && op->data != NULL)
 	{
-		JsonbValue *dv = get_key(op->data, "version");
+		JsonbValue *dv = get_key(op->data, "version", &dvbuf);
 		int64		n;
 
 		if (dv != NULL && read_int64(dv, &n) && n >= 0)
@@ -536,10 +579,10 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 			   pstrdup("An update or a delete carries the version of the row the device last saw (\"version\"), so that the server can tell whether the row changed since; nothing was applied."));
 
 	/* priority, maxRetries */
-	v = get_key(c, "priority");
+	v = get_key(c, "priority", &vbuf);
 	if (v != NULL && v->type != jbvNull)
 		op->priority = read_priority(i, v);
-	v = get_key(c, "maxRetries");
+	v = get_key(c, "maxRetries", &vbuf);
 	if (v != NULL && v->type != jbvNull)
 	{
 		int64		n;
@@ -549,7 +592,7 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 	}
 
 	/* requiredPermissions: requirements the client adds to the server's own */
-	v = get_key(c, "requiredPermissions");
+	v = get_key(c, "requiredPermissions", &vbuf);
 	if (v != NULL && v->type != jbvNull)
 	{
 		JsonbIterator *it;
@@ -579,6 +622,31 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 	op->user_id = identity_text(i, c, "userId");
 }
 
+/*
+ * Copies what validation found of op into the current memory context: the
+ * rest of what validate_op allocated (in a context reset per operation) is
+ * garbage, so validation's memory does not grow with the batch.
+ */
+static void
+keep_op(PushOp *op)
+{
+	List	   *perms = NIL;
+	ListCell   *lc;
+
+#define KEEP(field) (op->field = op->field ? pstrdup(op->field) : NULL)
+	KEEP(opid);
+	KEEP(entity_id);
+	KEEP(tenant_id);
+	KEEP(practice_id);
+	KEEP(user_id);
+	KEEP(refusal_message);
+	KEEP(refusal_detail);
+#undef KEEP
+	foreach(lc, op->permissions)
+		perms = lappend(perms, pstrdup((char *) lfirst(lc)));
+	op->permissions = perms;
+}
+
 /* Reads the client id from the context or the payload; SS410 when none or they disagree. */
 static char *
 resolve_client_id(PushBatch *b, Jsonb *payload)
@@ -589,7 +657,8 @@ resolve_client_id(PushBatch *b, Jsonb *payload)
 
 	for (int k = 0; k < 2; k++)
 	{
-		JsonbValue *v = get_key(&payload->root, names[k]);
+		JsonbValue	vbuf;
+		JsonbValue *v = get_key(&payload->root, names[k], &vbuf);
 		char	   *s = NULL;
 		const char *why;
 
@@ -643,51 +712,28 @@ resolve_client_id(PushBatch *b, Jsonb *payload)
 	return from_payload;
 }
 
-/* Loads the entity registry. */
+/* Loads the entity registry (registry.c keeps a copy per backend). */
 static void
 load_entities(PushBatch *b)
 {
-	static SPIPlanPtr plan = NULL;
-	int			rc;
+	SyncEntityTypeRow *rows = sync_registry_entity_types(&b->nentities);
 
-	if (plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare("SELECT entity_type, table_name::text, pk_column::text, "
-									"practice_column::text, default_strategy, sort_order, "
-									"reference_fields, field_classes, timestamp_detection "
-									"FROM smartsync.entity_types ORDER BY entity_type", 0, NULL);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		plan = p;
-	}
-	rc = push_exec(plan, NULL, NULL, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "reading smartsync.entity_types failed: %s", SPI_result_code_string(rc));
-
-	b->nentities = SPI_processed;
 	b->entities = palloc0(sizeof(PushEntity) * Max(b->nentities, 1));
 	for (int k = 0; k < b->nentities; k++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[k];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
 		PushEntity *e = &b->entities[k];
-		bool		isnull;
 
-		e->entity_type = SPI_getvalue(tup, desc, 1);
-		e->table_name = SPI_getvalue(tup, desc, 2);
-		e->pk_column = SPI_getvalue(tup, desc, 3);
-		e->practice_column = SPI_getvalue(tup, desc, 4);
-		e->strategy = SPI_getvalue(tup, desc, 5);
-		e->level = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
-		e->reference_fields = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
-		e->field_classes = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 8, &isnull));
-		e->timestamp_detection = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull)) && !isnull;
+		e->entity_type = rows[k].entity_type;
+		e->table_name = rows[k].table_name;
+		e->pk_column = rows[k].pk_column;
+		e->practice_column = rows[k].practice_column;
+		e->strategy = rows[k].strategy;
+		e->level = rows[k].sort_order;
+		e->reference_fields = rows[k].reference_fields;
+		e->field_classes = rows[k].field_classes;
+		e->timestamp_detection = rows[k].timestamp_detection;
 		e->practice_index = -1;
 	}
-	SPI_freetuptable(SPI_tuptable);
 }
 
 /* Collects every temporary id the batch names (entity ids and top-level data strings). */
@@ -875,7 +921,7 @@ clip_message(const char *m)
 	return psprintf("%.*s...", keep, m);
 }
 
-/* Records an error as op's result (in b->cxt); retryable -1 classifies the SQLSTATE. */
+/* Records an error as op's result (in b->rescxt); retryable -1 classifies the SQLSTATE. */
 void
 push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message, const char *detail,
 		int retryable)
@@ -886,7 +932,7 @@ push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message, cons
 
 	op->outcome = PUSH_FAILED;
 	op->retryable = retryable >= 0 ? (retryable != 0) : retryable_error(sqlerrcode);
-	op->error_code = MemoryContextStrdup(b->cxt, unpack_sql_state(sqlerrcode));
+	op->error_code = MemoryContextStrdup(b->rescxt, unpack_sql_state(sqlerrcode));
 
 	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
 	push_key(&ps, "operationId");
@@ -916,7 +962,7 @@ push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message, cons
 	push_key(&ps, "retryable");
 	push_bool(&ps, op->retryable);
 	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
-	op->result = push_copy_jsonb(b->cxt, JsonbValueToJsonb(res));
+	op->result = push_copy_jsonb(b->rescxt, JsonbValueToJsonb(res));
 	MemoryContextSwitchTo(old);
 }
 
@@ -971,14 +1017,8 @@ abort_op(PushBatch *b, PushOp *op, PushOp *culprit)
 static void
 load_temps(PushBatch *b)
 {
-	HASHCTL		ctl;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = PUSH_ID_MAX_BYTES + 1;
-	ctl.entrysize = sizeof(PushTemp);
-	ctl.hcxt = b->cxt;
-	b->temps = hash_create("smartsync push temporary ids", 64, &ctl,
-						   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	b->temps = push_string_hash("smartsync push temporary ids", list_length(b->temp_ids),
+								sizeof(PushTemp), b->cxt);
 	push_idmap_prefetch(b, b->temp_ids);
 }
 
@@ -1161,17 +1201,26 @@ process_atomic(PushBatch *b)
 static bool
 result_flag(Jsonb *result, const char *key)
 {
-	JsonbValue *v = get_key(&result->root, key);
+	JsonbValue	buf;
+	JsonbValue *v = get_key(&result->root, key, &buf);
 
 	return v != NULL && v->type == jbvBool && v->val.boolean;
 }
 
-/* Builds the response object. */
+/*
+ * Builds the response object, in jsonb's binary format directly: each
+ * operation's result is copied in as it is stored, so the response costs its
+ * own size and no tree of JsonbValues (jsonbwrite.c).
+ */
 static Jsonb *
 build_response(PushBatch *b)
 {
-	JsonbParseState *ps = NULL;
-	JsonbValue *res;
+	StringInfoData bufdata;
+	StringInfo	buf = &bufdata;
+	JbwCont		top;
+	JbwCont		arr;
+	Size		estimate = 256 + strlen(b->client_id);
+	uint32		results;
 	int			processed = 0,
 				failed = 0,
 				conflicts = 0,
@@ -1181,48 +1230,51 @@ build_response(PushBatch *b)
 	for (int i = 0; i < b->nops; i++)
 	{
 		PushOp	   *op = &b->ops[i];
+		JsonbValue	vbuf;
 
 		if (op->outcome == PUSH_REPLAYED)
 			replayed++;
 		if (result_flag(op->result, "success"))
 		{
 			processed++;
-			if (get_key(&op->result->root, "resolution") != NULL)
+			if (get_key(&op->result->root, "resolution", &vbuf) != NULL)
 				resolved++;
 		}
 		else if (result_flag(op->result, "conflict"))
 			conflicts++;
 		else
 			failed++;
+		estimate += (op->result ? VARSIZE(op->result) : 0) + sizeof(JEntry) + 3;
 	}
 
-	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	push_key(&ps, "success");
-	push_bool(&ps, failed == 0 && conflicts == 0);
-	push_key(&ps, "processed");
-	push_int64(&ps, processed);
-	push_key(&ps, "failed");
-	push_int64(&ps, failed);
-	push_key(&ps, "conflicts");
-	push_int64(&ps, conflicts);
-	push_key(&ps, "resolved");
-	push_int64(&ps, resolved);
-	push_key(&ps, "replayed");
-	push_int64(&ps, replayed);
-	push_key(&ps, "clientId");
-	push_str(&ps, WJB_VALUE, b->client_id);
+	jbw_init(buf, estimate);
+	/* the keys in jsonb's order: shorter first, then bytewise */
+	jbw_begin(buf, &top, true, b->atomic ? 9 : 8);
 	if (b->atomic)
-	{
-		push_key(&ps, "atomic");
-		push_bool(&ps, true);
-	}
-	push_key(&ps, "results");
-	pushJsonbValue(&ps, WJB_BEGIN_ARRAY, NULL);
+		jbw_entry(buf, &top, JBW_KEY(buf, "atomic"));
+	jbw_entry(buf, &top, JBW_KEY(buf, "failed"));
+	jbw_entry(buf, &top, JBW_KEY(buf, "results"));
+	jbw_entry(buf, &top, JBW_KEY(buf, "success"));
+	jbw_entry(buf, &top, JBW_KEY(buf, "clientId"));
+	jbw_entry(buf, &top, JBW_KEY(buf, "replayed"));
+	jbw_entry(buf, &top, JBW_KEY(buf, "resolved"));
+	jbw_entry(buf, &top, JBW_KEY(buf, "conflicts"));
+	jbw_entry(buf, &top, JBW_KEY(buf, "processed"));
+	if (b->atomic)
+		jbw_entry(buf, &top, jbw_bool(true));
+	jbw_entry(buf, &top, jbw_int8(buf, failed));
+	jbw_begin(buf, &arr, false, b->nops);
 	for (int i = 0; i < b->nops; i++)
-		push_jsonb(&ps, WJB_ELEM, b->ops[i].result);
-	pushJsonbValue(&ps, WJB_END_ARRAY, NULL);
-	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
-	return JsonbValueToJsonb(res);
+		jbw_entry(buf, &arr, jbw_document(buf, b->ops[i].result));
+	results = jbw_end(buf, &arr);
+	jbw_entry(buf, &top, results);
+	jbw_entry(buf, &top, jbw_bool(failed == 0 && conflicts == 0));
+	jbw_entry(buf, &top, jbw_string(buf, b->client_id, strlen(b->client_id)));
+	jbw_entry(buf, &top, jbw_int8(buf, replayed));
+	jbw_entry(buf, &top, jbw_int8(buf, resolved));
+	jbw_entry(buf, &top, jbw_int8(buf, conflicts));
+	jbw_entry(buf, &top, jbw_int8(buf, processed));
+	return jbw_finish(buf);
 }
 
 /*
@@ -1277,12 +1329,13 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 	Jsonb	   *payload;
 	Jsonb	   *response;
 	PushBatch  *b;
+	JsonbValue	vbuf;
 	JsonbValue *v;
+	JsonbIterator *it;
+	MemoryContext scratch;
 	JsonbContainer *opsc;
 	int			limit;
 	int			nest;
-	HASHCTL		ctl;
-	HTAB	   *seen;
 	Datum		routed;
 
 	if (sync_citus_route(fcinfo, &routed))	/* Citus: push on the tenant's node */
@@ -1311,6 +1364,8 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 	b = palloc0(sizeof(PushBatch));
 	b->cxt = AllocSetContextCreate(callcxt, "smartsync push", ALLOCSET_DEFAULT_SIZES);
 	b->opcxt = AllocSetContextCreate(b->cxt, "smartsync push operation", ALLOCSET_DEFAULT_SIZES);
+	/* results and what they name: written once, never freed before the end */
+	b->rescxt = GenerationContextCreate(b->cxt, "smartsync push results", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(b->cxt);
 
 	/* context: tenant (required), practice, user, client, permissions */
@@ -1323,7 +1378,7 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 	b->temp_prefix_len = strlen(b->temp_prefix);
 
 	/* the payload's top level */
-	v = get_key(&payload->root, "operations");
+	v = get_key(&payload->root, "operations", &vbuf);
 	if (v == NULL || !(v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data)))
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_PUSH_NO_OPERATIONS),
@@ -1340,10 +1395,10 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 				 errdetail("smartsync.batch_size is %d and smartsync.max_batch_size is %d.",
 						   smartsync_batch_size, smartsync_max_batch_size),
 				 errhint("Split the operations into batches of at most %d.", limit)));
-	v = get_key(&payload->root, "clientTimestamp");
+	v = get_key(&payload->root, "clientTimestamp", &vbuf);
 	if (v != NULL && v->type != jbvNull)
 		(void) read_timestamp("clientTimestamp", v);
-	v = get_key(&payload->root, "atomic");
+	v = get_key(&payload->root, "atomic", &vbuf);
 	if (v != NULL && v->type != jbvNull)
 	{
 		if (v->type != jbvBool)
@@ -1361,27 +1416,33 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 	load_entities(b);
 
 	/* every operation, and no operation id twice */
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = PUSH_ID_MAX_BYTES + 1;
-	ctl.entrysize = PUSH_ID_MAX_BYTES + 1;
-	ctl.hcxt = b->cxt;
-	seen = hash_create("smartsync push operation ids", Max(b->nops, 16), &ctl,
-					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	b->op_ids = push_string_hash("smartsync push operation ids", b->nops, sizeof(PushOpId), b->cxt);
+	scratch = AllocSetContextCreate(b->cxt, "smartsync push validation", ALLOCSET_DEFAULT_SIZES);
 	b->ops = palloc0(sizeof(PushOp) * Max(b->nops, 1));
 	b->order = palloc(sizeof(PushOp *) * Max(b->nops, 1));
-	for (int i = 0; i < b->nops; i++)
+	it = JsonbIteratorInit(opsc);
+	for (int i = 0; i < b->nops;)
 	{
-		JsonbValue *elem = getIthJsonbValueFromContainer(opsc, i);
+		JsonbValue	elem;
 		bool		found;
+		PushOpId   *e;
 
-		validate_op(b, i, elem, &b->ops[i]);
-		hash_search(seen, b->ops[i].opid, HASH_ENTER, &found);
+		if (JsonbIteratorNext(&it, &elem, true) != WJB_ELEM)
+			continue;
+		MemoryContextSwitchTo(scratch);
+		validate_op(b, i, &elem, &b->ops[i]);
+		MemoryContextSwitchTo(b->cxt);
+		keep_op(&b->ops[i]);
+		MemoryContextReset(scratch);
+		e = hash_search(b->op_ids, &b->ops[i].opid, HASH_ENTER, &found);
 		if (found)
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_PUSH_DUPLICATE_ID),
 					 errmsg("invalid push: operation id \"%s\" appears twice", sync_clip_str(b->ops[i].opid)),
 					 errdetail("operations[%d] repeats an earlier operation's id; the whole push was refused and nothing was written.", i)));
+		e->op = &b->ops[i];
 		b->order[i] = &b->ops[i];
+		i++;
 	}
 	if (b->nops > 1)
 		qsort(b->order, b->nops, sizeof(PushOp *), op_order_cmp);

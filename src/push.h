@@ -17,8 +17,15 @@
 
 /* Longest operation id, entity id or temporary id a push accepts (characters). */
 #define PUSH_ID_MAX		SYNC_ID_MAX
-/* Bytes such an id may take (a hash key): four per character at most. */
+/* Bytes such an id may take: four per character at most. */
 #define PUSH_ID_MAX_BYTES	(PUSH_ID_MAX * 4)
+/*
+ * Most operations one SQL statement of a push reads or writes: the ledger,
+ * the id map and runs of creates and updates go in statements of at most
+ * this many rows, each statement's memory freed after it, so that a push's
+ * memory grows with its operations only by what each must keep.
+ */
+#define PUSH_SQL_CHUNK		1000
 
 typedef enum PushKind
 {
@@ -120,18 +127,26 @@ typedef struct PushOp
 /* A temporary id: created earlier in the batch or found in the id map. */
 typedef struct PushTemp
 {
-	char		temp_id[PUSH_ID_MAX_BYTES + 1];	/* hash key */
+	const char *temp_id;		/* hash key (push_string_hash): lives as long as the table */
 	bool		known;			/* false: looked up and absent */
 	char	   *entity_type;
 	char	   *real_id;
 	PushOp	   *op;				/* the create of this batch that made it, or NULL */
 } PushTemp;
 
+/* An entry of the table of operation ids. */
+typedef struct PushOpId
+{
+	const char *opid;			/* hash key (push_string_hash) */
+	PushOp	   *op;
+} PushOpId;
+
 /* The whole push. */
 typedef struct PushBatch
 {
 	MemoryContext cxt;			/* lives for the call */
 	MemoryContext opcxt;		/* reset per operation */
+	MemoryContext rescxt;		/* results, real ids, error codes: append-only (a generation context) */
 	SyncContext ctx;
 	char	   *schema;			/* tenant schema */
 	char	   *qschema;		/* quoted */
@@ -141,6 +156,7 @@ typedef struct PushBatch
 	int			nops;
 	PushOp	   *ops;
 	PushOp	  **order;			/* processing order */
+	HTAB	   *op_ids;			/* operation id -> PushOpId */
 	int			nentities;
 	PushEntity *entities;
 	HTAB	   *temps;			/* temp id -> PushTemp */
@@ -148,6 +164,9 @@ typedef struct PushBatch
 	const char *temp_prefix;
 	int			temp_prefix_len;
 } PushBatch;
+
+/* push.c: a hash table keyed by a string pointer (the string outlives the table) */
+extern HTAB *push_string_hash(const char *name, long nelem, Size entrysize, MemoryContext cxt);
 
 /* pushapply.c */
 extern void push_resolve_entity(PushBatch *b, PushEntity *e);
@@ -160,7 +179,9 @@ extern int	push_find_column(PushEntity *e, const char *key, int len);
 /* pushledger.c */
 extern SPIPlanPtr push_plan(const char *sql, int nargs, Oid *argtypes);
 extern SPIPlanPtr push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom);
+extern SPIPlanPtr push_plan_keyed(const char *sql, int nargs, Oid *argtypes);
 extern int	push_exec(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount);
+extern int	push_exec_keyed(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount);
 extern void push_ledger_lock(PushBatch *b);
 extern void push_ledger_load(PushBatch *b);
 extern void push_ledger_record(PushBatch *b);

@@ -22,6 +22,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -729,8 +730,17 @@ result_end(PushBatch *b, PushOp *op, JsonbParseState **ps, PushOutcome outcome)
 {
 	JsonbValue *res = pushJsonbValue(ps, WJB_END_OBJECT, NULL);
 
-	op->result = push_copy_jsonb(b->cxt, JsonbValueToJsonb(res));
+	op->result = push_copy_jsonb(b->rescxt, JsonbValueToJsonb(res));
 	op->outcome = outcome;
+}
+
+/* An entity id kept for the rest of the push: the operation's own when the same. */
+static char *
+keep_id(PushBatch *b, PushOp *op, const char *id)
+{
+	if (op->entity_id != NULL && strcmp(op->entity_id, id) == 0)
+		return op->entity_id;
+	return MemoryContextStrdup(b->rescxt, id);
 }
 
 /* Records the key and the version of the row an operation left. */
@@ -743,9 +753,9 @@ note_row(PushBatch *b, PushOp *op, Jsonb *row, const char *id)
 	if (row != NULL)
 		v = getKeyJsonValueFromContainer(&row->root, e->pk_column, strlen(e->pk_column), NULL);
 	if (v != NULL && v->type != jbvBinary && v->type != jbvNull)
-		op->real_id = MemoryContextStrdup(b->cxt, sync_jsonb_scalar_text(v));
+		op->real_id = keep_id(b, op, sync_jsonb_scalar_text(v));
 	else if (id != NULL)
-		op->real_id = MemoryContextStrdup(b->cxt, id);
+		op->real_id = keep_id(b, op, id);
 	op->has_new_version = row_version(row, &op->new_version);
 }
 
@@ -870,7 +880,7 @@ unresolved(PushBatch *b, PushOp *op, Jsonb *conflict, Jsonb *local, Jsonb *serve
 	int64		server_version = 0;
 	bool		has_server_version = row_version(server, &server_version);
 
-	op->real_id = id ? MemoryContextStrdup(b->cxt, id) : NULL;
+	op->real_id = id ? keep_id(b, op, id) : NULL;
 	if (base == NULL && op->has_version && id != NULL)
 		base = sql_base(b, op->entity, id, op->version);
 	if (!b->atomic)
@@ -1190,7 +1200,7 @@ apply_delete(PushBatch *b, PushOp *op, PushData *d, const char *id)
 		/* deleted already (or never there): the client's wish holds */
 		JsonbParseState *ps = NULL;
 
-		op->real_id = MemoryContextStrdup(b->cxt, id);
+		op->real_id = keep_id(b, op, id);
 		result_begin(&ps, op, true);
 		result_entity_id(&ps, op, NULL, id);
 		push_key(&ps, "alreadyDeleted");
@@ -1412,7 +1422,7 @@ insert_run(PushBatch *b, PushOp **ops, PushData *ds, int n)
 					 "ORDER BY u.n", e->qualified);
 	values[0] = data_array(ds, n);
 	/* rows come back in insertion order: the CTE's tuplestore keeps it */
-	rc = push_exec(push_plan(returning(e, &q, false), 1, argtypes), values, NULL, 0);
+	rc = push_exec_keyed(push_plan_keyed(returning(e, &q, false), 1, argtypes), values, NULL, 0);
 	if (rc != SPI_OK_SELECT || SPI_processed != (uint64) n)
 		elog(ERROR, "insert into %s failed: %s", e->qualified, SPI_result_code_string(rc));
 	rows = palloc(sizeof(Jsonb *) * n);
@@ -1484,8 +1494,8 @@ update_run(PushBatch *b, PushOp **ops, PushData *ds, const char **ids, int n)
 	values[3] = data_array(ds, n);
 	values[4] = practice ? CStringGetTextDatum(practice) : (Datum) 0;
 	nulls[4] = practice ? ' ' : 'n';
-	/* a saved generic plan: replanned when (auto)analyze updates the table's statistics */
-	rc = push_exec(push_plan(q.data, 5, argtypes), values, nulls, 0);
+	/* a generic plan probing the key per row (pushledger.c) */
+	rc = push_exec_keyed(push_plan_keyed(q.data, 5, argtypes), values, nulls, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "update of %s failed: %s", e->qualified, SPI_result_code_string(rc));
 	for (uint64 k = 0; k < SPI_processed; k++)
@@ -1510,15 +1520,12 @@ update_run(PushBatch *b, PushOp **ops, PushData *ds, const char **ids, int n)
 }
 
 /*
- * Applies a run of operations of one entity type and kind (create or
- * update), in the order given: creates and compare-and-swap updates that
- * write the same columns go in one statement each, so capture fires once per
- * statement instead of once per operation.  Updates of a row named earlier
- * in the run, and updates that cannot compare-and-swap, go one by one.  Any
- * error raises (the caller rolls back and applies one by one).
+ * Applies up to PUSH_SQL_CHUNK operations of a run (see push_apply_run).
+ * Updates of a row named earlier in a statement, and updates that cannot
+ * compare-and-swap, go one by one.
  */
-void
-push_apply_run(PushBatch *b, PushOp **ops, int n)
+static void
+apply_run_chunk(PushBatch *b, PushOp **ops, int n)
 {
 	PushData   *ds = palloc(sizeof(PushData) * n);
 	const char **ids = palloc(sizeof(char *) * n);
@@ -1534,6 +1541,7 @@ push_apply_run(PushBatch *b, PushOp **ops, int n)
 	{
 		int			m = 0;
 		int			j;
+		HTAB	   *rows = NULL;	/* the rows the selected updates write */
 
 		/* the longest stretch from i writing the same columns */
 		for (j = i; j < n && same_columns(&ds[i], &ds[j]); j++)
@@ -1545,8 +1553,13 @@ push_apply_run(PushBatch *b, PushOp **ops, int n)
 			else if (ops[j]->kind == PUSH_UPDATE)
 			{
 				alone = !cas_eligible(ops[j], &ds[j]);
-				for (int p = 0; p < m && !alone; p++)
-					alone = (strcmp(selids[p], ids[j]) == 0);
+				if (!alone)
+				{
+					if (rows == NULL)
+						rows = push_string_hash("smartsync push run rows", n - i, sizeof(char *),
+												CurrentMemoryContext);
+					(void) hash_search(rows, &ids[j], HASH_ENTER, &alone);
+				}
 			}
 			if (alone)
 				break;
@@ -1555,6 +1568,8 @@ push_apply_run(PushBatch *b, PushOp **ops, int n)
 			selids[m] = ids[j];
 			m++;
 		}
+		if (rows != NULL)
+			hash_destroy(rows);
 		if (m >= 2)
 		{
 			if (ops[i]->kind == PUSH_CREATE)
@@ -1571,4 +1586,30 @@ push_apply_run(PushBatch *b, PushOp **ops, int n)
 			apply_update(b, ops[i], &ds[i], ids[i]);
 		i++;
 	}
+}
+
+/*
+ * Applies a run of operations of one entity type and kind (create or
+ * update), in the order given: creates and compare-and-swap updates that
+ * write the same columns go in one statement each (of at most
+ * PUSH_SQL_CHUNK rows), so capture fires once per statement instead of once
+ * per operation.  What a chunk needs (rewritten data, statement results) is
+ * freed after it, so a run's memory does not grow with its length.  Any
+ * error raises (the caller rolls back and applies one by one).
+ */
+void
+push_apply_run(PushBatch *b, PushOp **ops, int n)
+{
+	MemoryContext runcxt = AllocSetContextCreate(CurrentMemoryContext, "smartsync push run",
+												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(runcxt);
+
+	for (int start = 0; start < n; start += PUSH_SQL_CHUNK)
+	{
+		apply_run_chunk(b, ops + start, Min(PUSH_SQL_CHUNK, n - start));
+		MemoryContextReset(runcxt);
+		CHECK_FOR_INTERRUPTS();
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(runcxt);
 }

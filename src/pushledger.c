@@ -22,6 +22,7 @@
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "smartsync.h"
@@ -57,25 +58,9 @@ push_plan_flush(void)
 	push_plans = NULL;
 }
 
-/*
- * A saved plan for sql, prepared on first use.  The SQL text is the key, so
- * every plan names its tenant schema and columns.  Use the plan at once: a
- * later call may flush the cache.
- */
-SPIPlanPtr
-push_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	return push_plan_ex(sql, nargs, argtypes, false);
-}
-
-/*
- * As push_plan; custom plans the statement for every execution with its
- * actual parameters.  For lookups whose best plan depends on the table's size
- * (the ledger, the id map and the change log start empty and grow, and a
- * generic plan made on an empty table would scan it whole forever).
- */
-SPIPlanPtr
-push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom)
+/* The saved plan of sql with these cursor options, prepared on first use. */
+static SPIPlanPtr
+plan_cached(const char *sql, int nargs, Oid *argtypes, int options)
 {
 	uint64		key = hash_bytes_extended((const unsigned char *) sql, strlen(sql), 0);
 	MemoryContext old = CurrentMemoryContext;
@@ -96,7 +81,7 @@ push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom)
 	if (e != NULL && strcmp(e->sql, sql) == 0)
 		return e->plan;
 
-	plan = SPI_prepare_cursor(sql, nargs, argtypes, custom ? CURSOR_OPT_CUSTOM_PLAN : 0);
+	plan = SPI_prepare_cursor(sql, nargs, argtypes, options);
 	MemoryContextSwitchTo(old);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -105,7 +90,7 @@ push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom)
 	if (hash_get_num_entries(push_plans) >= PUSH_PLAN_CACHE_MAX)
 	{
 		push_plan_flush();
-		return push_plan_ex(sql, nargs, argtypes, custom);
+		return plan_cached(sql, nargs, argtypes, options);
 	}
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed");
@@ -113,6 +98,65 @@ push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom)
 	e->sql = MemoryContextStrdup(TopMemoryContext, sql);
 	e->plan = plan;
 	return plan;
+}
+
+/*
+ * A saved plan for sql, prepared on first use.  The SQL text is the key, so
+ * every plan names its tenant schema and columns.  Use the plan at once: a
+ * later call may flush the cache.
+ */
+SPIPlanPtr
+push_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	return plan_cached(sql, nargs, argtypes, 0);
+}
+
+/*
+ * As push_plan; custom plans the statement for every execution with its
+ * actual parameters.  For lookups whose best plan depends on the data (the
+ * change log's rows of one entity).
+ */
+SPIPlanPtr
+push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom)
+{
+	return plan_cached(sql, nargs, argtypes, custom ? CURSOR_OPT_CUSTOM_PLAN : 0);
+}
+
+/*
+ * As push_plan, for a statement that works on rows given as arrays (one per
+ * column, unnest) and finds them by primary key: the ledger and id-map
+ * lookups and writes, runs of creates and updates.  One generic plan per
+ * backend, made by push_exec_keyed with sequential scans, hash and merge
+ * joins disabled, so it probes the key for each given row whatever the
+ * table's size when it was planned (the ledger and the id map start empty
+ * and grow; a plan made for an empty table would scan it whole) and however
+ * many rows a call gives (a generic plan cannot know; a custom plan for each
+ * call would be planned on every push).
+ */
+SPIPlanPtr
+push_plan_keyed(const char *sql, int nargs, Oid *argtypes)
+{
+	return plan_cached(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+}
+
+/*
+ * Runs a plan of push_plan_keyed.  The plan cache plans it on its first run
+ * and again after anything it reads changed (DDL, ANALYZE), so the settings
+ * hold for every execution, not only the first.
+ */
+int
+push_exec_keyed(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount)
+{
+	static const char *const off[] = {"enable_seqscan", "enable_hashjoin", "enable_mergejoin"};
+	int			nest = NewGUCNestLevel();
+	int			rc;
+
+	for (int i = 0; i < (int) lengthof(off); i++)
+		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	rc = push_exec(plan, values, nulls, tcount);
+	AtEOXact_GUC(true, nest);
+	return rc;
 }
 
 /* Runs a plan (not read-only) and returns to the caller's memory context. */
@@ -145,6 +189,26 @@ make_array(Datum *elems, bool *nulls, int n, Oid elemtype)
 											  elemtype, typlen, typbyval, typalign));
 }
 
+/*
+ * Sets parameter k of a statement to the n values of a column: the value
+ * itself (of elemtype) when n is 1, else an array of them.
+ */
+static void
+column(Datum *values, char *nulls, Oid *argtypes, int k, Datum *elems, bool *elemnulls, int n,
+	   Oid elemtype)
+{
+	if (n == 1)
+	{
+		values[k] = elems[0];
+		nulls[k] = (elemnulls != NULL && elemnulls[0]) ? 'n' : ' ';
+		argtypes[k] = elemtype;
+		return;
+	}
+	values[k] = make_array(elems, elemnulls, n, elemtype);
+	nulls[k] = ' ';
+	argtypes[k] = get_array_type(elemtype);
+}
+
 /* Text datum or a null flag. */
 static inline Datum
 text_or_null(const char *s, bool *isnull)
@@ -157,10 +221,9 @@ text_or_null(const char *s, bool *isnull)
 static PushOp *
 op_by_id(PushBatch *b, const char *opid)
 {
-	for (int i = 0; i < b->nops; i++)
-		if (strcmp(b->ops[i].opid, opid) == 0)
-			return &b->ops[i];
-	return NULL;
+	PushOpId   *e = hash_search(b->op_ids, &opid, HASH_FIND, NULL);
+
+	return e ? e->op : NULL;
 }
 
 /* --- ledger ------------------------------------------------------------- */
@@ -274,97 +337,111 @@ push_ledger_lock(PushBatch *b)
 
 /*
  * Reads the stored result of every operation of the batch that is in the
- * ledger already (one primary-key probe per operation: OFFSET 0 keeps the
- * planner from turning it into a scan of all the client's rows) (a replay: returned as stored, with "replayed": true); the
- * others are this push's to apply.
+ * ledger already (a replay: returned as stored, with "replayed": true); the
+ * others are this push's to apply.  One primary-key probe per operation
+ * (push_plan_keyed; OFFSET 0 keeps the planner from turning the lateral
+ * probes into a scan of all the client's rows), PUSH_SQL_CHUNK per statement.
  */
 void
 push_ledger_load(PushBatch *b)
 {
-	Datum	   *opids = palloc(sizeof(Datum) * Max(b->nops, 1));
-	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
-	Datum		values[2];
-	char	   *sql;
-	int			rc;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	MemoryContext cxt;
+	MemoryContext old;
+	char	   *many = psprintf("SELECT u.op, l.result || '{\"replayed\": true}'::pg_catalog.jsonb "
+								"FROM pg_catalog.unnest($2) AS u(op) CROSS JOIN LATERAL "
+								"(SELECT l.result FROM %s.sync_ledger AS l "
+								"WHERE l.client_id = $1 AND l.operation_id = u.op OFFSET 0) AS l",
+								b->qschema);
+	char	   *one = psprintf("SELECT l.operation_id, l.result || '{\"replayed\": true}'::pg_catalog.jsonb "
+							   "FROM %s.sync_ledger AS l WHERE l.client_id = $1 AND l.operation_id = $2",
+							   b->qschema);
 
-	for (int i = 0; i < b->nops; i++)
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "smartsync push ledger", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	for (int start = 0; start < b->nops; start += PUSH_SQL_CHUNK)
 	{
-		opids[i] = CStringGetTextDatum(b->ops[i].opid);
-		b->ops[i].claimed = true;
-	}
-	values[0] = CStringGetTextDatum(b->client_id);
-	values[1] = make_array(opids, NULL, b->nops, TEXTOID);
-	sql = psprintf("SELECT u.op, l.result || '{\"replayed\": true}'::pg_catalog.jsonb "
-				   "FROM pg_catalog.unnest($2) AS u(op) CROSS JOIN LATERAL "
-				   "(SELECT l.result FROM %s.sync_ledger AS l "
-				   "WHERE l.client_id = $1 AND l.operation_id = u.op OFFSET 0) AS l",
-				   b->qschema);
-	rc = push_exec(push_plan_ex(sql, 2, argtypes, true), values, NULL, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "ledger read failed: %s", SPI_result_code_string(rc));
-	for (uint64 k = 0; k < SPI_processed; k++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[k];
-		char	   *id = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
-		bool		isnull;
-		Datum		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
-		PushOp	   *op = op_by_id(b, id);
+		int			n = Min(PUSH_SQL_CHUNK, b->nops - start);
+		Datum	   *opids = palloc(sizeof(Datum) * n);
+		Datum		values[2];
+		char		nulls[2] = {' ', ' '};
+		int			rc;
 
-		if (op == NULL)
-			continue;
-		op->claimed = false;
-		op->result = push_copy_jsonb(b->cxt, DatumGetJsonbP(d));
-		op->outcome = PUSH_REPLAYED;
+		for (int i = 0; i < n; i++)
+		{
+			opids[i] = CStringGetTextDatum(b->ops[start + i].opid);
+			b->ops[start + i].claimed = true;
+		}
+		values[0] = CStringGetTextDatum(b->client_id);
+		column(values, nulls, argtypes, 1, opids, NULL, n, TEXTOID);
+		rc = push_exec_keyed(push_plan_keyed(n == 1 ? one : many, 2, argtypes), values, nulls, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "ledger read failed: %s", SPI_result_code_string(rc));
+		for (uint64 k = 0; k < SPI_processed; k++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[k];
+			char	   *id = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
+			bool		isnull;
+			Datum		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+			PushOp	   *op = op_by_id(b, id);
+
+			if (op == NULL)
+				continue;
+			op->claimed = false;
+			op->result = push_copy_jsonb(b->rescxt, DatumGetJsonbP(d));
+			op->outcome = PUSH_REPLAYED;
+		}
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextSwitchTo(cxt);
+		MemoryContextReset(cxt);
 	}
-	SPI_freetuptable(SPI_tuptable);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
 }
 
-/*
- * Records every operation this push applied, resolved, stored as a conflict
- * or failed permanently, with who, when, what and the result, in one INSERT.
- * Transient failures are not recorded, so that a retry applies them.
- */
-void
-push_ledger_record(PushBatch *b)
+/* True for an operation whose outcome the ledger keeps (transient failures are not kept). */
+static inline bool
+recorded(PushOp *op)
 {
-	int			n = b->nops;
-	Datum	   *opids = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *etypes = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *eids = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *eidnulls = palloc(sizeof(bool) * Max(n, 1));
-	Datum	   *opers = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *tss = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *tsnulls = palloc(sizeof(bool) * Max(n, 1));
-	Datum	   *reqs = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *reqnulls = palloc(sizeof(bool) * Max(n, 1));
-	Datum	   *outcomes = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *results = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *rids = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *ridnulls = palloc(sizeof(bool) * Max(n, 1));
-	Datum	   *vers = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *vernulls = palloc(sizeof(bool) * Max(n, 1));
-	Datum	   *codes = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *codenulls = palloc(sizeof(bool) * Max(n, 1));
-	Datum	   *cids = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *cidnulls = palloc(sizeof(bool) * Max(n, 1));
-	Oid			argtypes[16] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBARRAYOID, TEXTARRAYOID,
-		JSONBARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTOID};
-	Datum		values[16];
-	char		nulls[16];
+	return op->claimed && op->outcome != PUSH_PENDING &&
+		!(op->outcome == PUSH_FAILED && op->retryable);
+}
+
+/* Writes the ledger rows of n operations in one INSERT. */
+static void
+ledger_insert(PushBatch *b, PushOp **ops, int n)
+{
+	Datum	   *opids = palloc(sizeof(Datum) * n);
+	Datum	   *etypes = palloc(sizeof(Datum) * n);
+	Datum	   *eids = palloc(sizeof(Datum) * n);
+	bool	   *eidnulls = palloc(sizeof(bool) * n);
+	Datum	   *opers = palloc(sizeof(Datum) * n);
+	Datum	   *tss = palloc(sizeof(Datum) * n);
+	bool	   *tsnulls = palloc(sizeof(bool) * n);
+	Datum	   *reqs = palloc(sizeof(Datum) * n);
+	bool	   *reqnulls = palloc(sizeof(bool) * n);
+	Datum	   *outcomes = palloc(sizeof(Datum) * n);
+	Datum	   *results = palloc(sizeof(Datum) * n);
+	Datum	   *rids = palloc(sizeof(Datum) * n);
+	bool	   *ridnulls = palloc(sizeof(bool) * n);
+	Datum	   *vers = palloc(sizeof(Datum) * n);
+	bool	   *vernulls = palloc(sizeof(bool) * n);
+	Datum	   *codes = palloc(sizeof(Datum) * n);
+	bool	   *codenulls = palloc(sizeof(bool) * n);
+	Datum	   *cids = palloc(sizeof(Datum) * n);
+	bool	   *cidnulls = palloc(sizeof(bool) * n);
+	Oid			argtypes[15] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[15];
+	char		nulls[15];
 	bool		isnull;
-	int			nu = 0;
 	char	   *sql;
 	int			rc;
 
 	for (int i = 0; i < n; i++)
 	{
-		PushOp	   *op = &b->ops[i];
+		PushOp	   *op = ops[i];
 		const char *outcome;
 
-		if (!op->claimed || op->outcome == PUSH_PENDING ||
-			(op->outcome == PUSH_FAILED && op->retryable))
-			continue;
 		switch (op->outcome)
 		{
 			case PUSH_APPLIED:
@@ -380,29 +457,26 @@ push_ledger_record(PushBatch *b)
 				outcome = "failed";
 				break;
 		}
-		opids[nu] = CStringGetTextDatum(op->opid);
-		etypes[nu] = CStringGetTextDatum(op->entity->entity_type);
-		eids[nu] = text_or_null(op->entity_id, &eidnulls[nu]);
-		opers[nu] = CStringGetTextDatum(op->kind == PUSH_CREATE ? "create" :
-										op->kind == PUSH_UPDATE ? "update" : "delete");
+		opids[i] = CStringGetTextDatum(op->opid);
+		etypes[i] = CStringGetTextDatum(op->entity->entity_type);
+		eids[i] = text_or_null(op->entity_id, &eidnulls[i]);
+		opers[i] = CStringGetTextDatum(op->kind == PUSH_CREATE ? "create" :
+									   op->kind == PUSH_UPDATE ? "update" : "delete");
 		/* the client's timestamp as it sent it, before clamping */
-		tsnulls[nu] = !op->has_ts;
-		tss[nu] = op->has_ts ? TimestampTzGetDatum(op->sent_ts) : (Datum) 0;
+		tsnulls[i] = !op->has_ts;
+		tss[i] = op->has_ts ? TimestampTzGetDatum(op->sent_ts) : (Datum) 0;
 		/* the request as sent (bounded), where the change log does not tell what was asked */
-		reqnulls[nu] = (op->outcome == PUSH_APPLIED || op->outcome == PUSH_RESOLVED);
-		reqs[nu] = reqnulls[nu] ? (Datum) 0 : JsonbPGetDatum(push_request_copy(op->request, op->request_len));
-		outcomes[nu] = CStringGetTextDatum(outcome);
-		results[nu] = JsonbPGetDatum(op->result);
-		rids[nu] = text_or_null(op->real_id, &ridnulls[nu]);
-		vernulls[nu] = !op->has_new_version;
-		vers[nu] = op->has_new_version ? Int64GetDatum(op->new_version) : (Datum) 0;
-		codes[nu] = text_or_null(op->error_code, &codenulls[nu]);
-		cidnulls[nu] = (op->conflict_id == 0);
-		cids[nu] = Int64GetDatum(op->conflict_id);
-		nu++;
+		reqnulls[i] = (op->outcome == PUSH_APPLIED || op->outcome == PUSH_RESOLVED);
+		reqs[i] = reqnulls[i] ? (Datum) 0 : JsonbPGetDatum(push_request_copy(op->request, op->request_len));
+		outcomes[i] = CStringGetTextDatum(outcome);
+		results[i] = JsonbPGetDatum(op->result);
+		rids[i] = text_or_null(op->real_id, &ridnulls[i]);
+		vernulls[i] = !op->has_new_version;
+		vers[i] = op->has_new_version ? Int64GetDatum(op->new_version) : (Datum) 0;
+		codes[i] = text_or_null(op->error_code, &codenulls[i]);
+		cidnulls[i] = (op->conflict_id == 0);
+		cids[i] = Int64GetDatum(op->conflict_id);
 	}
-	if (nu == 0)
-		return;
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(b->client_id);
@@ -410,60 +484,106 @@ push_ledger_record(PushBatch *b)
 	nulls[1] = isnull ? 'n' : ' ';
 	values[2] = text_or_null(b->ctx.practice_id, &isnull);
 	nulls[2] = isnull ? 'n' : ' ';
-	values[3] = make_array(opids, NULL, nu, TEXTOID);
-	values[4] = make_array(etypes, NULL, nu, TEXTOID);
-	values[5] = make_array(eids, eidnulls, nu, TEXTOID);
-	values[6] = make_array(opers, NULL, nu, TEXTOID);
-	values[7] = make_array(tss, tsnulls, nu, TIMESTAMPTZOID);
-	values[8] = make_array(reqs, reqnulls, nu, JSONBOID);
-	values[9] = make_array(outcomes, NULL, nu, TEXTOID);
-	values[10] = make_array(results, NULL, nu, JSONBOID);
-	values[11] = make_array(rids, ridnulls, nu, TEXTOID);
-	values[12] = make_array(vers, vernulls, nu, INT8OID);
-	values[13] = make_array(codes, codenulls, nu, TEXTOID);
-	values[14] = make_array(cids, cidnulls, nu, INT8OID);
-	values[15] = (Datum) 0;
-	nulls[15] = 'n';
+	column(values, nulls, argtypes, 3, opids, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 4, etypes, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 5, eids, eidnulls, n, TEXTOID);
+	column(values, nulls, argtypes, 6, opers, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 7, tss, tsnulls, n, TIMESTAMPTZOID);
+	column(values, nulls, argtypes, 8, reqs, reqnulls, n, JSONBOID);
+	column(values, nulls, argtypes, 9, outcomes, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 10, results, NULL, n, JSONBOID);
+	column(values, nulls, argtypes, 11, rids, ridnulls, n, TEXTOID);
+	column(values, nulls, argtypes, 12, vers, vernulls, n, INT8OID);
+	column(values, nulls, argtypes, 13, codes, codenulls, n, TEXTOID);
+	column(values, nulls, argtypes, 14, cids, cidnulls, n, INT8OID);
 
-	sql = psprintf("INSERT INTO %s.sync_ledger "
-				   "(client_id, operation_id, entity_type, entity_id, operation, user_id, practice_id, "
-				   "client_ts, request, outcome, result, real_id, version, error_code, conflict_id, "
-				   "completed_at) "
-				   "SELECT $1, u.op, u.et, u.eid, u.o, $2, $3, u.ts, u.req, u.outcome, u.result, "
-				   "u.rid, u.ver, u.code, u.cid, pg_catalog.clock_timestamp() "
-				   "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
-				   "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), "
-				   "pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12), "
-				   "pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)) "
-				   "AS u(op, et, eid, o, ts, req, outcome, result, rid, ver, code, cid)",
-				   b->qschema);
-	rc = push_exec(push_plan(sql, 15, argtypes), values, nulls, 0);
+	/* one row: a plain VALUES (no function scans to set up) */
+	if (n == 1)
+		sql = psprintf("INSERT INTO %s.sync_ledger "
+					   "(client_id, operation_id, entity_type, entity_id, operation, user_id, practice_id, "
+					   "client_ts, request, outcome, result, real_id, version, error_code, conflict_id, "
+					   "completed_at) "
+					   "VALUES ($1, $4, $5, $6, $7, $2, $3, $8, $9, $10, $11, $12, $13, $14, $15, "
+					   "pg_catalog.clock_timestamp())",
+					   b->qschema);
+	else
+		sql = psprintf("INSERT INTO %s.sync_ledger "
+					   "(client_id, operation_id, entity_type, entity_id, operation, user_id, practice_id, "
+					   "client_ts, request, outcome, result, real_id, version, error_code, conflict_id, "
+					   "completed_at) "
+					   "SELECT $1, u.op, u.et, u.eid, u.o, $2, $3, u.ts, u.req, u.outcome, u.result, "
+					   "u.rid, u.ver, u.code, u.cid, pg_catalog.clock_timestamp() "
+					   "FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+					   "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), "
+					   "pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12), "
+					   "pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15)) "
+					   "AS u(op, et, eid, o, ts, req, outcome, result, rid, ver, code, cid)",
+					   b->qschema);
+	rc = push_exec_keyed(push_plan_keyed(sql, 15, argtypes), values, nulls, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "ledger insert failed: %s", SPI_result_code_string(rc));
 }
 
+/*
+ * Records every operation this push applied, resolved, stored as a conflict
+ * or failed permanently, with who, when, what and the result: one INSERT per
+ * PUSH_SQL_CHUNK operations, each chunk's arrays freed after it.  Transient
+ * failures are not recorded, so that a retry applies them.
+ */
+void
+push_ledger_record(PushBatch *b)
+{
+	PushOp	  **chunk = palloc(sizeof(PushOp *) * PUSH_SQL_CHUNK);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "smartsync push ledger",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	int			n = 0;
+
+	for (int i = 0; i < b->nops; i++)
+	{
+		if (!recorded(&b->ops[i]))
+			continue;
+		chunk[n++] = &b->ops[i];
+		if (n == PUSH_SQL_CHUNK)
+		{
+			ledger_insert(b, chunk, n);
+			MemoryContextReset(cxt);
+			n = 0;
+		}
+	}
+	if (n > 0)
+		ledger_insert(b, chunk, n);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	pfree(chunk);
+}
+
 /* --- id map ------------------------------------------------------------- */
 
-/* Loads the id-map entries of these temporary ids (absent ones are remembered as absent). */
+/*
+ * Loads the id-map entries of these temporary ids (absent ones are remembered
+ * as absent): one lookup per PUSH_SQL_CHUNK ids.
+ */
 void
 push_idmap_prefetch(PushBatch *b, List *temp_ids)
 {
-	Datum	   *ids;
+	const char **ids;
 	int			n = 0;
-	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
-	Datum		values[2];
-	char	   *sql;
-	int			rc;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	char	   *many;
+	char	   *one;
 	ListCell   *lc;
+	MemoryContext cxt;
+	MemoryContext old;
 
 	if (temp_ids == NIL)
 		return;
-	ids = palloc(sizeof(Datum) * list_length(temp_ids));
+	ids = palloc(sizeof(char *) * list_length(temp_ids));
 	foreach(lc, temp_ids)
 	{
 		char	   *id = (char *) lfirst(lc);
 		bool		found;
-		PushTemp   *t = hash_search(b->temps, id, HASH_ENTER, &found);
+		PushTemp   *t = hash_search(b->temps, &id, HASH_ENTER, &found);
 
 		if (found)
 			continue;
@@ -471,42 +591,59 @@ push_idmap_prefetch(PushBatch *b, List *temp_ids)
 		t->entity_type = NULL;
 		t->real_id = NULL;
 		t->op = NULL;
-		ids[n++] = CStringGetTextDatum(id);
+		ids[n++] = id;
 	}
-	values[0] = CStringGetTextDatum(b->client_id);
-	values[1] = make_array(ids, NULL, n, TEXTOID);
-	sql = psprintf("SELECT u.t, m.entity_type, m.real_id "
-				   "FROM pg_catalog.unnest($2) AS u(t) CROSS JOIN LATERAL "
-				   "(SELECT m.entity_type, m.real_id FROM %s.sync_id_map AS m "
-				   "WHERE m.client_id = $1 AND m.temp_id = u.t OFFSET 0) AS m", b->qschema);
-	rc = push_exec(push_plan_ex(sql, 2, argtypes, true), values, NULL, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "id map read failed: %s", SPI_result_code_string(rc));
-	for (uint64 k = 0; k < SPI_processed; k++)
+	many = psprintf("SELECT u.t, m.entity_type, m.real_id "
+					"FROM pg_catalog.unnest($2) AS u(t) CROSS JOIN LATERAL "
+					"(SELECT m.entity_type, m.real_id FROM %s.sync_id_map AS m "
+					"WHERE m.client_id = $1 AND m.temp_id = u.t OFFSET 0) AS m", b->qschema);
+	one = psprintf("SELECT m.temp_id, m.entity_type, m.real_id FROM %s.sync_id_map AS m "
+				   "WHERE m.client_id = $1 AND m.temp_id = $2", b->qschema);
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "smartsync push id map", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	for (int start = 0; start < n; start += PUSH_SQL_CHUNK)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[k];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *id = SPI_getvalue(tup, desc, 1);
-		PushTemp   *t = hash_search(b->temps, id, HASH_FIND, NULL);
+		int			m = Min(PUSH_SQL_CHUNK, n - start);
+		Datum	   *idd = palloc(sizeof(Datum) * m);
+		Datum		values[2];
+		char		nulls[2] = {' ', ' '};
+		int			rc;
 
-		if (t == NULL)
-			continue;
-		t->known = true;
-		t->entity_type = MemoryContextStrdup(b->cxt, SPI_getvalue(tup, desc, 2));
-		t->real_id = MemoryContextStrdup(b->cxt, SPI_getvalue(tup, desc, 3));
+		for (int i = 0; i < m; i++)
+			idd[i] = CStringGetTextDatum(ids[start + i]);
+		values[0] = CStringGetTextDatum(b->client_id);
+		column(values, nulls, argtypes, 1, idd, NULL, m, TEXTOID);
+		rc = push_exec_keyed(push_plan_keyed(m == 1 ? one : many, 2, argtypes), values, nulls, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "id map read failed: %s", SPI_result_code_string(rc));
+		for (uint64 k = 0; k < SPI_processed; k++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[k];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			char	   *id = SPI_getvalue(tup, desc, 1);
+			PushTemp   *t = hash_search(b->temps, &id, HASH_FIND, NULL);
+
+			if (t == NULL)
+				continue;
+			t->known = true;
+			t->entity_type = MemoryContextStrdup(b->cxt, SPI_getvalue(tup, desc, 2));
+			t->real_id = MemoryContextStrdup(b->cxt, SPI_getvalue(tup, desc, 3));
+		}
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextSwitchTo(cxt);
+		MemoryContextReset(cxt);
 	}
-	SPI_freetuptable(SPI_tuptable);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	pfree(ids);
 }
 
 /* The mapping of a temporary id (created in this batch or earlier), or NULL. */
 PushTemp *
 push_idmap_lookup(PushBatch *b, const char *temp_id)
 {
-	PushTemp   *t;
+	PushTemp   *t = hash_search(b->temps, &temp_id, HASH_FIND, NULL);
 
-	if (strlen(temp_id) > PUSH_ID_MAX_BYTES)
-		return NULL;
-	t = hash_search(b->temps, temp_id, HASH_FIND, NULL);
 	return (t != NULL && t->known) ? t : NULL;
 }
 
@@ -515,34 +652,77 @@ void
 push_idmap_note(PushBatch *b, PushOp *op, const char *real_id)
 {
 	bool		found;
-	PushTemp   *t = hash_search(b->temps, op->entity_id, HASH_ENTER, &found);
+	PushTemp   *t = hash_search(b->temps, &op->entity_id, HASH_ENTER, &found);
 
 	t->known = true;
 	t->entity_type = op->entity->entity_type;
-	t->real_id = MemoryContextStrdup(b->cxt, real_id);
+	t->real_id = (real_id == op->real_id) ? op->real_id : MemoryContextStrdup(b->rescxt, real_id);
 	t->op = op;
 }
 
+/* Writes the id-map entries of n applied creates in one INSERT. */
+static void
+idmap_insert(PushBatch *b, PushOp **ops, int n)
+{
+	Datum	   *temps = palloc(sizeof(Datum) * n);
+	Datum	   *types = palloc(sizeof(Datum) * n);
+	Datum	   *reals = palloc(sizeof(Datum) * n);
+	Datum	   *opids = palloc(sizeof(Datum) * n);
+	Datum	   *tss = palloc(sizeof(Datum) * n);
+	bool	   *tsnulls = palloc(sizeof(bool) * n);
+	Oid			argtypes[6] = {TEXTOID};
+	Datum		values[6];
+	char		nulls[6];
+	char	   *sql;
+	int			rc;
+
+	for (int i = 0; i < n; i++)
+	{
+		PushOp	   *op = ops[i];
+
+		temps[i] = CStringGetTextDatum(op->entity_id);
+		types[i] = CStringGetTextDatum(op->entity->entity_type);
+		reals[i] = CStringGetTextDatum(op->real_id);
+		opids[i] = CStringGetTextDatum(op->opid);
+		tsnulls[i] = !op->has_ts;
+		tss[i] = op->has_ts ? TimestampTzGetDatum(op->ts) : (Datum) 0;
+	}
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(b->client_id);
+	column(values, nulls, argtypes, 1, temps, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 2, types, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 3, reals, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 4, opids, NULL, n, TEXTOID);
+	column(values, nulls, argtypes, 5, tss, tsnulls, n, TIMESTAMPTZOID);
+	if (n == 1)
+		sql = psprintf("INSERT INTO %s.sync_id_map "
+					   "(client_id, temp_id, entity_type, real_id, operation_id, created_at) "
+					   "VALUES ($1, $2, $3, $4, $5, $6)", b->qschema);
+	else
+		sql = psprintf("INSERT INTO %s.sync_id_map "
+					   "(client_id, temp_id, entity_type, real_id, operation_id, created_at) "
+					   "SELECT $1, u.t, u.et, u.r, u.op, u.ts "
+					   "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+					   "pg_catalog.unnest($5), pg_catalog.unnest($6)) AS u(t, et, r, op, ts)",
+					   b->qschema);
+	rc = push_exec_keyed(push_plan_keyed(sql, 6, argtypes), values, nulls, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "id map insert failed: %s", SPI_result_code_string(rc));
+}
+
 /*
- * Writes the id map entries of the batch's applied creates in one INSERT.
- * The client lock makes the prefetch's "not mapped yet" reliable, and the
- * primary key stays the safety net.
+ * Writes the id map entries of the batch's applied creates, one INSERT per
+ * PUSH_SQL_CHUNK.  The client lock makes the prefetch's "not mapped yet"
+ * reliable, and the primary key stays the safety net.
  */
 void
 push_idmap_record(PushBatch *b)
 {
-	Datum	   *temps = palloc(sizeof(Datum) * Max(b->nops, 1));
-	Datum	   *types = palloc(sizeof(Datum) * Max(b->nops, 1));
-	Datum	   *reals = palloc(sizeof(Datum) * Max(b->nops, 1));
-	Datum	   *opids = palloc(sizeof(Datum) * Max(b->nops, 1));
-	Datum	   *tss = palloc(sizeof(Datum) * Max(b->nops, 1));
-	bool	   *tsnulls = palloc(sizeof(bool) * Max(b->nops, 1));
-	Oid			argtypes[6] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TIMESTAMPTZARRAYOID};
-	Datum		values[6];
+	PushOp	  **chunk = palloc(sizeof(PushOp *) * PUSH_SQL_CHUNK);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "smartsync push id map",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
 	int			n = 0;
-	char	   *sql;
-	int			rc;
 
 	for (int i = 0; i < b->nops; i++)
 	{
@@ -552,34 +732,22 @@ push_idmap_record(PushBatch *b)
 		if (!op->claimed || op->kind != PUSH_CREATE || !op->temp_entity ||
 			op->outcome != PUSH_APPLIED || op->real_id == NULL)
 			continue;
-		t = hash_search(b->temps, op->entity_id, HASH_FIND, NULL);
+		t = hash_search(b->temps, &op->entity_id, HASH_FIND, NULL);
 		if (t == NULL || t->op != op)
 			continue;
-		temps[n] = CStringGetTextDatum(op->entity_id);
-		types[n] = CStringGetTextDatum(op->entity->entity_type);
-		reals[n] = CStringGetTextDatum(op->real_id);
-		opids[n] = CStringGetTextDatum(op->opid);
-		tsnulls[n] = !op->has_ts;
-		tss[n] = op->has_ts ? TimestampTzGetDatum(op->ts) : (Datum) 0;
-		n++;
+		chunk[n++] = op;
+		if (n == PUSH_SQL_CHUNK)
+		{
+			idmap_insert(b, chunk, n);
+			MemoryContextReset(cxt);
+			n = 0;
+		}
 	}
-	if (n == 0)
-		return;
-	values[0] = CStringGetTextDatum(b->client_id);
-	values[1] = make_array(temps, NULL, n, TEXTOID);
-	values[2] = make_array(types, NULL, n, TEXTOID);
-	values[3] = make_array(reals, NULL, n, TEXTOID);
-	values[4] = make_array(opids, NULL, n, TEXTOID);
-	values[5] = make_array(tss, tsnulls, n, TIMESTAMPTZOID);
-	sql = psprintf("INSERT INTO %s.sync_id_map "
-				   "(client_id, temp_id, entity_type, real_id, operation_id, created_at) "
-				   "SELECT $1, u.t, u.et, u.r, u.op, u.ts "
-				   "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
-				   "pg_catalog.unnest($5), pg_catalog.unnest($6)) AS u(t, et, r, op, ts)",
-				   b->qschema);
-	rc = push_exec(push_plan(sql, 6, argtypes), values, NULL, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "id map insert failed: %s", SPI_result_code_string(rc));
+	if (n > 0)
+		idmap_insert(b, chunk, n);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	pfree(chunk);
 }
 
 /* --- conflict store ----------------------------------------------------- */

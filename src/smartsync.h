@@ -145,6 +145,25 @@ extern bool sync_context_may_write(const SyncContext *ctx, const char *entity_ty
 								   const char *action);
 extern bool sync_context_trusted(const SyncContext *ctx);
 
+/* --- registry (registry.c): per-backend copies of the registry tables ---- */
+
+/* A row of smartsync.entity_types, as push and resolution use it. */
+typedef struct SyncEntityTypeRow
+{
+	char	   *entity_type;
+	char	   *table_name;
+	char	   *pk_column;
+	char	   *practice_column;	/* NULL when none */
+	char	   *strategy;		/* default conflict strategy */
+	int			sort_order;		/* dependency level, parents first */
+	Jsonb	   *reference_fields;
+	Jsonb	   *field_classes;
+	bool		timestamp_detection;
+} SyncEntityTypeRow;
+
+extern char *sync_registry_tenant_schema(const char *tenant_id);
+extern SyncEntityTypeRow *sync_registry_entity_types(int *n);
+
 /* --- pull (pull.c) ---------------------------------------------------- */
 
 extern void sync_pull_init(void);

@@ -1776,6 +1776,20 @@ REVOKE ALL ON FUNCTION smartsync._citus_adopt(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION smartsync._citus_track(name, regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION smartsync._citus_tenant(name) FROM PUBLIC;
 
+-- i13-push: backends cache the registry (tenants, entity types, src/registry.c); a change
+-- of smartsync.tenants reaches them through notify_registry_changed (i15-server, above),
+-- a change of smartsync.entity_types through this trigger
+CREATE FUNCTION smartsync._registry_changed()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'smartsync_registry_changed';
+COMMENT ON FUNCTION smartsync._registry_changed() IS
+'internal: AFTER STATEMENT trigger of smartsync.entity_types: every backend drops its cached copy of the registered types when the change commits';
+REVOKE ALL ON FUNCTION smartsync._registry_changed() FROM PUBLIC;
+CREATE TRIGGER smartsync_registry_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON smartsync.entity_types
+    FOR EACH STATEMENT EXECUTE FUNCTION smartsync._registry_changed();
+
 -- >>> i13-capture (generated from src/sql by the i13-capture task; keep in step with it)
 
 -- i13-capture: a cheaper change log.  Each log row gets entity_key

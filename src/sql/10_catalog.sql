@@ -290,3 +290,18 @@ END
 $$;
 COMMENT ON FUNCTION smartsync.unregister_entity_type(text) IS
 'stop tracking an entity type in every tenant (its tables and change log stay); refused while other types depend on it';
+
+-- Backends keep copies of the registry (src/registry.c): a change of either table
+-- tells every backend to drop its copy when the change commits (a relcache
+-- invalidation of the table: smartsync.tenants sends it from its trigger
+-- notify_registry_changed, src/sql/75_signal.sql; smartsync.entity_types from this one).
+CREATE FUNCTION smartsync._registry_changed()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'smartsync_registry_changed';
+COMMENT ON FUNCTION smartsync._registry_changed() IS
+'internal: AFTER STATEMENT trigger of smartsync.entity_types: every backend drops its cached copy of the registered types when the change commits';
+REVOKE ALL ON FUNCTION smartsync._registry_changed() FROM PUBLIC;
+CREATE TRIGGER smartsync_registry_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON smartsync.entity_types
+    FOR EACH STATEMENT EXECUTE FUNCTION smartsync._registry_changed();
