@@ -70,8 +70,17 @@ SELECT jsonb_array_length(smartsync.sync_pull(p_entity_types => 'pl_items', p_li
 RESET ROLE;
 SELECT set_config('request.jwt.claims', '', false) IS NOT NULL AS claims_reset;
 
+-- (registering the type made its table in every tenant: those go too)
 SET client_min_messages = warning;
 SELECT smartsync.unregister_entity_type('pl_items');
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c
+              WHERE c.relname = 'pl_items' AND c.relkind = 'r' AND c.relnamespace <> 'pl_tpl'::regnamespace LOOP
+        EXECUTE format('DROP TABLE %s', r.rel);
+    END LOOP;
+END $$;
 DELETE FROM smartsync.tenants WHERE tenant_id = 'pl';
 DROP SCHEMA tenant_pl CASCADE;
 DROP SCHEMA pl_tpl CASCADE;
