@@ -261,7 +261,7 @@ capture_init_caches(void)
 
 	if (!callback_registered)
 	{
-		CacheRegisterRelcacheCallback(capture_relcache_callback, (Datum) 0);
+		sync_register_relcache_callback(capture_relcache_callback, (Datum) 0);
 		callback_registered = true;
 	}
 	if (stamp_cache == NULL)

@@ -12,6 +12,7 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
+#include "utils/inval.h"
 
 #include "compat.h"
 
@@ -109,6 +110,13 @@
 #define ERRCODE_SS_CITUS_POLL				MAKE_SQLSTATE('S','S','8','5','3')
 
 /* --- settings (smartsync.c) ------------------------------------------- */
+
+/*
+ * Registers a relcache invalidation callback of smartsync (smartsync.c).
+ * PostgreSQL has room for ten in a backend, shared with every other library
+ * (Citus takes about half); smartsync takes one, which calls its modules'.
+ */
+extern void sync_register_relcache_callback(RelcacheCallbackFunction func, Datum arg);
 
 extern char *smartsync_tenant_id_setting;
 extern char *smartsync_practice_id_setting;
