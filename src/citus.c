@@ -1249,6 +1249,12 @@ sync_citus_refuse_poll(const char *schema)
 
 /* --- the pull secret ------------------------------------------------------- */
 
+bool
+sync_citus_installed(void)
+{
+	return citus_installed();
+}
+
 Oid
 sync_citus_local_relation(Oid relid)
 {
