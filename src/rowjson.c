@@ -429,7 +429,7 @@ fast_timestamp(char *buf, Datum d, bool with_tz)
 	}
 	if (with_tz)
 	{
-		int			sec = Abs(tz);
+		int			sec = tz < 0 ? -tz : tz;
 		int			min = sec / SECS_PER_MINUTE;
 		int			hour;
 
