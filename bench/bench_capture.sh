@@ -1,52 +1,123 @@
 #!/bin/bash
-# Change-capture cost: UPDATE throughput on a tracked table against the same
-# table untracked and with a hand-written PL/pgSQL logging trigger.
-# Run by bench/run.sh inside a throwaway cluster (PG* set, synchronous_commit=off).
+# Change-capture cost: UPDATE throughput of tracked tables against the same
+# tables untracked and with a hand-written PL/pgSQL audit trigger, in the same
+# run: pgbench -M prepared, 2 clients (-c2 -j2), ROUNDS interleaved rounds,
+# each ratio taken within a round; the table shows min / median / max.
+#   single-row UPDATE of a 20-column row (~1 KB as JSON) and of a 17-column
+#     row (~0.5 KB), random rows, SECONDS_PER_RUN seconds per run;
+#   one UPDATE of 10,000 rows, each client its own 10,000 (BULK_TX statements
+#     per client per run);
+#   single-row UPDATEs spread over TENANTS tenants: each client (a new
+#     connection every round) runs SPREAD_TX transactions, each choosing a
+#     random tenant (SET search_path) and row, so about TENANTS of them (5% at
+#     the defaults) are the connection's first write to that tenant's table;
+#   first writes only: each of a connection's FIRST_TX writes is its first to
+#     that tenant's table (every tenant once per round), so the ratio is what
+#     a first write costs: relation cache, capture's setup, planning.
+# Run by bench/run.sh inside a throwaway cluster, or against any server
+# (PG* set): bash bench/private.sh capture runs it on a private build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DB=bench_capture
+SPREAD_DB=bench_capture_spread
 ROUNDS=${ROUNDS:-5}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
-dropdb --if-exists $DB 2>/dev/null
-createdb $DB
-psql -X -q -v ON_ERROR_STOP=1 -d $DB -f bench/capture_setup.sql >/dev/null
+BULK_TX=${BULK_TX:-3}
+TENANTS=${TENANTS:-1000}
+SPREAD_TX=${SPREAD_TX:-20000}
+FIRST_TX=$((TENANTS / 2))
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; dropdb --if-exists $DB 2>/dev/null' EXIT
+trap 'rm -rf "$tmp"; dropdb --if-exists $DB 2>/dev/null; dropdb --if-exists $SPREAD_DB 2>/dev/null' EXIT
+load() { awk '{printf "%s %s %s", $1, $2, $3}' /proc/loadavg; }
+echo "setting up (load average $(load))" >&2
+for d in $DB $SPREAD_DB; do dropdb --if-exists $d 2>/dev/null; createdb $d; done
+psql -X -q -v ON_ERROR_STOP=1 -d $DB -f bench/capture_setup.sql >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d $SPREAD_DB -f bench/capture_spread_setup.sql >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d $SPREAD_DB -c "CALL spread_setup(1, $TENANTS)" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d $SPREAD_DB -c "CREATE SEQUENCE first_tenant; CREATE SEQUENCE first_plain" >/dev/null
+psql -X -q -d $SPREAD_DB -c "VACUUM ANALYZE" >/dev/null
+load_before=$(load)
 
-for s in untracked tracked plpgsql; do
-    cat > "$tmp/single_$s.sql" <<SQL
-\set id random(1, 10000)
+variants="untracked tracked plpgsql"
+for s in $variants; do
+    cat > "$tmp/single20_$s.sql" <<SQL
+\set id random(1, 20000)
 UPDATE $s.records SET qty = qty + 1, status = 'checked-in' WHERE id = :id;
 SQL
+    cat > "$tmp/single17_$s.sql" <<SQL
+\set id random(1, 20000)
+UPDATE $s.visits SET qty = qty + 1, status = 'checked-in' WHERE id = :id;
+SQL
     cat > "$tmp/bulk_$s.sql" <<SQL
-UPDATE $s.records SET qty = qty + 1 WHERE id <= 10000;
+UPDATE $s.records SET qty = qty + 1 WHERE id > :client_id * 10000 AND id <= (:client_id + 1) * 10000;
+SQL
+done
+for s in tenant plain; do
+    cat > "$tmp/spread_$s.sql" <<SQL
+\set t random(1, $TENANTS)
+\set id random(1, 10)
+SELECT set_config('search_path', '${s}_' || :t, false);
+UPDATE visits SET qty = qty + 1, status = 'checked-in' WHERE id = :id;
+SQL
+    cat > "$tmp/first_$s.sql" <<SQL
+\set id random(1, 10)
+SELECT set_config('search_path', '${s}_' || nextval('public.first_$s'), false);
+UPDATE visits SET qty = qty + 1, status = 'checked-in' WHERE id = :id;
 SQL
 done
 
-# tps of one pgbench run: client count 1, prepared statements
-run() { # script, mode(-T n | -t n)
-    pgbench -n -M prepared -c 1 -j 1 $2 -f "$1" $DB 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+# tps of one pgbench run: 2 clients, prepared statements
+run() { # db, script, -T n | -t n
+    pgbench -n -M prepared -c 2 -j 2 $3 -f "$2" "$1" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p'
 }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+vac() { psql -X -q -d "$1" -c "VACUUM $2" >/dev/null; }
 
-declare -A single bulk
-for r in $(seq 1 "$ROUNDS"); do
-    for s in untracked tracked plpgsql; do   # interleaved, so drift hits all alike
-        single[$s]+="$(run "$tmp/single_$s.sql" "-T $SECONDS_PER_RUN") "
-        bulk[$s]+="$(run "$tmp/bulk_$s.sql" "-t 3") "
-        psql -X -q -d $DB -c "VACUUM $s.records" >/dev/null
+declare -A tps
+for r in $(seq 1 "$ROUNDS"); do   # interleaved, so drift hits all alike
+    for s in $variants; do
+        tps[single20_$s]+="$(run $DB "$tmp/single20_$s.sql" "-T $SECONDS_PER_RUN") "
+        vac $DB "$s.records"
+        tps[single17_$s]+="$(run $DB "$tmp/single17_$s.sql" "-T $SECONDS_PER_RUN") "
+        vac $DB "$s.visits"
+        tps[bulk_$s]+="$(run $DB "$tmp/bulk_$s.sql" "-t $BULK_TX") "
+        vac $DB "$s.records"
     done
+    vac $DB "tracked.sync_changes"; vac $DB "plpgsql.change_log"
+    for s in plain tenant; do
+        tps[spread_$s]+="$(run $SPREAD_DB "$tmp/spread_$s.sql" "-t $SPREAD_TX") "
+        psql -X -q -d $SPREAD_DB -c "ALTER SEQUENCE first_$s RESTART" >/dev/null
+        tps[first_$s]+="$(run $SPREAD_DB "$tmp/first_$s.sql" "-t $FIRST_TX") "
+    done
+    echo "round $r done (load average $(load))" >&2
 done
-psql -X -q -d $DB -c "VACUUM" >/dev/null
+load_after=$(load)
 
-m() { echo $1 | tr ' ' '\n' | grep . | median; }
-su=$(m "${single[untracked]}"); st=$(m "${single[tracked]}"); sp=$(m "${single[plpgsql]}")
-bu=$(m "${bulk[untracked]}");   bt=$(m "${bulk[tracked]}");   bp=$(m "${bulk[plpgsql]}")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+# per-round ratios a/b, then min / median / max
+ratios() { # list a, list b
+    paste <(echo $1 | tr ' ' '\n' | grep .) <(echo $2 | tr ' ' '\n' | grep .) \
+        | awk '{print $1 / $2}' | sort -g \
+        | awk '{a[NR]=$1} END {m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; printf "%.2f / %.2f / %.2f", a[1], m, a[NR]}'
+}
+median() { echo $1 | tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {printf "%.1f", (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "Change capture, 20-column row (~1 KB as JSON), synchronous_commit=off, 1 client, median of $ROUNDS rounds"
+echo "Change capture: pgbench -M prepared -c2 -j2, synchronous_commit=off, $ROUNDS interleaved rounds;"
+echo "ratios per round against the untracked table, min / median / max; load average $load_before before, $load_after after"
 echo
-echo "| workload | untracked | smartsync (C) | PL/pgSQL trigger | smartsync / untracked | PL/pgSQL / untracked | target |"
-echo "|---|---|---|---|---|---|---|"
-printf "| single-row UPDATE (tx/s) | %.0f | %.0f | %.0f | %s | %s | >= 0.80x |\n" "$su" "$st" "$sp" "$(ratio $st $su)" "$(ratio $sp $su)"
-printf "| 10,000-row UPDATE (statements/s) | %.2f | %.2f | %.2f | %s | %s | >= 0.50x |\n" "$bu" "$bt" "$bp" "$(ratio $bt $bu)" "$(ratio $bp $bu)"
+echo "| workload | untracked (median) | smartsync (median) | smartsync / untracked | PL/pgSQL audit trigger / untracked | goal |"
+echo "|---|---|---|---|---|---|"
+row() { # label, key, unit, goal
+    printf "| %s | %s %s | %s %s | **%s** | %s | %s |\n" "$1" \
+        "$(median "${tps[${2}_untracked]}")" "$3" "$(median "${tps[${2}_tracked]}")" "$3" \
+        "$(ratios "${tps[${2}_tracked]}" "${tps[${2}_untracked]}")" \
+        "$(ratios "${tps[${2}_plpgsql]}" "${tps[${2}_untracked]}")" "$4"
+}
+row "single-row UPDATE, 20-column row (~1 KB as JSON)" single20 "tx/s" ">= 0.80"
+row "single-row UPDATE, 17-column row (~0.5 KB as JSON)" single17 "tx/s" ">= 0.80"
+row "one UPDATE of 10,000 rows" bulk "statements/s" ">= 0.50"
+printf "| single-row UPDATEs spread over %s tenants (%s per connection, ~%s%% of them its first write to that tenant's table) | %s tx/s | %s tx/s | **%s** | - | >= 0.70 |\n" \
+    "$TENANTS" "$SPREAD_TX" "$(awk -v t=$TENANTS -v n=$SPREAD_TX 'BEGIN {printf "%.0f", 100 * t * (1 - exp(-n / t)) / n}')" \
+    "$(median "${tps[spread_plain]}")" "$(median "${tps[spread_tenant]}")" \
+    "$(ratios "${tps[spread_tenant]}" "${tps[spread_plain]}")"
+printf "| first writes only: each of %s writes per connection its first to that tenant's table | %s tx/s | %s tx/s | %s | - | - |\n" \
+    "$FIRST_TX" "$(median "${tps[first_plain]}")" "$(median "${tps[first_tenant]}")" \
+    "$(ratios "${tps[first_tenant]}" "${tps[first_plain]}")"

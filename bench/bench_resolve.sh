@@ -1,19 +1,23 @@
 #!/bin/bash
 # Conflict resolution: smartsync.resolve_conflict with client-wins, merge (three-way
-# against the stored base) and server-wins, one conflict per transaction, against a
-# plain-SQL baseline doing the bare minimum by hand in the same run (one UPDATE of the
-# row with the client's field, one UPDATE closing the conflict, in a PL/pgSQL
-# function), interleaved round by round.  Then listing: list_conflicts of 100 open
-# conflicts, and conflict_stats, over a store of 10,000 conflicts.
-# Run by bench/run.sh inside a throwaway cluster (PG* set, synchronous_commit=off).
+# against the stored base) and server-wins, one conflict per transaction, each
+# against a plain-SQL baseline that does the same writes by hand in the same run:
+# client-wins and merge write the row and close the conflict (one UPDATE of the row
+# with the client's field, one UPDATE closing the conflict, in a PL/pgSQL
+# function); server-wins writes no row, so its baseline only closes the conflict.
+# ROUNDS interleaved rounds; each ratio is taken within a round (min / median /
+# max).  Then listing over a store of 100,000 open conflicts (and 10,000 resolved
+# ones): the first page and a page deep in the store (p_after), and conflict_stats.
+# Run by bench/run.sh inside a throwaway cluster, or bash bench/private.sh resolve.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DB=bench_resolve
 ROUNDS=${ROUNDS:-5}
 N=${N:-400}                     # resolutions per path and round
-PATHS=4                         # client-wins, merge, server-wins, plain SQL
+PATHS=5                         # client-wins, merge, server-wins, plain write, plain close
+OPEN=${OPEN:-100000}            # open conflicts in the store for the listing
 ROWS=$((PATHS * ROUNDS * N))
-export PGOPTIONS="-c smartsync.tenant_id=bench_res -c smartsync.client_id=desk"   # the request context of every session
+export PGOPTIONS="-c smartsync.tenant_id=bench_res -c smartsync.client_id=desk -c smartsync.permissions=*"   # the request context of every session (a resolution needs the permission of its write)
 dropdb --if-exists $DB
 createdb $DB
 tmp=$(mktemp -d)
@@ -46,6 +50,12 @@ BEGIN
     UPDATE bench_res.sync_conflicts SET status = 'resolved', strategy = 'client-wins', resolved_at = now()
      WHERE conflict_id = cid;
 END $$;
+-- server-wins writes no row: its baseline only closes the conflict
+CREATE FUNCTION bench_tpl.plain_close(cid bigint) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE bench_res.sync_conflicts SET status = 'resolved', strategy = 'server-wins', resolved_at = now()
+     WHERE conflict_id = cid;
+END $$;
 ANALYZE;
 SQL
 
@@ -59,6 +69,12 @@ cat > "$tmp/plain.sql" <<'SQL'
 \set n :n + 1
 SELECT bench_tpl.plain_resolve(:n);
 SQL
+cat > "$tmp/close.sql" <<'SQL'
+\set n :n + 1
+SELECT bench_tpl.plain_close(:n);
+SQL
+load() { awk '{printf "%s %s %s", $1, $2, $3}' /proc/loadavg; }
+load_before=$(load)
 
 # one pgbench run: resolutions per second
 run() { # script, first conflict id - 1
@@ -66,13 +82,14 @@ run() { # script, first conflict id - 1
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-cw=""; mg=""; sw=""; pl=""
+cw=""; mg=""; sw=""; pl=""; cl=""
 for r in $(seq 1 "$ROUNDS"); do
     base=$(( (r - 1) * PATHS * N ))
     cw+="$(run "$tmp/client-wins.sql" $base) "
     mg+="$(run "$tmp/merge.sql" $((base + N))) "
     sw+="$(run "$tmp/server-wins.sql" $((base + 2 * N))) "
     pl+="$(run "$tmp/plain.sql" $((base + 3 * N))) "
+    cl+="$(run "$tmp/close.sql" $((base + 4 * N))) "
 done
 
 # every conflict resolved, each strategy's rows as expected
@@ -80,47 +97,69 @@ check=$(psql -X -qAt -d $DB -c "
     SELECT count(*) FILTER (WHERE c.status <> 'resolved')
          + count(*) FILTER (WHERE c.strategy = 'client-wins' AND n.body <> c.local_data ->> 'body')
          + count(*) FILTER (WHERE c.strategy = 'merge' AND (n.body <> c.local_data ->> 'body' OR n.title NOT LIKE 'server %'))
-         + count(*) FILTER (WHERE c.strategy = 'server-wins' AND n.version <> 2)
+         + count(*) FILTER (WHERE c.strategy = 'server-wins' AND c.resolved_by IS NOT NULL AND n.version <> 2)
       FROM bench_res.sync_conflicts c JOIN bench_res.res_notes n ON n.id::text = c.entity_id")
 if [ "$check" != "0" ]; then
     echo "resolve benchmark: $check conflicts not resolved as expected" >&2
     exit 1
 fi
 
-# listing over a store of 10,000 conflicts, 100 of them open
-psql -X -q -v ON_ERROR_STOP=1 -d $DB >/dev/null <<'SQL'
+# listing over a store of OPEN open conflicts (plus the resolved ones above)
+psql -X -q -v ON_ERROR_STOP=1 -d $DB -v open=$OPEN >/dev/null <<'SQL'
 INSERT INTO bench_res.sync_conflicts (entity_type, entity_id, operation, conflict_type, severity, affected_fields,
-       local_data, server_data, base_data, base_version, server_version, status)
-SELECT entity_type, entity_id, operation, conflict_type, severity, affected_fields, local_data, server_data,
-       base_data, base_version, server_version, CASE WHEN g <= 100 THEN 'open' ELSE 'resolved' END
-  FROM bench_res.sync_conflicts c, generate_series(1, 10000 - (SELECT count(*) FROM bench_res.sync_conflicts)) g
+       local_data, server_data, base_data, base_version, server_version, created_at)
+SELECT c.entity_type, c.entity_id, c.operation, c.conflict_type,
+       (ARRAY['low', 'medium', 'high', 'critical'])[1 + g % 4], c.affected_fields, c.local_data, c.server_data,
+       c.base_data, c.base_version, c.server_version, now() - interval '1 day' + g * interval '1 ms'
+  FROM bench_res.sync_conflicts c, generate_series(1, :open) g
  WHERE c.conflict_id = 1;
-ANALYZE bench_res.sync_conflicts;
+VACUUM ANALYZE bench_res.sync_conflicts;
 SQL
+deep=$(psql -X -qAt -d $DB -c "SELECT conflict_id FROM bench_res.sync_conflicts WHERE status = 'open'
+                                ORDER BY created_at, conflict_id OFFSET $((OPEN - 200)) LIMIT 1")
+open_count=$(psql -X -qAt -d $DB -c "SELECT smartsync.conflict_stats() ->> 'open'")
 cat > "$tmp/list.sql" <<'SQL'
 SELECT jsonb_array_length(smartsync.list_conflicts() -> 'conflicts');
+SQL
+cat > "$tmp/deep.sql" <<SQL
+SELECT jsonb_array_length(smartsync.list_conflicts(p_after => $deep) -> 'conflicts');
 SQL
 cat > "$tmp/stats.sql" <<'SQL'
 SELECT smartsync.conflict_stats() -> 'open';
 SQL
-lt=""; st=""
+lt=""; dt=""; st=""
+lat() { pgbench -n -M prepared -c 1 -t 50 -f "$1" $DB 2>/dev/null | awk '/^latency average/ {print $4}'; }
 for r in $(seq 1 "$ROUNDS"); do
-    lt+="$(pgbench -n -M prepared -c 1 -t 50 -f "$tmp/list.sql" $DB 2>/dev/null | awk '/^latency average/ {print $4}') "
-    st+="$(pgbench -n -M prepared -c 1 -t 50 -f "$tmp/stats.sql" $DB 2>/dev/null | awk '/^latency average/ {print $4}') "
+    lt+="$(lat "$tmp/list.sql") "; dt+="$(lat "$tmp/deep.sql") "; st+="$(lat "$tmp/stats.sql") "
 done
+load_after=$(load)
 
 m() { echo $1 | tr ' ' '\n' | grep . | median; }
-c=$(m "$cw"); g=$(m "$mg"); s=$(m "$sw"); p=$(m "$pl")
-ratio() { awk -v a="$1" -v b="$p" 'BEGIN { printf "%.2fx", a / b }'; }
-echo "resolve_conflict, one conflict per transaction, one client, synchronous_commit=off,"
-echo "median of $ROUNDS rounds of $N resolutions per path"
+ratios() { # per-round ratios a/b: min / median / max
+    paste <(echo $1 | tr ' ' '\n' | grep .) <(echo $2 | tr ' ' '\n' | grep .) \
+        | awk '{print $1 / $2}' | sort -g \
+        | awk '{a[NR]=$1} END {m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; printf "%.2f / %.2f / %.2f", a[1], m, a[NR]}'
+}
+mm() { m "$1" | awk '{printf "%.2f", $1}'; }
+row() { # label, list, baseline list
+    local t; t=$(m "$2")
+    printf "| %s | %.0f | %.0f µs | %s |\n" "$1" "$t" "$(awk -v t="$t" 'BEGIN {print 1e6 / t}')" "$3"
+}
+echo "resolve_conflict, one conflict per transaction, one client, synchronous_commit=off, $ROUNDS interleaved rounds"
+echo "of $N resolutions per path; ratios per round, min / median / max; load average $load_before before, $load_after after"
 echo
-echo "| workload | resolutions/s | latency | ratio |"
+echo "| workload | resolutions/s (median) | latency | ratio to its baseline |"
 echo "|---|---|---|---|"
-printf "| plain SQL: UPDATE row + UPDATE conflict (baseline) | %.0f | %.0f µs | 1.00x |\n" "$p" "$(awk -v t="$p" 'BEGIN {print 1e6 / t}')"
-printf "| resolve_conflict client-wins | %.0f | %.0f µs | %s |\n" "$c" "$(awk -v t="$c" 'BEGIN {print 1e6 / t}')" "$(ratio "$c")"
-printf "| resolve_conflict merge (three-way) | %.0f | %.0f µs | %s |\n" "$g" "$(awk -v t="$g" 'BEGIN {print 1e6 / t}')" "$(ratio "$g")"
-printf "| resolve_conflict server-wins (no write) | %.0f | %.0f µs | %s |\n" "$s" "$(awk -v t="$s" 'BEGIN {print 1e6 / t}')" "$(ratio "$s")"
+row "plain SQL: UPDATE row + UPDATE conflict (baseline of client-wins and merge)" "$pl" "1.00"
+row "resolve_conflict client-wins" "$cw" "**$(ratios "$cw" "$pl")**"
+row "resolve_conflict merge (three-way)" "$mg" "**$(ratios "$mg" "$pl")**"
+row "plain SQL: UPDATE conflict only (baseline of server-wins)" "$cl" "1.00"
+row "resolve_conflict server-wins (no row written)" "$sw" "**$(ratios "$sw" "$cl")**"
 echo
-printf "Listing over a store of 10,000 conflicts (100 open): list_conflicts() %.2f ms, conflict_stats() %.2f ms (median latency).\n" \
-    "$(m "$lt")" "$(m "$st")"
+echo "Listing a store of $open_count open conflicts (median latency of $ROUNDS rounds of 50 calls):"
+echo
+echo "| call | ms | target |"
+echo "|---|---|---|"
+echo "| list_conflicts() (first page of 100, total from the kept counts) | $(mm "$lt") | a page costs what it holds |"
+echo "| list_conflicts(p_after => a conflict 200 from the end) | $(mm "$dt") | a page costs what it holds |"
+echo "| conflict_stats() | $(mm "$st") | < 5 ms |"

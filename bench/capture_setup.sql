@@ -1,4 +1,7 @@
--- Capture benchmark tables: the same realistic 20-column row three ways.
+-- Capture benchmark tables: the same realistic rows three ways (untracked,
+-- tracked by smartsync, and with a hand-written PL/pgSQL audit trigger):
+--   records: 20 columns (~1 KB as JSON), visits: 17 columns (~0.5 KB as JSON),
+--   20,000 rows each, so each of two clients updates 10,000 rows of its own.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS smartsync;
 
@@ -25,18 +28,41 @@ CREATE TABLE bench_tpl.records (
     version     bigint NOT NULL DEFAULT 1,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE bench_tpl.visits (
+    id              bigint PRIMARY KEY,
+    practice_id     integer NOT NULL,
+    pet_id          bigint NOT NULL,
+    practitioner_id bigint,
+    title           text NOT NULL,
+    date            timestamptz NOT NULL,
+    duration        integer NOT NULL,
+    status          text NOT NULL,
+    room            text,
+    reason          text,
+    price_cents     integer NOT NULL,
+    paid            boolean NOT NULL,
+    reminder_sent   boolean NOT NULL,
+    created_by      text,
+    qty             integer NOT NULL,
+    version         bigint NOT NULL DEFAULT 1,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
 SELECT smartsync.register_entity_type('records', 'bench_tpl.records', practice_column => 'practice_id');
+SELECT smartsync.register_entity_type('visits', 'bench_tpl.visits', practice_column => 'practice_id');
 
 -- tracked by smartsync
 SELECT smartsync.provision_tenant('bench', 'tracked');
 
--- untracked: the same table, no trigger
+-- untracked: the same tables, no trigger
 CREATE SCHEMA untracked;
 CREATE TABLE untracked.records (LIKE bench_tpl.records INCLUDING ALL);
+CREATE TABLE untracked.visits (LIKE bench_tpl.visits INCLUDING ALL);
 
--- what users write by hand: a PL/pgSQL trigger logging to_jsonb(NEW)
+-- what users write by hand: a PL/pgSQL trigger keeping version and updated_at
+-- and logging to_jsonb(NEW) to an audit table
 CREATE SCHEMA plpgsql;
 CREATE TABLE plpgsql.records (LIKE bench_tpl.records INCLUDING ALL);
+CREATE TABLE plpgsql.visits (LIKE bench_tpl.visits INCLUDING ALL);
 CREATE TABLE plpgsql.change_log (
     id         bigserial PRIMARY KEY,
     table_name text NOT NULL,
@@ -59,8 +85,10 @@ BEGIN
 END $$;
 CREATE TRIGGER log_change BEFORE INSERT OR UPDATE OR DELETE ON plpgsql.records
     FOR EACH ROW EXECUTE FUNCTION plpgsql.log_change();
+CREATE TRIGGER log_change BEFORE INSERT OR UPDATE OR DELETE ON plpgsql.visits
+    FOR EACH ROW EXECUTE FUNCTION plpgsql.log_change();
 
--- 10,000 rows of about 1 KB of JSON each, in every variant
+-- 20,000 rows in every variant
 DO $$
 DECLARE s text;
 BEGIN
@@ -73,7 +101,14 @@ BEGIN
                    '2026-01-01'::timestamptz + g * interval '1 hour', '2026-01-01'::timestamptz + g * interval '1 hour' + interval '30 min',
                    30, 12.5, 38.6, 4500, false, repeat('Patient history and observations. ', 12),
                    ARRAY['vaccination', 'annual'], 0
-              FROM generate_series(1, 10000) g $i$, s);
+              FROM generate_series(1, 20000) g $i$, s);
+        EXECUTE format($i$
+            INSERT INTO %I.visits (id, practice_id, pet_id, practitioner_id, title, date, duration, status,
+                                   room, reason, price_cents, paid, reminder_sent, created_by, qty)
+            SELECT g, 1 + g %% 3, g * 11, 1 + g %% 7, 'Visit ' || g,
+                   '2026-01-01'::timestamptz + g * interval '1 hour', 20, 'scheduled',
+                   'Room ' || (g %% 5), 'Annual check-up and vaccination', 3500, false, false, 'front-desk', 0
+              FROM generate_series(1, 20000) g $i$, s);
     END LOOP;
 END $$;
 TRUNCATE plpgsql.change_log;

@@ -118,3 +118,23 @@ BEGIN
     END LOOP;
     RETURN result;
 END $$;
+
+-- merge3 in plain SQL, set-based: every key of the three sides at once, one
+-- jsonb_object_agg for the result (no per-key || of a growing object): the
+-- fairer baseline for merge3.  NULL on a true conflict, like merge3.
+CREATE FUNCTION kernel_plpgsql.merge3_sql(base jsonb, local jsonb, server jsonb)
+RETURNS jsonb LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT CASE WHEN bool_or(m.conflict) THEN NULL
+                ELSE coalesce(jsonb_object_agg(m.k, m.v) FILTER (WHERE m.v IS NOT NULL), '{}') END
+      FROM (SELECT k.k,
+                   CASE WHEN k.k IN ('version', 'updatedAt', 'updated_at') THEN coalesce(server -> k.k, local -> k.k)
+                        WHEN local -> k.k IS NOT DISTINCT FROM server -> k.k THEN local -> k.k
+                        WHEN local -> k.k IS NOT DISTINCT FROM base -> k.k THEN server -> k.k
+                        WHEN server -> k.k IS NOT DISTINCT FROM base -> k.k THEN local -> k.k END AS v,
+                   k.k NOT IN ('version', 'updatedAt', 'updated_at')
+                   AND local -> k.k IS DISTINCT FROM server -> k.k
+                   AND local -> k.k IS DISTINCT FROM base -> k.k
+                   AND server -> k.k IS DISTINCT FROM base -> k.k AS conflict
+              FROM (SELECT jsonb_object_keys(base) UNION SELECT jsonb_object_keys(local)
+                    UNION SELECT jsonb_object_keys(server)) AS k(k)) m
+$$;

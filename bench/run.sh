@@ -1,6 +1,6 @@
 #!/bin/bash
 # Benchmark runner: builds and installs smartsync, starts a throwaway cluster
-# (synchronous_commit=off so CPU cost shows) and runs bench/bench_NAME.sh for each
+# (bench/settings.conf: synchronous_commit=off so CPU cost shows) and runs bench/bench_NAME.sh for each
 # NAME given, or all of them.  Each prints a markdown table of medians and of
 # ratios against a baseline measured in the same run.
 #   bash bench/run.sh            # all benchmarks, on the host's PostgreSQL 15
@@ -11,6 +11,7 @@
 #   bash bench/run.sh --private [NAME...] # PostgreSQL 15 with smartsync in a private
 #                                         # copy of it (test/private.sh), the system
 #                                         # installation left as it is
+#                                         # (bench/private.sh: the same, another way)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 v=${SMARTSYNC_PG_VERSION:-15}
@@ -55,7 +56,8 @@ for n in "$@"; do
     fi
     scripts="$scripts bench/bench_$n.sh"
 done
-settings=(synchronous_commit=off shared_buffers=512MB max_wal_size=4GB checkpoint_timeout=30min autovacuum=off)
+settings=()   # bench/settings.conf, as bench/private.sh reads it
+while read -r line; do settings+=("${line// = /=}"); done < <(grep -v '^#' bench/settings.conf | grep .)
 echo "bench: $("$PG_CONFIG" --version), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start, $(date -u '+%Y-%m-%d %H:%M UTC')"
 each='set -e; for s in "$@"; do echo; echo "### $s"; bash "$s"; done'
 if [ -n "$private" ]; then

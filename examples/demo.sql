@@ -43,6 +43,7 @@ SELECT id, title, duration, version FROM tenant_happy_paws.appointments;
 
 \echo
 \echo '== 4. The tenant''s change log: one row per change, with its transaction id and version'
+\echo '      (a create logs the row, an update the columns it set)'
 SELECT seq, xid, entity_type, entity_id AS id, operation, version, practice_id AS practice,
        left((data - 'updated_at' - 'version')::text, 60) AS data
   FROM tenant_happy_paws.sync_changes ORDER BY seq;

@@ -26,9 +26,16 @@ UPDATE tenant_cap_a.cap_owners SET phone = '555-0101' WHERE name = 'Ann';
 INSERT INTO tenant_cap_a.cap_pets VALUES ('rex', 2, 'Rex');
 DELETE FROM tenant_cap_a.cap_pets WHERE id = 'rex';
 
-SELECT seq, entity_type, entity_id, operation, version, practice_id,
-       data - 'updated_at' AS data
+-- A create and a delete log the whole row; an update logs the columns it set
+-- and updated_at, which smartsync sets (its version is the log row's version;
+-- changed_at is the clock at capture), and every 32nd version the whole row.
+-- Pull sends the row as it is; push and conflict resolution rebuild an older
+-- version from the log (smartsync.row_at_version, below).
+SELECT seq, entity_type, entity_id, entity_key = smartsync.entity_key(entity_type, entity_id) AS keyed,
+       operation, version, practice_id, data - 'updated_at' AS data
   FROM tenant_cap_a.sync_changes ORDER BY seq;
+SELECT v, smartsync.row_at_version('cap-a', 'cap_owners', '1', v) - 'updated_at' AS ann
+  FROM generate_series(1, 3) v;
 
 -- The row carries its version; smartsync keeps it whatever the writer says.
 UPDATE tenant_cap_a.cap_owners SET version = 100 WHERE name = 'Ann';
@@ -68,7 +75,7 @@ SET smartsync.user_id = 'u-42';
 SET smartsync.client_id = 'tablet-7';
 UPDATE tenant_cap_a.cap_owners SET phone = '2' WHERE name = 'Bob';
 SELECT entity_id, operation, user_id, client_id FROM tenant_cap_a.sync_changes
- WHERE entity_type = 'cap_owners' AND data->>'name' = 'Bob' ORDER BY seq DESC LIMIT 1;
+ WHERE entity_type = 'cap_owners' AND entity_id = '2' ORDER BY seq DESC LIMIT 1;
 -- PostgREST's claims take precedence over the settings.
 BEGIN;
 SELECT set_config('request.jwt.claims', '{"role":"web","tenant_id":"cap-a","user_id":7,"client_id":"phone-1"}', true);
@@ -118,12 +125,16 @@ INSERT INTO tenant_cap_a.cap_kinds VALUES
 SELECT c.entity_id, c.data = to_jsonb(k) AS equal, c.data::text = to_jsonb(k)::text AS same_text
   FROM tenant_cap_a.sync_changes c JOIN tenant_cap_a.cap_kinds k ON k.id::text = c.entity_id
  WHERE c.entity_type = 'cap_kinds' ORDER BY c.seq;
--- an update, and a delete (its tombstone is the row as it was)
+-- an update (the columns it set, the row rebuilt from the log), and a delete
+-- (its tombstone is the row as it was)
 UPDATE tenant_cap_a.cap_kinds SET t = t || '!' WHERE id = 1;
 CREATE TEMP TABLE kinds_before AS SELECT id, to_jsonb(k) AS j FROM tenant_cap_a.cap_kinds k WHERE id = 3;
 DELETE FROM tenant_cap_a.cap_kinds WHERE id = 3;
-SELECT c.operation, c.entity_id, c.data = coalesce(to_jsonb(k), b.j) AS equal,
-       c.data::text = coalesce(to_jsonb(k), b.j)::text AS same_text
+SELECT c.operation, c.entity_id, (SELECT count(*) FROM jsonb_object_keys(c.data)) AS logged_columns,
+       coalesce(smartsync.row_at_version('cap-a', 'cap_kinds', c.entity_id, c.version), c.data)
+         = coalesce(to_jsonb(k), b.j) AS equal,
+       coalesce(smartsync.row_at_version('cap-a', 'cap_kinds', c.entity_id, c.version), c.data)::text
+         = coalesce(to_jsonb(k), b.j)::text AS same_text
   FROM tenant_cap_a.sync_changes c
   LEFT JOIN tenant_cap_a.cap_kinds k ON k.id::text = c.entity_id
   LEFT JOIN kinds_before b ON b.id::text = c.entity_id
@@ -131,6 +142,89 @@ SELECT c.operation, c.entity_id, c.data = coalesce(to_jsonb(k), b.j) AS equal,
 SELECT data - 'updated_at' AS data FROM tenant_cap_a.sync_changes
  WHERE entity_type = 'cap_kinds' AND entity_id = '2';
 RESET TIME ZONE;
+
+-- Dates and times are written directly too, the same text to_jsonb writes:
+-- fractions without trailing zeros, offsets of the session's time zone (with
+-- seconds where history has them), infinities and BC dates, in several zones.
+CREATE TEMP TABLE cap_times AS
+SELECT g AS id, t, t::timestamp AS ts, t::date AS d
+  FROM (SELECT g, CASE g % 9
+                    WHEN 0 THEN 'infinity'::timestamptz
+                    WHEN 1 THEN '1883-11-18 11:59:59.5+00'::timestamptz + g * interval '1 day'
+                    WHEN 2 THEN '0044-03-15 12:00:00 BC'::timestamptz
+                    ELSE '0001-01-01 00:00+00'::timestamptz
+                         + (g * 7919 % 3652059) * interval '1 day' + (g * 104729 % 86400000000) * interval '1 microsecond'
+                  END AS t
+          FROM generate_series(1, 400) g) x;
+CREATE TEMP TABLE cap_time_check (time_zone text, rows int, same int);
+DO $$
+DECLARE z text;
+BEGIN
+    FOREACH z IN ARRAY ARRAY['UTC', 'Asia/Kolkata', 'America/St_Johns', 'Europe/Amsterdam', 'Pacific/Chatham'] LOOP
+        PERFORM set_config('timezone', z, true);
+        INSERT INTO tenant_cap_a.cap_kinds (id, tstz, ts, d) SELECT 1000 + id, t, ts, d FROM cap_times;
+        INSERT INTO cap_time_check
+        SELECT z, count(*), count(*) FILTER (WHERE c.data = to_jsonb(k) AND c.data::text = to_jsonb(k)::text)
+          FROM tenant_cap_a.cap_kinds k
+          JOIN tenant_cap_a.sync_changes c ON c.entity_type = 'cap_kinds' AND c.entity_id = k.id::text
+                                          AND c.operation = 'create'
+         WHERE k.id > 1000;
+        DELETE FROM tenant_cap_a.cap_kinds WHERE id > 1000;
+        DELETE FROM tenant_cap_a.sync_changes WHERE entity_type = 'cap_kinds' AND entity_id::int > 1000;
+    END LOOP;
+END $$;
+SELECT * FROM cap_time_check ORDER BY time_zone;
+
+-- Every 32nd version an update logs the whole row, so rebuilding any version
+-- reads at most 32 log rows.
+DO $$ BEGIN
+  FOR g IN 1..35 LOOP
+    UPDATE tenant_cap_a.cap_owners SET phone = 'call ' || g WHERE name = 'Bob';
+  END LOOP;
+END $$;
+SELECT version, (SELECT count(*) FROM jsonb_object_keys(data)) AS logged_columns
+  FROM tenant_cap_a.sync_changes WHERE entity_type = 'cap_owners' AND entity_id = '2' AND version BETWEEN 30 AND 34
+ ORDER BY seq;
+SELECT v, smartsync.row_at_version('cap-a', 'cap_owners', '2', v)->>'phone' AS phone
+  FROM generate_series(31, 35, 2) v;
+-- A table with a BEFORE UPDATE trigger of its own (which could change any
+-- column) logs the whole row on every update.
+CREATE FUNCTION tenant_cap_a.shout() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.name := upper(NEW.name); RETURN NEW; END $$;
+CREATE TRIGGER shout BEFORE UPDATE ON tenant_cap_a.cap_owners FOR EACH ROW EXECUTE FUNCTION tenant_cap_a.shout();
+UPDATE tenant_cap_a.cap_owners SET phone = 'quiet' WHERE name = 'Cy';
+SELECT data->>'name' AS name, data->>'phone' AS phone, (SELECT count(*) FROM jsonb_object_keys(data)) AS logged_columns
+  FROM tenant_cap_a.sync_changes WHERE entity_type = 'cap_owners' ORDER BY seq DESC LIMIT 1;
+DROP TRIGGER shout ON tenant_cap_a.cap_owners;
+UPDATE tenant_cap_a.cap_owners SET phone = 'quiet again' WHERE name = 'CY';
+SELECT data - 'updated_at' AS data FROM tenant_cap_a.sync_changes WHERE entity_type = 'cap_owners' ORDER BY seq DESC LIMIT 1;
+
+-- A row that moves to another practice leaves a tombstone for the old
+-- practice's devices (its last image there) and a create for the new one's.
+UPDATE tenant_cap_a.cap_owners SET practice_id = 2, phone = 'moved' WHERE name = 'CY';
+SELECT operation, version, practice_id, data->>'phone' AS phone
+  FROM tenant_cap_a.sync_changes WHERE entity_type = 'cap_owners' ORDER BY seq DESC LIMIT 2;
+-- a statement moving some rows and not others, and a move that is rolled back
+UPDATE tenant_cap_a.cap_owners SET practice_id = CASE WHEN name = 'Ann' THEN 3 ELSE practice_id END
+ WHERE name IN ('Ann', 'Bob');
+SELECT entity_id, operation, practice_id FROM tenant_cap_a.sync_changes
+ WHERE entity_type = 'cap_owners' ORDER BY seq DESC LIMIT 3;
+BEGIN;
+UPDATE tenant_cap_a.cap_owners SET practice_id = 9 WHERE name = 'Bob';
+ROLLBACK;
+UPDATE tenant_cap_a.cap_owners SET phone = 'stays' WHERE name = 'Bob';
+SELECT entity_id, operation, practice_id FROM tenant_cap_a.sync_changes
+ WHERE entity_type = 'cap_owners' ORDER BY seq DESC LIMIT 1;
+
+-- An index an administrator adds to a tenant's log (here an expression index)
+-- is filled by capture like the log's own.
+CREATE INDEX cap_log_by_client ON tenant_cap_a.sync_changes (lower(coalesce(client_id, '-')));
+UPDATE tenant_cap_a.cap_owners SET phone = 'indexed' WHERE name = 'Bob';
+SET enable_seqscan = off;
+SELECT entity_id, data->>'phone' AS phone FROM tenant_cap_a.sync_changes
+ WHERE lower(coalesce(client_id, '-')) = '-' AND data->>'phone' = 'indexed';
+RESET enable_seqscan;
+DROP INDEX tenant_cap_a.cap_log_by_client;
 
 -- What is refused, each with its own SQLSTATE, and nothing logged:
 -- a change of primary key (clients know rows by id)

@@ -99,6 +99,25 @@ SELECT * FROM conflict_list_tpl.rows(smartsync.list_conflicts(p_min_age => '1 da
 SELECT * FROM conflict_list_tpl.rows(smartsync.list_conflicts(p_entity_type => 'no_such_type'));
 SELECT l -> 'total' AS total, jsonb_array_length(l -> 'conflicts') AS listed
   FROM smartsync.list_conflicts(p_limit => 2) l;
+-- Pages: each reads only what it shows; "next" (the last conflictId, while
+-- "hasMore") is the p_after of the next page, which starts after it.
+SELECT l -> 'hasMore' AS has_more, l -> 'next' AS next, l -> 'total' AS total,
+       (SELECT string_agg(c ->> 'entityId', ',') FROM jsonb_array_elements(l -> 'conflicts') c) AS ids
+  FROM smartsync.list_conflicts(p_limit => 2) l;
+SELECT l -> 'hasMore' AS has_more, l -> 'next' AS next,
+       (SELECT string_agg(c ->> 'entityId', ',') FROM jsonb_array_elements(l -> 'conflicts') c) AS ids
+  FROM smartsync.list_conflicts(p_limit => 2, p_after => (smartsync.list_conflicts(p_limit => 2) ->> 'next')::bigint) l;
+SELECT l -> 'hasMore' AS has_more, l -> 'next' AS next,
+       (SELECT string_agg(c ->> 'entityId', ',') FROM jsonb_array_elements(l -> 'conflicts') c) AS ids
+  FROM smartsync.list_conflicts(p_limit => 2, p_after => (smartsync.list_conflicts(p_limit => 2,
+           p_after => (smartsync.list_conflicts(p_limit => 2) ->> 'next')::bigint) ->> 'next')::bigint) l;
+-- filters and pages together; the total counts every match
+SELECT l -> 'total' AS total, l -> 'hasMore' AS has_more,
+       (SELECT string_agg(c ->> 'entityId', ',') FROM jsonb_array_elements(l -> 'conflicts') c) AS ids
+  FROM smartsync.list_conflicts(p_entity_type => 'cl_notes', p_limit => 1,
+                                p_after => (SELECT conflict_id FROM conflict_list.sync_conflicts WHERE entity_id = '2')) l;
+SELECT l -> 'total' AS total FROM smartsync.list_conflicts(p_min_age => '1 day') l;
+SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_after => 999999)');
 SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_severity => ''urgent'')');
 SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_limit => 0)');
 SELECT conflict_list_tpl.try('SELECT smartsync.list_conflicts(p_limit => 1001)');
@@ -115,6 +134,16 @@ SELECT * FROM conflict_list_tpl.rows(smartsync.list_conflicts(p_entity_type => '
 SELECT smartsync.conflict_stats() - 'oldestOpenAt' AS stats;
 SET smartsync.practice_id = '2';
 SELECT smartsync.conflict_stats() - 'oldestOpenAt' AS stats;
+-- The counts are kept as conflicts are stored, resolved and removed: they
+-- always equal a count of the store.
+RESET smartsync.practice_id;
+DELETE FROM conflict_list.sync_conflicts WHERE entity_id = '4';
+SELECT s ->> 'open' AS open, s ->> 'resolved' AS resolved,
+       (SELECT count(*) FROM conflict_list.sync_conflicts WHERE status = 'open') AS open_in_store,
+       (SELECT count(*) FROM conflict_list.sync_conflicts WHERE status = 'resolved') AS resolved_in_store
+  FROM smartsync.conflict_stats() s;
+SELECT every_practice, scope, entity_type, severity, status, sum(n) AS n
+  FROM conflict_list.sync_conflict_counts GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4, 5;
 
 -- Another tenant sees none of them; no tenant at all is refused.
 SET smartsync.tenant_id = 'conflict_list_b';

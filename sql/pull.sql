@@ -111,7 +111,9 @@ COMMIT;
 SELECT pg_temp.show(smartsync.sync_pull(p_cursor => :'r'::jsonb->>'cursor'));
 
 -- Read only: works in a READ ONLY transaction and assigns no transaction id
--- (so it also runs on a hot standby).
+-- (so it also runs on a hot standby).  (The cursor c1 is replayed: client 1
+-- has changed again since its v4, so v4 is not sent; its newer state, v5,
+-- comes later in this drain.)
 BEGIN READ ONLY;
 SELECT pg_temp.show(smartsync.sync_pull(p_cursor => :'c1', p_limit => 3));
 SELECT pg_current_xact_id_if_assigned() IS NULL AS no_xid;

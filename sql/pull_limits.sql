@@ -54,8 +54,9 @@ SHOW smartsync.pull_max_bytes;
 SELECT smartsync.sync_pull(p_entity_types => 'clients') ->> 'cursor' AS c0 \gset
 SET smartsync.pull_max_bytes = '1MB';
 SELECT * FROM pg_temp.pages($$p_entity_types => 'clients'$$);
--- the change log drains the same way, every change once (clients 21 to 25 changed
--- twice, by two transactions: both changes come, the second after the first)
+-- the change log drains the same way (clients 21 to 25 changed twice, by two
+-- transactions: each comes once, as it is now, where its later change is in
+-- the log; a page holds the rows whose data fits, in log order)
 UPDATE pull_l.clients SET name = name || '+';
 UPDATE pull_l.clients SET name = name || '+' WHERE id > 20;
 SELECT page, changes, ids, data_kb, has_more

@@ -48,8 +48,8 @@ SELECT smartsync.poll_changes(:'w') -> 'changes' AS changes;
 
 -- A change of no practice (an entity type without a practice column) reaches
 -- every practice: practices null.
-INSERT INTO tenant_signal_a.sync_changes (entity_type, entity_id, operation, data, version)
-VALUES ('notes', '1', 'create', '{"id": 1}', 1);
+INSERT INTO tenant_signal_a.sync_changes (entity_type, entity_id, entity_key, operation, data, version)
+VALUES ('notes', '1', smartsync.entity_key('notes', '1'), 'create', '{"id": 1}', 1);
 SELECT smartsync.poll_changes(:'w') -> 'changes' AS changes;
 SELECT smartsync.poll_changes(:'w') ->> 'watermark' AS w \gset
 

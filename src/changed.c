@@ -68,10 +68,10 @@ changed_tenant_schema(const char *tenant_id)
 
 /*
  * True when the pull's change-log scan (in_xip: restricted to the xids of
- * values[4]) has a row the pull would deliver, i.e. one not superseded.  The
- * scan is the pull's own query (change_query()), without its ORDER BY and
- * LIMIT: existence needs no order, and without the sort a generic plan reads
- * the new rows lazily and stops at the first one that counts.
+ * values[4]) has a change the pull would deliver: one with no later change
+ * of its entity in the request's practice (change_probe_query() in pull.c,
+ * the pull's own scan without its order and limit, so a generic plan reads
+ * the new rows lazily and stops at the first one that counts).
  */
 static bool
 probe_changes(PullRequest *req, bool in_xip, Datum *values)
@@ -80,9 +80,7 @@ probe_changes(PullRequest *req, bool in_xip, Datum *values)
 		XID8ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID, INT8OID,
 	TIMESTAMPTZOID};
 	char		nulls[CHANGE_NPARAMS];
-	char	   *scan = change_query(req, in_xip, false);
-	char	   *order = strstr(scan, " ORDER BY c.xid, c.seq LIMIT $11");
-	StringInfoData q;
+	char	   *q = change_probe_query(req, in_xip);
 	int			rc;
 	bool		found;
 
@@ -99,14 +97,7 @@ probe_changes(PullRequest *req, bool in_xip, Datum *values)
 	values[1] = Int64GetDatum(PG_INT64_MIN);
 	values[10] = Int64GetDatum(PG_INT64_MAX);
 
-	if (order != NULL && order[strlen(" ORDER BY c.xid, c.seq LIMIT $11")] == '\0')
-		*order = '\0';
-	initStringInfo(&q);
-	appendStringInfo(&q,
-					 "SELECT 1 FROM (%s) AS c(xid, seq, entity_type, entity_id, operation, data,"
-					 " version, changed_at, superseded) WHERE NOT c.superseded LIMIT 1",
-					 scan);
-	rc = SPI_execute_plan(pull_plan(q.data, CHANGE_NPARAMS, argtypes), values, nulls, true, 1);
+	rc = SPI_execute_plan(pull_plan(q, CHANGE_NPARAMS, argtypes), values, nulls, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	found = SPI_processed > 0;

@@ -193,7 +193,7 @@ local_shard(Oid table, int64 *shardid)
 		ctl.keysize = sizeof(Oid);
 		ctl.entrysize = sizeof(ShardEntry);
 		shard_cache = hash_create("smartsync citus shards", 64, &ctl, HASH_ELEM | HASH_BLOBS);
-		CacheRegisterRelcacheCallback(shard_cache_callback, (Datum) 0);
+		sync_register_relcache_callback(shard_cache_callback, (Datum) 0);
 	}
 	e = hash_search(shard_cache, &table, HASH_FIND, &found);
 	if (found)
@@ -308,7 +308,7 @@ tenant_placement(const char *schema, bool latest, TenantPlacement *p)
 		ctl.keysize = sizeof(Oid);
 		ctl.entrysize = sizeof(PlacementEntry);
 		placement_cache = hash_create("smartsync citus placements", 64, &ctl, HASH_ELEM | HASH_BLOBS);
-		CacheRegisterRelcacheCallback(placement_cache_callback, (Datum) 0);
+		sync_register_relcache_callback(placement_cache_callback, (Datum) 0);
 	}
 	if (!latest)
 	{
@@ -1248,6 +1248,12 @@ sync_citus_refuse_poll(const char *schema)
 }
 
 /* --- the pull secret ------------------------------------------------------- */
+
+bool
+sync_citus_installed(void)
+{
+	return citus_installed();
+}
 
 Oid
 sync_citus_local_relation(Oid relid)

@@ -50,6 +50,9 @@ extern bool sync_citus_log_state(const char *schema, uint32 *epoch);
  */
 extern void sync_citus_refuse_poll(const char *schema);
 
+/* Whether Citus is installed in this database (a cached lookup). */
+extern bool sync_citus_installed(void);
+
 /* The relation to read for an extension table: its local shard when Citus has made it a reference table. */
 extern Oid	sync_citus_local_relation(Oid relid);
 

@@ -6,11 +6,22 @@
  * a practice they see the conflicts recorded in that practice, and those
  * recorded without one whose row (server data, else local data) is of that
  * practice or whose entity type has no practice column.
+ *
+ * A listing page reads what it shows: keyset pages along the open conflicts'
+ * index (created_at, conflict_id), the next page after the last conflict id
+ * of the previous one.  Counts come from sync_conflict_counts, which triggers
+ * keep per practice scope, entity type, severity and status
+ * (smartsync._count_conflicts), so neither the stats nor a listing's total
+ * read the store.
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -37,6 +48,13 @@ practice_condition(int n)
 					"OR (c.practice_id IS NULL AND (e.practice_column IS NULL "
 					"OR COALESCE(c.server_data, c.local_data) ->> e.practice_column::pg_catalog.text = $%1$d)))",
 					n);
+}
+
+/* The same rule on sync_conflict_counts rows k; $n is the context's practice. */
+static char *
+count_scope_condition(int n)
+{
+	return psprintf("($%1$d::pg_catalog.text IS NULL OR k.every_practice OR k.scope = $%1$d)", n);
 }
 
 /* Pushes key: the jsonb column col of the current SPI row (null when null). */
@@ -116,8 +134,48 @@ check_severity(const char *s)
 }
 
 /*
+ * The open conflicts counted for the filters: the kept counts, less those
+ * younger than min_age (read from the store: the young ones are few).
+ */
+static int64
+count_open(PushBatch *b, Datum *values, const char *nulls, bool min_age)
+{
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, INTERVALOID, TEXTOID};
+	char	   *sql;
+	int			rc;
+	bool		isnull;
+	int64		total = 0;
+
+	sql = psprintf("SELECT coalesce(sum(k.n), 0)::pg_catalog.int8 FROM %s.sync_conflict_counts AS k "
+				   "WHERE k.status = 'open' "
+				   "AND ($1::pg_catalog.text IS NULL OR k.entity_type = $1) "
+				   "AND ($2::pg_catalog.text IS NULL OR k.severity = $2) AND %s",
+				   b->qschema, count_scope_condition(4));
+	rc = push_exec(push_plan(sql, 4, argtypes), values, nulls, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the conflict counts failed: %s", SPI_result_code_string(rc));
+	total = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	if (!min_age)
+		return total;
+
+	sql = psprintf("SELECT pg_catalog.count(*) FROM %s.sync_conflicts AS c "
+				   "LEFT JOIN smartsync.entity_types AS e ON e.entity_type = c.entity_type "
+				   "WHERE c.status = 'open' AND c.created_at > pg_catalog.now() - $3 "
+				   "AND ($1::pg_catalog.text IS NULL OR c.entity_type = $1) "
+				   "AND ($2::pg_catalog.text IS NULL OR c.severity = $2) AND %s",
+				   b->qschema, practice_condition(4));
+	rc = push_exec(push_plan(sql, 4, argtypes), values, nulls, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the conflict store failed: %s", SPI_result_code_string(rc));
+	total -= DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return Max(total, 0);
+}
+
+/*
  * smartsync.list_conflicts(p_entity_type text, p_severity text,
- * p_min_age interval, p_limit integer) RETURNS jsonb
+ * p_min_age interval, p_limit integer, p_after bigint) RETURNS jsonb
  */
 Datum
 smartsync_list_conflicts(PG_FUNCTION_ARGS)
@@ -128,12 +186,17 @@ smartsync_list_conflicts(PG_FUNCTION_ARGS)
 	char	   *severity = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	Interval   *min_age = PG_ARGISNULL(2) ? NULL : PG_GETARG_INTERVAL_P(2);
 	int32		limit = PG_ARGISNULL(3) ? 100 : PG_GETARG_INT32(3);
-	Oid			argtypes[5] = {TEXTOID, TEXTOID, INTERVALOID, TEXTOID, INT4OID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		has_after = PG_NARGS() > 4 && !PG_ARGISNULL(4);
+	int64		after = has_after ? PG_GETARG_INT64(4) : 0;
+	Oid			argtypes[7] = {TEXTOID, TEXTOID, INTERVALOID, TEXTOID, INT4OID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', 'n', 'n'};
 	char	   *sql;
 	int			rc;
-	int64		total = 0;
+	int64		total;
+	int64		last_id = 0;
+	bool		more = false;
+	SPITupleTable *page = NULL;
 	JsonbParseState *ps = NULL;
 	JsonbValue *res;
 	Jsonb	   *result;
@@ -165,20 +228,6 @@ smartsync_list_conflicts(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	MemoryContextSwitchTo(cxt);
 
-	sql = psprintf("SELECT c.conflict_id, c.entity_type, c.entity_id, c.operation, c.operation_id, "
-				   "c.client_id, c.user_id, c.practice_id, c.conflict_type, c.severity, "
-				   "pg_catalog.to_jsonb(c.affected_fields), c.local_data, c.server_data, c.base_data, "
-				   "c.base_version, c.server_version, pg_catalog.to_jsonb(c.local_ts), "
-				   "pg_catalog.to_jsonb(c.created_at), pg_catalog.count(*) OVER () "
-				   "FROM %s.sync_conflicts AS c "
-				   "LEFT JOIN smartsync.entity_types AS e ON e.entity_type = c.entity_type "
-				   "WHERE c.status = 'open' "
-				   "AND ($1::pg_catalog.text IS NULL OR c.entity_type = $1) "
-				   "AND ($2::pg_catalog.text IS NULL OR c.severity = $2) "
-				   "AND ($3::pg_catalog.interval IS NULL OR c.created_at <= pg_catalog.now() - $3) "
-				   "AND %s "
-				   "ORDER BY c.created_at, c.conflict_id LIMIT $5",
-				   b.qschema, practice_condition(4));
 	values[0] = entity_type ? CStringGetTextDatum(entity_type) : (Datum) 0;
 	nulls[0] = entity_type ? ' ' : 'n';
 	values[1] = severity ? CStringGetTextDatum(severity) : (Datum) 0;
@@ -187,8 +236,46 @@ smartsync_list_conflicts(PG_FUNCTION_ARGS)
 	nulls[2] = min_age ? ' ' : 'n';
 	values[3] = b.ctx.practice_id ? CStringGetTextDatum(b.ctx.practice_id) : (Datum) 0;
 	nulls[3] = b.ctx.practice_id ? ' ' : 'n';
-	values[4] = Int32GetDatum(limit);
-	rc = push_exec(push_plan(sql, 5, argtypes), values, nulls, 0);
+	values[4] = Int32GetDatum(limit + 1);
+
+	/* the page after p_after: the position (created_at, conflict_id) of that conflict */
+	if (has_after)
+	{
+		Oid			aftertypes[1] = {INT8OID};
+		Datum		aftervalues[1] = {Int64GetDatum(after)};
+		bool		isnull;
+
+		sql = psprintf("SELECT c.created_at FROM %s.sync_conflicts AS c WHERE c.conflict_id = $1",
+					   b.qschema);
+		rc = push_exec(push_plan(sql, 1, aftertypes), aftervalues, NULL, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "reading the conflict store failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 0)
+			bad_filter(psprintf("p_after " INT64_FORMAT " is not a conflict of the tenant", after),
+					   "p_after is the conflictId of the last conflict of the previous page (the response's \"next\").");
+		values[5] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		values[6] = Int64GetDatum(after);
+		nulls[5] = nulls[6] = ' ';
+		SPI_freetuptable(SPI_tuptable);
+	}
+
+	/* one page along the open conflicts' index: it reads what it shows */
+	sql = psprintf("SELECT c.conflict_id, c.entity_type, c.entity_id, c.operation, c.operation_id, "
+				   "c.client_id, c.user_id, c.practice_id, c.conflict_type, c.severity, "
+				   "pg_catalog.to_jsonb(c.affected_fields), c.local_data, c.server_data, c.base_data, "
+				   "c.base_version, c.server_version, pg_catalog.to_jsonb(c.local_ts), "
+				   "pg_catalog.to_jsonb(c.created_at) "
+				   "FROM %s.sync_conflicts AS c "
+				   "LEFT JOIN smartsync.entity_types AS e ON e.entity_type = c.entity_type "
+				   "WHERE c.status = 'open' "
+				   "AND ($6::pg_catalog.timestamptz IS NULL OR (c.created_at, c.conflict_id) > ($6, $7)) "
+				   "AND ($1::pg_catalog.text IS NULL OR c.entity_type = $1) "
+				   "AND ($2::pg_catalog.text IS NULL OR c.severity = $2) "
+				   "AND ($3::pg_catalog.interval IS NULL OR c.created_at <= pg_catalog.now() - $3) "
+				   "AND %s "
+				   "ORDER BY c.created_at, c.conflict_id LIMIT $5",
+				   b.qschema, practice_condition(4));
+	rc = push_exec(push_plan(sql, 7, argtypes), values, nulls, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "reading the conflict store failed: %s", SPI_result_code_string(rc));
 
@@ -196,6 +283,11 @@ smartsync_list_conflicts(PG_FUNCTION_ARGS)
 		SPITupleTable *tt = SPI_tuptable;
 		uint64		n = SPI_processed;
 
+		if (n > (uint64) limit)
+		{
+			more = true;
+			n = limit;
+		}
 		pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
 		push_key(&ps, "conflicts");
 		pushJsonbValue(&ps, WJB_BEGIN_ARRAY, NULL);
@@ -213,6 +305,7 @@ smartsync_list_conflicts(PG_FUNCTION_ARGS)
 			bool		isnull;
 			Datum		d;
 
+			last_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
 			push_int8_col(&ps, "conflictId", tup, desc, 1);
 			push_key(&ps, "entityType");
@@ -267,20 +360,26 @@ smartsync_list_conflicts(PG_FUNCTION_ARGS)
 			}
 			pushJsonbValue(&ps, WJB_END_ARRAY, NULL);
 			pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
-
-			d = SPI_getbinval(tup, desc, 19, &isnull);
-			if (!isnull)
-				total = DatumGetInt64(d);
 		}
 		pushJsonbValue(&ps, WJB_END_ARRAY, NULL);
-		push_key(&ps, "total");
-		push_int64(&ps, total);
-		push_key(&ps, "limit");
-		push_int64(&ps, limit);
-		res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
-		result = JsonbValueToJsonb(res);
-		SPI_freetuptable(tt);
+		/* (the page's rows stay until the result is built: its values point into them) */
+		page = tt;
 	}
+	total = count_open(&b, values, nulls, min_age != NULL);
+	push_key(&ps, "total");
+	push_int64(&ps, total);
+	push_key(&ps, "limit");
+	push_int64(&ps, limit);
+	push_key(&ps, "hasMore");
+	push_bool(&ps, more);
+	push_key(&ps, "next");
+	if (more)
+		push_int64(&ps, last_id);
+	else
+		push_null(&ps);
+	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	result = JsonbValueToJsonb(res);
+	SPI_freetuptable(page);
 
 	SPI_finish();
 	MemoryContextSwitchTo(cxt);
@@ -313,19 +412,35 @@ smartsync_conflict_stats(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	MemoryContextSwitchTo(cxt);
-
-	sql = psprintf("SELECT c.status = 'open', c.severity, c.entity_type, pg_catalog.count(*), "
-				   "pg_catalog.to_jsonb(pg_catalog.min(pg_catalog.min(c.created_at)) "
-				   "FILTER (WHERE c.status = 'open') OVER ()) "
-				   "FROM %s.sync_conflicts AS c "
-				   "LEFT JOIN smartsync.entity_types AS e ON e.entity_type = c.entity_type "
-				   "WHERE %s GROUP BY 1, 2, 3 ORDER BY 3, 2, 1",
-				   b.qschema, practice_condition(1));
 	values[0] = b.ctx.practice_id ? CStringGetTextDatum(b.ctx.practice_id) : (Datum) 0;
 	nulls[0] = b.ctx.practice_id ? ' ' : 'n';
+
+	/* the oldest open conflict the context sees: the first along the open conflicts' index */
+	sql = psprintf("SELECT pg_catalog.to_jsonb(c.created_at) FROM %s.sync_conflicts AS c "
+				   "LEFT JOIN smartsync.entity_types AS e ON e.entity_type = c.entity_type "
+				   "WHERE c.status = 'open' AND %s ORDER BY c.created_at, c.conflict_id LIMIT 1",
+				   b.qschema, practice_condition(1));
 	rc = push_exec(push_plan(sql, 1, argtypes), values, nulls, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "reading the conflict store failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			oldest = DatumGetJsonbPCopy(d);
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	/* the counts, from the kept counts */
+	sql = psprintf("SELECT k.status = 'open', k.severity, k.entity_type, sum(k.n)::pg_catalog.int8 "
+				   "FROM %s.sync_conflict_counts AS k "
+				   "WHERE %s GROUP BY 1, 2, 3 HAVING sum(k.n) <> 0 ORDER BY 3, 2, 1",
+				   b.qschema, count_scope_condition(1));
+	rc = push_exec(push_plan(sql, 1, argtypes), values, nulls, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading the conflict counts failed: %s", SPI_result_code_string(rc));
 
 	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
 	push_key(&ps, "byEntityType");
@@ -339,14 +454,11 @@ smartsync_conflict_stats(PG_FUNCTION_ARGS)
 			HeapTuple	tup = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
-			Datum		first_open = SPI_getbinval(tup, desc, 5, &isnull);
 			bool		is_open;
 			char	   *sev;
 			char	   *type;
 			int64		n;
 
-			if (i == 0 && !isnull)
-				oldest = DatumGetJsonbPCopy(first_open);
 			is_open = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
 			sev = SPI_getvalue(tup, desc, 2);
 			type = SPI_getvalue(tup, desc, 3);
@@ -402,4 +514,211 @@ smartsync_conflict_stats(PG_FUNCTION_ARGS)
 	SPI_finish();
 	MemoryContextSwitchTo(cxt);
 	PG_RETURN_JSONB_P(result);
+}
+
+/* --- the kept counts ------------------------------------------------------- */
+
+PG_FUNCTION_INFO_V1(smartsync_count_conflicts);
+
+/* One group of conflicts a statement added (n > 0) or removed (n < 0). */
+typedef struct CountGroup
+{
+	bool		every_practice;
+	char	   *scope;
+	char	   *entity_type;
+	char	   *severity;
+	char	   *status;
+	int64		n;
+} CountGroup;
+
+/* The practice column of an entity type (NULL: none, or not registered), read once a call. */
+typedef struct CountType
+{
+	char	   *entity_type;
+	char	   *practice_column;
+} CountType;
+
+static char *
+count_type_practice(List **types, const char *entity_type)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	ListCell   *lc;
+	CountType  *t;
+	int			rc;
+
+	foreach(lc, *types)
+	{
+		t = (CountType *) lfirst(lc);
+		if (strcmp(t->entity_type, entity_type) == 0)
+			return t->practice_column;
+	}
+	values[0] = CStringGetTextDatum(entity_type);
+	rc = push_exec(push_plan("SELECT practice_column::pg_catalog.text FROM smartsync.entity_types "
+							 "WHERE entity_type = $1", 1, argtypes), values, NULL, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading smartsync.entity_types failed: %s", SPI_result_code_string(rc));
+	t = palloc(sizeof(CountType));
+	t->entity_type = pstrdup(entity_type);
+	t->practice_column = SPI_processed > 0 ?
+		SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
+	SPI_freetuptable(SPI_tuptable);
+	*types = lappend(*types, t);
+	return t->practice_column;
+}
+
+/* Adds the rows of one transition table to the groups, each counting sign. */
+static void
+count_rows(Tuplestorestate *ts, TupleDesc desc, int sign, List **groups, List **types)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	int			a_type = SPI_fnumber(desc, "entity_type");
+	int			a_practice = SPI_fnumber(desc, "practice_id");
+	int			a_severity = SPI_fnumber(desc, "severity");
+	int			a_status = SPI_fnumber(desc, "status");
+	int			a_server = SPI_fnumber(desc, "server_data");
+	int			a_local = SPI_fnumber(desc, "local_data");
+
+	if (a_type <= 0 || a_practice <= 0 || a_severity <= 0 || a_status <= 0 || a_server <= 0 || a_local <= 0)
+		elog(ERROR, "sync_conflicts lacks a column smartsync._count_conflicts() reads");
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		bool		isnull;
+		char	   *type;
+		char	   *severity;
+		char	   *status;
+		char	   *scope = NULL;
+		bool		every = false;
+		Datum		d;
+		ListCell   *lc;
+		CountGroup *g = NULL;
+
+		slot_getallattrs(slot);
+		type = TextDatumGetCString(slot_getattr(slot, a_type, &isnull));
+		severity = TextDatumGetCString(slot_getattr(slot, a_severity, &isnull));
+		status = TextDatumGetCString(slot_getattr(slot, a_status, &isnull));
+		/* the practice that sees the conflict: the rule list_conflicts applies */
+		d = slot_getattr(slot, a_practice, &isnull);
+		if (!isnull)
+			scope = TextDatumGetCString(d);
+		else
+		{
+			char	   *col = count_type_practice(types, type);
+
+			if (col == NULL)
+				every = true;
+			else
+			{
+				Jsonb	   *row = NULL;
+
+				d = slot_getattr(slot, a_server, &isnull);
+				if (isnull)
+					d = slot_getattr(slot, a_local, &isnull);
+				if (!isnull)
+					row = DatumGetJsonbP(d);
+				if (row != NULL && JB_ROOT_IS_OBJECT(row))
+				{
+					JsonbValue *v = sync_jsonb_get(row, col);
+
+					if (v != NULL)
+						scope = sync_jsonb_scalar_text(v);
+				}
+			}
+		}
+		if (scope == NULL)
+			scope = "";
+
+		foreach(lc, *groups)
+		{
+			CountGroup *c = (CountGroup *) lfirst(lc);
+
+			if (c->every_practice == every && strcmp(c->scope, scope) == 0 &&
+				strcmp(c->entity_type, type) == 0 && strcmp(c->severity, severity) == 0 &&
+				strcmp(c->status, status) == 0)
+			{
+				g = c;
+				break;
+			}
+		}
+		if (g == NULL)
+		{
+			g = palloc0(sizeof(CountGroup));
+			g->every_practice = every;
+			g->scope = pstrdup(scope);
+			g->entity_type = type;
+			g->severity = severity;
+			g->status = status;
+			*groups = lappend(*groups, g);
+		}
+		g->n += sign;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/*
+ * smartsync._count_conflicts(): AFTER STATEMENT trigger of a tenant's
+ * sync_conflicts keeping sync_conflict_counts: what a statement removed is
+ * subtracted, what it added added, a row per group (with a shard per backend,
+ * so concurrent writers seldom wait on one row), through one kept plan.
+ */
+Datum
+smartsync_count_conflicts(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	List	   *groups = NIL;
+	List	   *types = NIL;
+	ListCell   *lc;
+	char	   *sql;
+	Oid			argtypes[7] = {BOOLOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT8OID};
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_TRIGGER_MISUSE),
+				 errmsg("smartsync._count_conflicts() must be called as a trigger")));
+	td = (TriggerData *) fcinfo->context;
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_SS_TRIGGER_MISUSE),
+				 errmsg("smartsync._count_conflicts() must be an AFTER statement trigger with transition tables")));
+	if ((td->tg_oldtable == NULL || tuplestore_tuple_count(td->tg_oldtable) == 0) &&
+		(td->tg_newtable == NULL || tuplestore_tuple_count(td->tg_newtable) == 0))
+		return PointerGetDatum(NULL);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(cxt);
+	if (td->tg_oldtable != NULL)
+		count_rows(td->tg_oldtable, RelationGetDescr(td->tg_relation), -1, &groups, &types);
+	if (td->tg_newtable != NULL)
+		count_rows(td->tg_newtable, RelationGetDescr(td->tg_relation), 1, &groups, &types);
+
+	sql = psprintf("INSERT INTO %s.sync_conflict_counts AS k "
+				   "(every_practice, scope, entity_type, severity, status, shard, n) "
+				   "VALUES ($1, $2, $3, $4, $5, $6, $7) "
+				   "ON CONFLICT (every_practice, scope, entity_type, severity, status, shard) "
+				   "DO UPDATE SET n = k.n + excluded.n",
+				   quote_identifier(get_namespace_name(RelationGetNamespace(td->tg_relation))));
+	foreach(lc, groups)
+	{
+		CountGroup *g = (CountGroup *) lfirst(lc);
+		Datum		values[7];
+		int			rc;
+
+		if (g->n == 0)
+			continue;			/* an update that left the group as it was */
+		values[0] = BoolGetDatum(g->every_practice);
+		values[1] = CStringGetTextDatum(g->scope);
+		values[2] = CStringGetTextDatum(g->entity_type);
+		values[3] = CStringGetTextDatum(g->severity);
+		values[4] = CStringGetTextDatum(g->status);
+		values[5] = Int32GetDatum(MyProcPid % 16);
+		values[6] = Int64GetDatum(g->n);
+		rc = push_exec(push_plan(sql, 7, argtypes), values, NULL, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "keeping the conflict counts failed: %s", SPI_result_code_string(rc));
+	}
+	SPI_finish();
+	return PointerGetDatum(NULL);
 }

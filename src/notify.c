@@ -268,7 +268,7 @@ notify_tenant(Oid nspoid)
 
 		if (!registered)
 		{
-			CacheRegisterRelcacheCallback(tenant_cache_relcache_callback, (Datum) 0);
+			sync_register_relcache_callback(tenant_cache_relcache_callback, (Datum) 0);
 			CacheRegisterSyscacheCallback(NAMESPACEOID, tenant_cache_syscache_callback, (Datum) 0);
 			registered = true;
 		}

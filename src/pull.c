@@ -44,7 +44,9 @@
 #include "access/stratnum.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "common/hashfn.h"
+#include "common/int.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
 #include "executor/spi.h"
@@ -71,6 +73,7 @@
 #include "smartsync.h"
 #include "citus.h"
 #include "pull.h"
+#include "rowjson.h"
 
 PG_FUNCTION_INFO_V1(smartsync_sync_pull);
 
@@ -708,9 +711,12 @@ static HTAB *plan_cache = NULL;
 
 #define PLAN_CACHE_MAX 1024
 
-/* Returns a kept plan for query, prepared on first use (call inside SPI). */
-SPIPlanPtr
-pull_plan(const char *query, int nargs, Oid *argtypes)
+/*
+ * Returns a kept plan for query, prepared on first use (call inside SPI);
+ * cursor_options may ask for a generic plan (CURSOR_OPT_GENERIC_PLAN).
+ */
+static SPIPlanPtr
+pull_plan_ex(const char *query, int nargs, Oid *argtypes, int cursor_options)
 {
 	uint64		key = hash_bytes_extended((const unsigned char *) query, strlen(query), 0);
 	PlanEntry  *e;
@@ -748,7 +754,7 @@ pull_plan(const char *query, int nargs, Oid *argtypes)
 		e->plan = NULL;
 		e->query = NULL;
 	}
-	plan = SPI_prepare(query, nargs, argtypes);
+	plan = SPI_prepare_cursor(query, nargs, argtypes, cursor_options);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	if (found && e->plan != NULL)
@@ -758,6 +764,13 @@ pull_plan(const char *query, int nargs, Oid *argtypes)
 	e->query = MemoryContextStrdup(TopMemoryContext, query);
 	e->plan = plan;
 	return plan;
+}
+
+/* Returns a kept plan for query, prepared on first use (call inside SPI). */
+SPIPlanPtr
+pull_plan(const char *query, int nargs, Oid *argtypes)
+{
+	return pull_plan_ex(query, nargs, argtypes, 0);
 }
 
 /* --- entity types ------------------------------------------------------- */
@@ -785,12 +798,14 @@ load_types(const char *schema, const SyncContext *ctx, PullTypes *types)
 {
 	static const char *q =
 		"SELECT e.entity_type, e.table_name::text, e.pk_column::text, e.practice_column::text,"
-		" e.sort_order, a.atttypid"
+		" e.sort_order, a.atttypid, p.atttypid"
 		" FROM smartsync.entity_types e"
 		" LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = $1::name"
 		" LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = e.table_name"
 		" LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = e.pk_column"
 		"  AND NOT a.attisdropped"
+		" LEFT JOIN pg_catalog.pg_attribute p ON p.attrelid = c.oid AND p.attname = e.practice_column"
+		"  AND NOT p.attisdropped"
 		" ORDER BY e.sort_order, e.entity_type";
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
@@ -817,6 +832,8 @@ load_types(const char *schema, const SyncContext *ctx, PullTypes *types)
 		t->sort_order = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		t->pk_type = isnull ? InvalidOid : DatumGetObjectId(d);
+		d = SPI_getbinval(tup, desc, 7, &isnull);
+		t->practice_type = isnull ? InvalidOid : DatumGetObjectId(d);
 		t->readable = type_readable(ctx, t->name);
 		t->wanted = t->readable;
 	}
@@ -929,9 +946,11 @@ typedef struct PullRow
 	Jsonb	   *data;
 	int64		version;
 	TimestampTz at;
+	uint64		xid;
 	int64		seq;
 	int			ordinal;		/* arrival order in the page */
 	bool		keep;
+	HeapTuple	now;			/* a drain's create or update: its row as it is now */
 } PullRow;
 
 typedef struct PullPage
@@ -957,6 +976,7 @@ page_add(PullPage *page, PullRow *row)
 	}
 	row->ordinal = page->n;
 	row->keep = true;
+	row->now = NULL;
 	page->rows[page->n++] = row;
 }
 
@@ -974,6 +994,8 @@ op_name(text *t)
 }
 
 /* --- the drain ------------------------------------------------------------ */
+
+static int	page_settle(PullRequest *req, PullPage *page);
 
 Datum
 xid_array(const uint64 *xids, int n)
@@ -999,26 +1021,10 @@ text_array(List *strs)
 	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-/*
- * Builds one change-log scan.  in_xip: restrict to the xids of $5 (the
- * previous snapshot's in-progress list).  Parameters:
- *   $1 xid8, $2 int8: scan after (xid, seq), or with by_time after
- *   ($12, xid, seq);  $3 xid8: below the upper xmax;  $4 xid8[]: not in the
- *   upper in-progress list;  $5 xid8[]: xids (in_xip);  $6 text[]: entity
- *   types;  $7 text: practice;  $8 text[]: types without practice;  $9 text:
- *   client;  $10 timestamptz: changed at or after (the boundary included);
- *   $11 int8: limit;  $12 timestamptz: changed_at of the position.
- * A read by time goes in change-time order, so that a page's end is a time a
- * client can send back.  Column 9 says whether a later change of the entity
- * supersedes this one: a change from a transaction with a smaller xid
- * (delivered before this one in the drain, so the client already holds a
- * newer state) or, with echo suppression, one of the client's own changes.
- * Column 10 is the size of the change's data, read without detoasting it.
- */
-char *
-change_query(const PullRequest *req, bool in_xip, bool by_time)
+/* The WHERE clause of a change-log scan (see change_query). */
+static char *
+change_where(const PullRequest *req, bool in_xip, bool by_time)
 {
-	StringInfoData q;
 	StringInfoData where;
 
 	initStringInfo(&where);
@@ -1032,28 +1038,59 @@ change_query(const PullRequest *req, bool in_xip, bool by_time)
 		appendStringInfoString(&where, " AND c.client_id IS DISTINCT FROM $9");
 	if (by_time)
 		appendStringInfoString(&where, " AND c.changed_at >= $10");
+	return where.data;
+}
+
+/*
+ * Builds one change-log scan.  in_xip: restrict to the xids of $5 (the
+ * previous snapshot's in-progress list).  Parameters:
+ *   $1 xid8, $2 int8: scan after (xid, seq), or with by_time after
+ *   ($12, xid, seq);  $3 xid8: below the upper xmax;  $4 xid8[]: not in the
+ *   upper in-progress list;  $5 xid8[]: xids (in_xip);  $6 text[]: entity
+ *   types;  $7 text: practice;  $8 text[]: types without practice;  $9 text:
+ *   client;  $10 timestamptz: changed at or after (the boundary included);
+ *   $11 int8: limit;  $12 timestamptz: changed_at of the position.
+ * A read by time goes in change-time order, so that a page's end is a time a
+ * client can send back.  A create's or an update's data is not read here:
+ * the page carries the row as it is now (page_current_rows), and a change a
+ * later one replaced is not delivered; a delete's data is its tombstone.
+ */
+char *
+change_query(const PullRequest *req, bool in_xip, bool by_time)
+{
+	StringInfoData q;
 
 	initStringInfo(&q);
 	appendStringInfo(&q,
-					 "SELECT c.xid, c.seq, c.entity_type, c.entity_id, c.operation, c.data,"
-					 " c.version, c.changed_at,"
-					 " EXISTS (SELECT 1 FROM %1$s.sync_changes o"
-					 " WHERE o.entity_type = c.entity_type AND o.entity_id = c.entity_id"
-					 " AND o.seq > c.seq AND (o.xid < c.xid%2$s)%3$s)",
-					 req->quoted_schema,
-					 req->client ? " OR o.client_id = $9" : "",
+					 "SELECT c.xid, c.seq, c.entity_type, c.entity_id, c.operation,"
+					 " CASE WHEN c.operation = 'delete' THEN c.data END, c.version, c.changed_at"
+					 " FROM %s.sync_changes c WHERE %s ORDER BY %s LIMIT $11",
+					 req->quoted_schema, change_where(req, in_xip, by_time),
+					 by_time ? "c.changed_at, c.xid, c.seq" : "c.xid, c.seq");
+	return q.data;
+}
+
+/*
+ * sync_changed's probe (changed.c): whether the scan of change_query (no
+ * order, no limit) has a change the pull delivers.  A pull delivers a change
+ * when it is its entity's latest one the snapshot sees in the request's
+ * practice (the row then has the change's version, or for a delete is gone),
+ * so: a change with no later one of its entity there (the client's own
+ * included: the client holds that state).  Parameters as change_query's.
+ */
+char *
+change_probe_query(const PullRequest *req, bool in_xip)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q,
+					 "SELECT 1 FROM %1$s.sync_changes c WHERE %2$s"
+					 " AND NOT EXISTS (SELECT 1 FROM %1$s.sync_changes o"
+					 " WHERE o.entity_key = c.entity_key AND o.entity_type = c.entity_type"
+					 " AND o.entity_id = c.entity_id AND o.seq > c.seq%3$s) LIMIT 1",
+					 req->quoted_schema, change_where(req, in_xip, false),
 					 req->practice ? " AND (o.practice_id = $7 OR o.entity_type = ANY ($8))" : "");
-	if (by_time)
-	{
-		/* sorted by time first, then the later-change check on the page's rows only */
-		appendStringInfo(&q, " FROM (SELECT c.* FROM %s.sync_changes c WHERE %s"
-						 " ORDER BY c.changed_at, c.xid, c.seq LIMIT $11) c"
-						 " ORDER BY c.changed_at, c.xid, c.seq",
-						 req->quoted_schema, where.data);
-	}
-	else
-		appendStringInfo(&q, " FROM %s.sync_changes c WHERE %s ORDER BY c.xid, c.seq LIMIT $11",
-						 req->quoted_schema, where.data);
 	return q.data;
 }
 
@@ -1123,43 +1160,46 @@ scan_changes(PullRequest *req, PullPage *page, bool in_xip, bool by_time,
 		{
 			HeapTuple	tup = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			bool		superseded;
+			Datum		col[8];
+			bool		isnull[8];
 			text	   *etype;
 			PullRow    *row;
 			int			ti;
-			Datum		data;
 			char	   *id;
 
-			superseded = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
-			data = SPI_getbinval(tup, desc, 6, &isnull);
-			id = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+			heap_deform_tuple(tup, desc, col, isnull);	/* once: the row has text columns */
+			id = TextDatumGetCString(col[3]);
+			/*
+			 * Only a delete's data (its tombstone) is read here; the budget
+			 * of creates and updates is counted once their rows are read
+			 * (page_settle).  This check keeps the tombstones read in bounds.
+			 */
 			if (*remaining == 0 ||
-				(!superseded && over_budget(req, page, row_cost(toast_raw_datum_size(data), id))))
+				(!isnull[5] && over_budget(req, page, row_cost(toast_raw_datum_size(col[5]), id))))
 			{
 				more = true;
-				*stop_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
+				*stop_at = DatumGetTimestampTz(col[7]);
 				break;
 			}
 			(*remaining)--;
-			*pos_xid = DatumGetUInt64(SPI_getbinval(tup, desc, 1, &isnull));
-			*pos_seq = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-			*pos_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
-			if (superseded)
-				continue;
-			etype = DatumGetTextPP(SPI_getbinval(tup, desc, 3, &isnull));
+			*pos_xid = DatumGetUInt64(col[0]);
+			*pos_seq = DatumGetInt64(col[1]);
+			*pos_at = DatumGetTimestampTz(col[7]);
+			etype = DatumGetTextPP(col[2]);
 			ti = find_type(&req->types, VARDATA_ANY(etype), VARSIZE_ANY_EXHDR(etype));
 			if (ti < 0)
 				continue;
 			row = palloc(sizeof(PullRow));
 			row->type = ti;
+			row->xid = *pos_xid;
 			row->seq = *pos_seq;
 			row->id = id;
-			row->op = op_name(DatumGetTextPP(SPI_getbinval(tup, desc, 5, &isnull)));
-			row->data = DatumGetJsonbPCopy(data);
-			row->version = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+			row->op = op_name(DatumGetTextPP(col[4]));
+			row->data = isnull[5] ? NULL : DatumGetJsonbPCopy(col[5]);
+			row->version = DatumGetInt64(col[6]);
 			row->at = *pos_at;
-			req->used += row_cost(VARSIZE(row->data), row->id);
+			if (row->data != NULL)
+				req->used += row_cost(VARSIZE(row->data), row->id);
 			page_add(page, row);
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -1187,6 +1227,7 @@ run_drain(PullRequest *req, const PullCursor *cur, PullPage *page)
 	TimestampTz stop_at = 0;
 	int			remaining = req->limit;
 	bool		more = false;
+	int			cut;
 
 	memset(values, 0, sizeof(values));
 	values[4] = xid_array(NULL, 0);
@@ -1234,6 +1275,23 @@ run_drain(PullRequest *req, const PullCursor *cur, PullPage *page)
 							&pos_at, &stop_at);
 	}
 
+	/*
+	 * The page's rows as they are now, filled in log order within the byte
+	 * budget: the page ends before the first change it has no room for.
+	 */
+	cut = page_settle(req, page);
+	if (cut > 0)
+	{
+		PullRow    *last = page->rows[cut - 1];
+
+		more = true;
+		pos_xid = last->xid;
+		pos_seq = last->seq;
+		pos_at = last->at;
+		stop_at = page->rows[cut]->at;
+		page->n = cut;
+	}
+
 	page->has_more = more;
 	page->next = *cur;
 	if (more)
@@ -1276,6 +1334,73 @@ list_fetch_count(PullRequest *req)
 	return (int) Max(Min(room / avg + 1, 512), 1);
 }
 
+/*
+ * The listing's practice filter in the practice column's own type, so that
+ * the planner estimates it from the column's statistics.  Only for types whose
+ * text form is canonical (integers, uuid): there a value equals the practice
+ * id exactly when its text does, so the rows are those of the text
+ * comparison.  Returns false when no value of the type has that text (the
+ * listing then has no row for it, and no input function raised an error);
+ * leaves *typid InvalidOid when the column is compared as text.
+ */
+static bool
+list_practice_value(Oid coltype, const char *practice, Oid *typid, Datum *value)
+{
+	const char *p = practice;
+	size_t		len = strlen(practice);
+
+	*typid = InvalidOid;
+	switch (coltype)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			{
+				int64		v = 0;
+				bool		neg = (*p == '-');
+
+				/* the text form of an integer: no sign but '-', no leading zero, no "-0" */
+				if (neg)
+					p++;
+				if (*p < '0' || *p > '9' || (*p == '0' && (p[1] != '\0' || neg)) || strlen(p) > 19)
+					return false;
+				for (; *p; p++)
+				{
+					if (*p < '0' || *p > '9')
+						return false;
+					if (pg_mul_s64_overflow(v, 10, &v) || pg_sub_s64_overflow(v, *p - '0', &v))
+						return false;	/* accumulated negative: PG_INT64_MIN fits */
+				}
+				if (!neg && pg_sub_s64_overflow(0, v, &v))
+					return false;
+				if ((coltype == INT2OID && (v < PG_INT16_MIN || v > PG_INT16_MAX)) ||
+					(coltype == INT4OID && (v < PG_INT32_MIN || v > PG_INT32_MAX)))
+					return false;
+				*typid = coltype;
+				*value = coltype == INT2OID ? Int16GetDatum((int16) v) :
+					coltype == INT4OID ? Int32GetDatum((int32) v) : Int64GetDatum(v);
+				return true;
+			}
+		case UUIDOID:
+			/* the text form of a uuid: 8-4-4-4-12 lower-case hex digits */
+			if (len != 36)
+				return false;
+			for (int i = 0; i < 36; i++)
+			{
+				bool		dash = (i == 8 || i == 13 || i == 18 || i == 23);
+
+				if (dash ? p[i] != '-' : !((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+					return false;
+			}
+			*typid = UUIDOID;
+			*value = DirectFunctionCall1(uuid_in, CStringGetDatum(practice));
+			return true;
+		default:
+			*value = CStringGetTextDatum(practice);
+			return true;
+	}
+}
+
 /* Lists one page of live rows (parents first, keyset by primary key). */
 static void
 run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
@@ -1314,9 +1439,18 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 		if (!t->wanted || t->pk_type == InvalidOid)
 			continue;
 		pk = quote_identifier(t->pk);
+		/*
+		 * The rows in a subquery with the filter, order and limit, their
+		 * to_jsonb() above it: whatever plan the planner picks (a sort of
+		 * the whole table when it misjudges how many rows the filters and
+		 * row-level security let through), only the rows of the page are
+		 * converted.  The subquery's columns are the table's, so the JSON
+		 * has its column names.
+		 */
 		initStringInfo(&q);
-		appendStringInfo(&q,
-						 "SELECT to_jsonb(t), t.%s::text, t.version, t.updated_at FROM %s.%s t WHERE true",
+		appendStringInfo(&q, "SELECT pg_catalog.to_jsonb(smartsync_l), smartsync_l.%s::pg_catalog.text,"
+						 " smartsync_l.version, smartsync_l.updated_at"
+						 " FROM (SELECT * FROM %s.%s t WHERE true",
 						 pk, req->quoted_schema, quote_identifier(t->table));
 		if (last_pk != NULL)
 		{
@@ -1334,15 +1468,26 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 		}
 		if (req->practice && t->practice_col)
 		{
-			appendStringInfo(&q, " AND t.%s::text = $2", quote_identifier(t->practice_col));
-			values[1] = CStringGetTextDatum(req->practice);
+			Oid			typid;
+
+			if (!list_practice_value(t->practice_type, req->practice, &typid, &values[1]))
+				continue;		/* no row of the table can have this practice */
+			if (OidIsValid(typid))
+			{
+				/* (the type in the text too: plans are kept by their text) */
+				argtypes[1] = typid;
+				appendStringInfo(&q, " AND t.%s = $2::%s", quote_identifier(t->practice_col),
+								 format_type_be_qualified(typid));
+			}
+			else
+				appendStringInfo(&q, " AND t.%s::pg_catalog.text = $2", quote_identifier(t->practice_col));
 		}
 		else
 		{
 			values[1] = (Datum) 0;
 			nulls[1] = 'n';
 		}
-		appendStringInfo(&q, " ORDER BY t.%s LIMIT $3", pk);
+		appendStringInfo(&q, " ORDER BY t.%s LIMIT $3) smartsync_l ORDER BY smartsync_l.%s", pk, pk);
 		values[2] = Int64GetDatum((int64) remaining + 1);
 
 		portal = SPI_cursor_open(NULL, pull_plan(q.data, LIST_NPARAMS, argtypes),
@@ -1408,9 +1553,153 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 	page->next.list_pk = NULL;
 }
 
-/* --- page order ------------------------------------------------------------ */
+/* --- the rows as they are now -------------------------------------------- */
 
-static const PullTypes *sort_types;
+/* One row of an entity table as a page reads it. */
+typedef struct CurrentRow
+{
+	char	   *id;
+	int64		version;
+	HeapTuple	tuple;
+} CurrentRow;
+
+static int
+cmp_current(const void *a, const void *b)
+{
+	return strcmp(((const CurrentRow *) a)->id, ((const CurrentRow *) b)->id);
+}
+
+/* How a page turns the rows of one entity type into JSON. */
+typedef struct CurrentType
+{
+	RowJsonPlan *plan;
+	TupleTableSlot *slot;
+} CurrentType;
+
+/*
+ * Checks each change the page keeps against its row as it is now (in this
+ * call's snapshot, in the request's practice):
+ *   - a create or update is delivered only when the row still has the
+ *     change's version, with the row as its data: the log keeps only the
+ *     columns an update set.  Otherwise a later change replaced it (this
+ *     drain, a later one or the client's own write delivers that state) or
+ *     the row left (its delete, or a move's delete, is delivered);
+ *   - a delete is delivered unless the row exists again (its re-creation is
+ *     delivered).
+ * So a page never sends an entity back to an older state than one already
+ * delivered, whatever order the transactions committed in.  One keyed read
+ * per entity type; the rows stay as read (large values toasted) until
+ * page_settle converts those the budget takes.  The result sets are added
+ * to *tables, to be freed after.
+ */
+static void
+page_current_rows(PullRequest *req, PullPage *page, CurrentType *ct, List **tables)
+{
+	for (int ti = 0; ti < req->types.n; ti++)
+	{
+		PullType   *t = &req->types.t[ti];
+		List	   *ids = NIL;
+		StringInfoData q;
+		Oid			argtypes[2] = {TEXTARRAYOID, TEXTOID};
+		Datum		values[2];
+		char		nulls[2] = {' ', ' '};
+		CurrentRow *cur;
+		int			ncur = 0;
+		int			rc;
+
+		for (int i = 0; i < page->n; i++)
+			if (page->rows[i]->keep && page->rows[i]->type == ti)
+				ids = lappend(ids, page->rows[i]->id);
+		if (ids == NIL)
+			continue;
+		if (t->pk_type == InvalidOid)
+		{
+			/* the tenant has no table for the type: nothing to deliver but tombstones */
+			for (int i = 0; i < page->n; i++)
+				if (page->rows[i]->type == ti && page->rows[i]->op[0] != 'd')
+					page->rows[i]->keep = false;
+			continue;
+		}
+
+		initStringInfo(&q);
+		appendStringInfo(&q, "SELECT t.* FROM %2$s.%3$s t WHERE t.%1$s = ANY ($1::%4$s[])",
+						 quote_identifier(t->pk), req->quoted_schema, quote_identifier(t->table),
+						 format_type_be_qualified(t->pk_type));
+		values[0] = text_array(ids);
+		if (req->practice && t->practice_col)
+		{
+			appendStringInfo(&q, " AND t.%s::pg_catalog.text = $2", quote_identifier(t->practice_col));
+			values[1] = CStringGetTextDatum(req->practice);
+		}
+		else
+		{
+			values[1] = (Datum) 0;
+			nulls[1] = 'n';
+		}
+		/* a keyed read whatever the keys: one plan, made once */
+		rc = SPI_execute_plan(pull_plan_ex(q.data, 2, argtypes, CURSOR_OPT_GENERIC_PLAN),
+							  values, nulls, true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+		cur = palloc(sizeof(CurrentRow) * Max(SPI_processed, 1));
+		if (SPI_processed > 0)
+		{
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			int			pkcol = SPI_fnumber(desc, t->pk);
+			int			vcol = SPI_fnumber(desc, "version");
+			TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+			FmgrInfo	pk_out;
+			Oid			outfunc;
+			bool		varlena;
+
+			ct[ti].plan = rowjson_plan_create(desc);
+			ct[ti].slot = slot;
+			if (pkcol > 0)
+			{
+				getTypeOutputInfo(TupleDescAttr(desc, pkcol - 1)->atttypid, &outfunc, &varlena);
+				fmgr_info(outfunc, &pk_out);
+			}
+			for (uint64 i = 0; pkcol > 0 && vcol > 0 && i < SPI_processed; i++)
+			{
+				ExecStoreHeapTuple(SPI_tuptable->vals[i], slot, false);
+				slot_getsomeattrs(slot, Max(pkcol, vcol));
+				if (slot->tts_isnull[vcol - 1] || slot->tts_isnull[pkcol - 1])
+				{
+					ExecClearTuple(slot);
+					continue;
+				}
+				/* the key as the log has it: the key type's output function */
+				cur[ncur].id = OutputFunctionCall(&pk_out, slot->tts_values[pkcol - 1]);
+				cur[ncur].version = DatumGetInt64(slot->tts_values[vcol - 1]);
+				cur[ncur].tuple = SPI_tuptable->vals[i];
+				ExecClearTuple(slot);
+				ncur++;
+			}
+			*tables = lappend(*tables, SPI_tuptable);
+		}
+		else
+			SPI_freetuptable(SPI_tuptable);
+		qsort(cur, ncur, sizeof(CurrentRow), cmp_current);
+
+		for (int i = 0; i < page->n; i++)
+		{
+			PullRow    *row = page->rows[i];
+			CurrentRow	key;
+			CurrentRow *now;
+
+			if (!row->keep || row->type != ti)
+				continue;
+			key.id = row->id;
+			now = ncur > 0 ? bsearch(&key, cur, ncur, sizeof(CurrentRow), cmp_current) : NULL;
+			if (row->op[0] == 'd')
+				row->keep = (now == NULL);
+			else if (now == NULL || now->version != row->version)
+				row->keep = false;
+			else
+				row->now = now->tuple;
+		}
+	}
+}
 
 /* entity, then log order */
 static int
@@ -1427,6 +1716,88 @@ cmp_entity(const void *a, const void *b)
 		return c;
 	return (x->seq > y->seq) - (x->seq < y->seq);
 }
+
+/*
+ * Settles a drain's page (its rows in log order): keeps the latest change of
+ * each entity in the page (a create followed by updates stays a create),
+ * checks what is left against the rows as they are now (page_current_rows),
+ * and fills the data of the rows it delivers, in log order, within the byte
+ * budget.  Returns the position in page->rows of the first change the budget
+ * has no room for, or -1 when the page holds them all.
+ */
+static int
+page_settle(PullRequest *req, PullPage *page)
+{
+	PullRow   **v;
+	CurrentType *ct;
+	List	   *tables = NIL;
+	ListCell   *lc;
+	int			delivered = 0;
+	int			cut = -1;
+
+	if (page->n == 0)
+		return -1;
+	v = palloc(sizeof(PullRow *) * page->n);
+	memcpy(v, page->rows, sizeof(PullRow *) * page->n);
+	qsort(v, page->n, sizeof(PullRow *), cmp_entity);
+	for (int i = 0; i < page->n; i++)
+	{
+		bool		last = (i + 1 == page->n) || v[i + 1]->type != v[i]->type ||
+			strcmp(v[i + 1]->id, v[i]->id) != 0;
+
+		if (!last)
+		{
+			v[i]->keep = false;
+			if (v[i]->op[0] == 'c' && v[i + 1]->op[0] == 'u')
+				v[i + 1]->op = "create";
+		}
+	}
+	pfree(v);
+
+	ct = palloc0(sizeof(CurrentType) * Max(req->types.n, 1));
+	page_current_rows(req, page, ct, &tables);
+
+	req->used = 0;
+	for (int i = 0; i < page->n; i++)
+	{
+		PullRow    *row = page->rows[i];
+		Jsonb	   *data = row->data;
+
+		if (!row->keep)
+			continue;
+		if (row->now != NULL)
+		{
+			TupleTableSlot *slot = ct[row->type].slot;
+
+			ExecStoreHeapTuple(row->now, slot, false);
+			data = rowjson_convert(ct[row->type].plan, slot);
+			ExecClearTuple(slot);
+		}
+		if (delivered > 0 && req->used + row_cost(VARSIZE(data), row->id) > req->budget)
+		{
+			cut = i;
+			if (data != row->data)
+				pfree(data);
+			break;
+		}
+		row->data = data;
+		req->used += row_cost(VARSIZE(data), row->id);
+		delivered++;
+	}
+
+	for (int ti = 0; ti < req->types.n; ti++)
+		if (ct[ti].slot != NULL)
+			ExecDropSingleTupleTableSlot(ct[ti].slot);
+	foreach(lc, tables)
+		SPI_freetuptable((SPITupleTable *) lfirst(lc));
+	for (int i = 0; i < page->n; i++)
+		page->rows[i]->now = NULL;
+	return cut;
+}
+
+/* --- page order ------------------------------------------------------------ */
+
+static const PullTypes *sort_types;
 
 /* creates and updates parents first, then deletes children first; else arrival */
 static int
@@ -1447,38 +1818,16 @@ cmp_output(const void *a, const void *b)
 }
 
 /*
- * Keeps the latest change of each entity in the page (a create followed by
- * updates stays a create) and orders the page by entity dependencies.
+ * Leaves out what the page does not deliver (page_settle) and orders the
+ * page by entity dependencies.
  */
 static void
 order_page(PullRequest *req, PullPage *page)
 {
-	PullRow   **v;
 	int			n = 0;
 
 	if (page->n == 0)
 		return;
-	if (!page->full)
-	{
-		v = palloc(sizeof(PullRow *) * page->n);
-		memcpy(v, page->rows, sizeof(PullRow *) * page->n);
-		qsort(v, page->n, sizeof(PullRow *), cmp_entity);
-		for (int i = 0; i < page->n; i++)
-		{
-			bool		last = (i + 1 == page->n) || v[i + 1]->type != v[i]->type ||
-				strcmp(v[i + 1]->id, v[i]->id) != 0;
-
-			if (!last)
-			{
-				v[i]->keep = false;
-				if (v[i]->op[0] == 'c' && v[i + 1]->op[0] == 'u')
-					v[i + 1]->op = "create";
-				pfree(v[i]->data);
-				v[i]->data = NULL;
-			}
-		}
-		pfree(v);
-	}
 	for (int i = 0; i < page->n; i++)
 	{
 		if (page->rows[i]->keep)

@@ -54,6 +54,7 @@ typedef struct PullType
 	char	   *table;
 	char	   *pk;
 	char	   *practice_col;	/* NULL when the type has no practice column */
+	Oid			practice_type;	/* its type (InvalidOid when the tenant lacks it) */
 	int			sort_order;
 	Oid			pk_type;		/* InvalidOid when the tenant lacks the table */
 	bool		readable;		/* permissions let the caller read it */
@@ -106,5 +107,6 @@ extern char *apply_type_filter(PullTypes *types, const char *filter);
 extern Datum xid_array(const uint64 *xids, int n);
 extern Datum text_array(List *strs);
 extern char *change_query(const PullRequest *req, bool in_xip, bool by_time);
+extern char *change_probe_query(const PullRequest *req, bool in_xip);
 
 #endif							/* SMARTSYNC_PULL_H */

@@ -621,16 +621,18 @@ static Jsonb *
 sql_tombstone(PushBatch *b, PushEntity *e, const char *id)
 {
 	char	   *sql;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, INT8OID};
+	Datum		values[3];
 	int			rc;
 
 	sql = psprintf("SELECT CASE WHEN c.operation = 'delete' THEN c.data END FROM %s.sync_changes AS c "
-				   "WHERE c.entity_type = $1 AND c.entity_id = $2 ORDER BY c.version DESC LIMIT 1",
+				   "WHERE c.entity_key = $3 AND c.entity_type = $1 AND c.entity_id = $2 "
+				   "ORDER BY c.entity_key DESC, c.seq DESC LIMIT 1",
 				   b->qschema);
 	values[0] = CStringGetTextDatum(e->entity_type);
 	values[1] = CStringGetTextDatum(id);
-	rc = push_exec(push_plan_ex(sql, 2, argtypes, true), values, NULL, 0);
+	values[2] = Int64GetDatum(sync_entity_key(e->entity_type, strlen(e->entity_type), id, strlen(id)));
+	rc = push_exec(push_plan_ex(sql, 3, argtypes, true), values, NULL, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "change log read failed: %s", SPI_result_code_string(rc));
 	return first_jsonb();
@@ -640,22 +642,7 @@ sql_tombstone(PushBatch *b, PushEntity *e, const char *id)
 static Jsonb *
 sql_base(PushBatch *b, PushEntity *e, const char *id, int64 version)
 {
-	char	   *sql;
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, INT8OID};
-	Datum		values[3];
-	int			rc;
-
-	sql = psprintf("SELECT c.data FROM %s.sync_changes AS c "
-				   "WHERE c.entity_type = $1 AND c.entity_id = $2 AND c.version = $3 "
-				   "AND c.operation <> 'delete' ORDER BY c.xid DESC, c.seq DESC LIMIT 1",
-				   b->qschema);
-	values[0] = CStringGetTextDatum(e->entity_type);
-	values[1] = CStringGetTextDatum(id);
-	values[2] = Int64GetDatum(version);
-	rc = push_exec(push_plan_ex(sql, 3, argtypes, true), values, NULL, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "change log read failed: %s", SPI_result_code_string(rc));
-	return first_jsonb();
+	return sync_log_row_at(b->qschema, e->entity_type, id, version);
 }
 
 /* --- results ------------------------------------------------------------ */

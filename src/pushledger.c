@@ -26,6 +26,7 @@
 #include "utils/memutils.h"
 
 #include "smartsync.h"
+#include "citus.h"
 #include "push.h"
 
 /* --- saved plans -------------------------------------------------------- */
@@ -136,7 +137,13 @@ push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool custom)
 SPIPlanPtr
 push_plan_keyed(const char *sql, int nargs, Oid *argtypes)
 {
-	return plan_cached(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	/*
+	 * On Citus a generic plan of these statements cannot be distributed (its
+	 * parameters are not known to the planner: "could not create distributed
+	 * plan"), so there each run is planned with its values.
+	 */
+	return plan_cached(sql, nargs, argtypes,
+					   sync_citus_installed() ? CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN);
 }
 
 /*

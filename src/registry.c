@@ -98,7 +98,7 @@ registry_init(void)
 	{
 		registry_cxt = AllocSetContextCreate(CacheMemoryContext, "smartsync registry",
 											 ALLOCSET_SMALL_SIZES);
-		CacheRegisterRelcacheCallback(registry_invalidate, (Datum) 0);
+		sync_register_relcache_callback(registry_invalidate, (Datum) 0);
 		callback_registered = true;
 	}
 	AcceptInvalidationMessages();

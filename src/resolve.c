@@ -475,18 +475,20 @@ static bool
 last_change(PushBatch *b, PushEntity *e, const char *id, char **operation, Jsonb **data,
 			int64 *version, TimestampTz *changed_at)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, INT8OID};
+	Datum		values[3];
 	char	   *sql;
 	int			rc;
 	bool		isnull;
 
 	sql = psprintf("SELECT c.operation, c.data, c.version, c.changed_at FROM %s.sync_changes AS c "
-				   "WHERE c.entity_type = $1 AND c.entity_id = $2 ORDER BY c.seq DESC LIMIT 1",
+				   "WHERE c.entity_key = $3 AND c.entity_type = $1 AND c.entity_id = $2 "
+				   "ORDER BY c.entity_key DESC, c.seq DESC LIMIT 1",
 				   b->qschema);
 	values[0] = CStringGetTextDatum(e->entity_type);
 	values[1] = CStringGetTextDatum(id);
-	rc = push_exec(push_plan(sql, 2, argtypes), values, NULL, 0);
+	values[2] = Int64GetDatum(sync_entity_key(e->entity_type, strlen(e->entity_type), id, strlen(id)));
+	rc = push_exec(push_plan(sql, 3, argtypes), values, NULL, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "change log read failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -507,22 +509,7 @@ last_change(PushBatch *b, PushEntity *e, const char *id, char **operation, Jsonb
 static Jsonb *
 base_from_log(PushBatch *b, PushEntity *e, const char *id, int64 version)
 {
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, INT8OID};
-	Datum		values[3];
-	char	   *sql;
-	int			rc;
-
-	sql = psprintf("SELECT c.data FROM %s.sync_changes AS c "
-				   "WHERE c.entity_type = $1 AND c.entity_id = $2 AND c.version = $3 "
-				   "AND c.operation <> 'delete' ORDER BY c.seq DESC LIMIT 1",
-				   b->qschema);
-	values[0] = CStringGetTextDatum(e->entity_type);
-	values[1] = CStringGetTextDatum(id);
-	values[2] = Int64GetDatum(version);
-	rc = push_exec(push_plan(sql, 3, argtypes), values, NULL, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "change log read failed: %s", SPI_result_code_string(rc));
-	return first_jsonb();
+	return sync_log_row_at(b->qschema, e->entity_type, id, version);
 }
 
 /* Appends the quoted names of cols' keys, each after prefix, comma-separated. */

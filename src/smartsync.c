@@ -86,3 +86,34 @@ _PG_init(void)
 	sync_notify_init();
 	MarkGUCPrefixReserved("smartsync");
 }
+
+/* --- relcache callbacks ---------------------------------------------------- */
+
+#define SYNC_RELCACHE_CALLBACKS 8
+
+static struct
+{
+	RelcacheCallbackFunction func;
+	Datum		arg;
+}			sync_relcache_callbacks[SYNC_RELCACHE_CALLBACKS];
+static int	sync_relcache_ncallbacks = 0;
+
+/* The one relcache callback smartsync registers: calls those of its modules. */
+static void
+sync_relcache_dispatch(Datum arg, Oid relid)
+{
+	for (int i = 0; i < sync_relcache_ncallbacks; i++)
+		sync_relcache_callbacks[i].func(sync_relcache_callbacks[i].arg, relid);
+}
+
+void
+sync_register_relcache_callback(RelcacheCallbackFunction func, Datum arg)
+{
+	if (sync_relcache_ncallbacks >= SYNC_RELCACHE_CALLBACKS)
+		elog(FATAL, "out of smartsync relcache callback slots");
+	if (sync_relcache_ncallbacks == 0)
+		CacheRegisterRelcacheCallback(sync_relcache_dispatch, (Datum) 0);
+	sync_relcache_callbacks[sync_relcache_ncallbacks].func = func;
+	sync_relcache_callbacks[sync_relcache_ncallbacks].arg = arg;
+	sync_relcache_ncallbacks++;
+}

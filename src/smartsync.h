@@ -12,6 +12,7 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
+#include "utils/inval.h"
 
 #include "compat.h"
 
@@ -110,6 +111,13 @@
 
 /* --- settings (smartsync.c) ------------------------------------------- */
 
+/*
+ * Registers a relcache invalidation callback of smartsync (smartsync.c).
+ * PostgreSQL has room for ten in a backend, shared with every other library
+ * (Citus takes about half); smartsync takes one, which calls its modules'.
+ */
+extern void sync_register_relcache_callback(RelcacheCallbackFunction func, Datum arg);
+
 extern char *smartsync_tenant_id_setting;
 extern char *smartsync_practice_id_setting;
 extern char *smartsync_user_id_setting;
@@ -171,6 +179,22 @@ extern void sync_pull_init(void);
 /* --- capture (capture.c) ---------------------------------------------- */
 
 extern void sync_stamp_next_insert(Oid relid, int64 version);
+extern int64 sync_entity_key(const char *type, int typelen, const char *id, int idlen);
+
+/*
+ * The change log holds the whole row for a create, a delete and every
+ * SYNC_LOG_FULL_EVERY'th version; other updates hold the columns they set.
+ */
+#define SYNC_LOG_FULL_EVERY 32
+static inline bool
+sync_log_row_is_whole(int64 version)
+{
+	return version % SYNC_LOG_FULL_EVERY == 0;
+}
+
+/* --- the change log's history (changelog.c) ---------------------------- */
+
+extern Jsonb *sync_log_row_at(const char *qschema, const char *type, const char *id, int64 version);
 
 /* --- change signal (notify.c) ------------------------------------------- */
 

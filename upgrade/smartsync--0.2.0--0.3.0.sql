@@ -1789,3 +1789,693 @@ REVOKE ALL ON FUNCTION smartsync._registry_changed() FROM PUBLIC;
 CREATE TRIGGER smartsync_registry_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON smartsync.entity_types
     FOR EACH STATEMENT EXECUTE FUNCTION smartsync._registry_changed();
+
+-- >>> i13-capture (generated from src/sql by the i13-capture task; keep in step with it)
+
+-- i13-capture: a cheaper change log.  Each log row gets entity_key
+-- (smartsync.entity_key(entity_type, entity_id)), indexed with seq in place of
+-- the (entity_type, entity_id, seq) index; an update logs the columns it set
+-- (the whole row every 32nd version); stamp_row gets the practice column and
+-- notes a row moving to another practice, which capture logs as a delete there
+-- and a create in the new one; smartsync.row_at_version rebuilds a version.
+COMMENT ON FUNCTION smartsync.stamp_row() IS
+'BEFORE ROW trigger of tracked tables: version := 1 on insert, old version + 1 on update; updated_at := statement time; refuses primary-key changes; notes a row moving to another practice for capture';
+CREATE FUNCTION smartsync.entity_key(entity_type text, entity_id text)
+RETURNS bigint
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'smartsync_entity_key';
+COMMENT ON FUNCTION smartsync.entity_key(text, text) IS
+'the 64-bit key of one entity in the change log (sync_changes.entity_key, indexed with seq): a portable hash of its entity type and id; lookups compare type and id as well';
+CREATE FUNCTION smartsync.row_at_version(tenant_id text, entity_type text, entity_id text, version bigint)
+RETURNS jsonb
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'smartsync_row_at_version';
+COMMENT ON FUNCTION smartsync.row_at_version(text, text, text, bigint) IS
+'an entity''s row as it was at a version, rebuilt from the tenant''s change log (the nearest whole image and the updates after it), as push and conflict resolution read a three-way merge''s base; NULL when the log no longer holds it; not granted to PUBLIC';
+REVOKE ALL ON FUNCTION smartsync.row_at_version(text, text, text, bigint) FROM PUBLIC;
+
+-- i13-capture: the conflict store keeps its counts (sync_conflict_counts, by
+-- smartsync._count_conflicts triggers): conflict_stats and the listing's total
+-- read them; list_conflicts pages by keyset (p_after, "hasMore", "next").
+CREATE FUNCTION smartsync._count_conflicts()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'smartsync_count_conflicts';
+COMMENT ON FUNCTION smartsync._count_conflicts() IS
+'internal: AFTER STATEMENT trigger of a tenant''s sync_conflicts keeping sync_conflict_counts (per practice scope, entity type, severity and status) in step';
+DROP FUNCTION smartsync.list_conflicts(text, text, interval, integer);
+CREATE FUNCTION smartsync.list_conflicts(p_entity_type text DEFAULT NULL, p_severity text DEFAULT NULL,
+                                         p_min_age interval DEFAULT NULL, p_limit integer DEFAULT 100,
+                                         p_after bigint DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'smartsync_list_conflicts';
+COMMENT ON FUNCTION smartsync.list_conflicts(text, text, interval, integer, bigint) IS
+'the open conflicts of the request context''s tenant and practice, oldest first, filtered by entity type, severity and minimum age; each with local, server and base data and the affected fields side by side: {"conflicts":[...],"total","limit","hasMore","next"}; a page reads what it holds, the next one starts after p_after (the previous page''s "next", its last conflictId); total comes from kept counts';
+COMMENT ON FUNCTION smartsync.conflict_stats() IS
+'counts of the request context''s conflicts: {"open","resolved","bySeverity":{low,medium,high,critical},"byEntityType":{...},"oldestOpenAt"} (open ones per severity and entity type), read from the counts triggers keep (sync_conflict_counts), not from the store';
+DROP FUNCTION smartsync._api_list_conflicts(text, text, interval, integer);
+CREATE FUNCTION smartsync._api_list_conflicts(p_entity_type text, p_severity text, p_min_age interval, p_limit integer,
+                                              p_after bigint DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_code text; v_msg text; v_detail text; v_hint text;
+BEGIN
+    PERFORM smartsync._api_guard();
+    RETURN smartsync.list_conflicts(p_entity_type => p_entity_type, p_severity => p_severity,
+                                    p_min_age => p_min_age, p_limit => coalesce(p_limit, 100),
+                                    p_after => p_after);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_code = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
+                            v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+    IF v_code LIKE 'SS%' THEN
+        PERFORM smartsync._api_raise(v_code, v_msg, v_detail, v_hint);
+    END IF;
+    RAISE;
+END
+$$;
+
+-- i13-capture: row-level security policies of tenant tables state their
+-- condition once (FOR ALL ... USING, no WITH CHECK repeating it), so a
+-- backend's first use of a tenant table parses half as much; setup_postgrest
+-- makes list_conflicts with p_after.
+CREATE OR REPLACE FUNCTION smartsync._secure_tenant(s name, only_table name DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+    v_tenant text;
+    v_api    boolean := EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'smartsync_api');
+    -- evaluated once per statement.  On Citus (85_citus.sql): no subquery (refused
+    -- in policies) and num_nulls() for IS NULL (which fails Citus' check of a
+    -- policy added to a distributed table)
+    v_citus        constant boolean := smartsync._citus_enabled();
+    v_ctx_tenant   constant text := CASE WHEN v_citus THEN 'smartsync.current_tenant_id()'
+                                         ELSE '(SELECT smartsync.current_tenant_id())' END;
+    v_ctx_practice constant text := CASE WHEN v_citus THEN 'smartsync.current_practice_id()'
+                                         ELSE '(SELECT smartsync.current_practice_id())' END;
+    r record;
+    v_practice text;
+BEGIN
+    SELECT t.tenant_id INTO v_tenant FROM smartsync.tenants t WHERE t.schema_name = s;
+    IF v_tenant IS NULL THEN
+        RETURN;     -- not a tenant schema (yet)
+    END IF;
+    IF v_api THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO smartsync_api', s);
+    END IF;
+
+    FOR r IN
+        SELECT c.oid::regclass AS rel, c.relname, e.entity_type, e.practice_column
+          FROM pg_class c
+          LEFT JOIN smartsync.entity_types e ON e.table_name = c.relname
+         WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = s)
+           AND c.relkind IN ('r', 'p')
+           AND (e.entity_type IS NOT NULL OR c.relname LIKE 'sync\_%')
+           AND (only_table IS NULL OR c.relname = only_table)
+         ORDER BY c.relname
+    LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', r.rel);
+        EXECUTE format('DROP POLICY IF EXISTS smartsync_tenant ON %s', r.rel);
+        -- FOR ALL with USING only: the same condition checks new rows (a WITH CHECK
+        -- repeating it would be stored and parsed twice by every backend opening the table)
+        EXECUTE format('CREATE POLICY smartsync_tenant ON %s AS PERMISSIVE FOR ALL USING (%s = %L)',
+                       r.rel, v_ctx_tenant, v_tenant);
+        EXECUTE format('COMMENT ON POLICY smartsync_tenant ON %s IS %L', r.rel,
+                       format('smartsync: only requests of tenant %s see or write these rows', v_tenant));
+
+        v_practice := CASE
+            WHEN r.entity_type IS NOT NULL AND r.practice_column IS NOT NULL
+                 AND smartsync._field_column(r.rel, r.practice_column) IS NOT NULL
+                THEN format(CASE WHEN v_citus THEN 'pg_catalog.num_nulls(%1$s) > 0 OR %2$I::text = %1$s'
+                                 ELSE '%1$s IS NULL OR %2$I::text = %1$s' END, v_ctx_practice, r.practice_column)
+            WHEN r.entity_type IS NULL AND r.relname IN ('sync_changes', 'sync_conflicts')
+                THEN format(CASE WHEN v_citus THEN 'pg_catalog.num_nulls(%1$s, practice_id) > 0 OR practice_id = %1$s'
+                                 ELSE '%1$s IS NULL OR practice_id IS NULL OR practice_id = %1$s' END, v_ctx_practice)
+            END;
+        EXECUTE format('DROP POLICY IF EXISTS smartsync_practice ON %s', r.rel);
+        IF v_practice IS NOT NULL THEN
+            EXECUTE format('CREATE POLICY smartsync_practice ON %s AS RESTRICTIVE FOR ALL USING (%s)',
+                           r.rel, v_practice);
+            EXECUTE format('COMMENT ON POLICY smartsync_practice ON %s IS %L', r.rel,
+                           'smartsync: a request that names a practice sees and writes only that practice''s rows');
+        END IF;
+
+        IF v_api THEN
+            EXECUTE format('REVOKE ALL ON %s FROM smartsync_api', r.rel);
+            EXECUTE format('GRANT %s ON %s TO smartsync_api',
+                CASE WHEN r.entity_type IS NOT NULL THEN 'SELECT, INSERT, UPDATE, DELETE'
+                     WHEN r.relname IN ('sync_changes', 'sync_pull_horizon', 'sync_log_origin') THEN 'SELECT'
+                     ELSE 'SELECT, INSERT, UPDATE' END,
+                r.rel);
+        END IF;
+    END LOOP;
+
+    IF v_api THEN
+        FOR r IN SELECT c.oid::regclass AS seq FROM pg_class c
+                  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = s)
+                    AND c.relkind = 'S' LOOP
+            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO smartsync_api', r.seq);
+        END LOOP;
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION smartsync.setup_postgrest(
+    authenticator_password text DEFAULT NULL,
+    anon_role  name DEFAULT 'anon',
+    web_role   name DEFAULT 'web_user',
+    api_schema name DEFAULT 'api')
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+    v_new_schema boolean;
+    v_conflicts  boolean := to_regprocedure('smartsync.resolve_conflict(bigint, text, jsonb)') IS NOT NULL
+                        AND to_regprocedure('smartsync.list_conflicts(text, text, interval, integer, bigint)') IS NOT NULL
+                        AND to_regprocedure('smartsync.conflict_stats()') IS NOT NULL;
+    v_functions  text[] := ARRAY['sync_push(jsonb)',
+                                 'sync_pull(text, text, text, text, integer, text, text, text)',
+                                 'sync_changed(text, text, text, text, text)'];
+    f text;
+    t record;
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        PERFORM smartsync._raise('SS703', 'smartsync.setup_postgrest() must be run by a superuser',
+            'It creates roles, grants privileges on every tenant schema and makes smartsync_api own the api functions.');
+    END IF;
+    FOR f IN SELECT unnest(ARRAY[anon_role, web_role, api_schema]) LOOP
+        IF f IS NULL OR f !~ '^[a-z_][a-z0-9_]{0,62}$' OR f IN ('authenticator', 'smartsync_api', 'public', 'smartsync')
+           OR f LIKE 'pg\_%' THEN
+            PERFORM smartsync._raise('SS703', format('invalid role or schema name %L', f),
+                'Role and schema names are lower-case identifiers other than authenticator, smartsync_api, public, smartsync and pg_*.');
+        END IF;
+    END LOOP;
+    IF anon_role = web_role THEN
+        PERFORM smartsync._raise('SS703', 'the anonymous and the web role must differ',
+            'The anonymous role must not reach any tenant data.');
+    END IF;
+    IF EXISTS (SELECT 1 FROM smartsync.tenants WHERE schema_name = api_schema) THEN
+        PERFORM smartsync._raise('SS703', format('schema %I is a tenant schema', api_schema));
+    END IF;
+
+    -- roles (cluster-wide): create the missing ones, check and fix the existing ones
+    PERFORM smartsync._check_api_role(anon_role, 'anonymous');
+    PERFORM smartsync._check_api_role(web_role, 'web');
+    PERFORM smartsync._check_api_role('authenticator', 'authenticator');
+    -- a request role that can log in would let its holder choose any claims
+    FOR f IN SELECT rolname FROM pg_roles WHERE rolname IN (anon_role, web_role) AND rolcanlogin LOOP
+        PERFORM smartsync._raise('SS703', format('role %I can log in', f),
+            'The anonymous and web roles are reached only through authenticator: whoever can log in as one can set any JWT claims.',
+            format('ALTER ROLE %I NOLOGIN, or choose another role name.', f));
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'smartsync_api') THEN
+        CREATE ROLE smartsync_api NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
+    END IF;
+    ALTER ROLE smartsync_api NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
+    IF smartsync._citus_enabled() THEN
+        ALTER ROLE smartsync_api LOGIN;   -- Citus connects to the workers as the current user
+    END IF;
+    COMMENT ON ROLE smartsync_api IS 'smartsync: owns the api functions; reads and writes tenant data through row-level security; nobody logs in as or is granted it';
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = anon_role) THEN
+        EXECUTE format('CREATE ROLE %I NOLOGIN', anon_role);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = web_role) THEN
+        EXECUTE format('CREATE ROLE %I NOLOGIN', web_role);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') THEN
+        CREATE ROLE authenticator LOGIN NOINHERIT;
+    END IF;
+    ALTER ROLE authenticator LOGIN NOINHERIT;
+    IF authenticator_password IS NOT NULL THEN
+        EXECUTE format('ALTER ROLE authenticator PASSWORD %L', authenticator_password);
+    END IF;
+    EXECUTE format('GRANT %I, %I TO authenticator', anon_role, web_role);
+    FOR t IN SELECT m.member::regrole AS member FROM pg_auth_members m
+              WHERE m.roleid = web_role::regrole AND m.member <> 'authenticator'::regrole LOOP
+        RAISE WARNING 'role % is a member of the web role %, so it can set any JWT claims', t.member, web_role
+            USING HINT = format('REVOKE %I FROM %s, unless that role is as trusted as PostgREST.', web_role, t.member);
+    END LOOP;
+    -- nobody may become smartsync_api
+    FOR t IN SELECT m.member::regrole AS member FROM pg_auth_members m
+              WHERE m.roleid = 'smartsync_api'::regrole LOOP
+        EXECUTE format('REVOKE smartsync_api FROM %s', t.member);
+    END LOOP;
+
+    -- a server (@smartsync/server) logged in as authenticator polls for changes
+    GRANT USAGE ON SCHEMA smartsync TO authenticator;
+    GRANT EXECUTE ON FUNCTION smartsync.poll_changes(text, text[]) TO authenticator;
+
+    -- what smartsync_api may use in the smartsync schema
+    GRANT USAGE ON SCHEMA smartsync TO smartsync_api;
+    GRANT SELECT ON smartsync.tenants, smartsync.entity_types TO smartsync_api;
+    GRANT EXECUTE ON FUNCTION smartsync._raise(text, text, text, text) TO smartsync_api;
+
+    -- every tenant schema: row-level security and smartsync_api's privileges
+    FOR t IN SELECT schema_name FROM smartsync.tenants ORDER BY tenant_id LOOP
+        PERFORM smartsync._secure_tenant(t.schema_name);
+    END LOOP;
+
+    -- the exposed schema and its functions, owned by smartsync_api
+    v_new_schema := to_regnamespace(api_schema) IS NULL;
+    EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', api_schema);
+    IF v_new_schema THEN
+        EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', api_schema);
+        EXECUTE format('COMMENT ON SCHEMA %I IS %L', api_schema,
+            'smartsync: offline-first sync. POST /rpc/sync_push sends offline operations; GET /rpc/sync_pull fetches changes; GET /rpc/sync_changed says whether there are any.');
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I, %I, smartsync_api', api_schema, anon_role, web_role);
+
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION %1$I.sync_push(jsonb)
+        RETURNS jsonb
+        LANGUAGE sql VOLATILE SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS 'SELECT smartsync._api_sync_push($1)';
+        COMMENT ON FUNCTION %1$I.sync_push(jsonb) IS
+$c$Push offline operations (the spec's POST /api/sync/push)
+
+Body: {"operations": [{"id", "operation": "create"|"update"|"delete", "entityType", "entityId", "data", "version", "timestamp", "requiredPermissions"}], "clientTimestamp", "atomic"}. Every operation is applied once per (client, operation id), parents first, temporary ids mapped to real ids, conflicts detected and resolved or stored. Response: {"success", "processed", "failed", "conflicts", "results": [...]}. Tenant, practice, user, client and permissions come from the JWT claims, never from the body. Errors: {"code": smartsync SQLSTATE, "message", "details", "hint"} with status 400, 401, 403 or 413.$c$;
+    $f$, api_schema);
+
+    -- 0.2.0's sync_pull took p_since as timestamptz: drop it, or PostgREST would see two
+    EXECUTE format('DROP FUNCTION IF EXISTS %I.sync_pull(timestamptz, text, text, text, integer, text, text, text)',
+                   api_schema);
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION %1$I.sync_pull(
+            p_since        text DEFAULT NULL,
+            p_cursor       text DEFAULT NULL,
+            p_entity_types text DEFAULT NULL,
+            p_practice_id  text DEFAULT NULL,
+            p_limit        integer DEFAULT NULL,
+            "lastSyncTimestamp" text DEFAULT NULL,
+            "practiceId"   text DEFAULT NULL,
+            "entityTypes"  text DEFAULT NULL)
+        RETURNS jsonb
+        LANGUAGE sql STABLE SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS 'SELECT smartsync._api_sync_pull($1, $2, $3, $4, $5, $6, $7, $8)';
+        COMMENT ON FUNCTION %1$I.sync_pull(text, text, text, text, integer, text, text, text) IS
+$c$Pull server changes (the spec's GET /api/sync/pull)
+
+One page of changes for the JWT's tenant (and practice): {"success", "timestamp", "changes": [{"entityType", "operation", "id", "data", "updatedAt", "version"}], "hasMore", "cursor", "full"}. Send the returned cursor as p_cursor for the exact next page; without a cursor the first pull lists the live rows. p_entity_types: comma-separated entity types; p_limit: page size. The spec's lastSyncTimestamp (milliseconds since 1970, or ISO 8601 with offset), practiceId and entityTypes are accepted as aliases of p_since, p_practice_id and p_entity_types; the response's timestamp is a safe watermark to send back as lastSyncTimestamp. Errors: 400, 401, 403, and 410 when the cursor is older than the change-log retention (pull again without a cursor).$c$;
+    $f$, api_schema);
+
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION %1$I.sync_changed(
+            p_cursor       text DEFAULT NULL,
+            p_entity_types text DEFAULT NULL,
+            p_practice_id  text DEFAULT NULL,
+            "entityTypes"  text DEFAULT NULL,
+            "practiceId"   text DEFAULT NULL)
+        RETURNS boolean
+        LANGUAGE sql STABLE SECURITY DEFINER
+        SET search_path = pg_catalog, pg_temp
+        AS 'SELECT smartsync._api_sync_changed($1, $2, $3, $4, $5)';
+        COMMENT ON FUNCTION %1$I.sync_changed(text, text, text, text, text) IS
+$c$Has anything changed since a pull cursor?
+
+true when GET /rpc/sync_pull with the same p_cursor (and p_entity_types, p_practice_id) would return changes now, or when the cursor is in the middle of a listing or drain (its response said hasMore), or without a cursor; false when it would return nothing. Exact, and far cheaper than a pull: poll it every few seconds and pull when it says true. Errors: those of sync_pull for the same parameters (400, 401, 403, 410).$c$;
+    $f$, api_schema);
+
+    IF v_conflicts THEN
+        v_functions := v_functions || ARRAY['resolve_conflict(bigint, text, jsonb)',
+                                             'list_conflicts(text, text, interval, integer, bigint)',
+                                             'conflict_stats()'];
+        EXECUTE format($f$
+            CREATE OR REPLACE FUNCTION %1$I.resolve_conflict(conflict_id bigint, strategy text, resolved_data jsonb DEFAULT NULL)
+            RETURNS jsonb
+            LANGUAGE sql VOLATILE SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp
+            AS 'SELECT smartsync._api_resolve_conflict($1, $2, $3)';
+            COMMENT ON FUNCTION %1$I.resolve_conflict(bigint, text, jsonb) IS
+$c$Resolve a stored conflict of the JWT's tenant
+
+Body: {"conflict_id", "strategy": "server-wins"|"client-wins"|"merge"|"last-write-wins"|"manual", "resolved_data"} (resolved_data with manual). Errors: 404 for a conflict the tenant does not have, 409 when it is already resolved or the row changed since.$c$;
+
+            -- (an api schema set up by 0.2.0 has list_conflicts without p_after)
+            DROP FUNCTION IF EXISTS %1$I.list_conflicts(text, text, interval, integer);
+            CREATE OR REPLACE FUNCTION %1$I.list_conflicts(p_entity_type text DEFAULT NULL, p_severity text DEFAULT NULL,
+                                                           p_min_age interval DEFAULT NULL, p_limit integer DEFAULT 100,
+                                                           p_after bigint DEFAULT NULL)
+            RETURNS jsonb
+            LANGUAGE sql STABLE SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp
+            AS 'SELECT smartsync._api_list_conflicts($1, $2, $3, $4, $5)';
+            COMMENT ON FUNCTION %1$I.list_conflicts(text, text, interval, integer, bigint) IS
+$c$List the open conflicts of the JWT's tenant (and practice)
+
+Filters: p_entity_type, p_severity (low, medium, high, critical), p_min_age (an interval such as 1 hour), p_limit. Pages: send the response's "next" (the last conflictId) as p_after for the next page.$c$;
+
+            CREATE OR REPLACE FUNCTION %1$I.conflict_stats()
+            RETURNS jsonb
+            LANGUAGE sql STABLE SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp
+            AS 'SELECT smartsync._api_conflict_stats()';
+            COMMENT ON FUNCTION %1$I.conflict_stats() IS
+$c$Conflict statistics of the JWT's tenant (and practice)$c$;
+        $f$, api_schema);
+    END IF;
+
+    FOREACH f IN ARRAY v_functions LOOP
+        EXECUTE format('ALTER FUNCTION %I.%s OWNER TO smartsync_api', api_schema, f);
+        EXECUTE format('REVOKE ALL ON FUNCTION %I.%s FROM PUBLIC', api_schema, f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %I.%s TO %I', api_schema, f, web_role);
+    END LOOP;
+
+    -- a running PostgREST reloads its schema cache
+    NOTIFY pgrst, 'reload schema';
+
+    RETURN jsonb_build_object(
+        'authenticator', 'authenticator', 'anon_role', anon_role, 'web_role', web_role,
+        'owner', 'smartsync_api', 'schema', api_schema,
+        'functions', (SELECT jsonb_agg(p.oid::regprocedure::text ORDER BY p.proname)
+                        FROM pg_proc p WHERE p.pronamespace = to_regnamespace(api_schema)
+                         AND p.proowner = 'smartsync_api'::regrole),
+        'tenants', (SELECT count(*) FROM smartsync.tenants));
+END
+$$;
+
+-- i13-capture: provisioning makes the new log, counts and triggers
+CREATE OR REPLACE FUNCTION smartsync._create_sync_tables(s name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET citus.enable_unsafe_triggers = on
+AS $$
+DECLARE
+    tg record;
+BEGIN
+    EXECUTE format($ddl$
+        CREATE TABLE IF NOT EXISTS %1$I.sync_changes (
+            seq         bigint GENERATED ALWAYS AS IDENTITY,
+            xid         xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+            entity_type text NOT NULL,
+            entity_id   text NOT NULL,
+            entity_key  bigint NOT NULL,
+            operation   text NOT NULL CHECK (operation IN ('create', 'update', 'delete')),
+            data        jsonb NOT NULL,
+            version     bigint NOT NULL,
+            practice_id text,
+            user_id     text,
+            client_id   text,
+            changed_at  timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp(),
+            PRIMARY KEY (xid, seq)
+        );
+        COMMENT ON TABLE %1$I.sync_changes IS 'smartsync change log: one row per captured insert, update or delete, stamped with the writing transaction id';
+
+        CREATE TABLE IF NOT EXISTS %1$I.sync_id_map (
+            client_id    text NOT NULL DEFAULT '',
+            temp_id      text NOT NULL,
+            entity_type  text NOT NULL,
+            real_id      text NOT NULL,
+            operation_id text,
+            created_at   timestamptz,
+            synced_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            PRIMARY KEY (client_id, temp_id)
+        );
+        COMMENT ON TABLE %1$I.sync_id_map IS 'smartsync id map: temporary client ids -> real ids';
+
+        CREATE TABLE IF NOT EXISTS %1$I.sync_ledger (
+            client_id    text NOT NULL DEFAULT '',
+            operation_id text NOT NULL,
+            entity_type  text,
+            entity_id    text,
+            operation    text,
+            user_id      text,
+            practice_id  text,
+            outcome      text NOT NULL
+                CHECK (outcome IN ('applied', 'resolved', 'conflict', 'failed')),
+            result       jsonb NOT NULL,
+            received_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            client_ts    timestamptz,
+            request      jsonb,
+            real_id      text,
+            version      bigint,
+            error_code   text,
+            conflict_id  bigint,
+            completed_at timestamptz,
+            PRIMARY KEY (client_id, operation_id)
+        );
+        COMMENT ON TABLE %1$I.sync_ledger IS 'smartsync operation ledger: every pushed operation once, with who, when, what and the outcome';
+
+        CREATE TABLE IF NOT EXISTS %1$I.sync_conflicts (
+            conflict_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            entity_type     text NOT NULL,
+            entity_id       text NOT NULL,
+            operation       text NOT NULL,
+            operation_id    text,
+            client_id       text,
+            user_id         text,
+            practice_id     text,
+            conflict_type   text NOT NULL,
+            severity        text NOT NULL,
+            affected_fields text[] NOT NULL DEFAULT '{}',
+            local_data      jsonb,
+            server_data     jsonb,
+            base_data       jsonb,
+            base_version    bigint,
+            server_version  bigint,
+            local_ts        timestamptz,
+            status          text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved')),
+            strategy        text,
+            resolved_data   jsonb,
+            resolved_by     text,
+            resolved_at     timestamptz,
+            created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            -- conflict resolution (src/resolve.c)
+            resolved_client_id text,
+            resolved_version   bigint,
+            winner             text CHECK (winner IN ('server', 'client', 'merged', 'manual'))
+        );
+        CREATE INDEX IF NOT EXISTS sync_conflicts_open_idx
+            ON %1$I.sync_conflicts (created_at, conflict_id) WHERE status = 'open';
+        COMMENT ON TABLE %1$I.sync_conflicts IS 'smartsync conflict store: local, server and base data side by side, and how each conflict was resolved';
+
+        -- the store's counts, kept by smartsync._count_conflicts() as conflicts are
+        -- stored, resolved or removed: conflict_stats and the listing's total read
+        -- these, not the store.  scope is the practice that sees the conflicts (''
+        -- none: only contexts without a practice), every_practice their entity type
+        -- has no practice column; shard spreads concurrent writers over rows
+        CREATE TABLE IF NOT EXISTS %1$I.sync_conflict_counts (
+            every_practice boolean NOT NULL,
+            scope          text NOT NULL,
+            entity_type    text NOT NULL,
+            severity       text NOT NULL,
+            status         text NOT NULL,
+            shard          integer NOT NULL,
+            n              bigint NOT NULL,
+            PRIMARY KEY (every_practice, scope, entity_type, severity, status, shard)
+        );
+        COMMENT ON TABLE %1$I.sync_conflict_counts IS 'smartsync conflict counts per practice scope, entity type, severity and status (sums over shards), kept by triggers on sync_conflicts';
+        -- one entity's changes in order: pull's latest-state check, push's base version
+        -- and tombstone lookups; entity_key is smartsync.entity_key(entity_type, entity_id),
+        -- so the index holds two integers (lookups compare type and id as well)
+        CREATE INDEX IF NOT EXISTS sync_changes_entity_key_idx
+            ON %1$I.sync_changes (entity_key, seq);
+        CREATE TABLE IF NOT EXISTS %1$I.sync_pull_horizon (
+            singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+            max_pruned_xid xid8 NOT NULL,
+            pruned_before  timestamptz NOT NULL,
+            pruned_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+        );
+        COMMENT ON TABLE %1$I.sync_pull_horizon IS 'smartsync retention horizon: the newest transaction and time whose changes smartsync.prune_changes() removed';
+    $ddl$, s);
+    -- the triggers keeping sync_conflict_counts, each made when missing and in a
+    -- statement of its own: Citus forwards each to the shards (85_citus.sql)
+    FOR tg IN SELECT * FROM (VALUES
+            ('smartsync_count_ins', 'INSERT', 'NEW TABLE AS new_rows'),
+            ('smartsync_count_upd', 'UPDATE', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
+            ('smartsync_count_del', 'DELETE', 'OLD TABLE AS old_rows')) AS v(name, event, tables)
+         WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t
+                            WHERE t.tgrelid = format('%I.sync_conflicts', s)::regclass AND t.tgname = v.name) LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I.sync_conflicts REFERENCING %s
+                            FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts()',
+                       tg.name, tg.event, s, tg.tables);
+    END LOOP;
+END
+$$;
+CREATE OR REPLACE FUNCTION smartsync._track_table(s name, etype text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET citus.enable_unsafe_triggers = on
+AS $$
+DECLARE
+    e smartsync.entity_types;
+    tmpl regclass;
+    rel regclass;
+    c record;
+    defs text[] := '{}';
+    d text;
+    col record;
+BEGIN
+    SELECT * INTO e FROM smartsync.entity_types WHERE entity_type = etype;
+    IF NOT FOUND THEN
+        PERFORM smartsync._raise('SS106', format('unknown entity type %L', etype),
+            'Only a registered entity type has a table to track.');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM smartsync.tenants t WHERE t.schema_name = s) THEN
+        PERFORM smartsync._raise('SS101', format('schema %L is not a tenant schema', s),
+            'Entity tables are tracked in the schema of a provisioned tenant.',
+            'Provision the tenant with smartsync.provision_tenant().');
+    END IF;
+    tmpl := to_regclass(format('%I.%I', e.template_schema, e.table_name));
+    rel := to_regclass(format('%I.%I', s, e.table_name));
+
+    IF rel IS NULL THEN
+        IF tmpl IS NULL THEN
+            PERFORM smartsync._raise('SS110', format('template table %I.%I of entity type %L is gone',
+                e.template_schema, e.table_name, etype),
+                format('Schema %I has no table %I to adopt either.', s, e.table_name));
+        END IF;
+        EXECUTE format('CREATE TABLE %I.%I (LIKE %I.%I INCLUDING ALL)', s, e.table_name, e.template_schema, e.table_name);
+        rel := to_regclass(format('%I.%I', s, e.table_name));
+        PERFORM smartsync._citus_track(s, rel);   -- Citus: into the tenant's group (85_citus.sql)
+        -- foreign keys between template tables, pointed at this tenant's tables
+        PERFORM set_config('search_path', format('%I', e.template_schema), true);
+        FOR c IN SELECT con.conname, pg_get_constraintdef(con.oid) AS def, r.relname AS target
+                   FROM pg_constraint con JOIN pg_class r ON r.oid = con.confrelid
+                  WHERE con.conrelid = tmpl AND con.contype = 'f'
+                    AND r.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = e.template_schema)
+                  ORDER BY con.conname LOOP
+            IF to_regclass(format('%I.%I', s, c.target)) IS NOT NULL THEN
+                defs := defs || format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', s, e.table_name, c.conname, c.def);
+            END IF;
+        END LOOP;
+        PERFORM set_config('search_path', format('%I, pg_catalog, pg_temp', s), true);
+        FOREACH d IN ARRAY defs LOOP
+            EXECUTE d;
+        END LOOP;
+        PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
+    ELSE
+        -- adopting an existing table: it must have the registered key and columns
+        IF smartsync._field_column(rel, e.pk_column) IS DISTINCT FROM e.pk_column
+           OR NOT EXISTS (SELECT 1 FROM pg_constraint con JOIN pg_attribute a
+                            ON a.attrelid = con.conrelid AND a.attnum = ANY (con.conkey)
+                           WHERE con.conrelid = rel AND con.contype = 'p'
+                             AND cardinality(con.conkey) = 1 AND a.attname = e.pk_column) THEN
+            PERFORM smartsync._raise('SS104', format('table %s needs the single-column primary key %I', rel, e.pk_column),
+                format('Entity type %L is registered with that key.', etype));
+        END IF;
+        IF e.practice_column IS NOT NULL AND smartsync._field_column(rel, e.practice_column) IS NULL THEN
+            PERFORM smartsync._raise('SS103', format('table %s has no column %I', rel, e.practice_column),
+                format('Entity type %L has it as its practice column.', etype));
+        END IF;
+    END IF;
+
+    PERFORM smartsync._citus_track(s, rel);   -- Citus: into the tenant's group (85_citus.sql)
+
+    -- version and updated_at, maintained by smartsync.stamp_row()
+    FOR col IN SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS typ
+                 FROM pg_attribute a
+                WHERE a.attrelid = rel AND a.attname IN ('version', 'updated_at') AND NOT a.attisdropped LOOP
+        IF (col.attname = 'version' AND col.typ <> 'bigint')
+           OR (col.attname = 'updated_at' AND col.typ <> 'timestamp with time zone') THEN
+            PERFORM smartsync._raise('SS112', format('column %I of table %s has type %s', col.attname, rel, col.typ),
+                'A tracked table''s version is bigint and its updated_at is timestamptz.');
+        END IF;
+    END LOOP;
+    EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 1,
+                                  ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()', rel);
+
+    PERFORM smartsync._untrack_table(s, e.table_name);
+    -- one statement per EXECUTE: Citus forwards each to the shards (85_citus.sql)
+    FOREACH d IN ARRAY ARRAY[
+        'CREATE TRIGGER smartsync_stamp BEFORE INSERT OR UPDATE ON %1$s
+            FOR EACH ROW EXECUTE FUNCTION smartsync.stamp_row(%2$L, %4$L)',
+        'CREATE TRIGGER smartsync_capture_ins AFTER INSERT ON %1$s
+            REFERENCING NEW TABLE AS smartsync_new
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L)',
+        'CREATE TRIGGER smartsync_capture_upd AFTER UPDATE ON %1$s
+            REFERENCING NEW TABLE AS smartsync_new
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L)',
+        'CREATE TRIGGER smartsync_capture_del AFTER DELETE ON %1$s
+            REFERENCING OLD TABLE AS smartsync_old
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L)',
+        'CREATE TRIGGER smartsync_no_truncate BEFORE TRUNCATE ON %1$s
+            FOR EACH STATEMENT EXECUTE FUNCTION smartsync.refuse_truncate()'] LOOP
+        EXECUTE format(d, rel, e.pk_column, etype, coalesce(e.practice_column, ''));
+    END LOOP;
+    PERFORM smartsync._secure_tenant(s, e.table_name);   -- row-level security (80_api.sql)
+END
+$$;
+
+-- i13-capture: existing tenant schemas: every log row keyed and indexed, stamp_row
+-- given the practice column, conflict counts made and filled, policies renewed
+DO $upgrade$
+DECLARE
+    t record;
+    e record;
+    rel regclass;
+BEGIN
+    FOR t IN SELECT tenant_id, schema_name FROM smartsync.tenants ORDER BY tenant_id LOOP
+        IF to_regclass(format('%I.sync_changes', t.schema_name)) IS NULL THEN
+            CONTINUE;
+        END IF;
+        EXECUTE format('ALTER TABLE %I.sync_changes ADD COLUMN IF NOT EXISTS entity_key bigint', t.schema_name);
+        EXECUTE format('UPDATE %I.sync_changes SET entity_key = smartsync.entity_key(entity_type, entity_id)
+                         WHERE entity_key IS NULL', t.schema_name);
+        EXECUTE format('ALTER TABLE %I.sync_changes ALTER COLUMN entity_key SET NOT NULL', t.schema_name);
+        EXECUTE format('DROP INDEX IF EXISTS %I.sync_changes_entity_seq_idx', t.schema_name);
+        IF to_regclass(format('%I.sync_changes_entity_key_idx', t.schema_name)) IS NULL THEN
+            EXECUTE format('CREATE INDEX sync_changes_entity_key_idx ON %I.sync_changes (entity_key, seq)',
+                           t.schema_name);
+        END IF;
+        -- the conflict counts, as provisioning makes them (a table made by this script
+        -- would belong to the extension: it is handed back to the tenant schema)
+        IF to_regclass(format('%I.sync_conflict_counts', t.schema_name)) IS NULL THEN
+            EXECUTE format($f$
+                CREATE TABLE %1$I.sync_conflict_counts (
+                    every_practice boolean NOT NULL,
+                    scope          text NOT NULL,
+                    entity_type    text NOT NULL,
+                    severity       text NOT NULL,
+                    status         text NOT NULL,
+                    shard          integer NOT NULL,
+                    n              bigint NOT NULL,
+                    PRIMARY KEY (every_practice, scope, entity_type, severity, status, shard)
+                );
+                ALTER EXTENSION smartsync DROP TABLE %1$I.sync_conflict_counts;
+                COMMENT ON TABLE %1$I.sync_conflict_counts IS 'smartsync conflict counts per practice scope, entity type, severity and status (sums over shards), kept by triggers on sync_conflicts';
+                INSERT INTO %1$I.sync_conflict_counts (every_practice, scope, entity_type, severity, status, shard, n)
+                SELECT c.practice_id IS NULL AND e.practice_column IS NULL,
+                       CASE WHEN c.practice_id IS NOT NULL THEN c.practice_id
+                            WHEN e.practice_column IS NULL THEN ''
+                            ELSE coalesce(coalesce(c.server_data, c.local_data) ->> e.practice_column::text, '') END,
+                       c.entity_type, c.severity, c.status, 0, count(*)
+                  FROM %1$I.sync_conflicts AS c LEFT JOIN smartsync.entity_types AS e ON e.entity_type = c.entity_type
+                 GROUP BY 1, 2, 3, 4, 5;
+                CREATE OR REPLACE TRIGGER smartsync_count_ins AFTER INSERT ON %1$I.sync_conflicts
+                    REFERENCING NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
+                CREATE OR REPLACE TRIGGER smartsync_count_upd AFTER UPDATE ON %1$I.sync_conflicts
+                    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
+                CREATE OR REPLACE TRIGGER smartsync_count_del AFTER DELETE ON %1$I.sync_conflicts
+                    REFERENCING OLD TABLE AS old_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts();
+            $f$, t.schema_name);
+        END IF;
+        FOR e IN SELECT et.table_name, et.pk_column, et.practice_column FROM smartsync.entity_types et LOOP
+            rel := to_regclass(format('%I.%I', t.schema_name, e.table_name));
+            IF rel IS NULL OR NOT EXISTS (SELECT 1 FROM pg_trigger
+                                           WHERE tgrelid = rel AND tgname = 'smartsync_stamp') THEN
+                CONTINUE;
+            END IF;
+            EXECUTE format('DROP TRIGGER smartsync_stamp ON %s', rel);
+            EXECUTE format('CREATE TRIGGER smartsync_stamp BEFORE INSERT OR UPDATE ON %s
+                                FOR EACH ROW EXECUTE FUNCTION smartsync.stamp_row(%L, %L)',
+                           rel, e.pk_column, coalesce(e.practice_column, ''));
+        END LOOP;
+        PERFORM smartsync._secure_tenant(t.schema_name);
+    END LOOP;
+END
+$upgrade$;
+-- <<< i13-capture

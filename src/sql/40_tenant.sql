@@ -29,12 +29,25 @@ BEGIN
 END
 $$;
 
+-- Internal: AFTER STATEMENT trigger of a tenant's sync_conflicts keeping
+-- sync_conflict_counts (what a statement removed is subtracted, what it added
+-- added), so counting the store never reads it (src/conflictstore.c).
+CREATE FUNCTION smartsync._count_conflicts()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'smartsync_count_conflicts';
+COMMENT ON FUNCTION smartsync._count_conflicts() IS
+'internal: AFTER STATEMENT trigger of a tenant''s sync_conflicts keeping sync_conflict_counts (per practice scope, entity type, severity and status) in step';
+
 -- Internal: the per-tenant sync tables (NOTES.md section 4: all of a tenant's sync state lives in its schema).
 CREATE FUNCTION smartsync._create_sync_tables(s name)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET citus.enable_unsafe_triggers = on
 AS $$
+DECLARE
+    tg record;
 BEGIN
     EXECUTE format($ddl$
         CREATE TABLE IF NOT EXISTS %1$I.sync_changes (
@@ -42,6 +55,7 @@ BEGIN
             xid         xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
             entity_type text NOT NULL,
             entity_id   text NOT NULL,
+            entity_key  bigint NOT NULL,
             operation   text NOT NULL CHECK (operation IN ('create', 'update', 'delete')),
             data        jsonb NOT NULL,
             version     bigint NOT NULL,
@@ -121,10 +135,27 @@ BEGIN
             ON %1$I.sync_conflicts (created_at, conflict_id) WHERE status = 'open';
         COMMENT ON TABLE %1$I.sync_conflicts IS 'smartsync conflict store: local, server and base data side by side, and how each conflict was resolved';
 
+        -- the store's counts, kept by smartsync._count_conflicts() as conflicts are
+        -- stored, resolved or removed: conflict_stats and the listing's total read
+        -- these, not the store.  scope is the practice that sees the conflicts (''
+        -- none: only contexts without a practice), every_practice their entity type
+        -- has no practice column; shard spreads concurrent writers over rows
+        CREATE TABLE IF NOT EXISTS %1$I.sync_conflict_counts (
+            every_practice boolean NOT NULL,
+            scope          text NOT NULL,
+            entity_type    text NOT NULL,
+            severity       text NOT NULL,
+            status         text NOT NULL,
+            shard          integer NOT NULL,
+            n              bigint NOT NULL,
+            PRIMARY KEY (every_practice, scope, entity_type, severity, status, shard)
+        );
+        COMMENT ON TABLE %1$I.sync_conflict_counts IS 'smartsync conflict counts per practice scope, entity type, severity and status (sums over shards), kept by triggers on sync_conflicts';
         -- one entity's changes in order: pull's latest-state check, push's base version
-        -- and tombstone lookups; and pull's retention horizon
-        CREATE INDEX IF NOT EXISTS sync_changes_entity_seq_idx
-            ON %1$I.sync_changes (entity_type, entity_id, seq);
+        -- and tombstone lookups; entity_key is smartsync.entity_key(entity_type, entity_id),
+        -- so the index holds two integers (lookups compare type and id as well)
+        CREATE INDEX IF NOT EXISTS sync_changes_entity_key_idx
+            ON %1$I.sync_changes (entity_key, seq);
         CREATE TABLE IF NOT EXISTS %1$I.sync_pull_horizon (
             singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
             max_pruned_xid xid8 NOT NULL,
@@ -133,6 +164,18 @@ BEGIN
         );
         COMMENT ON TABLE %1$I.sync_pull_horizon IS 'smartsync retention horizon: the newest transaction and time whose changes smartsync.prune_changes() removed';
     $ddl$, s);
+    -- the triggers keeping sync_conflict_counts, each made when missing and in a
+    -- statement of its own: Citus forwards each to the shards (85_citus.sql)
+    FOR tg IN SELECT * FROM (VALUES
+            ('smartsync_count_ins', 'INSERT', 'NEW TABLE AS new_rows'),
+            ('smartsync_count_upd', 'UPDATE', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'),
+            ('smartsync_count_del', 'DELETE', 'OLD TABLE AS old_rows')) AS v(name, event, tables)
+         WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t
+                            WHERE t.tgrelid = format('%I.sync_conflicts', s)::regclass AND t.tgname = v.name) LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I.sync_conflicts REFERENCING %s
+                            FOR EACH STATEMENT EXECUTE FUNCTION smartsync._count_conflicts()',
+                       tg.name, tg.event, s, tg.tables);
+    END LOOP;
 END
 $$;
 
@@ -250,7 +293,7 @@ BEGIN
     -- one statement per EXECUTE: Citus forwards each to the shards (85_citus.sql)
     FOREACH d IN ARRAY ARRAY[
         'CREATE TRIGGER smartsync_stamp BEFORE INSERT OR UPDATE ON %1$s
-            FOR EACH ROW EXECUTE FUNCTION smartsync.stamp_row(%2$L)',
+            FOR EACH ROW EXECUTE FUNCTION smartsync.stamp_row(%2$L, %4$L)',
         'CREATE TRIGGER smartsync_capture_ins AFTER INSERT ON %1$s
             REFERENCING NEW TABLE AS smartsync_new
             FOR EACH STATEMENT EXECUTE FUNCTION smartsync.capture(%3$L, %2$L, %4$L)',

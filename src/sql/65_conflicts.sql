@@ -8,19 +8,20 @@ COMMENT ON FUNCTION smartsync.resolve_conflict(bigint, text, jsonb) IS
 'resolve one open conflict of the request context''s tenant with server-wins, client-wins, merge, last-write-wins or manual (resolved_data required); writes through the tracked table (version + 1, change log), refuses a conflict whose server row changed since; returns {"conflictId","status","strategy","winner","entityType","entityId","data","version","resolvedBy","resolvedAt"}';
 
 CREATE FUNCTION smartsync.list_conflicts(p_entity_type text DEFAULT NULL, p_severity text DEFAULT NULL,
-                                         p_min_age interval DEFAULT NULL, p_limit integer DEFAULT 100)
+                                         p_min_age interval DEFAULT NULL, p_limit integer DEFAULT 100,
+                                         p_after bigint DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'smartsync_list_conflicts';
-COMMENT ON FUNCTION smartsync.list_conflicts(text, text, interval, integer) IS
-'the open conflicts of the request context''s tenant and practice, oldest first, filtered by entity type, severity and minimum age; each with local, server and base data and the affected fields side by side: {"conflicts":[...],"total","limit"}';
+COMMENT ON FUNCTION smartsync.list_conflicts(text, text, interval, integer, bigint) IS
+'the open conflicts of the request context''s tenant and practice, oldest first, filtered by entity type, severity and minimum age; each with local, server and base data and the affected fields side by side: {"conflicts":[...],"total","limit","hasMore","next"}; a page reads what it holds, the next one starts after p_after (the previous page''s "next", its last conflictId); total comes from kept counts';
 
 CREATE FUNCTION smartsync.conflict_stats()
 RETURNS jsonb
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'smartsync_conflict_stats';
 COMMENT ON FUNCTION smartsync.conflict_stats() IS
-'counts of the request context''s conflicts: {"open","resolved","bySeverity":{low,medium,high,critical},"byEntityType":{...},"oldestOpenAt"} (open ones per severity and entity type)';
+'counts of the request context''s conflicts: {"open","resolved","bySeverity":{low,medium,high,critical},"byEntityType":{...},"oldestOpenAt"} (open ones per severity and entity type), read from the counts triggers keep (sync_conflict_counts), not from the store';
 
 -- The conflict policy of an entity type: its default strategy (used by push when
 -- a conflict is not auto-resolved) and the severities push resolves at once.

@@ -91,9 +91,10 @@ BEGIN
     LOOP
         EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', r.rel);
         EXECUTE format('DROP POLICY IF EXISTS smartsync_tenant ON %s', r.rel);
-        EXECUTE format('CREATE POLICY smartsync_tenant ON %s AS PERMISSIVE FOR ALL
-                            USING (%s = %L) WITH CHECK (%s = %L)',
-                       r.rel, v_ctx_tenant, v_tenant, v_ctx_tenant, v_tenant);
+        -- FOR ALL with USING only: the same condition checks new rows (a WITH CHECK
+        -- repeating it would be stored and parsed twice by every backend opening the table)
+        EXECUTE format('CREATE POLICY smartsync_tenant ON %s AS PERMISSIVE FOR ALL USING (%s = %L)',
+                       r.rel, v_ctx_tenant, v_tenant);
         EXECUTE format('COMMENT ON POLICY smartsync_tenant ON %s IS %L', r.rel,
                        format('smartsync: only requests of tenant %s see or write these rows', v_tenant));
 
@@ -108,8 +109,8 @@ BEGIN
             END;
         EXECUTE format('DROP POLICY IF EXISTS smartsync_practice ON %s', r.rel);
         IF v_practice IS NOT NULL THEN
-            EXECUTE format('CREATE POLICY smartsync_practice ON %s AS RESTRICTIVE FOR ALL
-                                USING (%s) WITH CHECK (%s)', r.rel, v_practice, v_practice);
+            EXECUTE format('CREATE POLICY smartsync_practice ON %s AS RESTRICTIVE FOR ALL USING (%s)',
+                           r.rel, v_practice);
             EXECUTE format('COMMENT ON POLICY smartsync_practice ON %s IS %L', r.rel,
                            'smartsync: a request that names a practice sees and writes only that practice''s rows');
         END IF;
@@ -353,7 +354,8 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
-CREATE FUNCTION smartsync._api_list_conflicts(p_entity_type text, p_severity text, p_min_age interval, p_limit integer)
+CREATE FUNCTION smartsync._api_list_conflicts(p_entity_type text, p_severity text, p_min_age interval, p_limit integer,
+                                              p_after bigint DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -363,7 +365,8 @@ DECLARE
 BEGIN
     PERFORM smartsync._api_guard();
     RETURN smartsync.list_conflicts(p_entity_type => p_entity_type, p_severity => p_severity,
-                                    p_min_age => p_min_age, p_limit => coalesce(p_limit, 100));
+                                    p_min_age => p_min_age, p_limit => coalesce(p_limit, 100),
+                                    p_after => p_after);
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS v_code = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
                             v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
@@ -424,7 +427,7 @@ AS $$
 DECLARE
     v_new_schema boolean;
     v_conflicts  boolean := to_regprocedure('smartsync.resolve_conflict(bigint, text, jsonb)') IS NOT NULL
-                        AND to_regprocedure('smartsync.list_conflicts(text, text, interval, integer)') IS NOT NULL
+                        AND to_regprocedure('smartsync.list_conflicts(text, text, interval, integer, bigint)') IS NOT NULL
                         AND to_regprocedure('smartsync.conflict_stats()') IS NOT NULL;
     v_functions  text[] := ARRAY['sync_push(jsonb)',
                                  'sync_pull(text, text, text, text, integer, text, text, text)',
@@ -572,7 +575,7 @@ true when GET /rpc/sync_pull with the same p_cursor (and p_entity_types, p_pract
 
     IF v_conflicts THEN
         v_functions := v_functions || ARRAY['resolve_conflict(bigint, text, jsonb)',
-                                             'list_conflicts(text, text, interval, integer)',
+                                             'list_conflicts(text, text, interval, integer, bigint)',
                                              'conflict_stats()'];
         EXECUTE format($f$
             CREATE OR REPLACE FUNCTION %1$I.resolve_conflict(conflict_id bigint, strategy text, resolved_data jsonb DEFAULT NULL)
@@ -585,16 +588,19 @@ $c$Resolve a stored conflict of the JWT's tenant
 
 Body: {"conflict_id", "strategy": "server-wins"|"client-wins"|"merge"|"last-write-wins"|"manual", "resolved_data"} (resolved_data with manual). Errors: 404 for a conflict the tenant does not have, 409 when it is already resolved or the row changed since.$c$;
 
+            -- (an api schema set up by 0.2.0 has list_conflicts without p_after)
+            DROP FUNCTION IF EXISTS %1$I.list_conflicts(text, text, interval, integer);
             CREATE OR REPLACE FUNCTION %1$I.list_conflicts(p_entity_type text DEFAULT NULL, p_severity text DEFAULT NULL,
-                                                           p_min_age interval DEFAULT NULL, p_limit integer DEFAULT 100)
+                                                           p_min_age interval DEFAULT NULL, p_limit integer DEFAULT 100,
+                                                           p_after bigint DEFAULT NULL)
             RETURNS jsonb
             LANGUAGE sql STABLE SECURITY DEFINER
             SET search_path = pg_catalog, pg_temp
-            AS 'SELECT smartsync._api_list_conflicts($1, $2, $3, $4)';
-            COMMENT ON FUNCTION %1$I.list_conflicts(text, text, interval, integer) IS
+            AS 'SELECT smartsync._api_list_conflicts($1, $2, $3, $4, $5)';
+            COMMENT ON FUNCTION %1$I.list_conflicts(text, text, interval, integer, bigint) IS
 $c$List the open conflicts of the JWT's tenant (and practice)
 
-Filters: p_entity_type, p_severity (low, medium, high, critical), p_min_age (an interval such as 1 hour), p_limit.$c$;
+Filters: p_entity_type, p_severity (low, medium, high, critical), p_min_age (an interval such as 1 hour), p_limit. Pages: send the response's "next" (the last conflictId) as p_after for the next page.$c$;
 
             CREATE OR REPLACE FUNCTION %1$I.conflict_stats()
             RETURNS jsonb
