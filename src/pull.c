@@ -73,6 +73,7 @@
 #include "smartsync.h"
 #include "citus.h"
 #include "pull.h"
+#include "jsonbwrite.h"
 #include "rowjson.h"
 
 PG_FUNCTION_INFO_V1(smartsync_sync_pull);
@@ -1848,130 +1849,14 @@ order_page(PullRequest *req, PullPage *page)
  * any int-aligned place.  Keys are written in jsonb's order (shorter first,
  * then bytewise).
  */
-typedef struct JbCont
-{
-	int			base;			/* buffer offset where the container begins (before padding) */
-	int			jentries;		/* buffer offset of its JEntry array */
-	int			n;				/* children written */
-	uint32		totallen;		/* data bytes written so far */
-} JbCont;
-
-static int
-jb_pad(StringInfo buf)
-{
-	int			pad = INTALIGN(buf->len) - buf->len;
-
-	if (pad > 0)
-	{
-		enlargeStringInfo(buf, pad);
-		memset(buf->data + buf->len, 0, pad);
-		buf->len += pad;
-	}
-	return pad;
-}
-
-/* Starts a container with nchildren JEntries (pairs count twice for objects). */
-static void
-jb_begin(StringInfo buf, JbCont *c, bool object, int count)
-{
-	uint32		header = (uint32) count | (object ? JB_FOBJECT : JB_FARRAY);
-	int			nchildren = object ? count * 2 : count;
-
-	c->base = buf->len;
-	jb_pad(buf);
-	appendBinaryStringInfo(buf, (char *) &header, sizeof(uint32));
-	c->jentries = buf->len;
-	enlargeStringInfo(buf, sizeof(JEntry) * nchildren);
-	buf->len += sizeof(JEntry) * nchildren;
-	c->n = 0;
-	c->totallen = 0;
-}
-
-/* Records the JEntry of the child just written (meta = type | length). */
-static void
-jb_entry(StringInfo buf, JbCont *c, uint32 meta)
-{
-	c->totallen += JBE_OFFLENFLD(meta);
-	if (c->totallen > JENTRY_OFFLENMASK)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("pull page exceeds the maximum jsonb size"),
-				 errhint("Pull with a smaller p_limit.")));
-	if ((c->n % JB_OFFSET_STRIDE) == 0)
-		meta = (meta & JENTRY_TYPEMASK) | c->totallen | JENTRY_HAS_OFF;
-	memcpy(buf->data + c->jentries + sizeof(JEntry) * c->n, &meta, sizeof(JEntry));
-	c->n++;
-}
-
-static uint32
-jb_end(StringInfo buf, JbCont *c)
-{
-	return JENTRY_ISCONTAINER | (uint32) (buf->len - c->base);
-}
-
-static uint32
-jb_string(StringInfo buf, const char *s, int len)
-{
-	appendBinaryStringInfo(buf, s, len);
-	return JENTRY_ISSTRING | (uint32) len;
-}
-
-static uint32
-jb_numeric(StringInfo buf, Numeric num)
-{
-	int			pad = jb_pad(buf);
-	int			len = VARSIZE_ANY(num);
-
-	appendBinaryStringInfo(buf, (char *) num, len);
-	return JENTRY_ISNUMERIC | (uint32) (pad + len);
-}
-
-static uint32
-jb_int8(StringInfo buf, int64 v)
-{
-	return jb_numeric(buf, int64_to_numeric(v));
-}
-
-static uint32
-jb_scalar(StringInfo buf, const JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvString:
-			return jb_string(buf, v->val.string.val, v->val.string.len);
-		case jbvNumeric:
-			return jb_numeric(buf, v->val.numeric);
-		case jbvBool:
-			return v->val.boolean ? JENTRY_ISBOOL_TRUE : JENTRY_ISBOOL_FALSE;
-		default:
-			return JENTRY_ISNULL;
-	}
-}
-
-/* Copies a stored jsonb document in as a value. */
-static uint32
-jb_document(StringInfo buf, Jsonb *doc)
-{
-	JsonbValue	scalar;
-	int			pad;
-	int			len;
-
-	if (JB_ROOT_IS_SCALAR(doc) && JsonbExtractScalar(&doc->root, &scalar))
-		return jb_scalar(buf, &scalar);
-	pad = jb_pad(buf);
-	len = VARSIZE(doc) - VARHDRSZ;
-	appendBinaryStringInfo(buf, (char *) &doc->root, len);
-	return JENTRY_ISCONTAINER | (uint32) (pad + len);
-}
-
-#define KEY(s)	jb_string(buf, s, sizeof(s) - 1)
+/* The writers are jsonbwrite.c's (jbw_*), shared with push. */
 
 /* Writes one change object. */
 static uint32
 jb_change(StringInfo buf, PullRequest *req, PullRow *row)
 {
 	PullType   *t = &req->types.t[row->type];
-	JbCont		c;
+	JbwCont		c;
 	JsonbValue	idv;
 	JsonbValue *found = NULL;
 	char		ts[MAXDATELEN + 1];
@@ -1988,20 +1873,20 @@ jb_change(StringInfo buf, PullRequest *req, PullRow *row)
 	JsonEncodeDateTime(ts, TimestampTzGetDatum(row->at), TIMESTAMPTZOID, &utc);
 
 	/* id, data, version, operation, updatedAt, entityType */
-	jb_begin(buf, &c, true, 6);
-	jb_entry(buf, &c, KEY("id"));
-	jb_entry(buf, &c, KEY("data"));
-	jb_entry(buf, &c, KEY("version"));
-	jb_entry(buf, &c, KEY("operation"));
-	jb_entry(buf, &c, KEY("updatedAt"));
-	jb_entry(buf, &c, KEY("entityType"));
-	jb_entry(buf, &c, jb_scalar(buf, &idv));
-	jb_entry(buf, &c, jb_document(buf, row->data));
-	jb_entry(buf, &c, jb_int8(buf, row->version));
-	jb_entry(buf, &c, jb_string(buf, row->op, strlen(row->op)));
-	jb_entry(buf, &c, jb_string(buf, ts, strlen(ts)));
-	jb_entry(buf, &c, jb_string(buf, t->name, strlen(t->name)));
-	return jb_end(buf, &c);
+	jbw_begin(buf, &c, true, 6);
+	jbw_entry(buf, &c, JBW_KEY(buf, "id"));
+	jbw_entry(buf, &c, JBW_KEY(buf, "data"));
+	jbw_entry(buf, &c, JBW_KEY(buf, "version"));
+	jbw_entry(buf, &c, JBW_KEY(buf, "operation"));
+	jbw_entry(buf, &c, JBW_KEY(buf, "updatedAt"));
+	jbw_entry(buf, &c, JBW_KEY(buf, "entityType"));
+	jbw_entry(buf, &c, jbw_scalar(buf, &idv));
+	jbw_entry(buf, &c, jbw_document(buf, row->data));
+	jbw_entry(buf, &c, jbw_int8(buf, row->version));
+	jbw_entry(buf, &c, jbw_string(buf, row->op, strlen(row->op)));
+	jbw_entry(buf, &c, jbw_string(buf, ts, strlen(ts)));
+	jbw_entry(buf, &c, jbw_string(buf, t->name, strlen(t->name)));
+	return jbw_end(buf, &c);
 }
 
 /* Builds the response object in outcxt. */
@@ -2011,8 +1896,8 @@ build_response(PullRequest *req, PullPage *page, const char *cursor, TimestampTz
 {
 	StringInfoData b;
 	StringInfo	buf = &b;
-	JbCont		top;
-	JbCont		arr;
+	JbwCont		top;
+	JbwCont		arr;
 	Size		estimate = 256 + strlen(cursor);
 	int64		epoch_ms = sync_timestamp_epoch_ms(timestamp);
 	MemoryContext old;
@@ -2032,23 +1917,23 @@ build_response(PullRequest *req, PullPage *page, const char *cursor, TimestampTz
 	buf->len = VARHDRSZ;		/* the varlena header, set at the end */
 
 	/* full, cursor, changes, hasMore, success, timestamp */
-	jb_begin(buf, &top, true, 6);
-	jb_entry(buf, &top, KEY("full"));
-	jb_entry(buf, &top, KEY("cursor"));
-	jb_entry(buf, &top, KEY("changes"));
-	jb_entry(buf, &top, KEY("hasMore"));
-	jb_entry(buf, &top, KEY("success"));
-	jb_entry(buf, &top, KEY("timestamp"));
-	jb_entry(buf, &top, page->full ? JENTRY_ISBOOL_TRUE : JENTRY_ISBOOL_FALSE);
-	jb_entry(buf, &top, jb_string(buf, cursor, strlen(cursor)));
-	jb_begin(buf, &arr, false, page->n);
+	jbw_begin(buf, &top, true, 6);
+	jbw_entry(buf, &top, JBW_KEY(buf, "full"));
+	jbw_entry(buf, &top, JBW_KEY(buf, "cursor"));
+	jbw_entry(buf, &top, JBW_KEY(buf, "changes"));
+	jbw_entry(buf, &top, JBW_KEY(buf, "hasMore"));
+	jbw_entry(buf, &top, JBW_KEY(buf, "success"));
+	jbw_entry(buf, &top, JBW_KEY(buf, "timestamp"));
+	jbw_entry(buf, &top, page->full ? JENTRY_ISBOOL_TRUE : JENTRY_ISBOOL_FALSE);
+	jbw_entry(buf, &top, jbw_string(buf, cursor, strlen(cursor)));
+	jbw_begin(buf, &arr, false, page->n);
 	for (int i = 0; i < page->n; i++)
-		jb_entry(buf, &arr, jb_change(buf, req, page->rows[i]));
-	meta = jb_end(buf, &arr);
-	jb_entry(buf, &top, meta);
-	jb_entry(buf, &top, page->has_more ? JENTRY_ISBOOL_TRUE : JENTRY_ISBOOL_FALSE);
-	jb_entry(buf, &top, JENTRY_ISBOOL_TRUE);
-	jb_entry(buf, &top, jb_int8(buf, epoch_ms));
+		jbw_entry(buf, &arr, jb_change(buf, req, page->rows[i]));
+	meta = jbw_end(buf, &arr);
+	jbw_entry(buf, &top, meta);
+	jbw_entry(buf, &top, page->has_more ? JENTRY_ISBOOL_TRUE : JENTRY_ISBOOL_FALSE);
+	jbw_entry(buf, &top, JENTRY_ISBOOL_TRUE);
+	jbw_entry(buf, &top, jbw_int8(buf, epoch_ms));
 
 	SET_VARSIZE(buf->data, buf->len);
 	return (Jsonb *) buf->data;
