@@ -72,6 +72,10 @@ unix_socket_directories = '$citus_work/sock'
 fsync = off
 max_prepared_transactions = 100
 wal_level = logical
+# orphaned shards of a move are dropped by the next move (synchronously), not
+# also by the maintenance daemon every 15 s: a move back to a node whose orphan
+# the daemon is dropping at that moment fails ("could not be cleaned up")
+citus.defer_shard_delete_interval = -1
 ${CITUS_CONF:-}
 EOF
     [ -n "$plain" ] || echo "shared_preload_libraries = 'citus'" >> "$citus_work/$n/postgresql.conf"

@@ -17,6 +17,11 @@ SELECT jsonb_array_length(smartsync.sync_pull(p_entity_types => 'clients') -> 'c
 -- A call that reaches a node without the tenant's data refuses (SS851, HTTP
 -- 503: retry) instead of reading a log that is not there: here worker2 gets
 -- happy-paws' pull as if it had been routed to it (the tenant moved meanwhile).
+-- (worker2's own copy of Citus' metadata agrees that happy-paws is elsewhere)
+SELECT bool_and(p.groupid <> (SELECT groupid FROM pg_dist_local_group)) AS happy_paws_elsewhere,
+       count(*) AS placements
+  FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+ WHERE s.logicalrelid = 'tenant_happy_paws.sync_changes'::regclass;
 \set VERBOSITY sqlstate
 SELECT smartsync._citus_call('{"smartsync.tenant_id": "happy-paws"}',
          'smartsync.sync_pull(text,text,text,text,integer)', '{NULL,NULL,NULL,NULL,NULL}');
