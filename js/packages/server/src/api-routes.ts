@@ -12,28 +12,22 @@
  *   GET  /conflicts/stats           api.conflict_stats()         READ ONLY
  *   POST /conflicts/{id}/resolve    api.resolve_conflict(id, strategy, resolvedData)  READ WRITE
  *
- * The api function's jsonb result is the response body, unchanged.
+ * The api function's jsonb result is the response body, unchanged: its text
+ * goes from the database's answer to the socket without being parsed.
  */
 import type pg from "pg";
+import { jsonAnswer, type Answer } from "./answer.js";
 import { apiCall, apiCallWithBody, runRequest, type ApiArgument, type RequestIdentity } from "./database.js";
-import { invalidParameter, queryParams, readBody } from "./request-input.js";
+import { invalidParameter, queryParams, readBody, type SyncRequest } from "./request-input.js";
 
 export interface ApiRouteContext {
-  request: Request;
+  request: SyncRequest;
   url: URL;
   identity: RequestIdentity;
   pool: pg.Pool;
   apiSchema: string;
   statementTimeoutMs: number;
   maxBodyBytes: number;
-}
-
-/** A JSON response with the body text as the database produced it. */
-export function jsonResponse(body: string, status = 200, headers: Record<string, string> = {}): Response {
-  return new Response(body, {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers },
-  });
 }
 
 /** Calls one api function in one request transaction; returns its result text. */
@@ -62,11 +56,11 @@ function argsFrom(params: Map<string, string>, names: Record<string, string>): A
 }
 
 /** POST /push: the body, as sent, is the push payload. */
-export async function pushRoute(ctx: ApiRouteContext): Promise<Response> {
+export async function pushRoute(ctx: ApiRouteContext): Promise<Answer> {
   queryParams(ctx.url, []);
   const body = await readBody(ctx.request, ctx.maxBodyBytes);
   if (body.trim() === "") throw invalidParameter("the push body is empty", "Send the spec's {\"operations\": [...]} as JSON.");
-  return jsonResponse(await call(ctx, false, () => apiCallWithBody(ctx.apiSchema, "sync_push", body)));
+  return jsonAnswer(await call(ctx, false, () => apiCallWithBody(ctx.apiSchema, "sync_push", body)));
 }
 
 const PULL_PARAMS = {
@@ -78,36 +72,40 @@ const PULL_PARAMS = {
 };
 
 /** GET /pull: the spec's query parameters, plus cursor and limit. */
-export async function pullRoute(ctx: ApiRouteContext): Promise<Response> {
+export async function pullRoute(ctx: ApiRouteContext): Promise<Answer> {
   const args = argsFrom(queryParams(ctx.url, Object.keys(PULL_PARAMS)), PULL_PARAMS);
-  return jsonResponse(await call(ctx, true, () => apiCall(ctx.apiSchema, "sync_pull", args)));
+  return jsonAnswer(await call(ctx, true, () => apiCall(ctx.apiSchema, "sync_pull", args)));
 }
 
 const CHANGED_PARAMS = { cursor: "p_cursor", entityTypes: "entityTypes", practiceId: "practiceId" };
 
 /** GET /changed: whether a pull with the cursor would deliver anything now. */
-export async function changedRoute(ctx: ApiRouteContext): Promise<Response> {
+export async function changedRoute(ctx: ApiRouteContext): Promise<Answer> {
+  return jsonAnswer((await changedNow(ctx)) ? '{"changed":true}' : '{"changed":false}');
+}
+
+/** api.sync_changed() with the request's cursor (GET /changed, and GET /live before its stream opens). */
+export async function changedNow(ctx: ApiRouteContext): Promise<boolean> {
   const args = argsFrom(queryParams(ctx.url, Object.keys(CHANGED_PARAMS)), CHANGED_PARAMS);
-  const result = await call(ctx, true, () => apiCall(ctx.apiSchema, "sync_changed", args));
-  return jsonResponse(JSON.stringify({ changed: result === "true" }));
+  return (await call(ctx, true, () => apiCall(ctx.apiSchema, "sync_changed", args))) === "true";
 }
 
 const CONFLICT_PARAMS = { entityType: "p_entity_type", severity: "p_severity", minAge: "p_min_age", limit: "p_limit" };
 
 /** GET /conflicts: the open conflicts of the JWT's tenant (and practice). */
-export async function conflictsRoute(ctx: ApiRouteContext): Promise<Response> {
+export async function conflictsRoute(ctx: ApiRouteContext): Promise<Answer> {
   const args = argsFrom(queryParams(ctx.url, Object.keys(CONFLICT_PARAMS)), CONFLICT_PARAMS);
-  return jsonResponse(await call(ctx, true, () => apiCall(ctx.apiSchema, "list_conflicts", args)));
+  return jsonAnswer(await call(ctx, true, () => apiCall(ctx.apiSchema, "list_conflicts", args)));
 }
 
 /** GET /conflicts/stats */
-export async function conflictStatsRoute(ctx: ApiRouteContext): Promise<Response> {
+export async function conflictStatsRoute(ctx: ApiRouteContext): Promise<Answer> {
   queryParams(ctx.url, []);
-  return jsonResponse(await call(ctx, true, () => apiCall(ctx.apiSchema, "conflict_stats", [])));
+  return jsonAnswer(await call(ctx, true, () => apiCall(ctx.apiSchema, "conflict_stats", [])));
 }
 
 /** POST /conflicts/{id}/resolve with {strategy, resolvedData}. */
-export async function resolveRoute(ctx: ApiRouteContext, id: string): Promise<Response> {
+export async function resolveRoute(ctx: ApiRouteContext, id: string): Promise<Answer> {
   queryParams(ctx.url, []);
   const text = await readBody(ctx.request, ctx.maxBodyBytes);
   let body: unknown;
@@ -133,7 +131,7 @@ export async function resolveRoute(ctx: ApiRouteContext, id: string): Promise<Re
   }
   const resolved = fields.resolvedData === undefined ? null : JSON.stringify(fields.resolvedData);
   const strategy = fields.strategy;
-  return jsonResponse(
+  return jsonAnswer(
     await call(ctx, false, () =>
       apiCall(ctx.apiSchema, "resolve_conflict", [
         ["conflict_id", id],

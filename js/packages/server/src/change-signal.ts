@@ -132,10 +132,12 @@ export class ChangeSignalSource {
   /** One poll: reports the tenants with changes since the watermark, keeps the next one. */
   async #poll(client: pg.Client): Promise<void> {
     const started = (this.#options.now ?? Date.now)();
-    const res = await client.query<{ r: { watermark: string; changes: unknown[] } }>(
-      "SELECT smartsync.poll_changes($1, $2) AS r",
-      [this.#watermark, this.#watermark === null ? [] : this.#options.tenants()],
-    );
+    const res = await client.query<{ r: { watermark: string; changes: unknown[] } }>({
+      // prepared once per connection: a poll runs 100 times a second
+      name: "smartsync_poll_changes",
+      text: "SELECT smartsync.poll_changes($1, $2) AS r",
+      values: [this.#watermark, this.#watermark === null ? [] : this.#options.tenants()],
+    });
     const r = res.rows[0]?.r;
     if (r === undefined) throw new Error("smartsync.poll_changes() returned nothing");
     const first = this.#watermark === null;
@@ -150,8 +152,9 @@ export class ChangeSignalSource {
 
   #schedulePoll(client: pg.Client): void {
     if (this.#stopped || this.#client !== client) return;
-    // a poll that takes long (many tenants) is not repeated back to back
-    const wait = Math.max(this.#options.pollIntervalMs, 2 * this.lastPollMs);
+    // a poll starts every pollIntervalMs (a change waits half of it on average), but one that
+    // takes long (many tenants) is not repeated back to back: the connection rests as long
+    const wait = Math.max(this.#options.pollIntervalMs - this.lastPollMs, this.lastPollMs);
     this.#timer = this.#timers.setTimeout(() => {
       this.#timer = undefined;
       this.#poll(client).then(

@@ -83,6 +83,19 @@ function statementName(text: string): string {
   return name;
 }
 
+/**
+ * request.jwt.claims as text, made once per verified token: the verifier
+ * remembers a token's claims object (jwt.ts), so a device's requests share it.
+ */
+const claimsTexts = new WeakMap<object, { role: string; text: string }>();
+function claimsText(claims: Claims, role: string): string {
+  const known = claimsTexts.get(claims);
+  if (known !== undefined && known.role === role) return known.text;
+  const text = JSON.stringify({ ...claims, role });
+  claimsTexts.set(claims, { role, text });
+  return text;
+}
+
 type Statement = () => Promise<pg.QueryResult>;
 
 /**
@@ -157,7 +170,7 @@ export async function runRequest(
           values: [
             `${quoteIdent(apiSchema)}, "public"`,
             identity.role,
-            JSON.stringify({ ...identity.claims, role: identity.role }),
+            claimsText(identity.claims, identity.role),
             identity.method,
             identity.path,
             JSON.stringify(identity.headers),

@@ -11,11 +11,11 @@
  * live streams end, the database connections close.
  */
 import pg from "pg";
+import { JSON_HEADERS, jsonAnswer, SSE_HEADERS, SYNC_CORE, type Answer, type SyncCore } from "./answer.js";
 import {
   changedRoute,
   conflictStatsRoute,
   conflictsRoute,
-  jsonResponse,
   pullRoute,
   pushRoute,
   resolveRoute,
@@ -30,7 +30,8 @@ import { liveRoute } from "./live-route.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { resolveOptions, type SyncHandlerOptions } from "./options.js";
 import { unavailableError } from "./pg-errors.js";
-import { queryParams } from "./request-input.js";
+import { queryParams, readStream, type SyncRequest } from "./request-input.js";
+import { SSE_STREAM } from "./sse-stream.js";
 
 /** The handler, with what it owns. */
 export interface SyncHandler {
@@ -80,18 +81,51 @@ const ROUTES: Route[] = [
   { name: "/metrics", method: "GET", auth: false, readOnly: true, match: exact("/metrics") },
 ];
 
-/** The response of an error (PostgREST's body). */
-function errorResponse(err: HttpError): Response {
-  return jsonResponse(JSON.stringify(err.body), err.status, err.headers);
+/** The answer of an error (PostgREST's body). */
+function errorAnswer(err: HttpError): Answer {
+  return jsonAnswer(JSON.stringify(err.body), err.status, err.headers);
 }
 
 /** The request headers the database sees: lower-cased names, without credentials. */
-function dbHeaders(request: Request): Record<string, string> {
+function dbHeaders(request: SyncRequest): Record<string, string> {
   const out: Record<string, string> = {};
-  request.headers.forEach((value, name) => {
+  request.forEachHeader((value, name) => {
     if (name !== "authorization" && name !== "cookie") out[name] = value;
   });
   return out;
+}
+
+/** A Fetch API Request as the endpoints read it. */
+function fromRequest(request: Request): SyncRequest {
+  let url: URL;
+  try {
+    url = new URL(request.url);
+  } catch {
+    url = new URL("http://invalid/");
+  }
+  return {
+    method: request.method,
+    url,
+    header: (name) => request.headers.get(name),
+    forEachHeader: (fn) => request.headers.forEach(fn),
+    readBytes: (maxBytes) => readStream(request.body, maxBytes),
+    signal: request.signal,
+  };
+}
+
+/** An answer as a Fetch API Response (a stream's also carries its SseStream, for node-adapter.ts). */
+function toResponse(answer: Answer, requestId: string): Response {
+  if (answer.stream !== undefined) {
+    const response = new Response(answer.stream.readable, {
+      status: answer.status,
+      headers: { ...SSE_HEADERS, ...answer.headers, "x-request-id": requestId },
+    });
+    return Object.assign(response, { [SSE_STREAM]: answer.stream });
+  }
+  return new Response(answer.body, {
+    status: answer.status,
+    headers: { ...JSON_HEADERS, ...answer.headers, "x-request-id": requestId },
+  });
 }
 
 /** Connection settings from the options (for the pool and the signal connection). */
@@ -162,7 +196,8 @@ export function createSyncHandler(options: SyncHandlerOptions): SyncHandler {
   let inFlight = 0;
   let drained: (() => void) | undefined;
 
-  async function route(request: Request, url: URL): Promise<{ response: Response; route: string }> {
+  async function route(request: SyncRequest): Promise<{ answer: Answer; route: string }> {
+    const url = request.url;
     if (!url.pathname.startsWith(o.basePath)) {
       throw new HttpError(404, { code: ServerErrorCode.notFound, message: `no endpoint ${url.pathname}` });
     }
@@ -196,19 +231,18 @@ export function createSyncHandler(options: SyncHandlerOptions): SyncHandler {
         { headers: { "Retry-After": "1", connection: "close" } },
       );
     }
-    if (r.name === "/health") return { response: await health(url), route: r.name };
+    if (r.name === "/health") return { answer: await health(url), route: r.name };
     if (r.name === "/metrics") {
       if (!o.metrics) throw new HttpError(404, { code: ServerErrorCode.notFound, message: "metrics are off" });
       queryParams(url, []);
+      // not JSON: its own content type replaces JSON_HEADERS' one
       return {
-        response: new Response(await metrics.registry.metrics(), {
-          headers: { "content-type": metrics.registry.contentType, "cache-control": "no-store" },
-        }),
+        answer: jsonAnswer(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }),
         route: r.name,
       };
     }
 
-    const token = bearerToken(request, url, r.name === "/live");
+    const token = bearerToken(request, r.name === "/live");
     if (token === undefined) throw missingToken();
     const claims = await verify(token);
     const role = typeof claims.role === "string" && claims.role !== "" ? claims.role : o.anonRole;
@@ -228,28 +262,28 @@ export function createSyncHandler(options: SyncHandlerOptions): SyncHandler {
       statementTimeoutMs: o.statementTimeoutMs,
       maxBodyBytes: o.maxBodyBytes,
     };
-    let response: Response;
+    let answer: Answer;
     switch (r.name) {
       case "/push":
-        response = await pushRoute(ctx);
+        answer = await pushRoute(ctx);
         break;
       case "/pull":
-        response = await pullRoute(ctx);
+        answer = await pullRoute(ctx);
         break;
       case "/changed":
-        response = await changedRoute(ctx);
+        answer = await changedRoute(ctx);
         break;
       case "/conflicts":
-        response = await conflictsRoute(ctx);
+        answer = await conflictsRoute(ctx);
         break;
       case "/conflicts/stats":
-        response = await conflictStatsRoute(ctx);
+        answer = await conflictStatsRoute(ctx);
         break;
       case "/conflicts/:id/resolve":
-        response = await resolveRoute(ctx, found.params[0] as string);
+        answer = await resolveRoute(ctx, found.params[0] as string);
         break;
       case "/live":
-        response = await liveRoute({
+        answer = await liveRoute({
           ...ctx,
           hub,
           retryMs: o.retryMs,
@@ -262,38 +296,31 @@ export function createSyncHandler(options: SyncHandlerOptions): SyncHandler {
       default:
         throw new HttpError(404, { code: ServerErrorCode.notFound, message: `no endpoint ${path}` });
     }
-    return { response, route: r.name };
+    return { answer, route: r.name };
   }
 
   /** GET /health: the server is up and reaches the database. */
-  async function health(url: URL): Promise<Response> {
+  async function health(url: URL): Promise<Answer> {
     queryParams(url, []);
     try {
       await pool.query("SELECT 1");
     } catch (err) {
       throw unavailableError(err);
     }
-    return jsonResponse(
-      JSON.stringify({ status: "ok", database: "ok", signal: o.signal, streams: hub.size }),
-    );
+    return jsonAnswer(JSON.stringify({ status: "ok", database: "ok", signal: o.signal, streams: hub.size }));
   }
 
-  const handler = async (request: Request): Promise<Response> => {
+  /** One request, from either carrier: routed, answered, counted and logged. */
+  const core: SyncCore = async (request) => {
     const started = o.now();
-    const requestId = request.headers.get("x-request-id") ?? o.randomId();
-    let url: URL;
-    try {
-      url = new URL(request.url);
-    } catch {
-      url = new URL("http://invalid/");
-    }
+    const requestId = request.header("x-request-id") ?? o.randomId();
     let routeName = "unknown";
-    let response: Response;
+    let answer: Answer;
     let code: string | undefined;
     inFlight++;
     try {
-      const r = await route(request, url);
-      response = r.response;
+      const r = await route(request);
+      answer = r.answer;
       routeName = r.route;
     } catch (err) {
       const httpErr =
@@ -304,27 +331,31 @@ export function createSyncHandler(options: SyncHandlerOptions): SyncHandler {
         o.logger.error("unexpected error", { requestId, error: (err as Error)?.message ?? String(err) });
       }
       code = httpErr.body.code;
-      response = errorResponse(httpErr);
-      const template = ROUTES.find((r) => r.match(url.pathname.slice(o.basePath.length) || "/") !== null);
+      answer = errorAnswer(httpErr);
+      const template = ROUTES.find((r) => r.match(request.url.pathname.slice(o.basePath.length) || "/") !== null);
       if (template !== undefined) routeName = template.name;
     } finally {
       inFlight--;
       if (inFlight === 0) drained?.();
     }
-    response.headers.set("x-request-id", requestId);
     const seconds = (o.now() - started) / 1000;
     const method = request.method;
-    metrics.requests.inc({ route: routeName, method, status: String(response.status) });
+    metrics.requests.inc({ route: routeName, method, status: String(answer.status) });
     metrics.duration.observe({ route: routeName, method }, seconds);
     o.logger.info("request", {
       requestId,
       method,
       route: routeName,
-      status: response.status,
+      status: answer.status,
       durationMs: Math.round(seconds * 1000 * 10) / 10,
       code,
     });
-    return response;
+    return { answer, requestId };
+  };
+
+  const handler = async (request: Request): Promise<Response> => {
+    const { answer, requestId } = await core(fromRequest(request));
+    return toResponse(answer, requestId);
   };
 
   const closeFn = async (closeOptions: { timeoutMs?: number } = {}): Promise<void> => {
@@ -344,7 +375,7 @@ export function createSyncHandler(options: SyncHandlerOptions): SyncHandler {
     o.logger.info("closed", { streams: hub.size });
   };
 
-  const result = Object.assign(handler, { ready, metrics, close: closeFn });
+  const result = Object.assign(handler, { ready, metrics, close: closeFn, [SYNC_CORE]: core });
   Object.defineProperty(result, "streams", { get: () => hub.size, enumerable: true });
-  return result as SyncHandler;
+  return result as unknown as SyncHandler;
 }

@@ -7,6 +7,7 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { ConfigError, HttpError, ServerErrorCode } from "./errors.js";
+import type { SyncRequest } from "./request-input.js";
 
 /** How tokens are verified: exactly one of secret, publicKey, jwksUrl. */
 export interface JwtOptions {
@@ -211,15 +212,15 @@ export function createTokenVerifier(options: JwtOptions, now: () => number = Dat
  * The bearer token of a request: the Authorization header, or for
  * EventSource (which cannot send headers) the access_token query parameter.
  */
-export function bearerToken(request: Request, url: URL, allowQuery: boolean): string | undefined {
-  const header = request.headers.get("authorization");
+export function bearerToken(request: SyncRequest, allowQuery: boolean): string | undefined {
+  const header = request.header("authorization");
   if (header !== null) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (m === null) throw invalidToken("the Authorization header is not Bearer <token>");
     return m[1];
   }
   if (allowQuery) {
-    const q = url.searchParams.get("access_token");
+    const q = request.url.searchParams.get("access_token");
     if (q !== null && q !== "") return q;
   }
   return undefined;

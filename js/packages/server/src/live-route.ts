@@ -22,11 +22,12 @@
  * events is poked at once, so it simply pulls.
  */
 import type pg from "pg";
-import { changedRoute, type ApiRouteContext } from "./api-routes.js";
+import type { Answer } from "./answer.js";
+import { changedNow, type ApiRouteContext } from "./api-routes.js";
 import { HttpError, ServerErrorCode } from "./errors.js";
 import type { Claims } from "./jwt.js";
 import type { LiveHub } from "./live-hub.js";
-import { formatEvent, SSE_STREAM, SseStream } from "./sse-stream.js";
+import { formatEvent, SseStream } from "./sse-stream.js";
 
 export interface LiveRouteContext extends ApiRouteContext {
   hub: LiveHub;
@@ -49,7 +50,7 @@ function claimText(claims: Claims, ...names: string[]): string | null {
   return null;
 }
 
-export async function liveRoute(ctx: LiveRouteContext): Promise<Response> {
+export async function liveRoute(ctx: LiveRouteContext): Promise<Answer> {
   if (ctx.hub.size >= ctx.maxStreams) {
     throw new HttpError(
       503,
@@ -60,7 +61,7 @@ export async function liveRoute(ctx: LiveRouteContext): Promise<Response> {
   const tenant = claimText(ctx.identity.claims, "tenant_id", "tenantId");
   const practice = claimText(ctx.identity.claims, "practice_id", "practiceId");
   const hasCursor = (ctx.url.searchParams.get("cursor") ?? "") !== "";
-  const lastEventId = ctx.request.headers.get("last-event-id");
+  const lastEventId = ctx.request.header("last-event-id");
 
   // subscribed before the check, so a change that commits during it is not missed
   let unsubscribe: () => void = () => undefined;
@@ -81,8 +82,7 @@ export async function liveRoute(ctx: LiveRouteContext): Promise<Response> {
   // the database decides whether this identity may read, and whether the cursor is good
   let waiting: boolean;
   try {
-    const checked = await changedRoute(ctx);
-    waiting = ((await checked.json()) as { changed: boolean }).changed;
+    waiting = await changedNow(ctx);
     if (tenant === null) {
       // sync_changed refuses a context without a tenant; this is never reached
       throw new HttpError(401, { code: "SS201", message: "no tenant in the request context" });
@@ -96,14 +96,6 @@ export async function liveRoute(ctx: LiveRouteContext): Promise<Response> {
   if (hasCursor ? waiting : ctx.hub.missedSince(tenant, lastEventId)) {
     ctx.hub.poke(sub, hasCursor ? "pending" : lastEventId === null ? "connected" : "reconnected");
   }
-  const response = new Response(stream.readable, {
-    status: 200,
-    headers: {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-store",
-      "x-accel-buffering": "no",
-    },
-  });
-  // node-adapter.ts writes the stream itself; any other host reads the body
-  return Object.assign(response, { [SSE_STREAM]: stream });
+  // node-adapter.ts writes the stream to the socket itself; a Fetch API host reads stream.readable
+  return { status: 200, body: "", headers: undefined, stream };
 }

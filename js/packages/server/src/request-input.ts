@@ -5,8 +5,27 @@
  */
 import { HttpError, ServerErrorCode } from "./errors.js";
 
+/**
+ * A request as the endpoints read it, whatever carried it: a Fetch API
+ * Request (handler.ts) or node:http's IncomingMessage (node-adapter.ts, which
+ * builds no Request, Headers or web stream for it).
+ */
+export interface SyncRequest {
+  /** GET, POST, ... */
+  readonly method: string;
+  readonly url: URL;
+  /** a header's value (name in lower case), or null */
+  header(name: string): string | null;
+  /** every header with lower-case names (what the database sees, less credentials) */
+  forEachHeader(fn: (value: string, name: string) => void): void;
+  /** the body's bytes, refused (tooLarge) as soon as they pass maxBytes; empty without a body */
+  readBytes(maxBytes: number): Promise<Uint8Array>;
+  /** aborted when the client goes away */
+  readonly signal: AbortSignal;
+}
+
 /** 413 for a body over the limit. */
-function tooLarge(limit: number): HttpError {
+export function tooLarge(limit: number): HttpError {
   return new HttpError(413, {
     code: ServerErrorCode.bodyTooLarge,
     message: `request body is larger than ${limit} bytes`,
@@ -14,20 +33,10 @@ function tooLarge(limit: number): HttpError {
   });
 }
 
-/** The request body as text, refused beyond maxBytes; JSON content types only. */
-export async function readBody(request: Request, maxBytes: number): Promise<string> {
-  const type = request.headers.get("content-type");
-  if (type !== null && type !== "" && !/^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i.test(type)) {
-    throw new HttpError(415, {
-      code: ServerErrorCode.unsupportedMediaType,
-      message: `content type ${JSON.stringify(type)} is not accepted`,
-      hint: "Send the body as JSON with Content-Type: application/json.",
-    });
-  }
-  const length = request.headers.get("content-length");
-  if (length !== null && Number(length) > maxBytes) throw tooLarge(maxBytes);
-  if (request.body === null) return "";
-  const reader = request.body.getReader();
+/** The bytes of a Fetch API body, refused beyond maxBytes while reading. */
+export async function readStream(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<Uint8Array> {
+  if (body === null) return new Uint8Array(0);
+  const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
@@ -40,14 +49,34 @@ export async function readBody(request: Request, maxBytes: number): Promise<stri
     }
     chunks.push(value);
   }
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
   const bytes = new Uint8Array(total);
   let at = 0;
   for (const c of chunks) {
     bytes.set(c, at);
     at += c.byteLength;
   }
+  return bytes;
+}
+
+const JSON_TYPE = /^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The request body as text, refused beyond maxBytes; JSON content types only. */
+export async function readBody(request: SyncRequest, maxBytes: number): Promise<string> {
+  const type = request.header("content-type");
+  if (type !== null && type !== "" && !JSON_TYPE.test(type)) {
+    throw new HttpError(415, {
+      code: ServerErrorCode.unsupportedMediaType,
+      message: `content type ${JSON.stringify(type)} is not accepted`,
+      hint: "Send the body as JSON with Content-Type: application/json.",
+    });
+  }
+  const length = request.header("content-length");
+  if (length !== null && Number(length) > maxBytes) throw tooLarge(maxBytes);
+  const bytes = await request.readBytes(maxBytes);
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return utf8.decode(bytes);
   } catch (err) {
     throw new HttpError(
       400,

@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import express from "express";
 import { afterAll, describe, expect, test } from "vitest";
 import { expressMiddleware, serve } from "../src/index.js";
-import { call, closeAdmin, startServer, tablet, token } from "./helpers.js";
+import { admin, call, closeAdmin, openLive, phone, startServer, tablet, token } from "./helpers.js";
 
 afterAll(async () => {
   await closeAdmin();
@@ -63,6 +63,68 @@ describe("node:http", () => {
       expect(res.status).toBe(413);
       expect(((await res.json()) as { code: string }).code).toBe("SS903");
     } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe("node:http without the Fetch API", () => {
+  test("createSyncHandler's handler is served from IncomingMessage to ServerResponse; wrapped as a plain Fetch function it answers the same", async () => {
+    const srv = await startServer({ live: { signal: "poll", pollIntervalMs: 10 }, maxBodyBytes: 1000 });
+    // a plain (Request) => Promise<Response>: served through Request and Response objects
+    const plain = await serve((request) => srv.handler(request), { port: 0, host: "127.0.0.1" });
+    const urls = [srv.url, `http://127.0.0.1:${plain.port}/api/sync`];
+    try {
+      const jwt = await token(phone);
+      // a row for the live streams below to hear about (its own signal long past when they open)
+      const c = await admin().query("INSERT INTO tenant_happy_paws.clients (practice_id, name) VALUES (1, 'Node Ann') RETURNING id");
+      const answers = [];
+      for (const url of urls) {
+        const head = await fetch(`${url}/health`, { method: "HEAD" });
+        const stats = await call(`${url}/conflicts/stats`, jwt, { headers: { "x-request-id": "req-7" } });
+        const noToken = await call(`${url}/pull`, undefined);
+        const tooLarge = await call(`${url}/push`, jwt, { body: `{"pad": "${"x".repeat(2000)}"}` });
+        const notJson = await call(`${url}/push`, jwt, { body: "{}", headers: { "content-type": "text/plain" } });
+        const method = await call(`${url}/pull`, jwt, { method: "DELETE" });
+        const unknown = await call(`${url}/pull?nope=1`, jwt);
+        answers.push({
+          head: [head.status, head.headers.get("content-type"), Number(head.headers.get("content-length")) > 0, await head.text()],
+          stats: [stats.status, stats.headers.get("x-request-id"), stats.headers.get("cache-control"), typeof stats.body],
+          noToken: [noToken.status, noToken.body.code, noToken.headers.get("www-authenticate")],
+          tooLarge: [tooLarge.status, tooLarge.body.code],
+          notJson: [notJson.status, notJson.body.code],
+          method: [method.status, method.body.code, method.headers.get("allow")],
+          unknown: [unknown.status, unknown.body.code],
+        });
+      }
+      expect(answers[0]).toEqual({
+        head: [200, "application/json; charset=utf-8", true, ""],
+        stats: [200, "req-7", "no-store", "object"],
+        noToken: [401, "PGRST302", "Bearer"],
+        tooLarge: [413, "SS903"],
+        notJson: [415, "SS904"],
+        method: [405, "SS902", "GET, HEAD"],
+        unknown: [400, "SS905"],
+      });
+      expect(answers[1]).toEqual(answers[0]);
+
+      // a live stream either way: a chunked body whose events arrive as they happen
+      for (const url of urls) {
+        const live = await openLive(`${url}/live`, jwt);
+        try {
+          expect(live.response.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+          expect(live.response.headers.get("transfer-encoding")).toBe("chunked");
+          expect((await live.next()).event).toBe("ready");
+          expect(JSON.parse((await live.next()).data).reason).toBe("connected");
+          await admin().query("UPDATE tenant_happy_paws.clients SET name = $1 WHERE id = $2", [url, c.rows[0].id]);
+          const ev = await live.next();
+          expect([ev.event, JSON.parse(ev.data)]).toEqual(["changed", { reason: "change", practices: ["1"] }]);
+        } finally {
+          await live.close();
+        }
+      }
+    } finally {
+      await plain.close();
       await srv.close();
     }
   });
