@@ -37,6 +37,8 @@ export const ServerErrorCode = {
   invalidParameter: "SS905",
   /** 503: the server is shutting down, or has as many live streams as it allows */
   unavailable: "SS906",
+  /** 499 (logged only: nobody is left to answer): the client went away before its request body ended */
+  clientClosedRequest: "SS907",
 } as const;
 
 /** An HTTP error: thrown anywhere in a request, answered in one place (handler.ts). */

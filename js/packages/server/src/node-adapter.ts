@@ -14,7 +14,7 @@ import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { Readable } from "node:stream";
 import { JSON_HEADERS, SSE_HEADERS, SYNC_CORE, type Answer, type SyncCore } from "./answer.js";
-import { tooLarge, type SyncRequest } from "./request-input.js";
+import { clientClosed, tooLarge, type SyncRequest } from "./request-input.js";
 import { SSE_STREAM, type SseStream } from "./sse-stream.js";
 
 export type FetchHandler = (request: Request) => Promise<Response>;
@@ -207,6 +207,9 @@ function nodeRequest(req: http.IncomingMessage, res: http.ServerResponse): SyncR
 /** The body of an IncomingMessage, refused (413) as soon as it passes maxBytes. */
 function readNodeBody(req: http.IncomingMessage, maxBytes: number): Promise<Uint8Array> {
   if (req.readableEnded || req.method === "GET" || req.method === "HEAD") return Promise.resolve(new Uint8Array(0));
+  // the client went away before the body was read (while the token was checked, say): its
+  // 'close' has been emitted already, and no 'end' will come
+  if (req.destroyed) return Promise.reject(clientClosed());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -237,7 +240,8 @@ function readNodeBody(req: http.IncomingMessage, maxBytes: number): Promise<Uint
     };
     // the client went away before the body ended
     const onClose = () => {
-      if (!req.readableEnded) onError(new Error("the request was aborted before its body ended"));
+      if (!req.readableEnded)
+        onError(clientClosed());
     };
     req.on("data", onData);
     req.on("end", onEnd);

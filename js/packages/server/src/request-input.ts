@@ -33,6 +33,18 @@ export function tooLarge(limit: number): HttpError {
   });
 }
 
+/** 499 (logged, not answered: the client is gone) for a body the client stopped sending. */
+export function clientClosed(cause?: unknown): HttpError {
+  return new HttpError(
+    499,
+    {
+      code: ServerErrorCode.clientClosedRequest,
+      message: "the client closed the connection before its request body ended",
+    },
+    { cause },
+  );
+}
+
 /** The bytes of a Fetch API body, refused beyond maxBytes while reading. */
 export async function readStream(body: ReadableStream<Uint8Array> | null, maxBytes: number): Promise<Uint8Array> {
   if (body === null) return new Uint8Array(0);
@@ -74,7 +86,13 @@ export async function readBody(request: SyncRequest, maxBytes: number): Promise<
   }
   const length = request.header("content-length");
   if (length !== null && Number(length) > maxBytes) throw tooLarge(maxBytes);
-  const bytes = await request.readBytes(maxBytes);
+  let bytes: Uint8Array;
+  try {
+    bytes = await request.readBytes(maxBytes);
+  } catch (err) {
+    if (err instanceof HttpError || !request.signal.aborted) throw err;
+    throw clientClosed(err);
+  }
   try {
     return utf8.decode(bytes);
   } catch (err) {

@@ -6,7 +6,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import express from "express";
 import { afterAll, describe, expect, test } from "vitest";
-import { expressMiddleware, serve } from "../src/index.js";
+import { createLogger, expressMiddleware, serve } from "../src/index.js";
 import { admin, call, closeAdmin, openLive, phone, startServer, tablet, token } from "./helpers.js";
 
 afterAll(async () => {
@@ -40,6 +40,40 @@ describe("node:http", () => {
     req.destroy();
     await sawAbort;
     await server.close();
+  });
+
+  test("a client that goes away in the middle of its body is logged as 499 (SS907), not as a server error", async () => {
+    const entries: Record<string, unknown>[] = [];
+    let logged!: (entry: Record<string, unknown>) => void;
+    const requestLogged = new Promise<Record<string, unknown>>((resolve) => {
+      logged = resolve;
+    });
+    const logger = createLogger({
+      level: "info",
+      write: (line) => {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        entries.push(entry);
+        if (entry["msg"] === "request" && entry["route"] === "/push") logged(entry);
+      },
+    });
+    const srv = await startServer({ live: { signal: "none" }, logger });
+    try {
+      const jwt = await token(tablet);
+      const req = http.request(`${srv.url}/push`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json", "content-length": "1000" },
+      });
+      req.on("error", () => undefined);
+      const received = new Promise((resolve) => srv.server.server.once("request", resolve));
+      req.write('{"operations": [');
+      await received;
+      req.destroy();
+      const entry = await requestLogged;
+      expect(entry).toMatchObject({ level: "info", status: 499, code: "SS907" });
+      expect(entries.filter((e) => e["msg"] === "unexpected error")).toEqual([]);
+    } finally {
+      await srv.close();
+    }
   });
 
   test("a request body streams in; its size limit is enforced while reading", async () => {
