@@ -46,6 +46,35 @@
 
 PG_FUNCTION_INFO_V1(smartsync_sync_push);
 
+#ifdef PUSH_MEMLOG
+#include <stdio.h>
+static void
+memlog(const char *where, PushBatch *b)
+{
+	char		line[256];
+	long		kb = -1;
+	FILE	   *f = fopen("/proc/self/status", "r");
+
+	if (b->nops < 10000)
+		return;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	elog(LOG, "pushmem %s: top %zu kB, push %zu kB (res %zu, op %zu), rss %ld kB", where,
+		 MemoryContextMemAllocated(TopMemoryContext, true) / 1024,
+		 MemoryContextMemAllocated(b->cxt, true) / 1024,
+		 MemoryContextMemAllocated(b->rescxt, true) / 1024,
+		 MemoryContextMemAllocated(b->opcxt, true) / 1024, kb);
+	if (strcmp(where, "response") == 0)
+		MemoryContextStatsDetail(TopMemoryContext, 100, false);
+}
+#define MEMLOG(w, b) memlog(w, b)
+#else
+#define MEMLOG(w, b) ((void) 0)
+#endif
+
 /* Longest error message or detail a result carries (characters): a value it quotes is cut. */
 #define PUSH_MESSAGE_CHARS	200
 
@@ -795,6 +824,9 @@ identity_problem(const char *field, const char *sent, const char *ctxval, const 
 static void
 refuse_operations(PushBatch *b)
 {
+	/* what a check allocates is garbage once its result is written */
+	MemoryContext old = MemoryContextSwitchTo(b->opcxt);
+
 	for (int i = 0; i < b->nops; i++)
 	{
 		PushOp	   *op = &b->ops[i];
@@ -845,8 +877,11 @@ refuse_operations(PushBatch *b)
 		{
 			op->refused = true;
 			push_fail_op(b, op, op->refusal, op->refusal_message, op->refusal_detail, 0);
+			op->refusal_message = op->refusal_detail = NULL;	/* in the result now */
 		}
+		MemoryContextReset(b->opcxt);
 	}
+	MemoryContextSwitchTo(old);
 }
 
 /* --- ordering ----------------------------------------------------------- */
@@ -963,6 +998,7 @@ push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message, cons
 	push_bool(&ps, op->retryable);
 	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
 	op->result = push_copy_jsonb(b->rescxt, JsonbValueToJsonb(res));
+	op->lazy_result = false;
 	MemoryContextSwitchTo(old);
 }
 
@@ -1034,6 +1070,7 @@ reset_batch(PushBatch *b)
 			continue;
 		op->outcome = PUSH_PENDING;
 		op->result = NULL;
+		op->lazy_result = false;
 		op->retryable = false;
 		op->error_code = NULL;
 		op->real_id = NULL;
@@ -1149,7 +1186,9 @@ process_each(PushBatch *b)
 		}
 		MemoryContextReset(b->opcxt);
 	}
+	MEMLOG("applied", b);
 	push_ledger_record(b);
+	MEMLOG("ledger", b);
 	push_idmap_record(b);
 }
 
@@ -1195,6 +1234,7 @@ process_atomic(PushBatch *b)
 	MemoryContextReset(b->opcxt);
 }
 
+
 /* --- response ----------------------------------------------------------- */
 
 /* Reads a boolean field of a stored result. */
@@ -1219,6 +1259,7 @@ build_response(PushBatch *b)
 	StringInfo	buf = &bufdata;
 	JbwCont		top;
 	JbwCont		arr;
+	MemoryContext scratch;
 	Size		estimate = 256 + strlen(b->client_id);
 	uint32		results;
 	int			processed = 0,
@@ -1234,6 +1275,15 @@ build_response(PushBatch *b)
 
 		if (op->outcome == PUSH_REPLAYED)
 			replayed++;
+		if (op->lazy_result)
+		{
+			/* an upper bound: header, JEntries, keys, padding, three numbers, strings */
+			processed++;
+			estimate += 200 + strlen(op->opid) + strlen(op->entity->entity_type) +
+				(op->temp_entity ? strlen(op->entity_id) : 0) +
+				(op->real_id ? 2 * strlen(op->real_id) : 0);
+			continue;
+		}
 		if (result_flag(op->result, "success"))
 		{
 			processed++;
@@ -1264,8 +1314,23 @@ build_response(PushBatch *b)
 		jbw_entry(buf, &top, jbw_bool(true));
 	jbw_entry(buf, &top, jbw_int8(buf, failed));
 	jbw_begin(buf, &arr, false, b->nops);
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "smartsync push response", ALLOCSET_SMALL_SIZES);
 	for (int i = 0; i < b->nops; i++)
-		jbw_entry(buf, &arr, jbw_document(buf, b->ops[i].result));
+	{
+		PushOp	   *op = &b->ops[i];
+
+		if (op->lazy_result)
+		{
+			MemoryContext old = MemoryContextSwitchTo(scratch);
+
+			jbw_entry(buf, &arr, push_write_applied(buf, op));
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(scratch);
+		}
+		else
+			jbw_entry(buf, &arr, jbw_document(buf, op->result));
+	}
+	MemoryContextDelete(scratch);
 	results = jbw_end(buf, &arr);
 	jbw_entry(buf, &top, results);
 	jbw_entry(buf, &top, jbw_bool(failed == 0 && conflicts == 0));
@@ -1444,6 +1509,7 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 		b->order[i] = &b->ops[i];
 		i++;
 	}
+	MEMLOG("validated", b);
 	if (b->nops > 1)
 		qsort(b->order, b->nops, sizeof(PushOp *), op_order_cmp);
 
@@ -1453,11 +1519,16 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 		/* one push of this client at a time; what the ledger has is a replay */
 		push_ledger_lock(b);
 		push_ledger_load(b);
+		/* operation ids are checked and matched to the ledger: the table is done */
+		hash_destroy(b->op_ids);
+		b->op_ids = NULL;
+		MEMLOG("ledger loaded", b);
 		/* what the server refuses (permissions, limits, base versions): nothing applied */
 		refuse_operations(b);
 		/* temporary ids: created in this batch or mapped by an earlier one */
 		b->temp_ids = collect_temp_ids(b);
 		load_temps(b);
+		MEMLOG("temps", b);
 		if (b->atomic)
 			process_atomic(b);
 		else
@@ -1465,7 +1536,9 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 	}
 
 	MemoryContextSwitchTo(callcxt);
+	MEMLOG("processed", b);
 	response = build_response(b);
+	MEMLOG("response", b);
 	if (nest >= 0)
 		AtEOXact_GUC(true, nest);
 	SPI_finish();

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -115,7 +116,9 @@ typedef struct PushOp
 	bool		claimed;		/* this push applies it (not a replay) */
 	bool		refused;		/* refused before anything was applied (permission, limits, ...) */
 	PushOutcome outcome;
-	Jsonb	   *result;			/* the per-operation result object */
+	Jsonb	   *result;			/* the per-operation result object (NULL when lazy_result) */
+	bool		lazy_result;	/* applied, its result not kept: written from the fields
+								 * below when needed (push_write_applied) */
 	bool		retryable;
 	char	   *error_code;
 	char	   *real_id;		/* entity id after the operation, text */
@@ -175,6 +178,8 @@ extern void push_apply_op(PushBatch *b, PushOp *op);
 extern void push_apply_run(PushBatch *b, PushOp **ops, int n);
 extern bool push_is_temp(PushBatch *b, const char *s, int len);
 extern int	push_find_column(PushEntity *e, const char *key, int len);
+extern uint32 push_write_applied(StringInfo buf, PushOp *op);
+extern Jsonb *push_op_result(PushOp *op);
 
 /* pushledger.c */
 extern SPIPlanPtr push_plan(const char *sql, int nargs, Oid *argtypes);

@@ -476,7 +476,7 @@ ledger_insert(PushBatch *b, PushOp **ops, int n)
 		reqnulls[i] = (op->outcome == PUSH_APPLIED || op->outcome == PUSH_RESOLVED);
 		reqs[i] = reqnulls[i] ? (Datum) 0 : JsonbPGetDatum(push_request_copy(op->request, op->request_len));
 		outcomes[i] = CStringGetTextDatum(outcome);
-		results[i] = JsonbPGetDatum(op->result);
+		results[i] = JsonbPGetDatum(push_op_result(op));
 		rids[i] = text_or_null(op->real_id, &ridnulls[i]);
 		vernulls[i] = !op->has_new_version;
 		vers[i] = op->has_new_version ? Int64GetDatum(op->new_version) : (Datum) 0;
