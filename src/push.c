@@ -479,10 +479,17 @@ check_data_sizes(PushOp *op)
 	}
 }
 
+static void server_refusal(PushBatch *b, PushOp *op, const char *tenant_id, const char *practice_id,
+						   const char *user_id, List *permissions);
+
 /* Validates operations[i] into op; raises SS404..SS411. */
 static void
 validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 {
+	List	   *permissions = NIL;	/* required permissions (char *) */
+	char	   *tenant_id;		/* as sent, NULL when absent */
+	char	   *practice_id;	/* canonical (1, "1", 1.0 are "1") */
+	char	   *user_id;
 	JsonbContainer *c;
 	JsonbValue	vbuf;
 	JsonbValue	dvbuf;
@@ -506,7 +513,6 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 	if (v == NULL || v->type == jbvNull)
 		missing_field(i, "id", "Every operation carries its client-side id, the key of exactly-once delivery.");
 	op->opid = id_text(i, "id", v, true);
-	op->opid_value = *v;
 
 	/* operation */
 	v = get_key(c, "operation", &vbuf);
@@ -547,7 +553,6 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 	if (v != NULL && v->type != jbvNull)
 	{
 		op->entity_id = id_text(i, "entityId", v, false);
-		op->entity_id_value = *v;
 		op->has_entity_id = true;
 		op->temp_entity = (v->type == jbvString &&
 						   push_is_temp(b, v->val.string.val, v->val.string.len));
@@ -640,15 +645,17 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 						(errcode(ERRCODE_SS_PUSH_INVALID_FIELD),
 						 errmsg("invalid push: operations[%d].requiredPermissions must hold only strings", i),
 						 errdetail("The whole push was refused and nothing was written.")));
-			op->permissions = lappend(op->permissions,
-									  pnstrdup(e.val.string.val, e.val.string.len));
+			permissions = lappend(permissions, pnstrdup(e.val.string.val, e.val.string.len));
 		}
 	}
 
 	/* who the client says it is: checked against the context per operation */
-	op->tenant_id = identity_text(i, c, "tenantId");
-	op->practice_id = identity_text(i, c, "practiceId");
-	op->user_id = identity_text(i, c, "userId");
+	tenant_id = identity_text(i, c, "tenantId");
+	practice_id = identity_text(i, c, "practiceId");
+	user_id = identity_text(i, c, "userId");
+
+	/* what the server refuses comes before what validation noted (sizes, base version) */
+	server_refusal(b, op, tenant_id, practice_id, user_id, permissions);
 }
 
 /*
@@ -659,21 +666,12 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 static void
 keep_op(PushOp *op)
 {
-	List	   *perms = NIL;
-	ListCell   *lc;
-
 #define KEEP(field) (op->field = op->field ? pstrdup(op->field) : NULL)
 	KEEP(opid);
 	KEEP(entity_id);
-	KEEP(tenant_id);
-	KEEP(practice_id);
-	KEEP(user_id);
 	KEEP(refusal_message);
 	KEEP(refusal_detail);
 #undef KEEP
-	foreach(lc, op->permissions)
-		perms = lappend(perms, pstrdup((char *) lfirst(lc)));
-	op->permissions = perms;
 }
 
 /* Reads the client id from the context or the payload; SS410 when none or they disagree. */
@@ -813,75 +811,79 @@ identity_problem(const char *field, const char *sent, const char *ctxval, const 
 }
 
 /*
- * Refuses, before anything is applied, every operation the server would not
- * let through: one that names another tenant, practice or user (SS420); one
- * whose write the request context's permissions do not grant (SS421): every
- * operation needs "<entityType>:<create|update|delete>", whatever the payload
- * says, and the payload's requiredPermissions can only add to that; and the
- * refusals validation noted (sizes, base version).  A refused operation is
- * permanent (retryable false): only its acknowledgement goes to the ledger.
+ * What the server refuses of an operation, whatever the payload says: one
+ * that names another tenant, practice or user (SS420); one whose write the
+ * request context's permissions do not grant (SS421): every operation needs
+ * "<entityType>:<create|update|delete>", and the payload's
+ * requiredPermissions can only add to that.  Noted in op ahead of the
+ * refusals validation noted (sizes, base version); refuse_operations applies
+ * it after the ledger is read (a replay is not refused).
+ */
+static void
+server_refusal(PushBatch *b, PushOp *op, const char *tenant_id, const char *practice_id,
+			   const char *user_id, List *permissions)
+{
+	const char *action = op->kind == PUSH_CREATE ? "create" :
+		op->kind == PUSH_UPDATE ? "update" : "delete";
+	char	   *detail = NULL;
+	char	   *msg = NULL;
+	int			code = 0;
+	ListCell   *lc;
+
+	/* who the operation says it is, then what the context lets it write */
+	if ((msg = identity_problem("tenantId", tenant_id, b->ctx.tenant_id, "tenant", &detail)) ||
+		(msg = identity_problem("practiceId", practice_id, b->ctx.practice_id, "practice", &detail)) ||
+		(msg = identity_problem("userId", user_id, b->ctx.user_id, "user", &detail)))
+		code = ERRCODE_SS_PUSH_CONTEXT_MISMATCH;
+	else if (!sync_context_may_write(&b->ctx, op->entity->entity_type, action))
+	{
+		code = ERRCODE_SS_PUSH_PERMISSION;
+		msg = psprintf("permission \"%s:%s\" denied", op->entity->entity_type, action);
+		detail = b->ctx.has_permissions ?
+			pstrdup("Every operation needs the permission of its write, and the request context does not grant it; nothing was applied.") :
+			pstrdup("Every operation needs the permission of its write, and the request context carries no permissions; nothing was applied.");
+	}
+	else if (!sync_context_trusted(&b->ctx))
+	{
+		foreach(lc, permissions)
+		{
+			const char *perm = (const char *) lfirst(lc);
+
+			if (sync_context_has_permission(&b->ctx, perm))
+				continue;
+			code = ERRCODE_SS_PUSH_PERMISSION;
+			msg = psprintf("permission \"%s\" denied", sync_clip_str(perm));
+			detail = pstrdup("The operation requires it (requiredPermissions) and the request context does not grant it; nothing was applied.");
+			break;
+		}
+	}
+	if (code != 0)
+	{
+		op->refusal = code;
+		op->refusal_message = msg;
+		op->refusal_detail = detail;
+	}
+}
+
+/*
+ * Refuses, before anything is applied, every operation this push claimed
+ * that validation or server_refusal found a refusal for (identity,
+ * permissions, sizes, base version).  A refused operation is permanent
+ * (retryable false): only its acknowledgement goes to the ledger.
  */
 static void
 refuse_operations(PushBatch *b)
 {
-	/* what a check allocates is garbage once its result is written */
-	MemoryContext old = MemoryContextSwitchTo(b->opcxt);
-
 	for (int i = 0; i < b->nops; i++)
 	{
 		PushOp	   *op = &b->ops[i];
-		const char *action = op->kind == PUSH_CREATE ? "create" :
-			op->kind == PUSH_UPDATE ? "update" : "delete";
-		char	   *detail = NULL;
-		char	   *msg = NULL;
-		int			code = 0;
-		ListCell   *lc;
 
-		if (!op->claimed)
+		if (!op->claimed || op->refusal == 0)
 			continue;
-		/* who the operation says it is, then what the context lets it write */
-		if ((msg = identity_problem("tenantId", op->tenant_id, b->ctx.tenant_id, "tenant", &detail)) ||
-			(msg = identity_problem("practiceId", op->practice_id, b->ctx.practice_id, "practice", &detail)) ||
-			(msg = identity_problem("userId", op->user_id, b->ctx.user_id, "user", &detail)))
-			code = ERRCODE_SS_PUSH_CONTEXT_MISMATCH;
-		else if (!sync_context_may_write(&b->ctx, op->entity->entity_type, action))
-		{
-			code = ERRCODE_SS_PUSH_PERMISSION;
-			msg = psprintf("permission \"%s:%s\" denied", op->entity->entity_type, action);
-			detail = b->ctx.has_permissions ?
-				pstrdup("Every operation needs the permission of its write, and the request context does not grant it; nothing was applied.") :
-				pstrdup("Every operation needs the permission of its write, and the request context carries no permissions; nothing was applied.");
-		}
-		else if (!sync_context_trusted(&b->ctx))
-		{
-			foreach(lc, op->permissions)
-			{
-				const char *perm = (const char *) lfirst(lc);
-
-				if (sync_context_has_permission(&b->ctx, perm))
-					continue;
-				code = ERRCODE_SS_PUSH_PERMISSION;
-				msg = psprintf("permission \"%s\" denied", sync_clip_str(perm));
-				detail = pstrdup("The operation requires it (requiredPermissions) and the request context does not grant it; nothing was applied.");
-				break;
-			}
-		}
-		/* these come before what validation noted (sizes, base version) */
-		if (code != 0)
-		{
-			op->refusal = code;
-			op->refusal_message = msg;
-			op->refusal_detail = detail;
-		}
-		if (op->refusal != 0)
-		{
-			op->refused = true;
-			push_fail_op(b, op, op->refusal, op->refusal_message, op->refusal_detail, 0);
-			op->refusal_message = op->refusal_detail = NULL;	/* in the result now */
-		}
-		MemoryContextReset(b->opcxt);
+		op->refused = true;
+		push_fail_op(b, op, op->refusal, op->refusal_message, op->refusal_detail, 0);
+		op->refusal_message = op->refusal_detail = NULL;	/* in the result now */
 	}
-	MemoryContextSwitchTo(old);
 }
 
 /* --- ordering ----------------------------------------------------------- */
@@ -964,6 +966,7 @@ push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message, cons
 	MemoryContext old = MemoryContextSwitchTo(b->opcxt);
 	JsonbParseState *ps = NULL;
 	JsonbValue *res;
+	JsonbValue	idbuf;
 
 	op->outcome = PUSH_FAILED;
 	op->retryable = retryable >= 0 ? (retryable != 0) : retryable_error(sqlerrcode);
@@ -971,7 +974,7 @@ push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message, cons
 
 	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
 	push_key(&ps, "operationId");
-	pushJsonbValue(&ps, WJB_VALUE, &op->opid_value);
+	pushJsonbValue(&ps, WJB_VALUE, push_op_field(op, "id", &idbuf));
 	push_key(&ps, "success");
 	push_bool(&ps, false);
 	push_key(&ps, "operation");
@@ -982,7 +985,7 @@ push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message, cons
 	if (op->has_entity_id)
 	{
 		push_key(&ps, "entityId");
-		pushJsonbValue(&ps, WJB_VALUE, &op->entity_id_value);
+		pushJsonbValue(&ps, WJB_VALUE, push_op_field(op, "entityId", &idbuf));
 	}
 	/* PostgreSQL's messages may quote a client value whole: keep a short prefix */
 	push_key(&ps, "error");

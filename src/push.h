@@ -81,51 +81,57 @@ typedef struct PushEntity
 	int			updated_at_index;
 } PushEntity;
 
-/* One operation of the payload. */
+/*
+ * One operation of the payload.  A large push keeps one per operation until
+ * its response is written, so it holds only what is not in the payload
+ * (request): the id and entity id as sent are read from there again.
+ */
 typedef struct PushOp
 {
-	int			index;			/* position in the payload */
 	JsonbContainer *request;	/* the operation as sent (inside the payload) */
-	int			request_len;	/* its bytes */
-	JsonbValue	opid_value;		/* id as sent (string or number) */
 	char	   *opid;			/* id as text, an integer in canonical form: the ledger key */
-	PushKind	kind;
 	PushEntity *entity;
-	bool		has_entity_id;
-	JsonbValue	entity_id_value;
 	char	   *entity_id;		/* as text */
-	bool		temp_entity;	/* entity_id is a temporary id */
 	JsonbContainer *data;		/* NULL when absent (inside the payload) */
-	bool		has_ts;
 	TimestampTz ts;				/* the client's timestamp, no later than the server's receive time */
 	TimestampTz sent_ts;		/* the client's timestamp as sent (the ledger keeps it) */
-	bool		has_version;
 	int64		version;
-	int			priority;		/* larger first */
-	List	   *permissions;	/* required permissions (char *) */
-	char	   *tenant_id;		/* as sent, NULL when absent */
-	char	   *practice_id;		/* canonical (1, "1", 1.0 are "1") */
-	char	   *user_id;
 
 	/* a refusal found by validation, applied after the ledger is read (0: none) */
-	int			refusal;
 	char	   *refusal_message;
 	char	   *refusal_detail;
+	int			refusal;
+
+	int			index;			/* position in the payload */
+	int			request_len;	/* the request's bytes */
+	int			priority;		/* larger first */
+	PushKind	kind;
+	bool		has_entity_id;
+	bool		temp_entity;	/* entity_id is a temporary id */
+	bool		has_ts;
+	bool		has_version;
 
 	/* state and outcome */
 	bool		claimed;		/* this push applies it (not a replay) */
 	bool		refused;		/* refused before anything was applied (permission, limits, ...) */
-	PushOutcome outcome;
-	Jsonb	   *result;			/* the per-operation result object (NULL when lazy_result) */
+	bool		retryable;
 	bool		lazy_result;	/* applied, its result not kept: written from the fields
 								 * below when needed (push_write_applied) */
-	bool		retryable;
+	bool		has_new_version;
+	PushOutcome outcome;
+	Jsonb	   *result;			/* the per-operation result object (NULL when lazy_result) */
 	char	   *error_code;
 	char	   *real_id;		/* entity id after the operation, text */
-	bool		has_new_version;
 	int64		new_version;
 	int64		conflict_id;	/* 0 when none */
 } PushOp;
+
+/* A field of the operation as sent (its "id", its "entityId"), into buf; NULL when absent. */
+static inline JsonbValue *
+push_op_field(PushOp *op, const char *key, JsonbValue *buf)
+{
+	return getKeyJsonValueFromContainer(op->request, key, strlen(key), buf);
+}
 
 /* A temporary id: created earlier in the batch or found in the id map. */
 typedef struct PushTemp

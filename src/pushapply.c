@@ -658,9 +658,11 @@ kind_name(PushKind k)
 static void
 result_begin(JsonbParseState **ps, PushOp *op, bool success)
 {
+	JsonbValue	idbuf;
+
 	pushJsonbValue(ps, WJB_BEGIN_OBJECT, NULL);
 	push_key(ps, "operationId");
-	pushJsonbValue(ps, WJB_VALUE, &op->opid_value);
+	pushJsonbValue(ps, WJB_VALUE, push_op_field(op, "id", &idbuf));
 	push_key(ps, "success");
 	push_bool(ps, success);
 	push_key(ps, "operation");
@@ -810,6 +812,7 @@ push_write_applied(StringInfo buf, PushOp *op)
 	int			n = 4 + (create ? 1 + (op->temp_entity ? 1 : 0) : 0) +
 		(op->has_new_version ? 1 : 0) + (op->real_id != NULL ? 1 : 0);
 	const char *kind = kind_name(op->kind);
+	JsonbValue	idbuf;
 	JbwCont		c;
 
 	Assert(op->lazy_result);
@@ -842,7 +845,7 @@ push_write_applied(StringInfo buf, PushOp *op)
 		jbw_entry(buf, &c, jbw_typed_id(buf, e, op->real_id));
 	jbw_entry(buf, &c, jbw_string(buf, kind, strlen(kind)));
 	jbw_entry(buf, &c, jbw_string(buf, e->entity_type, strlen(e->entity_type)));
-	jbw_entry(buf, &c, jbw_scalar(buf, &op->opid_value));
+	jbw_entry(buf, &c, jbw_scalar(buf, push_op_field(op, "id", &idbuf)));
 	return jbw_end(buf, &c);
 }
 
@@ -1362,7 +1365,7 @@ prepare_op(PushBatch *b, PushOp *op, PushData *d)
 			id = map_temp(b, op, op->entity_id, e->entity_type, "entityId")->real_id;
 	}
 	else if (op->kind == PUSH_CREATE && op->has_entity_id)
-		explicit_id = &op->entity_id_value;
+		explicit_id = push_op_field(op, "entityId", palloc(sizeof(JsonbValue)));
 
 	rewrite_data(b, op, e, explicit_id, d);
 	return id;
