@@ -21,6 +21,9 @@
 #include "postgres.h"
 
 #include <math.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "access/detoast.h"
 #include "common/hashfn.h"
@@ -102,6 +105,37 @@ sync_push_init(void)
 							   "A string id or reference value starting with it is mapped through the id map.",
 							   &smartsync_temp_id_prefix, "temp_",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
+}
+
+/* Chunks of operations freed between two returns of their memory to the system (build_response). */
+#define PUSH_TRIM_CHUNKS	8
+
+/* Bytes of a block of push_strdup's arena. */
+#define PUSH_ARENA_BLOCK	(64 * 1024)
+
+/*
+ * A copy of s kept until the end of the push (in b->cxt), packed into
+ * blocks: the ids a large push keeps per operation cost their bytes, not a
+ * chunk header and a power-of-two chunk each.
+ */
+char *
+push_strdup(PushBatch *b, const char *s)
+{
+	Size		len = strlen(s) + 1;
+	char	   *r;
+
+	if (len > PUSH_ARENA_BLOCK / 8)
+		return MemoryContextStrdup(b->cxt, s);
+	if (len > b->arena_left)
+	{
+		b->arena = MemoryContextAlloc(b->cxt, PUSH_ARENA_BLOCK);
+		b->arena_left = PUSH_ARENA_BLOCK;
+	}
+	r = b->arena;
+	memcpy(r, s, len);
+	b->arena += len;
+	b->arena_left -= len;
+	return r;
 }
 
 /* --- jsonb building helpers -------------------------------------------- */
@@ -664,9 +698,9 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
  * garbage, so validation's memory does not grow with the batch.
  */
 static void
-keep_op(PushOp *op)
+keep_op(PushBatch *b, PushOp *op)
 {
-#define KEEP(field) (op->field = op->field ? pstrdup(op->field) : NULL)
+#define KEEP(field) (op->field = op->field ? push_strdup(b, op->field) : NULL)
 	KEEP(opid);
 	KEEP(entity_id);
 	KEEP(refusal_message);
@@ -771,7 +805,7 @@ collect_temp_ids(PushBatch *b)
 
 	for (int i = 0; i < b->nops; i++)
 	{
-		PushOp	   *op = &b->ops[i];
+		PushOp	   *op = PUSH_OP(b, i);
 
 		if (!op->claimed || op->refused)
 			continue;
@@ -876,7 +910,7 @@ refuse_operations(PushBatch *b)
 {
 	for (int i = 0; i < b->nops; i++)
 	{
-		PushOp	   *op = &b->ops[i];
+		PushOp	   *op = PUSH_OP(b, i);
 
 		if (!op->claimed || op->refusal == 0)
 			continue;
@@ -1067,7 +1101,7 @@ reset_batch(PushBatch *b)
 {
 	for (int i = 0; i < b->nops; i++)
 	{
-		PushOp	   *op = &b->ops[i];
+		PushOp	   *op = PUSH_OP(b, i);
 
 		if (!op->claimed || op->refused)
 			continue;
@@ -1208,8 +1242,8 @@ process_atomic(PushBatch *b)
 
 	/* an operation refused before anything applied refuses the whole batch */
 	for (int k = 0; k < b->nops && culprit == NULL; k++)
-		if (b->ops[k].claimed && b->ops[k].refused)
-			culprit = &b->ops[k];
+		if (PUSH_OP(b, k)->claimed && PUSH_OP(b, k)->refused)
+			culprit = PUSH_OP(b, k);
 	if (culprit == NULL)
 		edata = apply_batch_once(b, true, &culprit);
 
@@ -1226,7 +1260,7 @@ process_atomic(PushBatch *b)
 	}
 	for (int k = 0; k < b->nops; k++)
 	{
-		PushOp	   *op = &b->ops[k];
+		PushOp	   *op = PUSH_OP(b, k);
 
 		if (op->outcome == PUSH_REPLAYED)
 			continue;
@@ -1252,8 +1286,10 @@ result_flag(Jsonb *result, const char *key)
 
 /*
  * Builds the response object, in jsonb's binary format directly: each
- * operation's result is copied in as it is stored, so the response costs its
- * own size and no tree of JsonbValues (jsonbwrite.c).
+ * operation's result is copied in as it is stored, or written from the
+ * operation (lazy_result), so the response costs its own size and no tree of
+ * JsonbValues (jsonbwrite.c).  Frees the operations as it goes (the last use
+ * of them): a large push does not hold them and its whole response at once.
  */
 static Jsonb *
 build_response(PushBatch *b)
@@ -1273,7 +1309,7 @@ build_response(PushBatch *b)
 
 	for (int i = 0; i < b->nops; i++)
 	{
-		PushOp	   *op = &b->ops[i];
+		PushOp	   *op = PUSH_OP(b, i);
 		JsonbValue	vbuf;
 
 		if (op->outcome == PUSH_REPLAYED)
@@ -1320,7 +1356,7 @@ build_response(PushBatch *b)
 	scratch = AllocSetContextCreate(CurrentMemoryContext, "smartsync push response", ALLOCSET_SMALL_SIZES);
 	for (int i = 0; i < b->nops; i++)
 	{
-		PushOp	   *op = &b->ops[i];
+		PushOp	   *op = PUSH_OP(b, i);
 
 		if (op->lazy_result)
 		{
@@ -1332,6 +1368,23 @@ build_response(PushBatch *b)
 		}
 		else
 			jbw_entry(buf, &arr, jbw_document(buf, op->result));
+		/* a chunk of operations written: it is not needed any more */
+		if ((i & (PUSH_OP_CHUNK - 1)) == PUSH_OP_CHUNK - 1 || i == b->nops - 1)
+		{
+			int			c = i >> PUSH_OP_CHUNK_BITS;
+
+			pfree(b->op_chunks[c]);
+			b->op_chunks[c] = NULL;
+#ifdef __GLIBC__
+			/*
+			 * The chunks are in the middle of malloc's heap, so free() keeps
+			 * their pages: give them back every few chunks, so that the
+			 * response grows into the memory the operations leave.
+			 */
+			if (c % PUSH_TRIM_CHUNKS == PUSH_TRIM_CHUNKS - 1)
+				malloc_trim(0);
+#endif
+		}
 	}
 	MemoryContextDelete(scratch);
 	results = jbw_end(buf, &arr);
@@ -1486,7 +1539,9 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 	/* every operation, and no operation id twice */
 	b->op_ids = push_string_hash("smartsync push operation ids", b->nops, sizeof(PushOpId), b->cxt);
 	scratch = AllocSetContextCreate(b->cxt, "smartsync push validation", ALLOCSET_DEFAULT_SIZES);
-	b->ops = palloc0(sizeof(PushOp) * Max(b->nops, 1));
+	b->op_chunks = palloc(sizeof(PushOp *) * ((b->nops + PUSH_OP_CHUNK - 1) / PUSH_OP_CHUNK + 1));
+	for (int c = 0; c * PUSH_OP_CHUNK < b->nops; c++)
+		b->op_chunks[c] = palloc0(sizeof(PushOp) * Min(PUSH_OP_CHUNK, b->nops - c * PUSH_OP_CHUNK));
 	b->order = palloc(sizeof(PushOp *) * Max(b->nops, 1));
 	it = JsonbIteratorInit(opsc);
 	for (int i = 0; i < b->nops;)
@@ -1498,18 +1553,18 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 		if (JsonbIteratorNext(&it, &elem, true) != WJB_ELEM)
 			continue;
 		MemoryContextSwitchTo(scratch);
-		validate_op(b, i, &elem, &b->ops[i]);
+		validate_op(b, i, &elem, PUSH_OP(b, i));
 		MemoryContextSwitchTo(b->cxt);
-		keep_op(&b->ops[i]);
+		keep_op(b, PUSH_OP(b, i));
 		MemoryContextReset(scratch);
-		e = hash_search(b->op_ids, &b->ops[i].opid, HASH_ENTER, &found);
+		e = hash_search(b->op_ids, &PUSH_OP(b, i)->opid, HASH_ENTER, &found);
 		if (found)
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_PUSH_DUPLICATE_ID),
-					 errmsg("invalid push: operation id \"%s\" appears twice", sync_clip_str(b->ops[i].opid)),
+					 errmsg("invalid push: operation id \"%s\" appears twice", sync_clip_str(PUSH_OP(b, i)->opid)),
 					 errdetail("operations[%d] repeats an earlier operation's id; the whole push was refused and nothing was written.", i)));
-		e->op = &b->ops[i];
-		b->order[i] = &b->ops[i];
+		e->op = PUSH_OP(b, i);
+		b->order[i] = PUSH_OP(b, i);
 		i++;
 	}
 	MEMLOG("validated", b);

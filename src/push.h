@@ -163,7 +163,9 @@ typedef struct PushBatch
 	bool		atomic;
 	TimestampTz received_at;	/* the server's receive time: client timestamps are clamped to it */
 	int			nops;
-	PushOp	   *ops;
+	PushOp	  **op_chunks;		/* the operations, PUSH_OP_CHUNK a chunk: PUSH_OP(b, i) */
+	char	   *arena;			/* push_strdup's current block */
+	Size		arena_left;		/* its free bytes */
 	PushOp	  **order;			/* processing order */
 	HTAB	   *op_ids;			/* operation id -> PushOpId */
 	int			nentities;
@@ -173,6 +175,18 @@ typedef struct PushBatch
 	const char *temp_prefix;
 	int			temp_prefix_len;
 } PushBatch;
+
+/*
+ * Operations are kept in chunks of PUSH_OP_CHUNK, so that writing the
+ * response frees them as it goes (a large push does not hold its operations
+ * and its whole response at once).
+ */
+#define PUSH_OP_CHUNK_BITS	10
+#define PUSH_OP_CHUNK		(1 << PUSH_OP_CHUNK_BITS)
+#define PUSH_OP(b, i)		(&(b)->op_chunks[(i) >> PUSH_OP_CHUNK_BITS][(i) & (PUSH_OP_CHUNK - 1)])
+
+/* push.c: a string kept for the rest of the push, packed with the others (no chunk header each) */
+extern char *push_strdup(PushBatch *b, const char *s);
 
 /* push.c: a hash table keyed by a string pointer (the string outlives the table) */
 extern HTAB *push_string_hash(const char *name, long nelem, Size entrysize, MemoryContext cxt);

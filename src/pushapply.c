@@ -744,7 +744,7 @@ keep_id(PushBatch *b, PushOp *op, const char *id)
 {
 	if (op->entity_id != NULL && strcmp(op->entity_id, id) == 0)
 		return op->entity_id;
-	return MemoryContextStrdup(b->rescxt, id);
+	return push_strdup(b, id);
 }
 
 /* Records the key and the version of the row an operation left. */

@@ -376,8 +376,8 @@ push_ledger_load(PushBatch *b)
 
 		for (int i = 0; i < n; i++)
 		{
-			opids[i] = CStringGetTextDatum(b->ops[start + i].opid);
-			b->ops[start + i].claimed = true;
+			opids[i] = CStringGetTextDatum(PUSH_OP(b, start + i)->opid);
+			PUSH_OP(b, start + i)->claimed = true;
 		}
 		values[0] = CStringGetTextDatum(b->client_id);
 		column(values, nulls, argtypes, 1, opids, NULL, n, TEXTOID);
@@ -548,9 +548,9 @@ push_ledger_record(PushBatch *b)
 
 	for (int i = 0; i < b->nops; i++)
 	{
-		if (!recorded(&b->ops[i]))
+		if (!recorded(PUSH_OP(b, i)))
 			continue;
-		chunk[n++] = &b->ops[i];
+		chunk[n++] = PUSH_OP(b, i);
 		if (n == PUSH_SQL_CHUNK)
 		{
 			ledger_insert(b, chunk, n);
@@ -663,7 +663,7 @@ push_idmap_note(PushBatch *b, PushOp *op, const char *real_id)
 
 	t->known = true;
 	t->entity_type = op->entity->entity_type;
-	t->real_id = (real_id == op->real_id) ? op->real_id : MemoryContextStrdup(b->rescxt, real_id);
+	t->real_id = (real_id == op->real_id) ? op->real_id : push_strdup(b, real_id);
 	t->op = op;
 }
 
@@ -733,7 +733,7 @@ push_idmap_record(PushBatch *b)
 
 	for (int i = 0; i < b->nops; i++)
 	{
-		PushOp	   *op = &b->ops[i];
+		PushOp	   *op = PUSH_OP(b, i);
 		PushTemp   *t;
 
 		if (!op->claimed || op->kind != PUSH_CREATE || !op->temp_entity ||
