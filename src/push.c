@@ -49,35 +49,6 @@
 
 PG_FUNCTION_INFO_V1(smartsync_sync_push);
 
-#ifdef PUSH_MEMLOG
-#include <stdio.h>
-static void
-memlog(const char *where, PushBatch *b)
-{
-	char		line[256];
-	long		kb = -1;
-	FILE	   *f = fopen("/proc/self/status", "r");
-
-	if (b->nops < 10000)
-		return;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	elog(LOG, "pushmem %s: top %zu kB, push %zu kB (res %zu, op %zu), rss %ld kB", where,
-		 MemoryContextMemAllocated(TopMemoryContext, true) / 1024,
-		 MemoryContextMemAllocated(b->cxt, true) / 1024,
-		 MemoryContextMemAllocated(b->rescxt, true) / 1024,
-		 MemoryContextMemAllocated(b->opcxt, true) / 1024, kb);
-	if (strcmp(where, "response") == 0)
-		MemoryContextStatsDetail(TopMemoryContext, 100, false);
-}
-#define MEMLOG(w, b) memlog(w, b)
-#else
-#define MEMLOG(w, b) ((void) 0)
-#endif
-
 /* Longest error message or detail a result carries (characters): a value it quotes is cut. */
 #define PUSH_MESSAGE_CHARS	200
 
@@ -1223,9 +1194,7 @@ process_each(PushBatch *b)
 		}
 		MemoryContextReset(b->opcxt);
 	}
-	MEMLOG("applied", b);
 	push_ledger_record(b);
-	MEMLOG("ledger", b);
 	push_idmap_record(b);
 }
 
@@ -1567,7 +1536,6 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 		b->order[i] = PUSH_OP(b, i);
 		i++;
 	}
-	MEMLOG("validated", b);
 	if (b->nops > 1)
 		qsort(b->order, b->nops, sizeof(PushOp *), op_order_cmp);
 
@@ -1580,13 +1548,11 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 		/* operation ids are checked and matched to the ledger: the table is done */
 		hash_destroy(b->op_ids);
 		b->op_ids = NULL;
-		MEMLOG("ledger loaded", b);
 		/* what the server refuses (permissions, limits, base versions): nothing applied */
 		refuse_operations(b);
 		/* temporary ids: created in this batch or mapped by an earlier one */
 		b->temp_ids = collect_temp_ids(b);
 		load_temps(b);
-		MEMLOG("temps", b);
 		if (b->atomic)
 			process_atomic(b);
 		else
@@ -1594,9 +1560,7 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 	}
 
 	MemoryContextSwitchTo(callcxt);
-	MEMLOG("processed", b);
 	response = build_response(b);
-	MEMLOG("response", b);
 	if (nest >= 0)
 		AtEOXact_GUC(true, nest);
 	SPI_finish();
