@@ -21,6 +21,9 @@
 #include "postgres.h"
 
 #include <math.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "access/detoast.h"
 #include "common/hashfn.h"
@@ -73,6 +76,37 @@ sync_push_init(void)
 							   "A string id or reference value starting with it is mapped through the id map.",
 							   &smartsync_temp_id_prefix, "temp_",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
+}
+
+/* Chunks of operations freed between two returns of their memory to the system (build_response). */
+#define PUSH_TRIM_CHUNKS	8
+
+/* Bytes of a block of push_strdup's arena. */
+#define PUSH_ARENA_BLOCK	(64 * 1024)
+
+/*
+ * A copy of s kept until the end of the push (in b->cxt), packed into
+ * blocks: the ids a large push keeps per operation cost their bytes, not a
+ * chunk header and a power-of-two chunk each.
+ */
+char *
+push_strdup(PushBatch *b, const char *s)
+{
+	Size		len = strlen(s) + 1;
+	char	   *r;
+
+	if (len > PUSH_ARENA_BLOCK / 8)
+		return MemoryContextStrdup(b->cxt, s);
+	if (len > b->arena_left)
+	{
+		b->arena = MemoryContextAlloc(b->cxt, PUSH_ARENA_BLOCK);
+		b->arena_left = PUSH_ARENA_BLOCK;
+	}
+	r = b->arena;
+	memcpy(r, s, len);
+	b->arena += len;
+	b->arena_left -= len;
+	return r;
 }
 
 /* --- jsonb building helpers -------------------------------------------- */
@@ -450,10 +484,17 @@ check_data_sizes(PushOp *op)
 	}
 }
 
+static void server_refusal(PushBatch *b, PushOp *op, const char *tenant_id, const char *practice_id,
+						   const char *user_id, List *permissions);
+
 /* Validates operations[i] into op; raises SS404..SS411. */
 static void
 validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 {
+	List	   *permissions = NIL;	/* required permissions (char *) */
+	char	   *tenant_id;		/* as sent, NULL when absent */
+	char	   *practice_id;	/* canonical (1, "1", 1.0 are "1") */
+	char	   *user_id;
 	JsonbContainer *c;
 	JsonbValue	vbuf;
 	JsonbValue	dvbuf;
@@ -477,7 +518,6 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 	if (v == NULL || v->type == jbvNull)
 		missing_field(i, "id", "Every operation carries its client-side id, the key of exactly-once delivery.");
 	op->opid = id_text(i, "id", v, true);
-	op->opid_value = *v;
 
 	/* operation */
 	v = get_key(c, "operation", &vbuf);
@@ -518,7 +558,6 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 	if (v != NULL && v->type != jbvNull)
 	{
 		op->entity_id = id_text(i, "entityId", v, false);
-		op->entity_id_value = *v;
 		op->has_entity_id = true;
 		op->temp_entity = (v->type == jbvString &&
 						   push_is_temp(b, v->val.string.val, v->val.string.len));
@@ -611,15 +650,17 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
 						(errcode(ERRCODE_SS_PUSH_INVALID_FIELD),
 						 errmsg("invalid push: operations[%d].requiredPermissions must hold only strings", i),
 						 errdetail("The whole push was refused and nothing was written.")));
-			op->permissions = lappend(op->permissions,
-									  pnstrdup(e.val.string.val, e.val.string.len));
+			permissions = lappend(permissions, pnstrdup(e.val.string.val, e.val.string.len));
 		}
 	}
 
 	/* who the client says it is: checked against the context per operation */
-	op->tenant_id = identity_text(i, c, "tenantId");
-	op->practice_id = identity_text(i, c, "practiceId");
-	op->user_id = identity_text(i, c, "userId");
+	tenant_id = identity_text(i, c, "tenantId");
+	practice_id = identity_text(i, c, "practiceId");
+	user_id = identity_text(i, c, "userId");
+
+	/* what the server refuses comes before what validation noted (sizes, base version) */
+	server_refusal(b, op, tenant_id, practice_id, user_id, permissions);
 }
 
 /*
@@ -628,23 +669,14 @@ validate_op(PushBatch *b, int i, JsonbValue *elem, PushOp *op)
  * garbage, so validation's memory does not grow with the batch.
  */
 static void
-keep_op(PushOp *op)
+keep_op(PushBatch *b, PushOp *op)
 {
-	List	   *perms = NIL;
-	ListCell   *lc;
-
-#define KEEP(field) (op->field = op->field ? pstrdup(op->field) : NULL)
+#define KEEP(field) (op->field = op->field ? push_strdup(b, op->field) : NULL)
 	KEEP(opid);
 	KEEP(entity_id);
-	KEEP(tenant_id);
-	KEEP(practice_id);
-	KEEP(user_id);
 	KEEP(refusal_message);
 	KEEP(refusal_detail);
 #undef KEEP
-	foreach(lc, op->permissions)
-		perms = lappend(perms, pstrdup((char *) lfirst(lc)));
-	op->permissions = perms;
 }
 
 /* Reads the client id from the context or the payload; SS410 when none or they disagree. */
@@ -744,7 +776,7 @@ collect_temp_ids(PushBatch *b)
 
 	for (int i = 0; i < b->nops; i++)
 	{
-		PushOp	   *op = &b->ops[i];
+		PushOp	   *op = PUSH_OP(b, i);
 
 		if (!op->claimed || op->refused)
 			continue;
@@ -784,68 +816,78 @@ identity_problem(const char *field, const char *sent, const char *ctxval, const 
 }
 
 /*
- * Refuses, before anything is applied, every operation the server would not
- * let through: one that names another tenant, practice or user (SS420); one
- * whose write the request context's permissions do not grant (SS421): every
- * operation needs "<entityType>:<create|update|delete>", whatever the payload
- * says, and the payload's requiredPermissions can only add to that; and the
- * refusals validation noted (sizes, base version).  A refused operation is
- * permanent (retryable false): only its acknowledgement goes to the ledger.
+ * What the server refuses of an operation, whatever the payload says: one
+ * that names another tenant, practice or user (SS420); one whose write the
+ * request context's permissions do not grant (SS421): every operation needs
+ * "<entityType>:<create|update|delete>", and the payload's
+ * requiredPermissions can only add to that.  Noted in op ahead of the
+ * refusals validation noted (sizes, base version); refuse_operations applies
+ * it after the ledger is read (a replay is not refused).
+ */
+static void
+server_refusal(PushBatch *b, PushOp *op, const char *tenant_id, const char *practice_id,
+			   const char *user_id, List *permissions)
+{
+	const char *action = op->kind == PUSH_CREATE ? "create" :
+		op->kind == PUSH_UPDATE ? "update" : "delete";
+	char	   *detail = NULL;
+	char	   *msg = NULL;
+	int			code = 0;
+	ListCell   *lc;
+
+	/* who the operation says it is, then what the context lets it write */
+	if ((msg = identity_problem("tenantId", tenant_id, b->ctx.tenant_id, "tenant", &detail)) ||
+		(msg = identity_problem("practiceId", practice_id, b->ctx.practice_id, "practice", &detail)) ||
+		(msg = identity_problem("userId", user_id, b->ctx.user_id, "user", &detail)))
+		code = ERRCODE_SS_PUSH_CONTEXT_MISMATCH;
+	else if (!sync_context_may_write(&b->ctx, op->entity->entity_type, action))
+	{
+		code = ERRCODE_SS_PUSH_PERMISSION;
+		msg = psprintf("permission \"%s:%s\" denied", op->entity->entity_type, action);
+		detail = b->ctx.has_permissions ?
+			pstrdup("Every operation needs the permission of its write, and the request context does not grant it; nothing was applied.") :
+			pstrdup("Every operation needs the permission of its write, and the request context carries no permissions; nothing was applied.");
+	}
+	else if (!sync_context_trusted(&b->ctx))
+	{
+		foreach(lc, permissions)
+		{
+			const char *perm = (const char *) lfirst(lc);
+
+			if (sync_context_has_permission(&b->ctx, perm))
+				continue;
+			code = ERRCODE_SS_PUSH_PERMISSION;
+			msg = psprintf("permission \"%s\" denied", sync_clip_str(perm));
+			detail = pstrdup("The operation requires it (requiredPermissions) and the request context does not grant it; nothing was applied.");
+			break;
+		}
+	}
+	if (code != 0)
+	{
+		op->refusal = code;
+		op->refusal_message = msg;
+		op->refusal_detail = detail;
+	}
+}
+
+/*
+ * Refuses, before anything is applied, every operation this push claimed
+ * that validation or server_refusal found a refusal for (identity,
+ * permissions, sizes, base version).  A refused operation is permanent
+ * (retryable false): only its acknowledgement goes to the ledger.
  */
 static void
 refuse_operations(PushBatch *b)
 {
 	for (int i = 0; i < b->nops; i++)
 	{
-		PushOp	   *op = &b->ops[i];
-		const char *action = op->kind == PUSH_CREATE ? "create" :
-			op->kind == PUSH_UPDATE ? "update" : "delete";
-		char	   *detail = NULL;
-		char	   *msg = NULL;
-		int			code = 0;
-		ListCell   *lc;
+		PushOp	   *op = PUSH_OP(b, i);
 
-		if (!op->claimed)
+		if (!op->claimed || op->refusal == 0)
 			continue;
-		/* who the operation says it is, then what the context lets it write */
-		if ((msg = identity_problem("tenantId", op->tenant_id, b->ctx.tenant_id, "tenant", &detail)) ||
-			(msg = identity_problem("practiceId", op->practice_id, b->ctx.practice_id, "practice", &detail)) ||
-			(msg = identity_problem("userId", op->user_id, b->ctx.user_id, "user", &detail)))
-			code = ERRCODE_SS_PUSH_CONTEXT_MISMATCH;
-		else if (!sync_context_may_write(&b->ctx, op->entity->entity_type, action))
-		{
-			code = ERRCODE_SS_PUSH_PERMISSION;
-			msg = psprintf("permission \"%s:%s\" denied", op->entity->entity_type, action);
-			detail = b->ctx.has_permissions ?
-				pstrdup("Every operation needs the permission of its write, and the request context does not grant it; nothing was applied.") :
-				pstrdup("Every operation needs the permission of its write, and the request context carries no permissions; nothing was applied.");
-		}
-		else if (!sync_context_trusted(&b->ctx))
-		{
-			foreach(lc, op->permissions)
-			{
-				const char *perm = (const char *) lfirst(lc);
-
-				if (sync_context_has_permission(&b->ctx, perm))
-					continue;
-				code = ERRCODE_SS_PUSH_PERMISSION;
-				msg = psprintf("permission \"%s\" denied", sync_clip_str(perm));
-				detail = pstrdup("The operation requires it (requiredPermissions) and the request context does not grant it; nothing was applied.");
-				break;
-			}
-		}
-		/* these come before what validation noted (sizes, base version) */
-		if (code != 0)
-		{
-			op->refusal = code;
-			op->refusal_message = msg;
-			op->refusal_detail = detail;
-		}
-		if (op->refusal != 0)
-		{
-			op->refused = true;
-			push_fail_op(b, op, op->refusal, op->refusal_message, op->refusal_detail, 0);
-		}
+		op->refused = true;
+		push_fail_op(b, op, op->refusal, op->refusal_message, op->refusal_detail, 0);
+		op->refusal_message = op->refusal_detail = NULL;	/* in the result now */
 	}
 }
 
@@ -929,6 +971,7 @@ push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message, cons
 	MemoryContext old = MemoryContextSwitchTo(b->opcxt);
 	JsonbParseState *ps = NULL;
 	JsonbValue *res;
+	JsonbValue	idbuf;
 
 	op->outcome = PUSH_FAILED;
 	op->retryable = retryable >= 0 ? (retryable != 0) : retryable_error(sqlerrcode);
@@ -936,7 +979,7 @@ push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message, cons
 
 	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
 	push_key(&ps, "operationId");
-	pushJsonbValue(&ps, WJB_VALUE, &op->opid_value);
+	pushJsonbValue(&ps, WJB_VALUE, push_op_field(op, "id", &idbuf));
 	push_key(&ps, "success");
 	push_bool(&ps, false);
 	push_key(&ps, "operation");
@@ -947,7 +990,7 @@ push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message, cons
 	if (op->has_entity_id)
 	{
 		push_key(&ps, "entityId");
-		pushJsonbValue(&ps, WJB_VALUE, &op->entity_id_value);
+		pushJsonbValue(&ps, WJB_VALUE, push_op_field(op, "entityId", &idbuf));
 	}
 	/* PostgreSQL's messages may quote a client value whole: keep a short prefix */
 	push_key(&ps, "error");
@@ -963,6 +1006,7 @@ push_fail_op(PushBatch *b, PushOp *op, int sqlerrcode, const char *message, cons
 	push_bool(&ps, op->retryable);
 	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
 	op->result = push_copy_jsonb(b->rescxt, JsonbValueToJsonb(res));
+	op->lazy_result = false;
 	MemoryContextSwitchTo(old);
 }
 
@@ -1028,12 +1072,13 @@ reset_batch(PushBatch *b)
 {
 	for (int i = 0; i < b->nops; i++)
 	{
-		PushOp	   *op = &b->ops[i];
+		PushOp	   *op = PUSH_OP(b, i);
 
 		if (!op->claimed || op->refused)
 			continue;
 		op->outcome = PUSH_PENDING;
 		op->result = NULL;
+		op->lazy_result = false;
 		op->retryable = false;
 		op->error_code = NULL;
 		op->real_id = NULL;
@@ -1166,8 +1211,8 @@ process_atomic(PushBatch *b)
 
 	/* an operation refused before anything applied refuses the whole batch */
 	for (int k = 0; k < b->nops && culprit == NULL; k++)
-		if (b->ops[k].claimed && b->ops[k].refused)
-			culprit = &b->ops[k];
+		if (PUSH_OP(b, k)->claimed && PUSH_OP(b, k)->refused)
+			culprit = PUSH_OP(b, k);
 	if (culprit == NULL)
 		edata = apply_batch_once(b, true, &culprit);
 
@@ -1184,7 +1229,7 @@ process_atomic(PushBatch *b)
 	}
 	for (int k = 0; k < b->nops; k++)
 	{
-		PushOp	   *op = &b->ops[k];
+		PushOp	   *op = PUSH_OP(b, k);
 
 		if (op->outcome == PUSH_REPLAYED)
 			continue;
@@ -1194,6 +1239,7 @@ process_atomic(PushBatch *b)
 	}
 	MemoryContextReset(b->opcxt);
 }
+
 
 /* --- response ----------------------------------------------------------- */
 
@@ -1209,8 +1255,10 @@ result_flag(Jsonb *result, const char *key)
 
 /*
  * Builds the response object, in jsonb's binary format directly: each
- * operation's result is copied in as it is stored, so the response costs its
- * own size and no tree of JsonbValues (jsonbwrite.c).
+ * operation's result is copied in as it is stored, or written from the
+ * operation (lazy_result), so the response costs its own size and no tree of
+ * JsonbValues (jsonbwrite.c).  Frees the operations as it goes (the last use
+ * of them): a large push does not hold them and its whole response at once.
  */
 static Jsonb *
 build_response(PushBatch *b)
@@ -1219,6 +1267,7 @@ build_response(PushBatch *b)
 	StringInfo	buf = &bufdata;
 	JbwCont		top;
 	JbwCont		arr;
+	MemoryContext scratch;
 	Size		estimate = 256 + strlen(b->client_id);
 	uint32		results;
 	int			processed = 0,
@@ -1229,11 +1278,20 @@ build_response(PushBatch *b)
 
 	for (int i = 0; i < b->nops; i++)
 	{
-		PushOp	   *op = &b->ops[i];
+		PushOp	   *op = PUSH_OP(b, i);
 		JsonbValue	vbuf;
 
 		if (op->outcome == PUSH_REPLAYED)
 			replayed++;
+		if (op->lazy_result)
+		{
+			/* an upper bound: header, JEntries, keys, padding, three numbers, strings */
+			processed++;
+			estimate += 200 + strlen(op->opid) + strlen(op->entity->entity_type) +
+				(op->temp_entity ? strlen(op->entity_id) : 0) +
+				(op->real_id ? 2 * strlen(op->real_id) : 0);
+			continue;
+		}
 		if (result_flag(op->result, "success"))
 		{
 			processed++;
@@ -1264,8 +1322,40 @@ build_response(PushBatch *b)
 		jbw_entry(buf, &top, jbw_bool(true));
 	jbw_entry(buf, &top, jbw_int8(buf, failed));
 	jbw_begin(buf, &arr, false, b->nops);
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "smartsync push response", ALLOCSET_SMALL_SIZES);
 	for (int i = 0; i < b->nops; i++)
-		jbw_entry(buf, &arr, jbw_document(buf, b->ops[i].result));
+	{
+		PushOp	   *op = PUSH_OP(b, i);
+
+		if (op->lazy_result)
+		{
+			MemoryContext old = MemoryContextSwitchTo(scratch);
+
+			jbw_entry(buf, &arr, push_write_applied(buf, op));
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(scratch);
+		}
+		else
+			jbw_entry(buf, &arr, jbw_document(buf, op->result));
+		/* a chunk of operations written: it is not needed any more */
+		if ((i & (PUSH_OP_CHUNK - 1)) == PUSH_OP_CHUNK - 1 || i == b->nops - 1)
+		{
+			int			c = i >> PUSH_OP_CHUNK_BITS;
+
+			pfree(b->op_chunks[c]);
+			b->op_chunks[c] = NULL;
+#ifdef __GLIBC__
+			/*
+			 * The chunks are in the middle of malloc's heap, so free() keeps
+			 * their pages: give them back every few chunks, so that the
+			 * response grows into the memory the operations leave.
+			 */
+			if (c % PUSH_TRIM_CHUNKS == PUSH_TRIM_CHUNKS - 1)
+				malloc_trim(0);
+#endif
+		}
+	}
+	MemoryContextDelete(scratch);
 	results = jbw_end(buf, &arr);
 	jbw_entry(buf, &top, results);
 	jbw_entry(buf, &top, jbw_bool(failed == 0 && conflicts == 0));
@@ -1418,7 +1508,9 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 	/* every operation, and no operation id twice */
 	b->op_ids = push_string_hash("smartsync push operation ids", b->nops, sizeof(PushOpId), b->cxt);
 	scratch = AllocSetContextCreate(b->cxt, "smartsync push validation", ALLOCSET_DEFAULT_SIZES);
-	b->ops = palloc0(sizeof(PushOp) * Max(b->nops, 1));
+	b->op_chunks = palloc(sizeof(PushOp *) * ((b->nops + PUSH_OP_CHUNK - 1) / PUSH_OP_CHUNK + 1));
+	for (int c = 0; c * PUSH_OP_CHUNK < b->nops; c++)
+		b->op_chunks[c] = palloc0(sizeof(PushOp) * Min(PUSH_OP_CHUNK, b->nops - c * PUSH_OP_CHUNK));
 	b->order = palloc(sizeof(PushOp *) * Max(b->nops, 1));
 	it = JsonbIteratorInit(opsc);
 	for (int i = 0; i < b->nops;)
@@ -1430,18 +1522,18 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 		if (JsonbIteratorNext(&it, &elem, true) != WJB_ELEM)
 			continue;
 		MemoryContextSwitchTo(scratch);
-		validate_op(b, i, &elem, &b->ops[i]);
+		validate_op(b, i, &elem, PUSH_OP(b, i));
 		MemoryContextSwitchTo(b->cxt);
-		keep_op(&b->ops[i]);
+		keep_op(b, PUSH_OP(b, i));
 		MemoryContextReset(scratch);
-		e = hash_search(b->op_ids, &b->ops[i].opid, HASH_ENTER, &found);
+		e = hash_search(b->op_ids, &PUSH_OP(b, i)->opid, HASH_ENTER, &found);
 		if (found)
 			ereport(ERROR,
 					(errcode(ERRCODE_SS_PUSH_DUPLICATE_ID),
-					 errmsg("invalid push: operation id \"%s\" appears twice", sync_clip_str(b->ops[i].opid)),
+					 errmsg("invalid push: operation id \"%s\" appears twice", sync_clip_str(PUSH_OP(b, i)->opid)),
 					 errdetail("operations[%d] repeats an earlier operation's id; the whole push was refused and nothing was written.", i)));
-		e->op = &b->ops[i];
-		b->order[i] = &b->ops[i];
+		e->op = PUSH_OP(b, i);
+		b->order[i] = PUSH_OP(b, i);
 		i++;
 	}
 	if (b->nops > 1)
@@ -1453,6 +1545,9 @@ smartsync_sync_push(PG_FUNCTION_ARGS)
 		/* one push of this client at a time; what the ledger has is a replay */
 		push_ledger_lock(b);
 		push_ledger_load(b);
+		/* operation ids are checked and matched to the ledger: the table is done */
+		hash_destroy(b->op_ids);
+		b->op_ids = NULL;
 		/* what the server refuses (permissions, limits, base versions): nothing applied */
 		refuse_operations(b);
 		/* temporary ids: created in this batch or mapped by an earlier one */

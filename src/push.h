@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -80,49 +81,57 @@ typedef struct PushEntity
 	int			updated_at_index;
 } PushEntity;
 
-/* One operation of the payload. */
+/*
+ * One operation of the payload.  A large push keeps one per operation until
+ * its response is written, so it holds only what is not in the payload
+ * (request): the id and entity id as sent are read from there again.
+ */
 typedef struct PushOp
 {
-	int			index;			/* position in the payload */
 	JsonbContainer *request;	/* the operation as sent (inside the payload) */
-	int			request_len;	/* its bytes */
-	JsonbValue	opid_value;		/* id as sent (string or number) */
 	char	   *opid;			/* id as text, an integer in canonical form: the ledger key */
-	PushKind	kind;
 	PushEntity *entity;
-	bool		has_entity_id;
-	JsonbValue	entity_id_value;
 	char	   *entity_id;		/* as text */
-	bool		temp_entity;	/* entity_id is a temporary id */
 	JsonbContainer *data;		/* NULL when absent (inside the payload) */
-	bool		has_ts;
 	TimestampTz ts;				/* the client's timestamp, no later than the server's receive time */
 	TimestampTz sent_ts;		/* the client's timestamp as sent (the ledger keeps it) */
-	bool		has_version;
 	int64		version;
-	int			priority;		/* larger first */
-	List	   *permissions;	/* required permissions (char *) */
-	char	   *tenant_id;		/* as sent, NULL when absent */
-	char	   *practice_id;		/* canonical (1, "1", 1.0 are "1") */
-	char	   *user_id;
 
 	/* a refusal found by validation, applied after the ledger is read (0: none) */
-	int			refusal;
 	char	   *refusal_message;
 	char	   *refusal_detail;
+	int			refusal;
+
+	int			index;			/* position in the payload */
+	int			request_len;	/* the request's bytes */
+	int			priority;		/* larger first */
+	PushKind	kind;
+	bool		has_entity_id;
+	bool		temp_entity;	/* entity_id is a temporary id */
+	bool		has_ts;
+	bool		has_version;
 
 	/* state and outcome */
 	bool		claimed;		/* this push applies it (not a replay) */
 	bool		refused;		/* refused before anything was applied (permission, limits, ...) */
-	PushOutcome outcome;
-	Jsonb	   *result;			/* the per-operation result object */
 	bool		retryable;
+	bool		lazy_result;	/* applied, its result not kept: written from the fields
+								 * below when needed (push_write_applied) */
+	bool		has_new_version;
+	PushOutcome outcome;
+	Jsonb	   *result;			/* the per-operation result object (NULL when lazy_result) */
 	char	   *error_code;
 	char	   *real_id;		/* entity id after the operation, text */
-	bool		has_new_version;
 	int64		new_version;
 	int64		conflict_id;	/* 0 when none */
 } PushOp;
+
+/* A field of the operation as sent (its "id", its "entityId"), into buf; NULL when absent. */
+static inline JsonbValue *
+push_op_field(PushOp *op, const char *key, JsonbValue *buf)
+{
+	return getKeyJsonValueFromContainer(op->request, key, strlen(key), buf);
+}
 
 /* A temporary id: created earlier in the batch or found in the id map. */
 typedef struct PushTemp
@@ -154,7 +163,9 @@ typedef struct PushBatch
 	bool		atomic;
 	TimestampTz received_at;	/* the server's receive time: client timestamps are clamped to it */
 	int			nops;
-	PushOp	   *ops;
+	PushOp	  **op_chunks;		/* the operations, PUSH_OP_CHUNK a chunk: PUSH_OP(b, i) */
+	char	   *arena;			/* push_strdup's current block */
+	Size		arena_left;		/* its free bytes */
 	PushOp	  **order;			/* processing order */
 	HTAB	   *op_ids;			/* operation id -> PushOpId */
 	int			nentities;
@@ -164,6 +175,18 @@ typedef struct PushBatch
 	const char *temp_prefix;
 	int			temp_prefix_len;
 } PushBatch;
+
+/*
+ * Operations are kept in chunks of PUSH_OP_CHUNK, so that writing the
+ * response frees them as it goes (a large push does not hold its operations
+ * and its whole response at once).
+ */
+#define PUSH_OP_CHUNK_BITS	10
+#define PUSH_OP_CHUNK		(1 << PUSH_OP_CHUNK_BITS)
+#define PUSH_OP(b, i)		(&(b)->op_chunks[(i) >> PUSH_OP_CHUNK_BITS][(i) & (PUSH_OP_CHUNK - 1)])
+
+/* push.c: a string kept for the rest of the push, packed with the others (no chunk header each) */
+extern char *push_strdup(PushBatch *b, const char *s);
 
 /* push.c: a hash table keyed by a string pointer (the string outlives the table) */
 extern HTAB *push_string_hash(const char *name, long nelem, Size entrysize, MemoryContext cxt);
@@ -175,6 +198,8 @@ extern void push_apply_op(PushBatch *b, PushOp *op);
 extern void push_apply_run(PushBatch *b, PushOp **ops, int n);
 extern bool push_is_temp(PushBatch *b, const char *s, int len);
 extern int	push_find_column(PushEntity *e, const char *key, int len);
+extern uint32 push_write_applied(StringInfo buf, PushOp *op);
+extern Jsonb *push_op_result(PushOp *op);
 
 /* pushledger.c */
 extern SPIPlanPtr push_plan(const char *sql, int nargs, Oid *argtypes);

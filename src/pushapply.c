@@ -32,6 +32,7 @@
 
 #include "smartsync.h"
 #include "kernel.h"
+#include "jsonbwrite.h"
 #include "push.h"
 
 /* Longest string a push offers the input function of a fixed-size type (bytes). */
@@ -657,9 +658,11 @@ kind_name(PushKind k)
 static void
 result_begin(JsonbParseState **ps, PushOp *op, bool success)
 {
+	JsonbValue	idbuf;
+
 	pushJsonbValue(ps, WJB_BEGIN_OBJECT, NULL);
 	push_key(ps, "operationId");
-	pushJsonbValue(ps, WJB_VALUE, &op->opid_value);
+	pushJsonbValue(ps, WJB_VALUE, push_op_field(op, "id", &idbuf));
 	push_key(ps, "success");
 	push_bool(ps, success);
 	push_key(ps, "operation");
@@ -731,6 +734,7 @@ result_end(PushBatch *b, PushOp *op, JsonbParseState **ps, PushOutcome outcome)
 	JsonbValue *res = pushJsonbValue(ps, WJB_END_OBJECT, NULL);
 
 	op->result = push_copy_jsonb(b->rescxt, JsonbValueToJsonb(res));
+	op->lazy_result = false;
 	op->outcome = outcome;
 }
 
@@ -740,7 +744,7 @@ keep_id(PushBatch *b, PushOp *op, const char *id)
 {
 	if (op->entity_id != NULL && strcmp(op->entity_id, id) == 0)
 		return op->entity_id;
-	return MemoryContextStrdup(b->rescxt, id);
+	return push_strdup(b, id);
 }
 
 /* Records the key and the version of the row an operation left. */
@@ -759,6 +763,105 @@ note_row(PushBatch *b, PushOp *op, Jsonb *row, const char *id)
 	op->has_new_version = row_version(row, &op->new_version);
 }
 
+/*
+ * True when the result of an applied operation (without "data") can be
+ * written later from the operation's fields alone (push_write_applied), so
+ * that a large push keeps no result object per operation: its entityId (and
+ * a create's realId) is the key noted in real_id, typed as the key column's
+ * JSON, and equal to what the row says.
+ */
+static bool
+lazy_eligible(PushOp *op, Jsonb *row)
+{
+	PushEntity *e = op->entity;
+
+	if (op->real_id == NULL)
+		return row == NULL && op->kind != PUSH_CREATE;
+	if (e->pk_numeric && !sync_is_number_text(op->real_id, strlen(op->real_id)))
+		return false;
+	if (row != NULL)
+	{
+		JsonbValue *v = getKeyJsonValueFromContainer(&row->root, e->pk_column, strlen(e->pk_column), NULL);
+
+		return v != NULL && (e->pk_numeric ? v->type == jbvNumeric : v->type == jbvString);
+	}
+	return op->kind != PUSH_CREATE;
+}
+
+/* Writes a typed real id (typed_id) with the jbw_ writers. */
+static uint32
+jbw_typed_id(StringInfo buf, PushEntity *e, const char *id)
+{
+	JsonbValue	v;
+
+	typed_id(e, id, &v);
+	return jbw_scalar(buf, &v);
+}
+
+/*
+ * Writes the result of an applied operation whose result was not kept
+ * (lazy_result) as a container into buf, the same object applied() would
+ * have built; returns its meta for jbw_entry.  Allocates a few small values
+ * in the current memory context.
+ */
+uint32
+push_write_applied(StringInfo buf, PushOp *op)
+{
+	PushEntity *e = op->entity;
+	bool		create = (op->kind == PUSH_CREATE);
+	int			n = 4 + (create ? 1 + (op->temp_entity ? 1 : 0) : 0) +
+		(op->has_new_version ? 1 : 0) + (op->real_id != NULL ? 1 : 0);
+	const char *kind = kind_name(op->kind);
+	JsonbValue	idbuf;
+	JbwCont		c;
+
+	Assert(op->lazy_result);
+	/* keys in jsonb's order: shorter first, then bytewise */
+	jbw_begin(buf, &c, true, n);
+	if (create)
+	{
+		jbw_entry(buf, &c, JBW_KEY(buf, "realId"));
+		if (op->temp_entity)
+			jbw_entry(buf, &c, JBW_KEY(buf, "tempId"));
+	}
+	jbw_entry(buf, &c, JBW_KEY(buf, "success"));
+	if (op->has_new_version)
+		jbw_entry(buf, &c, JBW_KEY(buf, "version"));
+	if (op->real_id != NULL)
+		jbw_entry(buf, &c, JBW_KEY(buf, "entityId"));
+	jbw_entry(buf, &c, JBW_KEY(buf, "operation"));
+	jbw_entry(buf, &c, JBW_KEY(buf, "entityType"));
+	jbw_entry(buf, &c, JBW_KEY(buf, "operationId"));
+	if (create)
+	{
+		jbw_entry(buf, &c, jbw_typed_id(buf, e, op->real_id));
+		if (op->temp_entity)
+			jbw_entry(buf, &c, jbw_string(buf, op->entity_id, strlen(op->entity_id)));
+	}
+	jbw_entry(buf, &c, jbw_bool(true));
+	if (op->has_new_version)
+		jbw_entry(buf, &c, jbw_int8(buf, op->new_version));
+	if (op->real_id != NULL)
+		jbw_entry(buf, &c, jbw_typed_id(buf, e, op->real_id));
+	jbw_entry(buf, &c, jbw_string(buf, kind, strlen(kind)));
+	jbw_entry(buf, &c, jbw_string(buf, e->entity_type, strlen(e->entity_type)));
+	jbw_entry(buf, &c, jbw_scalar(buf, push_op_field(op, "id", &idbuf)));
+	return jbw_end(buf, &c);
+}
+
+/* The result of op: the kept one, or one written now (lazy_result) in the current memory context. */
+Jsonb *
+push_op_result(PushOp *op)
+{
+	StringInfoData buf;
+
+	if (!op->lazy_result)
+		return op->result;
+	jbw_init(&buf, 256);
+	(void) push_write_applied(&buf, op);
+	return jbw_finish(&buf);
+}
+
 /* A result for an applied create, update or delete; version, when > 0, is the row's new version (a delete's: its tombstone's). */
 static void
 applied_ex(PushBatch *b, PushOp *op, Jsonb *row, const char *id, int64 version, bool with_data)
@@ -770,6 +873,14 @@ applied_ex(PushBatch *b, PushOp *op, Jsonb *row, const char *id, int64 version, 
 	{
 		op->has_new_version = true;
 		op->new_version = version;
+	}
+	if (!with_data && lazy_eligible(op, row))
+	{
+		/* the result is written from the operation's fields when needed */
+		op->result = NULL;
+		op->lazy_result = true;
+		op->outcome = PUSH_APPLIED;
+		return;
 	}
 	result_begin(&ps, op, true);
 	result_entity_id(&ps, op, row, id);
@@ -1254,7 +1365,7 @@ prepare_op(PushBatch *b, PushOp *op, PushData *d)
 			id = map_temp(b, op, op->entity_id, e->entity_type, "entityId")->real_id;
 	}
 	else if (op->kind == PUSH_CREATE && op->has_entity_id)
-		explicit_id = &op->entity_id_value;
+		explicit_id = push_op_field(op, "entityId", palloc(sizeof(JsonbValue)));
 
 	rewrite_data(b, op, e, explicit_id, d);
 	return id;

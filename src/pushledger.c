@@ -24,6 +24,7 @@
 #include "utils/lsyscache.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 
 #include "smartsync.h"
 #include "citus.h"
@@ -155,8 +156,28 @@ int
 push_exec_keyed(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount)
 {
 	static const char *const off[] = {"enable_seqscan", "enable_hashjoin", "enable_mergejoin"};
-	int			nest = NewGUCNestLevel();
+	List	   *sources = SPI_plan_get_plan_sources(plan);
+	CachedPlanSource *source = list_length(sources) == 1 ? linitial(sources) : NULL;
+	int			nest;
 	int			rc;
+
+	/*
+	 * The generic plan made under these settings is valid: no planning, so
+	 * no settings (they cost more than a small statement's execution).
+	 * Should the plan cache still plan it again (a change it learns of only
+	 * now), the new plan was made without them: it is marked invalid, so the
+	 * next execution plans it again under the settings.
+	 */
+	if (source != NULL && source->is_valid && source->gplan != NULL && source->gplan->is_valid)
+	{
+		int			generation = source->generation;
+
+		rc = push_exec(plan, values, nulls, tcount);
+		if (source->generation != generation && source->gplan != NULL)
+			source->gplan->is_valid = false;
+		return rc;
+	}
+	nest = NewGUCNestLevel();
 
 	for (int i = 0; i < (int) lengthof(off); i++)
 		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
@@ -376,8 +397,8 @@ push_ledger_load(PushBatch *b)
 
 		for (int i = 0; i < n; i++)
 		{
-			opids[i] = CStringGetTextDatum(b->ops[start + i].opid);
-			b->ops[start + i].claimed = true;
+			opids[i] = CStringGetTextDatum(PUSH_OP(b, start + i)->opid);
+			PUSH_OP(b, start + i)->claimed = true;
 		}
 		values[0] = CStringGetTextDatum(b->client_id);
 		column(values, nulls, argtypes, 1, opids, NULL, n, TEXTOID);
@@ -476,7 +497,7 @@ ledger_insert(PushBatch *b, PushOp **ops, int n)
 		reqnulls[i] = (op->outcome == PUSH_APPLIED || op->outcome == PUSH_RESOLVED);
 		reqs[i] = reqnulls[i] ? (Datum) 0 : JsonbPGetDatum(push_request_copy(op->request, op->request_len));
 		outcomes[i] = CStringGetTextDatum(outcome);
-		results[i] = JsonbPGetDatum(op->result);
+		results[i] = JsonbPGetDatum(push_op_result(op));
 		rids[i] = text_or_null(op->real_id, &ridnulls[i]);
 		vernulls[i] = !op->has_new_version;
 		vers[i] = op->has_new_version ? Int64GetDatum(op->new_version) : (Datum) 0;
@@ -548,9 +569,9 @@ push_ledger_record(PushBatch *b)
 
 	for (int i = 0; i < b->nops; i++)
 	{
-		if (!recorded(&b->ops[i]))
+		if (!recorded(PUSH_OP(b, i)))
 			continue;
-		chunk[n++] = &b->ops[i];
+		chunk[n++] = PUSH_OP(b, i);
 		if (n == PUSH_SQL_CHUNK)
 		{
 			ledger_insert(b, chunk, n);
@@ -663,7 +684,7 @@ push_idmap_note(PushBatch *b, PushOp *op, const char *real_id)
 
 	t->known = true;
 	t->entity_type = op->entity->entity_type;
-	t->real_id = (real_id == op->real_id) ? op->real_id : MemoryContextStrdup(b->rescxt, real_id);
+	t->real_id = (real_id == op->real_id) ? op->real_id : push_strdup(b, real_id);
 	t->op = op;
 }
 
@@ -733,7 +754,7 @@ push_idmap_record(PushBatch *b)
 
 	for (int i = 0; i < b->nops; i++)
 	{
-		PushOp	   *op = &b->ops[i];
+		PushOp	   *op = PUSH_OP(b, i);
 		PushTemp   *t;
 
 		if (!op->claimed || op->kind != PUSH_CREATE || !op->temp_entity ||
