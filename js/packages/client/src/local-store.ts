@@ -90,8 +90,13 @@ export class LocalStore {
       const objectStore = tx.objectStore(store);
       // rows a listing stored in chunks (chunks.ts) join the entity store's, in id order
       const chunked = (await countChunked(tx, entityType)) > 0 ? await chunkedRows(tx, entityType) : [];
-      const withChunked = (records: EntityRecord[], keep?: (record: EntityRecord) => boolean): EntityRecord[] =>
-        chunked.length === 0 ? records : [...records, ...(keep ? chunked.filter(keep) : chunked)].sort((a, b) => compareIds(a.id, b.id));
+      const withChunked = (records: EntityRecord[], keep?: (record: EntityRecord) => boolean): EntityRecord[] => {
+        if (chunked.length === 0) return records;
+        // a row is in one place; should a client of another version have stored it twice, the entity store's wins
+        const own = new Set(records.map((record) => record.id));
+        const more = chunked.filter((record) => !own.has(record.id) && (!keep || keep(record)));
+        return [...records, ...more].sort((a, b) => compareIds(a.id, b.id));
+      };
       if (filter === undefined) {
         const records = withChunked((await objectStore.getAll(undefined, limit)) as EntityRecord[]);
         return (limit !== undefined ? records.slice(0, limit) : records).map((record) => toRow<T>(entityType, record));
