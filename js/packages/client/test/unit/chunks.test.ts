@@ -116,4 +116,28 @@ describe('a listed row', () => {
       [4, 'client 4'],
     ]);
   });
+
+  it('held twice (an older client wrote it to its entity store too) is listed once, as the entity store has it', async () => {
+    client = makeClient({ pullLimit: 10 });
+    for (let id = 1; id <= 3; id++) client.server.write('clients', id, { name: `client ${id}` });
+    await client.sync.getSyncEngine().sync();
+    const raw = await new Promise<IDBDatabase>((resolve, reject) => {
+      const request = client.indexedDB.open('smartsync_happy-paws');
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    await new Promise<void>((resolve, reject) => {
+      const tx = raw.transaction('entity:clients', 'readwrite');
+      tx.objectStore('entity:clients').put({ id: 2, data: { name: 'client 2, newer' }, version: 2 });
+      tx.oncomplete = () => resolve();
+      tx.onerror = () => reject(tx.error);
+    });
+    raw.close();
+    expect((await client.sync.store.list('clients')).map((r) => [r.id, r.data.name])).toEqual([
+      [1, 'client 1'],
+      [2, 'client 2, newer'],
+      [3, 'client 3'],
+    ]);
+    expect(await client.sync.store.get('clients', 2)).toMatchObject({ version: 2, data: { name: 'client 2, newer' } });
+  });
 });
