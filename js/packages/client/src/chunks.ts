@@ -16,8 +16,6 @@
 import type { EntityId, EntityRecord } from './types.js';
 import { chunkStore, entityStore, type Tx } from './database.js';
 
-export { chunkStore };
-
 /** One chunk: rows of a listing page, as the entity store would hold them (synced: no status). */
 export interface RowChunk {
   /** The rows' ids, in the order of rows (the `ids` multiEntry index). */
