@@ -60,6 +60,40 @@ export async function readRow(tx: Tx, entityType: string, id: EntityId): Promise
   return moved;
 }
 
+/**
+ * Takes the rows with these ids out of their chunks into the entity store, rewriting each
+ * chunk once (a page of pulled changes to listed rows touches few chunks, each many times).
+ */
+export async function unchunk(tx: Tx, entityType: string, ids: readonly EntityId[]): Promise<void> {
+  const chunks = tx.objectStore(chunkStore(entityType));
+  if (ids.length === 0 || (await chunks.count()) === 0) return;
+  const index = chunks.index('ids');
+  const keys = await Promise.all(ids.map((id) => index.getKey(id)));
+  const byChunk = new Map<IDBValidKey, Set<EntityId>>();
+  ids.forEach((id, i) => {
+    const key = keys[i];
+    if (key === undefined) return;
+    const set = byChunk.get(key);
+    if (set) set.add(id);
+    else byChunk.set(key, new Set([id]));
+  });
+  const rows = tx.objectStore(entityStore(entityType));
+  const writes: Promise<unknown>[] = [];
+  for (const [key, taken] of byChunk) {
+    const chunk = (await chunks.get(key)) as RowChunk;
+    const stay: RowChunk = { ids: [], rows: [] };
+    chunk.rows.forEach((row, i) => {
+      if (taken.has(chunk.ids[i]!)) writes.push(rows.put(row));
+      else {
+        stay.ids.push(chunk.ids[i]!);
+        stay.rows.push(row);
+      }
+    });
+    writes.push(stay.ids.length === 0 ? chunks.delete(key) : chunks.put(stay, key));
+  }
+  await Promise.all(writes);
+}
+
 /** Every row of the entity type's chunks (in no particular order). */
 export async function chunkedRows(tx: Tx, entityType: string): Promise<EntityRecord[]> {
   const chunks = (await tx.objectStore(chunkStore(entityType)).getAll()) as RowChunk[];

@@ -16,7 +16,7 @@
 //   applied and the one arriving are held; each is dropped once applied.
 
 import { entityKey } from './batch.js';
-import { clearChunks, putChunk, readRow } from './chunks.js';
+import { clearChunks, putChunk, readRow, unchunk } from './chunks.js';
 import { Database, META, Pipeline, QUEUE, entityStore, type Tx } from './database.js';
 import { ProtocolError, isMustRefetch } from './errors.js';
 import type { StoreChange } from './local-store.js';
@@ -160,6 +160,17 @@ async function applyPage(ctx: PullContext, page: PullResponse, scope: string, st
       // on a listing page, only the rows the device changed need reading (the rest were cleared)
       const listing = page.full === true;
       const kept = listing && page.changes.length > 0 ? await unsyncedKeys(tx, ctx.entityTypes) : null;
+      if (!listing) {
+        // changes to listed rows: out of their chunks first, each chunk rewritten once a page
+        const ids = new Map<string, EntityId[]>();
+        for (const change of page.changes) {
+          if (typeof change !== 'object' || change === null || !configured.has(change.entityType)) continue;
+          const list = ids.get(change.entityType);
+          if (list) list.push(change.id);
+          else ids.set(change.entityType, [change.id]);
+        }
+        for (const [entityType, list] of ids) await unchunk(tx, entityType, list.filter(isKey));
+      }
       const writes = new Pipeline();
       // the usual rows of a listing page, per entity type: written as one chunk (chunks.ts)
       const listed = new Map<string, EntityRecord[]>();
@@ -280,4 +291,9 @@ function checkChange(change: PullChange): void {
     (typeof change.id === 'string' || (typeof change.id === 'number' && Number.isFinite(change.id))) &&
     (change.operation === 'delete' || (typeof change.data === 'object' && change.data !== null));
   if (!ok) throw new ProtocolError(`pull: a malformed change ${JSON.stringify(change).slice(0, 200)}`);
+}
+
+/** A value IndexedDB takes as an id (checkChange reports the others). */
+function isKey(id: unknown): id is EntityId {
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));
 }

@@ -98,6 +98,22 @@ describe('a listed row', () => {
     expect((await chunkedIds(client, 'clients')).sort()).toEqual([1, 2]);
   });
 
+  it('leaves its chunk with the others a pulled page changes, in one piece', async () => {
+    client = makeClient({ pullLimit: 10 });
+    for (let id = 1; id <= 30; id++) client.server.write('clients', id, { name: `client ${id}` });
+    await client.sync.getSyncEngine().sync();
+    expect(await records(client, 'chunks:clients')).toHaveLength(3);
+
+    // every row but 5 changes on the server: pages of 10 changes, each touching one or two chunks
+    for (let id = 1; id <= 30; id++) if (id % 6 !== 0) client.server.write('clients', id, { phone: `${id}` }, 'desk');
+    expect(await client.sync.getSyncEngine().sync()).toMatchObject({ pulled: 25 });
+    expect((await chunkedIds(client, 'clients')).sort((a, b) => Number(a) - Number(b))).toEqual([6, 12, 18, 24, 30]);
+    const rows = await client.sync.store.list('clients');
+    expect(rows).toHaveLength(30);
+    expect(rows.every((r) => (Number(r.id) % 6 === 0 ? r.version === 1 && r.data.phone === undefined : r.version === 2 && r.data.phone === String(r.id)))).toBe(true);
+    expect(await client.sync.store.count('clients')).toBe(30);
+  });
+
   it('is replaced by a new listing (410): the chunks are cleared first, nothing is held twice', async () => {
     client = makeClient({ pullLimit: 2 });
     for (let id = 1; id <= 5; id++) client.server.write('clients', id, { name: `client ${id}` });
