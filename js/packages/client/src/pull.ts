@@ -157,9 +157,11 @@ async function applyPage(ctx: PullContext, page: PullResponse, scope: string, st
           else local.set(key, [op]);
         }
       }
-      // on a listing page, only the rows the device changed need reading (the rest were cleared)
+      // on a listing page, only the rows in the entity stores need reading: those the device
+      // changed (the synced ones were cleared when the listing began), and any it pushed or
+      // took out of a chunk since; the others are stored as they came, in a chunk
       const listing = page.full === true;
-      const kept = listing && page.changes.length > 0 ? await unsyncedKeys(tx, ctx.entityTypes) : null;
+      const kept = listing && page.changes.length > 0 ? await entityKeys(tx, ctx.entityTypes) : null;
       if (!listing) {
         // changes to listed rows: out of their chunks first, each chunk rewritten once a page
         const ids = new Map<string, EntityId[]>();
@@ -229,6 +231,15 @@ async function clearSynced(tx: Tx, entityType: string): Promise<boolean> {
   }
   await writes.done();
   return chunked || total > kept.size;
+}
+
+/** The keys of the rows in the entity stores (during a listing: few, see applyPage). */
+async function entityKeys(tx: Tx, entityTypes: readonly string[]): Promise<Set<string>> {
+  const keys = new Set<string>();
+  for (const entityType of entityTypes) {
+    for (const id of await tx.objectStore(entityStore(entityType)).getAllKeys()) keys.add(entityKey(entityType, id as EntityId));
+  }
+  return keys;
 }
 
 /** The keys of the rows that are not simply synced (changed here, in conflict, failed). */

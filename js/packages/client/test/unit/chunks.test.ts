@@ -3,6 +3,7 @@
 // such a row first takes it out of its chunk, so each row is in exactly one place.
 
 import { afterEach, describe, expect, it } from 'vitest';
+import { HttpError } from '../../src/index.js';
 import { makeClient, type TestClient } from './helpers.js';
 
 let client: TestClient;
@@ -112,6 +113,30 @@ describe('a listed row', () => {
     expect(rows).toHaveLength(30);
     expect(rows.every((r) => (Number(r.id) % 6 === 0 ? r.version === 1 && r.data.phone === undefined : r.version === 2 && r.data.phone === String(r.id)))).toBe(true);
     expect(await client.sync.store.count('clients')).toBe(30);
+  });
+
+  it('pushed meanwhile and then listed stays one row: a listing puts in chunks only rows the entity store does not hold', async () => {
+    client = makeClient({ pullLimit: 2 });
+    for (let id = 1; id <= 4; id++) client.server.write('clients', id, { name: `client ${id}` });
+    let failed = false;
+    client.server.beforePull = async () => {
+      if (client.server.pulls.length === 2 && !failed) {
+        failed = true;
+        throw new HttpError(503, 'fake://pull', { message: 'try later' });
+      }
+      return undefined;
+    };
+    expect((await client.sync.getSyncEngine().sync()).error).toBeDefined(); // the listing stopped after its first page
+    expect(await client.sync.store.count('clients')).toBe(2);
+
+    // a pet created here is pushed (real id 1) before the listing, which then reaches the pets, goes on
+    await client.sync.store.create('pets', { name: 'Rex' });
+    expect(await client.sync.getSyncEngine().sync()).toMatchObject({ synced: 1 });
+    expect(client.server.tables.get('pets')!.has(1)).toBe(true);
+    expect(await chunkedIds(client, 'pets')).toEqual([]);
+    expect(await records(client, 'entity:pets')).toMatchObject([{ id: 1, data: { name: 'Rex' } }]);
+    expect(await client.sync.store.count('pets')).toBe(1);
+    expect(await client.sync.store.count('clients')).toBe(4);
   });
 
   it('is replaced by a new listing (410): the chunks are cleared first, nothing is held twice', async () => {
