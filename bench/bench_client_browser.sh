@@ -4,7 +4,8 @@
 # by a bare fetch loop, rounds interleaved), the JS heap while pulling and after, and the time
 # from going online to the last queued operation acknowledged for 50 and 1,000 operations
 # (js/examples/vet-app/test/bench/browser.bench.ts). Settings: BENCH_ROWS (100000),
-# BENCH_ROUNDS (3), BENCH_PULL_LIMIT (1000), BENCH_PUSH (50,1000), BENCH_ONLY=first-sync (skip
+# BENCH_ROUNDS (3), BENCH_PULL_LIMIT (1000), BENCH_PULL_LIMIT_ALT (another page size, its client
+# and bare loop measured in the same rounds), BENCH_PUSH (50,1000), BENCH_ONLY=first-sync (skip
 # the push figures), BENCH_BEFORE_DIST (another tree's vet-app dist/: its client's first sync
 # measured in the same rounds), BENCH_PROFILE (a directory for CPU profiles of the tab, round 1),
 # BENCH_GENERIC_PLANS (1: the database plans generically, see the README), BENCH_WARMUP (0).

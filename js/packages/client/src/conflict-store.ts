@@ -8,6 +8,7 @@
 // meanwhile the device shows what the strategy will most likely produce.
 
 import type { Clock } from './clock.js';
+import { readRow } from './chunks.js';
 import { CONFLICTS, Database, QUEUE, entityStore, type Tx } from './database.js';
 import { HttpError, NetworkError, ValidationError, isTransient } from './errors.js';
 import type { StoreChange } from './local-store.js';
@@ -166,6 +167,7 @@ export class ConflictStore {
       if (!known || entityId === undefined) return;
       const later = await this.release(tx, entityType, entityId, version);
       const rows = tx.objectStore(entityStore(entityType));
+      await readRow(tx, entityType, entityId); // out of its chunk (if a listing put it in one): it is written here
       if (data === null || later.some((op) => op.operation === 'delete')) {
         // deleted on the server, or deleted here since (that delete still goes)
         await rows.delete(entityId);
@@ -228,7 +230,7 @@ export class ConflictStore {
     await this.deps.db.transaction([CONFLICTS, store], 'readwrite', async (tx) => {
       await tx.objectStore(CONFLICTS).put({ ...conflict, status: 'resolving', resolution } satisfies ConflictRecord);
       const rows = tx.objectStore(store);
-      const record = (await rows.get(conflict.entityId)) as EntityRecord | undefined;
+      const record = await readRow(tx, conflict.entityType, conflict.entityId);
       if (shown === null) {
         if (record) await rows.delete(conflict.entityId);
       } else {

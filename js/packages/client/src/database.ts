@@ -13,6 +13,9 @@
 //   meta           small values: the pull cursor, the last sync result
 //   entity:<type>  one per entity type, key: id; indexes: status, tempRefs (multiEntry),
 //                  and `data.<field>` for each configured index
+//   chunks:<type>  one per entity type: rows a listing brought, many to a record (chunks.ts);
+//                  key: generated; index: ids (multiEntry). A transaction over an entity
+//                  store always includes its chunk store.
 
 import { wrap, type IDBPDatabase, type IDBPTransaction } from 'idb';
 import { StorageBlockedError, StorageError, StorageQuotaError, StorageUnavailableError, SmartSyncError } from './errors.js';
@@ -26,6 +29,13 @@ export const META = 'meta';
 export function entityStore(entityType: string): string {
   return `entity:${entityType}`;
 }
+
+/** The name of an entity type's chunk store (chunks.ts). */
+export function chunkStore(entityType: string): string {
+  return `chunks:${entityType}`;
+}
+
+const ENTITY_PREFIX = 'entity:';
 
 /** The name of the index on a data field. */
 export function fieldIndex(field: string): string {
@@ -49,7 +59,8 @@ export type Tx = IDBPTransaction<unknown, string[], 'readwrite'>;
 
 interface StoreSpec {
   name: string;
-  keyPath: string;
+  /** null: out-of-line keys, generated (autoIncrement). */
+  keyPath: string | null;
   indexes: { name: string; keyPath: string | string[]; multiEntry?: boolean }[];
 }
 
@@ -81,6 +92,11 @@ export class Database {
           { name: 'tempRefs', keyPath: 'tempRefs', multiEntry: true },
           ...type.indexes.map((field) => ({ name: fieldIndex(field), keyPath: `data.${field}` })),
         ],
+      })),
+      ...options.entityTypes.map((type) => ({
+        name: chunkStore(type.name),
+        keyPath: null,
+        indexes: [{ name: 'ids', keyPath: 'ids', multiEntry: true }],
       })),
     ];
   }
@@ -115,12 +131,18 @@ export class Database {
     return db;
   }
 
-  /** Runs fn in one transaction over the stores and waits until it commits; maps storage errors. */
+  /**
+   * Runs fn in one transaction over the stores (an entity store's chunk store included) and
+   * waits until it commits; maps storage errors.
+   */
   async transaction<T>(stores: string[], mode: IDBTransactionMode, fn: (tx: Tx) => Promise<T>, durability: IDBTransactionDurability = 'default'): Promise<T> {
     const db = await this.db();
+    const scope = stores.some((store) => store.startsWith(ENTITY_PREFIX))
+      ? [...new Set(stores.flatMap((store) => (store.startsWith(ENTITY_PREFIX) ? [store, chunkStore(store.slice(ENTITY_PREFIX.length))] : [store])))]
+      : stores;
     let tx: Tx;
     try {
-      tx = db.transaction(stores, mode as 'readwrite', { durability }) as unknown as Tx;
+      tx = db.transaction(scope, mode as 'readwrite', { durability }) as unknown as Tx;
     } catch (error) {
       throw toStorageError(error);
     }
@@ -216,7 +238,7 @@ export class Database {
         for (const spec of this.specs) {
           const store = raw.objectStoreNames.contains(spec.name)
             ? upgradeTx.objectStore(spec.name)
-            : raw.createObjectStore(spec.name, { keyPath: spec.keyPath });
+            : raw.createObjectStore(spec.name, spec.keyPath === null ? { autoIncrement: true } : { keyPath: spec.keyPath });
           for (const index of spec.indexes) {
             if (!store.indexNames.contains(index.name)) {
               store.createIndex(index.name, index.keyPath, { multiEntry: index.multiEntry ?? false });

@@ -5,6 +5,7 @@
 // temporary ids are read once, whatever the number of creates.
 
 import { IDMAP, Pipeline, QUEUE, entityStore, type Tx } from './database.js';
+import { readRow } from './chunks.js';
 import { replaceDeep } from './validate.js';
 import type { EntityData, EntityId, EntityRecord, IdMapping, QueuedOperation } from './types.js';
 
@@ -49,6 +50,7 @@ export async function applyRemaps(tx: Tx, remaps: readonly Remap[], entityTypes:
     const record = (await own.get(remap.tempId)) as EntityRecord | undefined;
     if (!record) continue;
     await own.delete(remap.tempId);
+    await readRow(tx, remap.entityType, remap.realId); // a listing may have brought the real id meanwhile: one row, here
     record.id = remap.realId;
     if (remap.version !== undefined) record.version = remap.version;
     if (remap.status !== undefined) record.status = remap.status;

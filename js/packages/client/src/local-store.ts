@@ -5,6 +5,7 @@
 // real id replaces it everywhere.
 
 import { Database, IDMAP, entityStore, fieldIndex, type EntityTypeSchema } from './database.js';
+import { chunkedRows, compareIds, countChunked, findChunked } from './chunks.js';
 import { Emitter } from './emitter.js';
 import { ValidationError } from './errors.js';
 import { isTempId } from './uuid.js';
@@ -63,13 +64,14 @@ export class LocalStore {
     const store = this.storeOf(entityType);
     checkEntityId(id);
     return this.db.transaction([store, IDMAP], 'readonly', async (tx) => {
-      let record = (await tx.objectStore(store).get(id)) as EntityRecord | undefined;
+      const find = async (key: EntityId): Promise<EntityRecord | undefined> => ((await tx.objectStore(store).get(key)) as EntityRecord | undefined) ?? findChunked(tx, entityType, key);
+      let record = await find(id);
       if (!record && typeof id === 'string') {
         if (isTempId(id, this.tempIdPrefix)) {
           const mapping = (await tx.objectStore(IDMAP).get(id)) as IdMapping | undefined;
-          if (mapping && mapping.entityType === entityType) record = (await tx.objectStore(store).get(mapping.realId)) as EntityRecord | undefined;
+          if (mapping && mapping.entityType === entityType) record = await find(mapping.realId);
         } else if (/^-?\d{1,15}$/.test(id)) {
-          record = (await tx.objectStore(store).get(Number(id))) as EntityRecord | undefined;
+          record = await find(Number(id));
         }
       }
       return record ? toRow<T>(entityType, record) : null;
@@ -86,12 +88,31 @@ export class LocalStore {
     }
     return this.db.transaction([store], 'readonly', async (tx) => {
       const objectStore = tx.objectStore(store);
+      // rows a listing stored in chunks (chunks.ts) join the entity store's, in id order
+      const chunked = (await countChunked(tx, entityType)) > 0 ? await chunkedRows(tx, entityType) : [];
+      const withChunked = (records: EntityRecord[], keep?: (record: EntityRecord) => boolean): EntityRecord[] => {
+        if (chunked.length === 0) return records;
+        // a row is in one place; should a client of another version have stored it twice, the entity store's wins
+        const own = new Set(records.map((record) => record.id));
+        const more = chunked.filter((record) => !own.has(record.id) && (!keep || keep(record)));
+        return [...records, ...more].sort((a, b) => compareIds(a.id, b.id));
+      };
       if (filter === undefined) {
-        const records = (await objectStore.getAll(undefined, limit)) as EntityRecord[];
-        return records.map((record) => toRow<T>(entityType, record));
+        const records = withChunked((await objectStore.getAll(undefined, limit)) as EntityRecord[]);
+        return (limit !== undefined ? records.slice(0, limit) : records).map((record) => toRow<T>(entityType, record));
       }
       if (typeof filter === 'function') {
         const rows: EntityRow<T>[] = [];
+        if (chunked.length > 0) {
+          for (const record of withChunked((await objectStore.getAll()) as EntityRecord[])) {
+            const row = toRow<T>(entityType, record);
+            if (filter(row)) {
+              rows.push(row);
+              if (limit !== undefined && rows.length >= limit) break;
+            }
+          }
+          return rows;
+        }
         let cursor = await objectStore.openCursor();
         while (cursor) {
           const row = toRow<T>(entityType, cursor.value as EntityRecord);
@@ -107,9 +128,10 @@ export class LocalStore {
       const first = entries[0];
       let records: EntityRecord[];
       if (entries.length === 1 && first && schema.indexes.includes(first[0]) && isKey(first[1])) {
-        records = (await objectStore.index(fieldIndex(first[0])).getAll(first[1] as IDBValidKey)) as EntityRecord[];
+        const value = first[1] as IDBValidKey;
+        records = withChunked((await objectStore.index(fieldIndex(first[0])).getAll(value)) as EntityRecord[], (record) => record.data[first[0]] === value);
       } else {
-        records = (await objectStore.getAll()) as EntityRecord[];
+        records = withChunked((await objectStore.getAll()) as EntityRecord[]);
       }
       const rows: EntityRow<T>[] = [];
       for (const record of records) {
@@ -125,7 +147,7 @@ export class LocalStore {
   /** How many rows of an entity type the device has. */
   async count(entityType: string): Promise<number> {
     const store = this.storeOf(entityType);
-    return this.db.transaction([store], 'readonly', (tx) => tx.objectStore(store).count());
+    return this.db.transaction([store], 'readonly', async (tx) => (await tx.objectStore(store).count()) + (await countChunked(tx, entityType)));
   }
 
   /**

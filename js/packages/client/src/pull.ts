@@ -15,8 +15,8 @@
 //   still applied in order, each with its cursor). Memory stays flat: at most the page being
 //   applied and the one arriving are held; each is dropped once applied.
 
-import { unwrap } from 'idb';
 import { entityKey } from './batch.js';
+import { clearChunks, putChunk, readRow, unchunk } from './chunks.js';
 import { Database, META, Pipeline, QUEUE, entityStore, type Tx } from './database.js';
 import { ProtocolError, isMustRefetch } from './errors.js';
 import type { StoreChange } from './local-store.js';
@@ -157,10 +157,25 @@ async function applyPage(ctx: PullContext, page: PullResponse, scope: string, st
           else local.set(key, [op]);
         }
       }
-      // on a listing page, only the rows the device changed need reading (the rest were cleared)
+      // on a listing page, only the rows in the entity stores need reading: those the device
+      // changed (the synced ones were cleared when the listing began), and any it pushed or
+      // took out of a chunk since; the others are stored as they came, in a chunk
       const listing = page.full === true;
-      const kept = listing && page.changes.length > 0 ? await unsyncedKeys(tx, ctx.entityTypes) : null;
+      const kept = listing && page.changes.length > 0 ? await entityKeys(tx, ctx.entityTypes) : null;
+      if (!listing) {
+        // changes to listed rows: out of their chunks first, each chunk rewritten once a page
+        const ids = new Map<string, EntityId[]>();
+        for (const change of page.changes) {
+          if (typeof change !== 'object' || change === null || !configured.has(change.entityType)) continue;
+          const list = ids.get(change.entityType);
+          if (list) list.push(change.id);
+          else ids.set(change.entityType, [change.id]);
+        }
+        for (const [entityType, list] of ids) await unchunk(tx, entityType, list.filter(isKey));
+      }
       const writes = new Pipeline();
+      // the usual rows of a listing page, per entity type: written as one chunk (chunks.ts)
+      const listed = new Map<string, EntityRecord[]>();
       for (const change of page.changes) {
         checkChange(change);
         if (!configured.has(change.entityType)) continue;
@@ -168,14 +183,17 @@ async function applyPage(ctx: PullContext, page: PullResponse, scope: string, st
         const key = entityKey(change.entityType, change.id);
         const queued = local.get(key);
         if (kept !== null && !kept.has(key) && queued === undefined && change.operation !== 'delete') {
-          // the usual row of a first sync: nothing here to read or keep, so it is written as it
-          // came, without waiting for the write (a failed write aborts the transaction, and
-          // Database.transaction reports it)
-          unwrap(tx.objectStore(entityStore(change.entityType))).put(syncedRecord(change, change.data!, versionOf(change, change.data!)));
+          // the usual row of a first sync: nothing here to read or keep (a listing sends each
+          // row once, and its first page cleared the synced rows), so it is stored as it came
+          const rows = listed.get(change.entityType);
+          const record = syncedRecord(change, change.data!, versionOf(change, change.data!));
+          if (rows) rows.push(record);
+          else listed.set(change.entityType, [record]);
           continue;
         }
         await applyChange(ctx, tx, writes, change, queued, kept === null || kept.has(key));
       }
+      for (const [entityType, rows] of listed) writes.add(putChunk(tx, entityType, rows));
       await writes.done();
       if (startsListing) await tx.objectStore(META).delete(RELIST_KEY);
       await tx.objectStore(META).put({
@@ -198,8 +216,10 @@ async function applyPage(ctx: PullContext, page: PullResponse, scope: string, st
  */
 async function clearSynced(tx: Tx, entityType: string): Promise<boolean> {
   const store = tx.objectStore(entityStore(entityType));
+  // chunks hold only synced rows (a row taken out to be changed leaves its chunk)
+  const chunked = await clearChunks(tx, entityType);
   const total = await store.count();
-  if (total === 0) return false;
+  if (total === 0) return chunked;
   const kept = await unsyncedKeys(tx, [entityType]);
   if (kept.size === 0) {
     await store.clear();
@@ -210,7 +230,16 @@ async function clearSynced(tx: Tx, entityType: string): Promise<boolean> {
     if (!kept.has(entityKey(entityType, key as EntityId))) writes.add(store.delete(key));
   }
   await writes.done();
-  return total > kept.size;
+  return chunked || total > kept.size;
+}
+
+/** The keys of the rows in the entity stores (during a listing: few, see applyPage). */
+async function entityKeys(tx: Tx, entityTypes: readonly string[]): Promise<Set<string>> {
+  const keys = new Set<string>();
+  for (const entityType of entityTypes) {
+    for (const id of await tx.objectStore(entityStore(entityType)).getAllKeys()) keys.add(entityKey(entityType, id as EntityId));
+  }
+  return keys;
 }
 
 /** The keys of the rows that are not simply synced (changed here, in conflict, failed). */
@@ -240,12 +269,13 @@ function syncedRecord(change: PullChange, data: EntityData, version: number | nu
 async function applyChange(ctx: PullContext, tx: Tx, writes: Pipeline, change: PullChange, queued: QueuedOperation[] | undefined, mayExist: boolean): Promise<void> {
   const rows = tx.objectStore(entityStore(change.entityType));
   if (change.operation === 'delete') {
+    await readRow(tx, change.entityType, change.id); // out of its chunk, if it is in one
     writes.add(rows.delete(change.id));
     return;
   }
   const data = change.data ?? {};
   const version = versionOf(change, data);
-  const existing = mayExist || queued ? ((await rows.get(change.id)) as EntityRecord | undefined) : undefined;
+  const existing = mayExist || queued ? await readRow(tx, change.entityType, change.id) : undefined;
   if (existing && existing.version !== null && version !== null && existing.version > version) return; // the device has newer
   if (existing?.status === 'conflict') {
     existing.base = data;
@@ -272,4 +302,9 @@ function checkChange(change: PullChange): void {
     (typeof change.id === 'string' || (typeof change.id === 'number' && Number.isFinite(change.id))) &&
     (change.operation === 'delete' || (typeof change.data === 'object' && change.data !== null));
   if (!ok) throw new ProtocolError(`pull: a malformed change ${JSON.stringify(change).slice(0, 200)}`);
+}
+
+/** A value IndexedDB takes as an id (checkChange reports the others). */
+function isKey(id: unknown): id is EntityId {
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));
 }

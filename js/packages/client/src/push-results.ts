@@ -12,13 +12,14 @@
 
 import { backoffDelay } from './backoff.js';
 import { entityKey } from './batch.js';
+import { readRow } from './chunks.js';
 import { CONFLICTS, IDMAP, META, QUEUE, entityStore, type Tx } from './database.js';
 import { HttpError, ProtocolError, isTransient } from './errors.js';
 import { applyRemaps, type Remap } from './id-remap.js';
 import type { PushContext, PushOutcome, QueueView } from './push.js';
 import { collectTempRefs } from './validate.js';
 import { isTempId } from './uuid.js';
-import type { ConflictRecord, EntityData, EntityRecord, PushResponse, PushResult, QueuedOperation } from './types.js';
+import type { ConflictRecord, EntityData, PushResponse, PushResult, QueuedOperation } from './types.js';
 
 /** Set in meta when the device must list everything again at its next pull. */
 export const RELIST_KEY = 'relist';
@@ -76,7 +77,7 @@ async function fail(ctx: PushContext, tx: Tx, op: QueuedOperation, failure: Fail
   outcome.failed += 1;
   if (op.operation === 'delete') return false;
   const rows = tx.objectStore(entityStore(op.entityType));
-  const record = (await rows.get(op.entityId)) as EntityRecord | undefined;
+  const record = await readRow(tx, op.entityType, op.entityId);
   if (!record || record.status === 'conflict') return false;
   record.status = 'failed';
   await rows.put(record);
@@ -181,7 +182,7 @@ async function succeed(ctx: PushContext, tx: Tx, view: QueueView, op: QueuedOper
   // a created row re-keyed by the remap already has its version; nothing else to change
   if (op.operation === 'create' && remappedSynced && later.length === 0 && !result.data) return;
   const rows = tx.objectStore(entityStore(op.entityType));
-  const record = (await rows.get(entityId)) as EntityRecord | undefined;
+  const record = await readRow(tx, op.entityType, entityId);
   if (!record) return;
   // a replayed answer may be older than what a pull brought since: keep the newer
   const stale = result.replayed === true && result.version !== undefined && record.version !== null && result.version < record.version;
@@ -236,7 +237,7 @@ async function saveConflict(ctx: PushContext, tx: Tx, op: QueuedOperation, resul
   if (!existing || existing.status === 'unresolved') await conflicts.put(conflict);
 
   const rows = tx.objectStore(entityStore(op.entityType));
-  const record = (await rows.get(op.entityId)) as EntityRecord | undefined;
+  const record = await readRow(tx, op.entityType, op.entityId);
   if (record) {
     record.status = 'conflict';
     record.base = conflict.serverData;

@@ -15,6 +15,7 @@ import type { StoreChange } from './local-store.js';
 import { PRIORITY_RANK, collectTempRefs, validateOperation, type QueueOperationInput, type ValidationContext } from './validate.js';
 import type { EntityData, EntityRecord, QueuedOperation } from './types.js';
 import type { Clock } from './clock.js';
+import { readRow } from './chunks.js';
 
 /** The spec's getStats() answer. */
 export interface QueueStats {
@@ -101,7 +102,7 @@ export class SyncQueue {
       const rows = tx.objectStore(store);
       const existing = (await queue.index('entity').getAll([input.entityType, entityId])) as QueuedOperation[];
       const last = existing.at(-1);
-      const record = (await rows.get(entityId)) as EntityRecord | undefined;
+      const record = await readRow(tx, input.entityType, entityId);
       const foldable = last !== undefined && !last.sent && last.status === 'pending';
 
       if (input.operation === 'create') {

@@ -17,6 +17,9 @@ import { APP_DIR, deviceToken, openDevice, SCHEMA, startStack, type Stack } from
 const ROWS = Number(process.env.BENCH_ROWS ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PULL_LIMIT = Number(process.env.BENCH_PULL_LIMIT ?? 1000);
+// BENCH_PULL_LIMIT_ALT: another page size, its client and bare loop measured in the same rounds
+// (variants client-alt and baseline-alt): whether bigger pages make the server or the client faster
+const PULL_LIMIT_ALT = process.env.BENCH_PULL_LIMIT_ALT ? Number(process.env.BENCH_PULL_LIMIT_ALT) : undefined;
 const PUSH_SIZES = (process.env.BENCH_PUSH ?? '50,1000').split(',').map(Number);
 // BENCH_BEFORE_DIST: the vet-app build (dist/) of another tree, e.g. main's; its client's first
 // sync is measured as a third variant in the same rounds (its bench page is served as bench-before.html)
@@ -137,7 +140,7 @@ interface BenchApi {
 
 it(`first sync of ${ROWS} rows of 20 fields`, async () => {
   const version = stack.browser.version();
-  const variants = BEFORE_DIST ? ['client', 'baseline', 'before'] : ['client', 'baseline'];
+  const variants = [...(BEFORE_DIST ? ['client', 'baseline', 'before'] : ['client', 'baseline']), ...(PULL_LIMIT_ALT ? ['client-alt', 'baseline-alt'] : [])];
   const times: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v, []]));
   const ratios: number[] = [];
   const speedups: number[] = [];
@@ -182,7 +185,8 @@ it(`first sync of ${ROWS} rows of 20 fields`, async () => {
         await tab.cdp.send('Profiler.start');
       }
       const cpu = cpuNow();
-      if (which !== 'baseline') {
+      const limit = which.endsWith('-alt') ? PULL_LIMIT_ALT! : PULL_LIMIT;
+      if (!which.startsWith('baseline')) {
         let peak = start;
         let sampling = true;
         const sampler = (async () => {
@@ -191,7 +195,7 @@ it(`first sync of ${ROWS} rows of 20 fields`, async () => {
             await new Promise((resolve) => setTimeout(resolve, 100));
           }
         })();
-        const r = await tab.page.evaluate(([t, limit]) => (window as unknown as { smartsyncBench: BenchApi }).smartsyncBench.firstSync(t, 'lab_results', limit), [token, PULL_LIMIT] as const);
+        const r = await tab.page.evaluate(([t, l]) => (window as unknown as { smartsyncBench: BenchApi }).smartsyncBench.firstSync(t, 'lab_results', l), [token, limit] as const);
         sampling = false;
         await sampler;
         if (r.stored !== ROWS || r.pulled !== ROWS) throw new Error(`${which}: first sync stored ${r.stored} of ${ROWS} rows (pulled ${r.pulled})`);
@@ -207,10 +211,10 @@ it(`first sync of ${ROWS} rows of 20 fields`, async () => {
           console.log(`round ${round} ${which}: ${fmt(r.ms)} ms, ${r.pages} pages, ${fmt(ROWS / (r.ms / 1000))} rows/s, heap peak ${fmt((peak - start) / 1048576, 1)} MiB over start; CPU: ${used}`);
         }
       } else {
-        const r = await tab.page.evaluate(([t, limit]) => (window as unknown as { smartsyncBench: BenchApi }).smartsyncBench.bareFetch(t, 'lab_results', limit), [token, PULL_LIMIT] as const);
-        if (r.pulled !== ROWS) throw new Error(`baseline pulled ${r.pulled} of ${ROWS}`);
-        times.baseline!.push(r.ms);
-        console.log(`round ${round} baseline: ${fmt(r.ms)} ms, ${r.pages} pages, ${fmt(ROWS / (r.ms / 1000))} rows/s; CPU: ${cpuSince(cpu)}`);
+        const r = await tab.page.evaluate(([t, l]) => (window as unknown as { smartsyncBench: BenchApi }).smartsyncBench.bareFetch(t, 'lab_results', l), [token, limit] as const);
+        if (r.pulled !== ROWS) throw new Error(`${which} pulled ${r.pulled} of ${ROWS}`);
+        times[which]!.push(r.ms);
+        console.log(`round ${round} ${which}: ${fmt(r.ms)} ms, ${r.pages} pages, ${fmt(ROWS / (r.ms / 1000))} rows/s; CPU: ${cpuSince(cpu)}`);
       }
       if (profiling) {
         const { profile } = (await tab.cdp.send('Profiler.stop')) as { profile: unknown };
@@ -240,6 +244,15 @@ it(`first sync of ${ROWS} rows of 20 fields`, async () => {
   console.log(`| baseline: the same pages by a bare fetch loop | ${fmt(bs.min)} ms | ${fmt(bs.median)} ms | ${fmt(bs.max)} ms |`);
   console.log(`| baseline: rows/s | ${fmt(ROWS / (bs.max / 1000))} | ${fmt(ROWS / (bs.median / 1000))} | ${fmt(ROWS / (bs.min / 1000))} |`);
   console.log(`| ratio client / baseline (per round) | ${fmt(rs.min, 2)}x | ${fmt(rs.median, 2)}x | ${fmt(rs.max, 2)}x |`);
+  if (PULL_LIMIT_ALT) {
+    for (const which of ['client-alt', 'baseline-alt']) {
+      const ws = stats(times[which]!);
+      console.log(`| ${which} (pull limit ${PULL_LIMIT_ALT}) | ${fmt(ws.min)} ms | ${fmt(ws.median)} ms | ${fmt(ws.max)} ms |`);
+      console.log(`| ${which}: rows/s | ${fmt(ROWS / (ws.max / 1000))} | ${fmt(ROWS / (ws.median / 1000))} | ${fmt(ROWS / (ws.min / 1000))} |`);
+    }
+    const alt = stats(times['baseline']!.map((b, i) => b / times['baseline-alt']![i]!));
+    console.log(`| speed-up of the bare loop, pull limit ${PULL_LIMIT} / ${PULL_LIMIT_ALT} (per round) | ${fmt(alt.min, 2)}x | ${fmt(alt.median, 2)}x | ${fmt(alt.max, 2)}x |`);
+  }
   const ps = stats(peaks.map((p, i) => p - before[i]!));
   const as = stats(after);
   console.log(`| JS heap growth while pulling (peak - start) | ${fmt(ps.min / 1048576, 1)} MiB | ${fmt(ps.median / 1048576, 1)} MiB | ${fmt(ps.max / 1048576, 1)} MiB |`);

@@ -39,12 +39,12 @@ function names(indexedDB: IDBFactory, name: string): Promise<string[]> {
 }
 
 describe('the database', () => {
-  it('is one per tenant, with a store per entity type', async () => {
+  it('is one per tenant, with a store per entity type and one for its listed rows in chunks', async () => {
     const indexedDB = new IDBFactory();
     await client(indexedDB, ['clients', 'pets']).store.create('clients', { name: 'Ann' });
     await client(indexedDB, ['clients'], 'other-clinic').store.count('clients');
     expect((await indexedDB.databases()).map((d) => d.name).sort()).toEqual(['smartsync_happy-paws', 'smartsync_other-clinic']);
-    expect(await names(indexedDB, 'smartsync_happy-paws')).toEqual(['conflicts', 'entity:clients', 'entity:pets', 'idmap', 'meta', 'queue']);
+    expect(await names(indexedDB, 'smartsync_happy-paws')).toEqual(['chunks:clients', 'chunks:pets', 'conflicts', 'entity:clients', 'entity:pets', 'idmap', 'meta', 'queue']);
   });
 
   it('grows when a new entity type is configured, keeping what it holds', async () => {
