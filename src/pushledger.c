@@ -24,7 +24,6 @@
 #include "utils/lsyscache.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/plancache.h"
 
 #include "smartsync.h"
 #include "citus.h"
@@ -156,28 +155,8 @@ int
 push_exec_keyed(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount)
 {
 	static const char *const off[] = {"enable_seqscan", "enable_hashjoin", "enable_mergejoin"};
-	List	   *sources = SPI_plan_get_plan_sources(plan);
-	CachedPlanSource *source = list_length(sources) == 1 ? linitial(sources) : NULL;
-	int			nest;
+	int			nest = NewGUCNestLevel();
 	int			rc;
-
-	/*
-	 * The generic plan made under these settings is valid: no planning, so
-	 * no settings (they cost more than a small statement's execution).
-	 * Should the plan cache still plan it again (a change it learns of only
-	 * now), the new plan was made without them: it is marked invalid, so the
-	 * next execution plans it again under the settings.
-	 */
-	if (source != NULL && source->is_valid && source->gplan != NULL && source->gplan->is_valid)
-	{
-		int			generation = source->generation;
-
-		rc = push_exec(plan, values, nulls, tcount);
-		if (source->generation != generation && source->gplan != NULL)
-			source->gplan->is_valid = false;
-		return rc;
-	}
-	nest = NewGUCNestLevel();
 
 	for (int i = 0; i < (int) lengthof(off); i++)
 		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
