@@ -56,6 +56,11 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/planner.h"
+#if PG_VERSION_NUM >= 160000
+#include "parser/parse_relation.h"
+#endif
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
@@ -98,8 +103,13 @@ static const char *const routable[] = {
 	"sync_push", "sync_pull", "sync_changed", "resolve_conflict", "list_conflicts", "conflict_stats", NULL
 };
 
-/* > 0 while smartsync._citus_call runs a routed call on this node */
+static void hold_tenant(void);
+
+/* > 0 while smartsync._citus_call runs a routed call on this node, or a call runs here under hold_tenant() */
 static int	routed_depth = 0;
+
+/* the tenant schema the running call holds on this node (hold_tenant), or InvalidOid */
+static Oid	held_schema = InvalidOid;
 
 /* --- Citus and its catalogs ------------------------------------------------ */
 
@@ -155,6 +165,8 @@ typedef struct ShardEntry
 	Oid			table;			/* hash key */
 	Oid			shard;
 	int64		shardid;
+	bool		citus;			/* a Citus table (with any number of shards) */
+	int8		layout;			/* shard's columns as the table's: 1 yes, -1 no, 0 not known yet */
 } ShardEntry;
 
 static HTAB *shard_cache = NULL;
@@ -175,8 +187,8 @@ shard_cache_callback(Datum arg, Oid relid)
 	}
 }
 
-static Oid
-local_shard(Oid table, int64 *shardid)
+static ShardEntry *
+shard_entry(Oid table)
 {
 	ShardEntry *e;
 	bool		found;
@@ -184,6 +196,7 @@ local_shard(Oid table, int64 *shardid)
 	Datum		values[1];
 	Oid			shard = InvalidOid;
 	int64		id = 0;
+	bool		citus;
 
 	if (shard_cache == NULL)
 	{
@@ -197,11 +210,7 @@ local_shard(Oid table, int64 *shardid)
 	}
 	e = hash_search(shard_cache, &table, HASH_FIND, &found);
 	if (found)
-	{
-		if (shardid)
-			*shardid = e->shardid;
-		return e->shard;
-	}
+		return e;
 	/* (not a Citus table: cached too; distributing it invalidates the table) */
 
 	values[0] = ObjectIdGetDatum(table);
@@ -216,14 +225,25 @@ local_shard(Oid table, int64 *shardid)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		shard = relid_from_name(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
 	}
+	citus = SPI_processed > 0;
 	SPI_finish();
 
 	e = hash_search(shard_cache, &table, HASH_ENTER, &found);
 	e->shard = shard;
 	e->shardid = id;
+	e->citus = citus;
+	e->layout = 0;
+	return e;
+}
+
+static Oid
+local_shard(Oid table, int64 *shardid)
+{
+	ShardEntry *e = shard_entry(table);
+
 	if (shardid)
-		*shardid = id;
-	return shard;
+		*shardid = e->shardid;
+	return e->shard;
 }
 
 /* Where a tenant's data is, by its change log (sync_changes). */
@@ -602,11 +622,39 @@ route_plan(const char *schema, Oid *argtypes)
 }
 
 /*
+ * Runs the call fcinfo describes here, on the node that holds its tenant,
+ * holding the tenant (hold_tenant: its statements address the tenant's shards)
+ * until the call returns.
+ */
+static bool
+run_here(FunctionCallInfo fcinfo, Datum *result)
+{
+	Oid			saved_schema = held_schema;
+
+	routed_depth++;
+	held_schema = InvalidOid;
+	PG_TRY();
+	{
+		hold_tenant();
+		fcinfo->isnull = false;
+		*result = FunctionCallInvoke(fcinfo);
+	}
+	PG_FINALLY();
+	{
+		routed_depth--;
+		held_schema = saved_schema;
+	}
+	PG_END_TRY();
+	return true;
+}
+
+/*
  * Runs the call fcinfo describes on the node holding the request's tenant,
  * when that is another node: returns true with the call's result in *result.
- * False when the call is to run here: Citus not installed, no tenant or an
- * unknown one (the function reports it), a tenant not distributed, or one
- * whose shards are here.
+ * When the tenant's shards are here, runs the call here holding the tenant
+ * (run_here), true too.  False when the call is to run here as on a single
+ * server: Citus not installed, no tenant or an unknown one (the function
+ * reports it), a tenant not distributed.
  */
 bool
 sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
@@ -633,8 +681,10 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	if (ctx.tenant_id == NULL || (schema = tenant_schema_or_null(ctx.tenant_id)) == NULL)
 		return false;
 	tenant_placement(schema, false, &where);
-	if (!where.distributed || where.local)
+	if (!where.distributed)
 		return false;
+	if (where.local)
+		return run_here(fcinfo, result);
 
 	/* the arguments: a jsonb as its bytes, anything else as its text */
 	(void) get_func_signature(fn, &argtypes, &nargs);
@@ -793,6 +843,181 @@ routable_function(const char *signature)
 	return fn;
 }
 
+/* --- statements of a held tenant, on its shards ------------------------------ */
+
+/*
+ * While a call holds its tenant here (hold_tenant: the shard metadata lock, the
+ * placement checked), the statements it runs on the tenant's tables need no
+ * Citus planning: the tables' shards are on this node and cannot move away
+ * before the transaction ends.  So the planner hook below gives such a
+ * statement, already parsed and rewritten for the logical tables (row-level
+ * security, defaults and the identity sequence as usual), the tables' local
+ * shards instead, when every Citus table it reads or writes is one of the held
+ * tenant's and each shard has its table's columns (same number, types, dropped
+ * ones): Citus' planner then sees no Citus table and leaves the statement to
+ * PostgreSQL's, instead of planning it, deparsing it for the shard and planning
+ * it again (its local execution), or running an INSERT ... SELECT through an
+ * intermediate result.  The shard's triggers fire as they do under Citus'
+ * local execution (capture on shards).  The plan depends on the logical tables
+ * too (relationOids), so Citus' invalidation of a table whose placement changes
+ * (a move) replans it.  Statements with any other Citus table (a reference
+ * table, another tenant's) are left to Citus.
+ */
+typedef struct ShardSwap
+{
+	Oid			schema;			/* the held tenant's */
+	bool		ok;				/* no Citus table left after the swap */
+	List	   *rtes;			/* RangeTblEntry to give their shards */
+	List	   *queries;		/* ... the Query of each */
+	List	   *shards;			/* ... those shards, in the same order */
+} ShardSwap;
+
+static planner_hook_type prev_planner = NULL;
+static bool shard_planner_installed = false;
+
+/* Whether shard has table's columns, attribute by attribute (cached in the shard entry). */
+static bool
+same_layout(ShardEntry *e)
+{
+	Relation	t;
+	Relation	s;
+	TupleDesc	td;
+	TupleDesc	sd;
+	bool		same;
+
+	if (e->layout != 0)
+		return e->layout > 0;
+	t = relation_open(e->table, AccessShareLock);
+	s = relation_open(e->shard, AccessShareLock);
+	td = RelationGetDescr(t);
+	sd = RelationGetDescr(s);
+	same = td->natts == sd->natts && t->rd_rel->relkind == s->rd_rel->relkind;
+	for (int i = 0; same && i < td->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(td, i);
+		Form_pg_attribute b = TupleDescAttr(sd, i);
+
+		same = a->attisdropped == b->attisdropped &&
+			(a->attisdropped ||
+			 (a->atttypid == b->atttypid && a->atttypmod == b->atttypmod &&
+			  a->attcollation == b->attcollation && strcmp(NameStr(a->attname), NameStr(b->attname)) == 0)) &&
+			a->attlen == b->attlen && a->attalign == b->attalign;
+	}
+	relation_close(s, AccessShareLock);
+	relation_close(t, AccessShareLock);
+	e->layout = same ? 1 : -1;
+	return same;
+}
+
+/* Looks at one relation of a statement (q: the query whose range table has it). */
+static void
+shard_swap_rte(RangeTblEntry *rte, Query *q, ShardSwap *w)
+{
+	Oid			nsp;
+	ShardEntry *e;
+
+	if (rte->rtekind != RTE_RELATION || (nsp = get_rel_namespace(rte->relid)) == PG_CATALOG_NAMESPACE)
+		return;
+	e = shard_entry(rte->relid);
+	if (!e->citus)
+		return;					/* an ordinary relation: as it is */
+	if (nsp == w->schema && OidIsValid(e->shard) &&
+		(rte->relkind == RELKIND_RELATION || rte->relkind == RELKIND_PARTITIONED_TABLE) &&
+		same_layout(e))
+	{
+		w->rtes = lappend(w->rtes, rte);
+		w->queries = lappend(w->queries, q);
+		w->shards = lappend_oid(w->shards, e->shard);
+	}
+	else
+		w->ok = false;			/* a Citus table that stays: Citus plans the statement */
+}
+
+static bool
+shard_swap_walker(Node *node, ShardSwap *w)
+{
+	if (node == NULL || !w->ok)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *q = (Query *) node;
+		ListCell   *lc;
+
+		foreach(lc, q->rtable)
+			shard_swap_rte((RangeTblEntry *) lfirst(lc), q, w);
+		/* (subqueries, CTEs and sublinks: walked as queries of their own) */
+		return query_tree_walker(q, shard_swap_walker, (void *) w, 0);
+	}
+	return expression_tree_walker(node, shard_swap_walker, (void *) w);
+}
+
+/*
+ * Gives the held tenant's tables in parse their local shards (see above), when
+ * every Citus table in it is one; returns the logical tables swapped (NIL: none).
+ */
+static List *
+swap_to_shards(Query *parse)
+{
+	ShardSwap	w;
+	List	   *tables = NIL;
+	ListCell   *r;
+	ListCell   *q;
+	ListCell   *s;
+
+	memset(&w, 0, sizeof(w));
+	w.schema = held_schema;
+	w.ok = true;
+	(void) shard_swap_walker((Node *) parse, &w);
+	if (!w.ok || w.rtes == NIL)
+		return NIL;
+	forthree(r, w.rtes, q, w.queries, s, w.shards)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(r);
+		Oid			shard = lfirst_oid(s);
+
+		/* the executor expects every relation of a plan locked by its planning */
+		LockRelationOid(shard, rte->rellockmode);
+		tables = list_append_unique_oid(tables, rte->relid);
+#if PG_VERSION_NUM >= 160000
+		/* the privileges are checked on the shard (Citus gives it its table's grants) */
+		if (rte->perminfoindex != 0)
+			getRTEPermissionInfo(((Query *) lfirst(q))->rteperminfos, rte)->relid = shard;
+#else
+		(void) q;
+#endif
+		rte->relid = shard;
+	}
+	return tables;
+}
+
+static PlannedStmt *
+shard_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
+{
+	List	   *tables = NIL;
+	PlannedStmt *stmt;
+
+	if (routed_depth > 0 && OidIsValid(held_schema))
+		tables = swap_to_shards(parse);
+	if (prev_planner)
+		stmt = prev_planner(parse, query_string, cursorOptions, boundParams);
+	else
+		stmt = standard_planner(parse, query_string, cursorOptions, boundParams);
+	if (tables != NIL)
+		stmt->relationOids = list_concat_unique_oid(stmt->relationOids, tables);
+	return stmt;
+}
+
+/* Installs shard_planner (once, when a call first holds a tenant: Citus' planner hook is installed by then). */
+static void
+install_shard_planner(void)
+{
+	if (shard_planner_installed)
+		return;
+	prev_planner = planner_hook;
+	planner_hook = shard_planner;
+	shard_planner_installed = true;
+}
+
 /*
  * Keeps the request's tenant on this node until the transaction ends: takes
  * the shard metadata lock of its change log, then checks (in Citus' catalog
@@ -817,6 +1042,8 @@ hold_tenant(void)
 	tenant_placement(schema, true, &where);
 	if (!where.local)
 		tenant_elsewhere(ctx.tenant_id, "The tenant moved to another node while the request was on its way.");
+	held_schema = get_namespace_oid(schema, false);
+	install_shard_planner();
 }
 
 /*
@@ -844,6 +1071,7 @@ smartsync_citus_call(PG_FUNCTION_ARGS)
 	Datum		result;
 	int			nest;
 	Oid			rettype;
+	Oid			saved_schema;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		elog(ERROR, "smartsync._citus_call: arguments must not be null");
@@ -860,6 +1088,8 @@ smartsync_citus_call(PG_FUNCTION_ARGS)
 	nest = NewGUCNestLevel();
 	apply_context_settings(settings);
 	allow_nested_execution();
+	saved_schema = held_schema;
+	held_schema = InvalidOid;
 	hold_tenant();
 
 	fmgr_info(fn, &flinfo);
@@ -902,6 +1132,7 @@ smartsync_citus_call(PG_FUNCTION_ARGS)
 	PG_FINALLY();
 	{
 		routed_depth--;
+		held_schema = saved_schema;
 	}
 	PG_END_TRY();
 	AtEOXact_GUC(true, nest);
