@@ -569,10 +569,23 @@ jsonb_from_bytes(bytea *b)
 	return jb;
 }
 
-/* Router-query plans by tenant schema, kept (at most ROUTE_PLANS, then all dropped). */
+/*
+ * Router-query plans by tenant schema and number of arguments, kept (at most
+ * ROUTE_PLANS, then all dropped).  Each argument is a parameter of its own,
+ * gathered into the bytea[] of _citus_call on the tenant's node (ARRAY[$3,
+ * ...]): Citus sends parameters as text, and a bytea's text (hex) is made and
+ * read at memory speed, where a bytea[]'s is scanned for quoting and escaped
+ * on one node and parsed on the other.
+ */
+typedef struct RouteKey
+{
+	char		schema[NAMEDATALEN];
+	int			nargs;
+} RouteKey;
+
 typedef struct RouteEntry
 {
-	char		schema[NAMEDATALEN];	/* hash key */
+	RouteKey	key;			/* hash key */
 	SPIPlanPtr	plan;
 } RouteEntry;
 
@@ -580,13 +593,16 @@ typedef struct RouteEntry
 
 static HTAB *route_cache = NULL;
 
-/* The kept plan of schema's router query (call inside SPI). */
+/* The kept plan of schema's router query for a function of nargs arguments (call inside SPI). */
 static SPIPlanPtr
-route_plan(const char *schema, Oid *argtypes)
+route_plan(const char *schema, int nargs)
 {
+	RouteKey	key;
 	RouteEntry *e;
 	bool		found;
 	SPIPlanPtr	plan;
+	StringInfoData q;
+	Oid		   *argtypes;
 
 	if (route_cache != NULL && hash_get_num_entries(route_cache) >= ROUTE_PLANS)
 	{
@@ -603,20 +619,41 @@ route_plan(const char *schema, Oid *argtypes)
 		HASHCTL		ctl;
 
 		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = NAMEDATALEN;
+		ctl.keysize = sizeof(RouteKey);
 		ctl.entrysize = sizeof(RouteEntry);
-		route_cache = hash_create("smartsync citus routes", 64, &ctl, HASH_ELEM | HASH_STRINGS);
+		route_cache = hash_create("smartsync citus routes", 64, &ctl, HASH_ELEM | HASH_BLOBS);
 	}
-	e = hash_search(route_cache, schema, HASH_FIND, &found);
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.schema, schema, NAMEDATALEN);
+	key.nargs = nargs;
+	e = hash_search(route_cache, &key, HASH_FIND, &found);
 	if (found)
 		return e->plan;
-	plan = SPI_prepare(psprintf("SELECT smartsync._citus_call($1, $2, $3) FROM %s." ORIGIN_TABLE,
-								quote_identifier(schema)), 3, argtypes);
+
+	argtypes = palloc(sizeof(Oid) * (2 + nargs));
+	argtypes[0] = JSONBOID;
+	argtypes[1] = TEXTOID;
+	initStringInfo(&q);
+	appendStringInfoString(&q, "SELECT smartsync._citus_call($1, $2, ");
+	if (nargs == 0)
+		appendStringInfoString(&q, "'{}'::pg_catalog.bytea[]");
+	else
+	{
+		appendStringInfoString(&q, "ARRAY[");
+		for (int i = 0; i < nargs; i++)
+		{
+			argtypes[2 + i] = BYTEAOID;
+			appendStringInfo(&q, "%s$%d", i > 0 ? ", " : "", 3 + i);
+		}
+		appendStringInfoString(&q, "]::pg_catalog.bytea[]");
+	}
+	appendStringInfo(&q, ") FROM %s." ORIGIN_TABLE, quote_identifier(schema));
+	plan = SPI_prepare(q.data, 2 + nargs, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed");
-	e = hash_search(route_cache, schema, HASH_ENTER, &found);
+	e = hash_search(route_cache, &key, HASH_ENTER, &found);
 	e->plan = plan;
 	return plan;
 }
@@ -665,12 +702,8 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	TenantPlacement where;
 	Oid		   *argtypes;
 	int			nargs;
-	Datum	   *args;
-	bool	   *argnulls;
-	int			dims[1];
-	int			lbs[1] = {1};
-	Oid			qtypes[3] = {JSONBOID, TEXTOID, BYTEAARRAYOID};
-	Datum		qvalues[3];
+	Datum	   *qvalues;
+	char	   *qnulls;
 	int			rc;
 	bool		isnull;
 	MemoryContext callcxt = CurrentMemoryContext;
@@ -686,35 +719,36 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	if (where.local)
 		return run_here(fcinfo, result);
 
-	/* the arguments: a jsonb as its bytes, anything else as its text */
+	/* the arguments, one bytea parameter each: a jsonb as its bytes, anything else as its text */
 	(void) get_func_signature(fn, &argtypes, &nargs);
-	args = palloc(sizeof(Datum) * Max(nargs, 1));
-	argnulls = palloc(sizeof(bool) * Max(nargs, 1));
+	qvalues = palloc0(sizeof(Datum) * (2 + nargs));
+	qnulls = palloc(2 + nargs + 1);
+	memset(qnulls, ' ', 2 + nargs);
+	qnulls[2 + nargs] = '\0';
 	for (int i = 0; i < nargs; i++)
 	{
-		argnulls[i] = i >= PG_NARGS() || PG_ARGISNULL(i);
-		if (argnulls[i])
+		if (i >= PG_NARGS() || PG_ARGISNULL(i))
+		{
+			qnulls[2 + i] = 'n';
 			continue;
+		}
 		if (argtypes[i] == JSONBOID)
-			args[i] = PointerGetDatum(PG_DETOAST_DATUM(PG_GETARG_DATUM(i)));
+			qvalues[2 + i] = PointerGetDatum(PG_DETOAST_DATUM(PG_GETARG_DATUM(i)));
 		else
 		{
 			Oid			out;
 			bool		varlena;
 
 			getTypeOutputInfo(argtypes[i], &out, &varlena);
-			args[i] = CStringGetTextDatum(OidOutputFunctionCall(out, PG_GETARG_DATUM(i)));
+			qvalues[2 + i] = CStringGetTextDatum(OidOutputFunctionCall(out, PG_GETARG_DATUM(i)));
 		}
 	}
-	dims[0] = nargs;
 	qvalues[0] = JsonbPGetDatum(context_settings());
 	qvalues[1] = CStringGetTextDatum(format_procedure_qualified(fn));
-	qvalues[2] = PointerGetDatum(construct_md_array(args, argnulls, 1, dims, lbs, BYTEAOID, -1,
-													false, TYPALIGN_INT));
 
 	/* one Citus router query: runs on the tenant's node, in this transaction */
 	spi_connect();
-	rc = SPI_execute_plan(route_plan(schema, qtypes), qvalues, NULL,
+	rc = SPI_execute_plan(route_plan(schema, nargs), qvalues, qnulls,
 						  func_volatile(fn) != PROVOLATILE_VOLATILE, 2);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
