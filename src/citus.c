@@ -166,6 +166,7 @@ typedef struct ShardEntry
 	Oid			shard;
 	int64		shardid;
 	bool		citus;			/* a Citus table (with any number of shards) */
+	bool		reference;		/* ... a reference table (a copy on every node) */
 	int8		layout;			/* shard's columns as the table's: 1 yes, -1 no, 0 not known yet */
 } ShardEntry;
 
@@ -197,6 +198,7 @@ shard_entry(Oid table)
 	Oid			shard = InvalidOid;
 	int64		id = 0;
 	bool		citus;
+	bool		reference = false;
 
 	if (shard_cache == NULL)
 	{
@@ -215,7 +217,9 @@ shard_entry(Oid table)
 
 	values[0] = ObjectIdGetDatum(table);
 	spi_connect();
-	spi_query("SELECT s.shardid, pg_catalog.shard_name(s.logicalrelid, s.shardid)"
+	spi_query("SELECT s.shardid, pg_catalog.shard_name(s.logicalrelid, s.shardid),"
+			  " EXISTS (SELECT FROM pg_catalog.pg_dist_partition p"
+			  "  WHERE p.logicalrelid = s.logicalrelid AND p.repmodel = 't')"
 			  " FROM pg_catalog.pg_dist_shard s WHERE s.logicalrelid = $1",
 			  1, argtypes, values, 2);
 	if (SPI_processed == 1)
@@ -224,6 +228,7 @@ shard_entry(Oid table)
 
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		shard = relid_from_name(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+		reference = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	}
 	citus = SPI_processed > 0;
 	SPI_finish();
@@ -232,6 +237,7 @@ shard_entry(Oid table)
 	e->shard = shard;
 	e->shardid = id;
 	e->citus = citus;
+	e->reference = reference;
 	e->layout = 0;
 	return e;
 }
@@ -886,21 +892,25 @@ routable_function(const char *signature)
  * before the transaction ends.  So the planner hook below gives such a
  * statement, already parsed and rewritten for the logical tables (row-level
  * security, defaults and the identity sequence as usual), the tables' local
- * shards instead, when every Citus table it reads or writes is one of the held
- * tenant's and each shard has its table's columns (same number, types, dropped
+ * shards instead, when every Citus table it names is one of the held tenant's
+ * and each shard has its table's columns (same number, names, types, dropped
  * ones): Citus' planner then sees no Citus table and leaves the statement to
- * PostgreSQL's, instead of planning it, deparsing it for the shard and planning
- * it again (its local execution), or running an INSERT ... SELECT through an
- * intermediate result.  The shard's triggers fire as they do under Citus'
- * local execution (capture on shards).  The plan depends on the logical tables
- * too (relationOids), so Citus' invalidation of a table whose placement changes
- * (a move) replans it.  Statements with any other Citus table (a reference
- * table, another tenant's) are left to Citus.
+ * PostgreSQL's, instead of planning it, deparsing it for the shard and
+ * planning it again (its local execution), or running an INSERT ... SELECT
+ * through an intermediate result.  A statement that only reads (no write, no
+ * row lock) reads the reference tables it names (the registry) from their
+ * local copies too, as Citus' local execution would.  The shards' triggers
+ * fire as under Citus' local execution (capture on shards).  The plan depends
+ * on the logical tables too (relationOids), so Citus' invalidation of a table
+ * whose placement changes (a move) replans it.  A statement with any other
+ * Citus table (another tenant's, a reference table written) is left to Citus.
  */
 typedef struct ShardSwap
 {
 	Oid			schema;			/* the held tenant's */
 	bool		ok;				/* no Citus table left after the swap */
+	bool		writes;			/* the statement writes or locks rows */
+	bool		reference;		/* ... and reads a reference table */
 	List	   *rtes;			/* RangeTblEntry to give their shards */
 	List	   *queries;		/* ... the Query of each */
 	List	   *shards;			/* ... those shards, in the same order */
@@ -955,10 +965,11 @@ shard_swap_rte(RangeTblEntry *rte, Query *q, ShardSwap *w)
 	e = shard_entry(rte->relid);
 	if (!e->citus)
 		return;					/* an ordinary relation: as it is */
-	if (nsp == w->schema && OidIsValid(e->shard) &&
+	if ((nsp == w->schema || e->reference) && OidIsValid(e->shard) &&
 		(rte->relkind == RELKIND_RELATION || rte->relkind == RELKIND_PARTITIONED_TABLE) &&
 		same_layout(e))
 	{
+		w->reference |= e->reference;
 		w->rtes = lappend(w->rtes, rte);
 		w->queries = lappend(w->queries, q);
 		w->shards = lappend_oid(w->shards, e->shard);
@@ -977,6 +988,7 @@ shard_swap_walker(Node *node, ShardSwap *w)
 		Query	   *q = (Query *) node;
 		ListCell   *lc;
 
+		w->writes |= q->commandType != CMD_SELECT || q->rowMarks != NIL || q->hasModifyingCTE;
 		foreach(lc, q->rtable)
 			shard_swap_rte((RangeTblEntry *) lfirst(lc), q, w);
 		/* (subqueries, CTEs and sublinks: walked as queries of their own) */
@@ -1002,7 +1014,8 @@ swap_to_shards(Query *parse)
 	w.schema = held_schema;
 	w.ok = true;
 	(void) shard_swap_walker((Node *) parse, &w);
-	if (!w.ok || w.rtes == NIL)
+	/* (a write of a reference table goes to every node's copy: Citus') */
+	if (!w.ok || w.rtes == NIL || (w.writes && w.reference))
 		return NIL;
 	forthree(r, w.rtes, q, w.queries, s, w.shards)
 	{
