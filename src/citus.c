@@ -555,8 +555,10 @@ apply_context_settings(Jsonb *settings)
  * The result of a routed call, and its jsonb arguments (a push's payload),
  * travel as the bytes of their jsonb (a bytea), so neither node prints and
  * parses them as JSON text: every node of a cluster runs the same PostgreSQL
- * major version, hence the same jsonb format.  Rebuilds a jsonb, checking its
- * root header.
+ * major version, hence the same jsonb format.  Makes the bytes a jsonb,
+ * checking its root header: in place when they have a 4-byte header and are
+ * aligned as a jsonb is (as a bytea copied out of a tuple, or in an array, is),
+ * else in a copy.
  */
 static Jsonb *
 jsonb_from_bytes(bytea *b)
@@ -566,13 +568,67 @@ jsonb_from_bytes(bytea *b)
 
 	if (len < sizeof(uint32))
 		elog(ERROR, "smartsync: a routed call returned %zu bytes, not a jsonb", len);
-	jb = palloc(VARHDRSZ + len);
-	SET_VARSIZE(jb, VARHDRSZ + len);
-	memcpy(VARDATA(jb), VARDATA_ANY(b), len);
+	if (VARATT_IS_4B_U(b) && (uintptr_t) b % ALIGNOF_INT == 0)
+		jb = (Jsonb *) b;
+	else
+	{
+		jb = palloc(VARHDRSZ + len);
+		SET_VARSIZE(jb, VARHDRSZ + len);
+		memcpy(VARDATA(jb), VARDATA_ANY(b), len);
+	}
 	if ((jb->root.header & (JB_FOBJECT | JB_FARRAY)) == 0 ||
 		((jb->root.header & JB_FSCALAR) && !(jb->root.header & JB_FARRAY)))
 		elog(ERROR, "smartsync: a routed call returned bytes that are not a jsonb");
 	return jb;
+}
+
+/*
+ * Receives the router query's one row: its value copied out once, into the
+ * caller's memory context (SPI would copy the row into its own table first).
+ */
+typedef struct RouteReceiver
+{
+	DestReceiver pub;
+	MemoryContext cxt;
+	uint64		rows;
+	bool		isnull;
+	Datum		value;
+} RouteReceiver;
+
+static bool
+route_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	RouteReceiver *r = (RouteReceiver *) self;
+
+	if (r->rows++ == 0)
+	{
+		Datum		d = slot_getattr(slot, 1, &r->isnull);
+
+		if (!r->isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+			/* (a varlena with a 4-byte header, detoasted) */
+			r->value = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+			MemoryContextSwitchTo(old);
+		}
+	}
+	return true;
+}
+
+static void
+route_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+route_shutdown(DestReceiver *self)
+{
+}
+
+static void
+route_destroy(DestReceiver *self)
+{
 }
 
 /*
@@ -710,8 +766,10 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	int			nargs;
 	Datum	   *qvalues;
 	char	   *qnulls;
+	ParamListInfo params;
+	SPIExecuteOptions options;
+	RouteReceiver rcv;
 	int			rc;
-	bool		isnull;
 	MemoryContext callcxt = CurrentMemoryContext;
 
 	if (routed_depth > 0 || !citus_installed())
@@ -752,40 +810,57 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	qvalues[0] = JsonbPGetDatum(context_settings());
 	qvalues[1] = CStringGetTextDatum(format_procedure_qualified(fn));
 
+	params = makeParamList(2 + nargs);
+	params->numParams = 2 + nargs;
+	for (int i = 0; i < 2 + nargs; i++)
+	{
+		params->params[i].value = qvalues[i];
+		params->params[i].isnull = qnulls[i] == 'n';
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = i == 0 ? JSONBOID : i == 1 ? TEXTOID : BYTEAOID;
+	}
+
 	/* one Citus router query: runs on the tenant's node, in this transaction */
+	memset(&rcv, 0, sizeof(rcv));
+	rcv.pub.receiveSlot = route_receive;
+	rcv.pub.rStartup = route_startup;
+	rcv.pub.rShutdown = route_shutdown;
+	rcv.pub.rDestroy = route_destroy;
+	rcv.pub.mydest = DestNone;
+	rcv.cxt = callcxt;
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = func_volatile(fn) != PROVOLATILE_VOLATILE;
+	options.dest = (DestReceiver *) &rcv;
 	spi_connect();
-	rc = SPI_execute_plan(route_plan(schema, nargs), qvalues, qnulls,
-						  func_volatile(fn) != PROVOLATILE_VOLATILE, 2);
+	rc = SPI_execute_plan_extended(route_plan(schema, nargs), &options);
 	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1)
+		elog(ERROR, "SPI_execute_plan_extended failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+	if (rcv.rows != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_CITUS_SETUP),
 				 errmsg("tenant schema \"%s\" has no routing row", schema),
 				 errdetail("%s.%s must hold exactly one row.", schema, ORIGIN_TABLE),
 				 errhint("Run smartsync.citus_setup() on the coordinator.")));
-	*result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
+	if (rcv.isnull)
 		*result = (Datum) 0;
 	else
 	{
-		MemoryContext old = MemoryContextSwitchTo(callcxt);
 		Oid			rettype = get_func_rettype(fn);
 
 		if (rettype == JSONBOID)
-			*result = PointerGetDatum(jsonb_from_bytes(DatumGetByteaPP(*result)));
+			*result = PointerGetDatum(jsonb_from_bytes((bytea *) DatumGetPointer(rcv.value)));
 		else
 		{
 			Oid			in;
 			Oid			ioparam;
 
 			getTypeInputInfo(rettype, &in, &ioparam);
-			*result = OidInputFunctionCall(in, TextDatumGetCString(*result), ioparam, -1);
+			*result = OidInputFunctionCall(in, TextDatumGetCString(rcv.value), ioparam, -1);
 		}
-		MemoryContextSwitchTo(old);
 	}
-	SPI_finish();
-	fcinfo->isnull = isnull;
+	fcinfo->isnull = rcv.isnull;
 	return true;
 }
 
