@@ -12,7 +12,7 @@
  *   routing    sync_citus_route(): a push, pull, sync_changed, resolution or conflict listing
  *              called on a node that does not hold the request's tenant becomes
  *              one Citus router query over the tenant's sync_log_origin table,
- *                SELECT smartsync._citus_call(context, function, arguments)
+ *                SELECT smartsync._citus_call(context, function, ARRAY[arguments])
  *                  FROM tenant.sync_log_origin
  *              which Citus runs on the tenant's node inside the caller's
  *              (distributed) transaction.  There smartsync._citus_call() sets
@@ -21,7 +21,11 @@
  *              that a shard move's cut-over waits for, checks that the tenant is
  *              still on this node (SS851 if it moved meanwhile) and calls the
  *              function itself: the pull's snapshot, its cursor and the change
- *              log's transaction ids all belong to one node.
+ *              log's transaction ids all belong to one node.  A call made on the
+ *              tenant's node itself holds the tenant the same way.
+ *   shards     while a call holds its tenant, a planner hook gives its statements
+ *              the tenant's local shards instead of the logical tables, so Citus'
+ *              planner and local executor stay out of them (shard_planner).
  *   capture    a capture trigger fires on the shard (clients_102009): the shard
  *              stands for its logical table, the rows go to the co-located shard
  *              of sync_changes, numbered by the node's identity sequence.
