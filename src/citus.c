@@ -838,7 +838,8 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	options.dest = (DestReceiver *) &rcv;
 	spi_connect();
 	rc = SPI_execute_plan_extended(route_plan(schema, nargs), &options);
-	if (rc != SPI_OK_SELECT)
+	/* (a SELECT into a receiver labelled DestNone, as this one is, answers SPI_OK_UTILITY) */
+	if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
 		elog(ERROR, "SPI_execute_plan_extended failed: %s", SPI_result_code_string(rc));
 	SPI_finish();
 	if (rcv.rows != 1)
