@@ -1008,11 +1008,14 @@ same_layout(ShardEntry *e)
 	TupleDesc	td;
 	TupleDesc	sd;
 	bool		same;
+	Oid			table = e->table;
+	Oid			shard = e->shard;
 
 	if (e->layout != 0)
 		return e->layout > 0;
-	t = relation_open(e->table, AccessShareLock);
-	s = relation_open(e->shard, AccessShareLock);
+	/* (opening may take invalidations that drop cache entries: e is only written last) */
+	t = relation_open(table, AccessShareLock);
+	s = relation_open(shard, AccessShareLock);
 	td = RelationGetDescr(t);
 	sd = RelationGetDescr(s);
 	same = td->natts == sd->natts && t->rd_rel->relkind == s->rd_rel->relkind;
@@ -1029,7 +1032,8 @@ same_layout(ShardEntry *e)
 	}
 	relation_close(s, AccessShareLock);
 	relation_close(t, AccessShareLock);
-	e->layout = same ? 1 : -1;
+	if ((e = hash_search(shard_cache, &table, HASH_FIND, NULL)) != NULL && e->shard == shard)
+		e->layout = same ? 1 : -1;
 	return same;
 }
 
@@ -1039,20 +1043,24 @@ shard_swap_rte(RangeTblEntry *rte, Query *q, ShardSwap *w)
 {
 	Oid			nsp;
 	ShardEntry *e;
+	Oid			shard;
+	bool		reference;
 
 	if (rte->rtekind != RTE_RELATION || (nsp = get_rel_namespace(rte->relid)) == PG_CATALOG_NAMESPACE)
 		return;
 	e = shard_entry(rte->relid);
 	if (!e->citus)
 		return;					/* an ordinary relation: as it is */
-	if ((nsp == w->schema || e->reference) && OidIsValid(e->shard) &&
+	shard = e->shard;
+	reference = e->reference;
+	if ((nsp == w->schema || reference) && OidIsValid(shard) &&
 		(rte->relkind == RELKIND_RELATION || rte->relkind == RELKIND_PARTITIONED_TABLE) &&
 		same_layout(e))
 	{
-		w->reference |= e->reference;
+		w->reference |= reference;
 		w->rtes = lappend(w->rtes, rte);
 		w->queries = lappend(w->queries, q);
-		w->shards = lappend_oid(w->shards, e->shard);
+		w->shards = lappend_oid(w->shards, shard);
 	}
 	else
 		w->ok = false;			/* a Citus table that stays: Citus plans the statement */
