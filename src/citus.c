@@ -12,7 +12,7 @@
  *   routing    sync_citus_route(): a push, pull, sync_changed, resolution or conflict listing
  *              called on a node that does not hold the request's tenant becomes
  *              one Citus router query over the tenant's sync_log_origin table,
- *                SELECT smartsync._citus_call(context, function, arguments)
+ *                SELECT smartsync._citus_call(context, function, ARRAY[arguments])
  *                  FROM tenant.sync_log_origin
  *              which Citus runs on the tenant's node inside the caller's
  *              (distributed) transaction.  There smartsync._citus_call() sets
@@ -21,7 +21,11 @@
  *              that a shard move's cut-over waits for, checks that the tenant is
  *              still on this node (SS851 if it moved meanwhile) and calls the
  *              function itself: the pull's snapshot, its cursor and the change
- *              log's transaction ids all belong to one node.
+ *              log's transaction ids all belong to one node.  A call made on the
+ *              tenant's node itself holds the tenant the same way.
+ *   shards     while a call holds its tenant, a planner hook gives its statements
+ *              the tenant's local shards instead of the logical tables, so Citus'
+ *              planner and local executor stay out of them (shard_planner).
  *   capture    a capture trigger fires on the shard (clients_102009): the shard
  *              stands for its logical table, the rows go to the co-located shard
  *              of sync_changes, numbered by the node's identity sequence.
@@ -56,6 +60,11 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/planner.h"
+#if PG_VERSION_NUM >= 160000
+#include "parser/parse_relation.h"
+#endif
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
@@ -98,8 +107,13 @@ static const char *const routable[] = {
 	"sync_push", "sync_pull", "sync_changed", "resolve_conflict", "list_conflicts", "conflict_stats", NULL
 };
 
-/* > 0 while smartsync._citus_call runs a routed call on this node */
+static void hold_tenant(void);
+
+/* > 0 while smartsync._citus_call runs a routed call on this node, or a call runs here under hold_tenant() */
 static int	routed_depth = 0;
+
+/* the tenant schema the running call holds on this node (hold_tenant), or InvalidOid */
+static Oid	held_schema = InvalidOid;
 
 /* --- Citus and its catalogs ------------------------------------------------ */
 
@@ -155,6 +169,9 @@ typedef struct ShardEntry
 	Oid			table;			/* hash key */
 	Oid			shard;
 	int64		shardid;
+	bool		citus;			/* a Citus table (with any number of shards) */
+	bool		reference;		/* ... a reference table (a copy on every node) */
+	int8		layout;			/* shard's columns as the table's: 1 yes, -1 no, 0 not known yet */
 } ShardEntry;
 
 static HTAB *shard_cache = NULL;
@@ -175,8 +192,8 @@ shard_cache_callback(Datum arg, Oid relid)
 	}
 }
 
-static Oid
-local_shard(Oid table, int64 *shardid)
+static ShardEntry *
+shard_entry(Oid table)
 {
 	ShardEntry *e;
 	bool		found;
@@ -184,6 +201,8 @@ local_shard(Oid table, int64 *shardid)
 	Datum		values[1];
 	Oid			shard = InvalidOid;
 	int64		id = 0;
+	bool		citus;
+	bool		reference = false;
 
 	if (shard_cache == NULL)
 	{
@@ -197,16 +216,14 @@ local_shard(Oid table, int64 *shardid)
 	}
 	e = hash_search(shard_cache, &table, HASH_FIND, &found);
 	if (found)
-	{
-		if (shardid)
-			*shardid = e->shardid;
-		return e->shard;
-	}
+		return e;
 	/* (not a Citus table: cached too; distributing it invalidates the table) */
 
 	values[0] = ObjectIdGetDatum(table);
 	spi_connect();
-	spi_query("SELECT s.shardid, pg_catalog.shard_name(s.logicalrelid, s.shardid)"
+	spi_query("SELECT s.shardid, pg_catalog.shard_name(s.logicalrelid, s.shardid),"
+			  " EXISTS (SELECT FROM pg_catalog.pg_dist_partition p"
+			  "  WHERE p.logicalrelid = s.logicalrelid AND p.repmodel = 't')"
 			  " FROM pg_catalog.pg_dist_shard s WHERE s.logicalrelid = $1",
 			  1, argtypes, values, 2);
 	if (SPI_processed == 1)
@@ -215,15 +232,28 @@ local_shard(Oid table, int64 *shardid)
 
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		shard = relid_from_name(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+		reference = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	}
+	citus = SPI_processed > 0;
 	SPI_finish();
 
 	e = hash_search(shard_cache, &table, HASH_ENTER, &found);
 	e->shard = shard;
 	e->shardid = id;
+	e->citus = citus;
+	e->reference = reference;
+	e->layout = 0;
+	return e;
+}
+
+static Oid
+local_shard(Oid table, int64 *shardid)
+{
+	ShardEntry *e = shard_entry(table);
+
 	if (shardid)
-		*shardid = id;
-	return shard;
+		*shardid = e->shardid;
+	return e->shard;
 }
 
 /* Where a tenant's data is, by its change log (sync_changes). */
@@ -529,8 +559,10 @@ apply_context_settings(Jsonb *settings)
  * The result of a routed call, and its jsonb arguments (a push's payload),
  * travel as the bytes of their jsonb (a bytea), so neither node prints and
  * parses them as JSON text: every node of a cluster runs the same PostgreSQL
- * major version, hence the same jsonb format.  Rebuilds a jsonb, checking its
- * root header.
+ * major version, hence the same jsonb format.  Makes the bytes a jsonb,
+ * checking its root header: in place when they have a 4-byte header and are
+ * aligned as a jsonb is (as a bytea copied out of a tuple, or in an array, is),
+ * else in a copy.
  */
 static Jsonb *
 jsonb_from_bytes(bytea *b)
@@ -540,19 +572,86 @@ jsonb_from_bytes(bytea *b)
 
 	if (len < sizeof(uint32))
 		elog(ERROR, "smartsync: a routed call returned %zu bytes, not a jsonb", len);
-	jb = palloc(VARHDRSZ + len);
-	SET_VARSIZE(jb, VARHDRSZ + len);
-	memcpy(VARDATA(jb), VARDATA_ANY(b), len);
+	if (VARATT_IS_4B_U(b) && (uintptr_t) b % ALIGNOF_INT == 0)
+		jb = (Jsonb *) b;
+	else
+	{
+		jb = palloc(VARHDRSZ + len);
+		SET_VARSIZE(jb, VARHDRSZ + len);
+		memcpy(VARDATA(jb), VARDATA_ANY(b), len);
+	}
 	if ((jb->root.header & (JB_FOBJECT | JB_FARRAY)) == 0 ||
 		((jb->root.header & JB_FSCALAR) && !(jb->root.header & JB_FARRAY)))
 		elog(ERROR, "smartsync: a routed call returned bytes that are not a jsonb");
 	return jb;
 }
 
-/* Router-query plans by tenant schema, kept (at most ROUTE_PLANS, then all dropped). */
+/*
+ * Receives the router query's one row: its value copied out once, into the
+ * caller's memory context (SPI would copy the row into its own table first).
+ */
+typedef struct RouteReceiver
+{
+	DestReceiver pub;
+	MemoryContext cxt;
+	uint64		rows;
+	bool		isnull;
+	Datum		value;
+} RouteReceiver;
+
+static bool
+route_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	RouteReceiver *r = (RouteReceiver *) self;
+
+	if (r->rows++ == 0)
+	{
+		Datum		d = slot_getattr(slot, 1, &r->isnull);
+
+		if (!r->isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+			/* (a varlena with a 4-byte header, detoasted) */
+			r->value = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+			MemoryContextSwitchTo(old);
+		}
+	}
+	return true;
+}
+
+static void
+route_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+route_shutdown(DestReceiver *self)
+{
+}
+
+static void
+route_destroy(DestReceiver *self)
+{
+}
+
+/*
+ * Router-query plans by tenant schema and number of arguments, kept (at most
+ * ROUTE_PLANS, then all dropped).  Each argument is a parameter of its own,
+ * gathered into the bytea[] of _citus_call on the tenant's node (ARRAY[$3,
+ * ...]): Citus sends parameters as text, and a bytea's text (hex) is made and
+ * read at memory speed, where a bytea[]'s is scanned for quoting and escaped
+ * on one node and parsed on the other.
+ */
+typedef struct RouteKey
+{
+	char		schema[NAMEDATALEN];
+	int			nargs;
+} RouteKey;
+
 typedef struct RouteEntry
 {
-	char		schema[NAMEDATALEN];	/* hash key */
+	RouteKey	key;			/* hash key */
 	SPIPlanPtr	plan;
 } RouteEntry;
 
@@ -560,13 +659,16 @@ typedef struct RouteEntry
 
 static HTAB *route_cache = NULL;
 
-/* The kept plan of schema's router query (call inside SPI). */
+/* The kept plan of schema's router query for a function of nargs arguments (call inside SPI). */
 static SPIPlanPtr
-route_plan(const char *schema, Oid *argtypes)
+route_plan(const char *schema, int nargs)
 {
+	RouteKey	key;
 	RouteEntry *e;
 	bool		found;
 	SPIPlanPtr	plan;
+	StringInfoData q;
+	Oid		   *argtypes;
 
 	if (route_cache != NULL && hash_get_num_entries(route_cache) >= ROUTE_PLANS)
 	{
@@ -583,30 +685,79 @@ route_plan(const char *schema, Oid *argtypes)
 		HASHCTL		ctl;
 
 		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = NAMEDATALEN;
+		ctl.keysize = sizeof(RouteKey);
 		ctl.entrysize = sizeof(RouteEntry);
-		route_cache = hash_create("smartsync citus routes", 64, &ctl, HASH_ELEM | HASH_STRINGS);
+		route_cache = hash_create("smartsync citus routes", 64, &ctl, HASH_ELEM | HASH_BLOBS);
 	}
-	e = hash_search(route_cache, schema, HASH_FIND, &found);
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.schema, schema, NAMEDATALEN);
+	key.nargs = nargs;
+	e = hash_search(route_cache, &key, HASH_FIND, &found);
 	if (found)
 		return e->plan;
-	plan = SPI_prepare(psprintf("SELECT smartsync._citus_call($1, $2, $3) FROM %s." ORIGIN_TABLE,
-								quote_identifier(schema)), 3, argtypes);
+
+	argtypes = palloc(sizeof(Oid) * (2 + nargs));
+	argtypes[0] = JSONBOID;
+	argtypes[1] = TEXTOID;
+	initStringInfo(&q);
+	appendStringInfoString(&q, "SELECT smartsync._citus_call($1, $2, ");
+	if (nargs == 0)
+		appendStringInfoString(&q, "'{}'::pg_catalog.bytea[]");
+	else
+	{
+		appendStringInfoString(&q, "ARRAY[");
+		for (int i = 0; i < nargs; i++)
+		{
+			argtypes[2 + i] = BYTEAOID;
+			appendStringInfo(&q, "%s$%d", i > 0 ? ", " : "", 3 + i);
+		}
+		appendStringInfoString(&q, "]::pg_catalog.bytea[]");
+	}
+	appendStringInfo(&q, ") FROM %s." ORIGIN_TABLE, quote_identifier(schema));
+	plan = SPI_prepare(q.data, 2 + nargs, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed");
-	e = hash_search(route_cache, schema, HASH_ENTER, &found);
+	e = hash_search(route_cache, &key, HASH_ENTER, &found);
 	e->plan = plan;
 	return plan;
 }
 
 /*
+ * Runs the call fcinfo describes here, on the node that holds its tenant,
+ * holding the tenant (hold_tenant: its statements address the tenant's shards)
+ * until the call returns.
+ */
+static bool
+run_here(FunctionCallInfo fcinfo, Datum *result)
+{
+	Oid			saved_schema = held_schema;
+
+	routed_depth++;
+	held_schema = InvalidOid;
+	PG_TRY();
+	{
+		hold_tenant();
+		fcinfo->isnull = false;
+		*result = FunctionCallInvoke(fcinfo);
+	}
+	PG_FINALLY();
+	{
+		routed_depth--;
+		held_schema = saved_schema;
+	}
+	PG_END_TRY();
+	return true;
+}
+
+/*
  * Runs the call fcinfo describes on the node holding the request's tenant,
  * when that is another node: returns true with the call's result in *result.
- * False when the call is to run here: Citus not installed, no tenant or an
- * unknown one (the function reports it), a tenant not distributed, or one
- * whose shards are here.
+ * When the tenant's shards are here, runs the call here holding the tenant
+ * (run_here), true too.  False when the call is to run here as on a single
+ * server: Citus not installed, no tenant or an unknown one (the function
+ * reports it), a tenant not distributed.
  */
 bool
 sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
@@ -617,14 +768,12 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	TenantPlacement where;
 	Oid		   *argtypes;
 	int			nargs;
-	Datum	   *args;
-	bool	   *argnulls;
-	int			dims[1];
-	int			lbs[1] = {1};
-	Oid			qtypes[3] = {JSONBOID, TEXTOID, BYTEAARRAYOID};
-	Datum		qvalues[3];
+	Datum	   *qvalues;
+	char	   *qnulls;
+	ParamListInfo params;
+	SPIExecuteOptions options;
+	RouteReceiver rcv;
 	int			rc;
-	bool		isnull;
 	MemoryContext callcxt = CurrentMemoryContext;
 
 	if (routed_depth > 0 || !citus_installed())
@@ -633,69 +782,90 @@ sync_citus_route(FunctionCallInfo fcinfo, Datum *result)
 	if (ctx.tenant_id == NULL || (schema = tenant_schema_or_null(ctx.tenant_id)) == NULL)
 		return false;
 	tenant_placement(schema, false, &where);
-	if (!where.distributed || where.local)
+	if (!where.distributed)
 		return false;
+	if (where.local)
+		return run_here(fcinfo, result);
 
-	/* the arguments: a jsonb as its bytes, anything else as its text */
+	/* the arguments, one bytea parameter each: a jsonb as its bytes, anything else as its text */
 	(void) get_func_signature(fn, &argtypes, &nargs);
-	args = palloc(sizeof(Datum) * Max(nargs, 1));
-	argnulls = palloc(sizeof(bool) * Max(nargs, 1));
+	qvalues = palloc0(sizeof(Datum) * (2 + nargs));
+	qnulls = palloc(2 + nargs + 1);
+	memset(qnulls, ' ', 2 + nargs);
+	qnulls[2 + nargs] = '\0';
 	for (int i = 0; i < nargs; i++)
 	{
-		argnulls[i] = i >= PG_NARGS() || PG_ARGISNULL(i);
-		if (argnulls[i])
+		if (i >= PG_NARGS() || PG_ARGISNULL(i))
+		{
+			qnulls[2 + i] = 'n';
 			continue;
+		}
 		if (argtypes[i] == JSONBOID)
-			args[i] = PointerGetDatum(PG_DETOAST_DATUM(PG_GETARG_DATUM(i)));
+			qvalues[2 + i] = PointerGetDatum(PG_DETOAST_DATUM(PG_GETARG_DATUM(i)));
 		else
 		{
 			Oid			out;
 			bool		varlena;
 
 			getTypeOutputInfo(argtypes[i], &out, &varlena);
-			args[i] = CStringGetTextDatum(OidOutputFunctionCall(out, PG_GETARG_DATUM(i)));
+			qvalues[2 + i] = CStringGetTextDatum(OidOutputFunctionCall(out, PG_GETARG_DATUM(i)));
 		}
 	}
-	dims[0] = nargs;
 	qvalues[0] = JsonbPGetDatum(context_settings());
 	qvalues[1] = CStringGetTextDatum(format_procedure_qualified(fn));
-	qvalues[2] = PointerGetDatum(construct_md_array(args, argnulls, 1, dims, lbs, BYTEAOID, -1,
-													false, TYPALIGN_INT));
+
+	params = makeParamList(2 + nargs);
+	params->numParams = 2 + nargs;
+	for (int i = 0; i < 2 + nargs; i++)
+	{
+		params->params[i].value = qvalues[i];
+		params->params[i].isnull = qnulls[i] == 'n';
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = i == 0 ? JSONBOID : i == 1 ? TEXTOID : BYTEAOID;
+	}
 
 	/* one Citus router query: runs on the tenant's node, in this transaction */
+	memset(&rcv, 0, sizeof(rcv));
+	rcv.pub.receiveSlot = route_receive;
+	rcv.pub.rStartup = route_startup;
+	rcv.pub.rShutdown = route_shutdown;
+	rcv.pub.rDestroy = route_destroy;
+	rcv.pub.mydest = DestNone;
+	rcv.cxt = callcxt;
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = func_volatile(fn) != PROVOLATILE_VOLATILE;
+	options.dest = (DestReceiver *) &rcv;
 	spi_connect();
-	rc = SPI_execute_plan(route_plan(schema, qtypes), qvalues, NULL,
-						  func_volatile(fn) != PROVOLATILE_VOLATILE, 2);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1)
+	rc = SPI_execute_plan_extended(route_plan(schema, nargs), &options);
+	/* (a SELECT into a receiver labelled DestNone, as this one is, answers SPI_OK_UTILITY) */
+	if (rc != SPI_OK_SELECT && rc != SPI_OK_UTILITY)
+		elog(ERROR, "SPI_execute_plan_extended failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+	if (rcv.rows != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_SS_CITUS_SETUP),
 				 errmsg("tenant schema \"%s\" has no routing row", schema),
 				 errdetail("%s.%s must hold exactly one row.", schema, ORIGIN_TABLE),
 				 errhint("Run smartsync.citus_setup() on the coordinator.")));
-	*result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
+	if (rcv.isnull)
 		*result = (Datum) 0;
 	else
 	{
-		MemoryContext old = MemoryContextSwitchTo(callcxt);
 		Oid			rettype = get_func_rettype(fn);
 
 		if (rettype == JSONBOID)
-			*result = PointerGetDatum(jsonb_from_bytes(DatumGetByteaPP(*result)));
+			*result = PointerGetDatum(jsonb_from_bytes((bytea *) DatumGetPointer(rcv.value)));
 		else
 		{
 			Oid			in;
 			Oid			ioparam;
 
 			getTypeInputInfo(rettype, &in, &ioparam);
-			*result = OidInputFunctionCall(in, TextDatumGetCString(*result), ioparam, -1);
+			*result = OidInputFunctionCall(in, TextDatumGetCString(rcv.value), ioparam, -1);
 		}
-		MemoryContextSwitchTo(old);
 	}
-	SPI_finish();
-	fcinfo->isnull = isnull;
+	fcinfo->isnull = rcv.isnull;
 	return true;
 }
 
@@ -793,6 +963,196 @@ routable_function(const char *signature)
 	return fn;
 }
 
+/* --- statements of a held tenant, on its shards ------------------------------ */
+
+/*
+ * While a call holds its tenant here (hold_tenant: the shard metadata lock, the
+ * placement checked), the statements it runs on the tenant's tables need no
+ * Citus planning: the tables' shards are on this node and cannot move away
+ * before the transaction ends.  So the planner hook below gives such a
+ * statement, already parsed and rewritten for the logical tables (row-level
+ * security, defaults and the identity sequence as usual), the tables' local
+ * shards instead, when every Citus table it names is one of the held tenant's
+ * and each shard has its table's columns (same number, names, types, dropped
+ * ones): Citus' planner then sees no Citus table and leaves the statement to
+ * PostgreSQL's, instead of planning it, deparsing it for the shard and
+ * planning it again (its local execution), or running an INSERT ... SELECT
+ * through an intermediate result.  A statement that only reads (no write, no
+ * row lock) reads the reference tables it names (the registry) from their
+ * local copies too, as Citus' local execution would.  The shards' triggers
+ * fire as under Citus' local execution (capture on shards).  The plan depends
+ * on the logical tables too (relationOids), so Citus' invalidation of a table
+ * whose placement changes (a move) replans it.  A statement with any other
+ * Citus table (another tenant's, a reference table written) is left to Citus.
+ */
+typedef struct ShardSwap
+{
+	Oid			schema;			/* the held tenant's */
+	bool		ok;				/* no Citus table left after the swap */
+	bool		writes;			/* the statement writes or locks rows */
+	bool		reference;		/* ... and reads a reference table */
+	List	   *rtes;			/* RangeTblEntry to give their shards */
+	List	   *queries;		/* ... the Query of each */
+	List	   *shards;			/* ... those shards, in the same order */
+} ShardSwap;
+
+static planner_hook_type prev_planner = NULL;
+static bool shard_planner_installed = false;
+
+/* Whether shard has table's columns, attribute by attribute (cached in the shard entry). */
+static bool
+same_layout(ShardEntry *e)
+{
+	Relation	t;
+	Relation	s;
+	TupleDesc	td;
+	TupleDesc	sd;
+	bool		same;
+	Oid			table = e->table;
+	Oid			shard = e->shard;
+
+	if (e->layout != 0)
+		return e->layout > 0;
+	/* (opening may take invalidations that drop cache entries: e is only written last) */
+	t = relation_open(table, AccessShareLock);
+	s = relation_open(shard, AccessShareLock);
+	td = RelationGetDescr(t);
+	sd = RelationGetDescr(s);
+	same = td->natts == sd->natts && t->rd_rel->relkind == s->rd_rel->relkind;
+	for (int i = 0; same && i < td->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(td, i);
+		Form_pg_attribute b = TupleDescAttr(sd, i);
+
+		same = a->attisdropped == b->attisdropped &&
+			(a->attisdropped ||
+			 (a->atttypid == b->atttypid && a->atttypmod == b->atttypmod &&
+			  a->attcollation == b->attcollation && strcmp(NameStr(a->attname), NameStr(b->attname)) == 0)) &&
+			a->attlen == b->attlen && a->attalign == b->attalign;
+	}
+	relation_close(s, AccessShareLock);
+	relation_close(t, AccessShareLock);
+	if ((e = hash_search(shard_cache, &table, HASH_FIND, NULL)) != NULL && e->shard == shard)
+		e->layout = same ? 1 : -1;
+	return same;
+}
+
+/* Looks at one relation of a statement (q: the query whose range table has it). */
+static void
+shard_swap_rte(RangeTblEntry *rte, Query *q, ShardSwap *w)
+{
+	Oid			nsp;
+	ShardEntry *e;
+	Oid			shard;
+	bool		reference;
+
+	if (rte->rtekind != RTE_RELATION || (nsp = get_rel_namespace(rte->relid)) == PG_CATALOG_NAMESPACE)
+		return;
+	e = shard_entry(rte->relid);
+	if (!e->citus)
+		return;					/* an ordinary relation: as it is */
+	shard = e->shard;
+	reference = e->reference;
+	if ((nsp == w->schema || reference) && OidIsValid(shard) &&
+		(rte->relkind == RELKIND_RELATION || rte->relkind == RELKIND_PARTITIONED_TABLE) &&
+		same_layout(e))
+	{
+		w->reference |= reference;
+		w->rtes = lappend(w->rtes, rte);
+		w->queries = lappend(w->queries, q);
+		w->shards = lappend_oid(w->shards, shard);
+	}
+	else
+		w->ok = false;			/* a Citus table that stays: Citus plans the statement */
+}
+
+static bool
+shard_swap_walker(Node *node, ShardSwap *w)
+{
+	if (node == NULL || !w->ok)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *q = (Query *) node;
+		ListCell   *lc;
+
+		w->writes |= q->commandType != CMD_SELECT || q->rowMarks != NIL || q->hasModifyingCTE;
+		foreach(lc, q->rtable)
+			shard_swap_rte((RangeTblEntry *) lfirst(lc), q, w);
+		/* (subqueries, CTEs and sublinks: walked as queries of their own) */
+		return query_tree_walker(q, shard_swap_walker, (void *) w, 0);
+	}
+	return expression_tree_walker(node, shard_swap_walker, (void *) w);
+}
+
+/*
+ * Gives the held tenant's tables in parse their local shards (see above), when
+ * every Citus table in it is one; returns the logical tables swapped (NIL: none).
+ */
+static List *
+swap_to_shards(Query *parse)
+{
+	ShardSwap	w;
+	List	   *tables = NIL;
+	ListCell   *r;
+	ListCell   *q;
+	ListCell   *s;
+
+	memset(&w, 0, sizeof(w));
+	w.schema = held_schema;
+	w.ok = true;
+	(void) shard_swap_walker((Node *) parse, &w);
+	/* (a write of a reference table goes to every node's copy: Citus') */
+	if (!w.ok || w.rtes == NIL || (w.writes && w.reference))
+		return NIL;
+	forthree(r, w.rtes, q, w.queries, s, w.shards)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(r);
+		Oid			shard = lfirst_oid(s);
+
+		/* the executor expects every relation of a plan locked by its planning */
+		LockRelationOid(shard, rte->rellockmode);
+		tables = list_append_unique_oid(tables, rte->relid);
+#if PG_VERSION_NUM >= 160000
+		/* the privileges are checked on the shard (Citus gives it its table's grants) */
+		if (rte->perminfoindex != 0)
+			getRTEPermissionInfo(((Query *) lfirst(q))->rteperminfos, rte)->relid = shard;
+#else
+		(void) q;
+#endif
+		rte->relid = shard;
+	}
+	return tables;
+}
+
+static PlannedStmt *
+shard_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
+{
+	List	   *tables = NIL;
+	PlannedStmt *stmt;
+
+	if (routed_depth > 0 && OidIsValid(held_schema))
+		tables = swap_to_shards(parse);
+	if (prev_planner)
+		stmt = prev_planner(parse, query_string, cursorOptions, boundParams);
+	else
+		stmt = standard_planner(parse, query_string, cursorOptions, boundParams);
+	if (tables != NIL)
+		stmt->relationOids = list_concat_unique_oid(stmt->relationOids, tables);
+	return stmt;
+}
+
+/* Installs shard_planner (once, when a call first holds a tenant: Citus' planner hook is installed by then). */
+static void
+install_shard_planner(void)
+{
+	if (shard_planner_installed)
+		return;
+	prev_planner = planner_hook;
+	planner_hook = shard_planner;
+	shard_planner_installed = true;
+}
+
 /*
  * Keeps the request's tenant on this node until the transaction ends: takes
  * the shard metadata lock of its change log, then checks (in Citus' catalog
@@ -817,6 +1177,8 @@ hold_tenant(void)
 	tenant_placement(schema, true, &where);
 	if (!where.local)
 		tenant_elsewhere(ctx.tenant_id, "The tenant moved to another node while the request was on its way.");
+	held_schema = get_namespace_oid(schema, false);
+	install_shard_planner();
 }
 
 /*
@@ -844,6 +1206,7 @@ smartsync_citus_call(PG_FUNCTION_ARGS)
 	Datum		result;
 	int			nest;
 	Oid			rettype;
+	Oid			saved_schema;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		elog(ERROR, "smartsync._citus_call: arguments must not be null");
@@ -860,6 +1223,8 @@ smartsync_citus_call(PG_FUNCTION_ARGS)
 	nest = NewGUCNestLevel();
 	apply_context_settings(settings);
 	allow_nested_execution();
+	saved_schema = held_schema;
+	held_schema = InvalidOid;
 	hold_tenant();
 
 	fmgr_info(fn, &flinfo);
@@ -902,6 +1267,7 @@ smartsync_citus_call(PG_FUNCTION_ARGS)
 	PG_FINALLY();
 	{
 		routed_depth--;
+		held_schema = saved_schema;
 	}
 	PG_END_TRY();
 	AtEOXact_GUC(true, nest);

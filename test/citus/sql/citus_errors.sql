@@ -13,6 +13,25 @@ SET smartsync.tenant_id = 'happy-paws';
 SELECT jsonb_array_length(smartsync.sync_pull(p_entity_types => 'clients') -> 'changes') AS happy_paws_clients;
 SET smartsync.tenant_id = 'city-vets';
 SELECT jsonb_array_length(smartsync.sync_pull(p_entity_types => 'clients') -> 'changes') AS city_vets_clients;
+-- On the node that holds the tenant, a call (direct, or routed: _citus_call)
+-- holds it until it returns, and its statements address the tenant's shards
+-- directly: Citus' local execution, which citus.log_local_commands would report
+-- statement by statement, is not used.  (The node looked the tenant up by the
+-- first call above.)
+SET citus.log_local_commands = on;
+SELECT octet_length(smartsync._citus_call('{"smartsync.tenant_id": "city-vets"}',
+         'smartsync.sync_pull(text,text,text,text,integer)', '{NULL,NULL,NULL,NULL,NULL}')) > 0 AS routed_pull_answered;
+SET smartsync.practice_id = '1';
+SET smartsync.client_id = 'worker2-direct';
+SET smartsync.user_id = 'admin';
+SET smartsync.permissions = 'clients:*';
+SELECT smartsync.sync_push('{"operations":[{"id":"w2","operation":"create","entityType":"clients","entityId":"temp_w2","data":{"name":"Eve Ray"}}]}') ->> 'processed' AS processed;
+RESET smartsync.practice_id;
+RESET smartsync.client_id;
+RESET smartsync.user_id;
+RESET smartsync.permissions;
+RESET citus.log_local_commands;
+SELECT operation, user_id, client_id FROM tenant_city_vets.sync_changes WHERE client_id = 'worker2-direct';
 
 -- A call that reaches a node without the tenant's data refuses (SS851, HTTP
 -- 503: retry) instead of reading a log that is not there: here worker2 gets
