@@ -35,6 +35,7 @@
 
 #include "access/genam.h"
 #include "access/heapam.h"
+#include "access/nbtree.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -69,6 +70,7 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
+#include "utils/sortsupport.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -1044,6 +1046,19 @@ capture_who(CaptureWho *who)
 #define CAPTURE_BATCH_BYTES	(1024 * 1024)
 
 /*
+ * The order of one btree index of the log, for entering a batch's entries in
+ * key order: then each descent finds the pages the one before it read, where
+ * entries in the batch's own order (random, for the entity key) would touch
+ * a leaf page per row.
+ */
+typedef struct IndexOrder
+{
+	int			nkeys;			/* 0: not sorted (not a btree) */
+	AttrNumber	atts[INDEX_MAX_KEYS];	/* the key columns' log attribute numbers */
+	SortSupportData keys[INDEX_MAX_KEYS];
+} IndexOrder;
+
+/*
  * One statement's writing to the log: rows are collected in a batch, then
  * inserted together (writer_flush).  Everything a batch allocates lives in
  * batchcxt, reset after every batch.
@@ -1054,6 +1069,8 @@ typedef struct LogWriter
 	Relation	logrel;
 	TupleDesc	logdesc;
 	Relation   *indexrels;
+	IndexOrder *orders;			/* per index, when batches hold more than one row */
+	int		   *perm;			/* scratch: the batch's rows in one index's order */
 	CommandId	cid;
 	BulkInsertState bistate;	/* for large statements */
 	MemoryContext stmtcxt;		/* lives as long as the writer */
@@ -1077,6 +1094,40 @@ typedef struct LogWriter
 	Datum		user_d;
 	Datum		client_d;
 } LogWriter;
+
+/* Prepares the sort of a batch's entries for each btree index of the log. */
+static void
+writer_prepare_orders(LogWriter *w)
+{
+	CaptureTarget *e = w->e;
+
+	w->orders = palloc0(sizeof(IndexOrder) * Max(e->nindexes, 1));
+	w->perm = palloc(sizeof(int) * w->cap);
+	for (int i = 0; i < e->nindexes; i++)
+	{
+		Relation	idx = w->indexrels[i];
+		IndexInfo  *ii = e->indexes[i].info;
+		IndexOrder *o = &w->orders[i];
+
+		if (idx->rd_rel->relam != BTREE_AM_OID)
+			continue;
+		for (int k = 0; k < ii->ii_NumIndexKeyAttrs; k++)
+		{
+			SortSupport ssup = &o->keys[k];
+			int16		opt = idx->rd_indoption[k];
+
+			o->atts[k] = ii->ii_IndexAttrNumbers[k];
+			ssup->ssup_cxt = w->stmtcxt;
+			ssup->ssup_collation = idx->rd_indcollation[k];
+			ssup->ssup_nulls_first = (opt & INDOPTION_NULLS_FIRST) != 0;
+			ssup->ssup_attno = k + 1;
+			PrepareSortSupportFromIndexRel_compat(idx, (opt & INDOPTION_DESC) ?
+												  BTGreaterStrategyNumber : BTLessStrategyNumber,
+												  ssup);
+		}
+		o->nkeys = ii->ii_NumIndexKeyAttrs;
+	}
+}
 
 /* Starts writing nrows source rows to the (opened and locked) log. */
 static void
@@ -1114,6 +1165,8 @@ writer_open(LogWriter *w, CaptureTarget *e, Relation logrel, const CaptureWho *w
 		w->indexrels = palloc(sizeof(Relation) * Max(e->nindexes, 1));
 		for (int i = 0; i < e->nindexes; i++)
 			w->indexrels[i] = index_open(e->indexes[i].indexoid, RowExclusiveLock);
+		if (w->cap > 1)
+			writer_prepare_orders(w);
 		return;
 	}
 
@@ -1138,6 +1191,40 @@ writer_open(LogWriter *w, CaptureTarget *e, Relation logrel, const CaptureWho *w
 		if (def != NULL)
 			w->defaults[i] = ExecInitExpr(expression_planner((Expr *) def), NULL);
 	}
+}
+
+/* Compares two rows of the batch by one index's key (then by their order in the batch). */
+static int
+writer_row_cmp(const void *a, const void *b, void *arg)
+{
+	LogWriter  *w = ((void **) arg)[0];
+	IndexOrder *o = ((void **) arg)[1];
+	int			ra = *(const int *) a;
+	int			rb = *(const int *) b;
+	int			natts = w->e->lognatts;
+
+	for (int k = 0; k < o->nkeys; k++)
+	{
+		int			c = o->atts[k] - 1;
+		int			cmp = ApplySortComparator(w->values[ra * natts + c], w->nulls[ra * natts + c],
+											  w->values[rb * natts + c], w->nulls[rb * natts + c],
+											  &o->keys[k]);
+
+		if (cmp != 0)
+			return cmp;
+	}
+	return (ra > rb) - (ra < rb);
+}
+
+/* Puts the batch's rows into w->perm in the order of one index. */
+static void
+writer_sort(LogWriter *w, IndexOrder *o)
+{
+	void	   *arg[2] = {w, o};
+
+	for (int r = 0; r < w->n; r++)
+		w->perm[r] = r;
+	qsort_arg(w->perm, w->n, sizeof(int), writer_row_cmp, arg);
 }
 
 /* Inserts the batch: heap tuples first (several per page and WAL record), then index entries. */
@@ -1175,15 +1262,19 @@ writer_flush(LogWriter *w)
 		}
 		else
 			heap_multi_insert(w->logrel, w->slots, w->n, w->cid, 0, w->bistate);
-		for (int r = 0; r < w->n; r++)
+		/* then each index's entries, in the index's order */
+		for (int i = 0; i < e->nindexes; i++)
 		{
-			Datum	   *v = &w->values[r * natts];
-			bool	   *nl = &w->nulls[r * natts];
+			IndexInfo  *ii = e->indexes[i].info;
+			Relation	idx = w->indexrels[i];
 
-			for (int i = 0; i < e->nindexes; i++)
+			if (w->n > 1 && w->orders != NULL && w->orders[i].nkeys > 0)
+				writer_sort(w, &w->orders[i]);
+			for (int p = 0; p < w->n; p++)
 			{
-				IndexInfo  *ii = e->indexes[i].info;
-				Relation	idx = w->indexrels[i];
+				int			r = (w->n > 1 && w->orders != NULL && w->orders[i].nkeys > 0) ? w->perm[p] : p;
+				Datum	   *v = &w->values[r * natts];
+				bool	   *nl = &w->nulls[r * natts];
 				Datum		iv[INDEX_MAX_KEYS];
 				bool		in[INDEX_MAX_KEYS];
 
@@ -1198,8 +1289,9 @@ writer_flush(LogWriter *w)
 							 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
 							 false, ii);
 			}
-			ExecClearTuple(w->slots[r]);
 		}
+		for (int r = 0; r < w->n; r++)
+			ExecClearTuple(w->slots[r]);
 	}
 	w->n = 0;
 	w->bytes = 0;
