@@ -1088,6 +1088,7 @@ typedef struct LogWriter
 	ExprState **defaults;
 	TupleTableSlot *vslot;
 	/* values every row of the statement shares */
+	Datum		op_d[3];		/* create, update, delete */
 	Datum		etype_d;
 	Datum		xid_d;
 	Datum		now_d;
@@ -1149,6 +1150,9 @@ writer_open(LogWriter *w, CaptureTarget *e, Relation logrel, const CaptureWho *w
 	if (nrows > CAPTURE_BATCH_ROWS)
 		w->bistate = GetBulkInsertState();
 
+	w->op_d[0] = CStringGetTextDatum("create");
+	w->op_d[1] = CStringGetTextDatum("update");
+	w->op_d[2] = CStringGetTextDatum("delete");
 	w->etype_d = CStringGetTextDatum(e->entity_type);
 	w->xid_d = FullTransactionIdGetDatum(GetTopFullTransactionId());
 	/*
@@ -1330,7 +1334,7 @@ writer_add(LogWriter *w, const char *op, Datum entity_id, int64 entity_key, Json
 	SET(LOG_ENTITY_ID, entity_id);
 	if (la[LOG_ENTITY_KEY] != InvalidAttrNumber)
 		SET(LOG_ENTITY_KEY, Int64GetDatum(entity_key));
-	SET(LOG_OPERATION, CStringGetTextDatum(op));
+	SET(LOG_OPERATION, w->op_d[op[0] == 'c' ? 0 : op[0] == 'u' ? 1 : 2]);
 	SET(LOG_DATA, JsonbPGetDatum(data));
 	SET(LOG_VERSION, Int64GetDatum(version));
 	if (!practice_null)
@@ -1444,6 +1448,7 @@ capture_rows(TriggerData *td, CaptureTarget *e, Relation logrel, const char *op,
 		bool		isnull;
 		Datum		d;
 		char	   *id;
+		int			idlen;
 		Datum		id_d;
 		int64		key;
 		int64		version;
@@ -1460,8 +1465,9 @@ capture_rows(TriggerData *td, CaptureTarget *e, Relation logrel, const char *op,
 					(errcode(ERRCODE_SS_MISSING_ROW_COLUMNS),
 					 errmsg("a tracked row of \"%s\" has no id", RelationGetRelationName(rel))));
 		id = OutputFunctionCall(&e->pk_out, d);
-		id_d = CStringGetTextDatum(id);
-		key = sync_entity_key(e->entity_type, e->entity_type_len, id, strlen(id));
+		idlen = strlen(id);
+		id_d = PointerGetDatum(cstring_to_text_with_len(id, idlen));
+		key = sync_entity_key(e->entity_type, e->entity_type_len, id, idlen);
 		d = slot_getattr(src, e->version_att, &isnull);
 		if (isnull)
 			ereport(ERROR,
