@@ -174,6 +174,19 @@ typedef struct CaptureIndex
 } CaptureIndex;
 
 /*
+ * The order of one btree index of the log, for entering a batch's entries in
+ * key order: then each descent finds the pages the one before it read, where
+ * entries in the batch's own order (random, for the entity key) would touch
+ * a leaf page per row.
+ */
+typedef struct IndexOrder
+{
+	int			nkeys;			/* 0: not sorted (not a btree) */
+	AttrNumber	atts[INDEX_MAX_KEYS];	/* the key columns' log attribute numbers */
+	SortSupportData keys[INDEX_MAX_KEYS];
+} IndexOrder;
+
+/*
  * Per tracked table: where and how its capture triggers log, resolved on the
  * first statement (the table is checked to be a registered entity table
  * then) and shared by its insert, update and delete triggers, which carry
@@ -201,6 +214,7 @@ typedef struct CaptureTarget
 	bool		generic;		/* other columns with defaults, or indexes the direct path cannot fill */
 	int			nindexes;
 	CaptureIndex *indexes;
+	IndexOrder *orders;			/* per index, made by the first batch of more than one row */
 	/* the source columns */
 	AttrNumber	pk_att;
 	AttrNumber	practice_att;
@@ -845,6 +859,7 @@ capture_target_fill(CaptureTarget *e, TriggerData *td)
 
 	e->cxt = AllocSetContextCreate(CacheMemoryContext, "smartsync capture target",
 								   ALLOCSET_SMALL_SIZES);
+	e->orders = NULL;
 	oldcxt = MemoryContextSwitchTo(e->cxt);
 
 	for (int i = 0; i < 3; i++)
@@ -963,6 +978,7 @@ capture_target(TriggerData *td)
 		e->cxt = NULL;
 		e->logrelid = InvalidOid;
 		e->nindexes = 0;
+		e->orders = NULL;
 	}
 	if (e->valid && (strcmp(e->args[0], tg->tgargs[0]) != 0 || strcmp(e->args[1], tg->tgargs[1]) != 0 ||
 					 strcmp(e->args[2], tg->tgargs[2]) != 0))
@@ -1046,19 +1062,6 @@ capture_who(CaptureWho *who)
 #define CAPTURE_BATCH_BYTES	(1024 * 1024)
 
 /*
- * The order of one btree index of the log, for entering a batch's entries in
- * key order: then each descent finds the pages the one before it read, where
- * entries in the batch's own order (random, for the entity key) would touch
- * a leaf page per row.
- */
-typedef struct IndexOrder
-{
-	int			nkeys;			/* 0: not sorted (not a btree) */
-	AttrNumber	atts[INDEX_MAX_KEYS];	/* the key columns' log attribute numbers */
-	SortSupportData keys[INDEX_MAX_KEYS];
-} IndexOrder;
-
-/*
  * One statement's writing to the log: rows are collected in a batch, then
  * inserted together (writer_flush).  Everything a batch allocates lives in
  * batchcxt, reset after every batch.
@@ -1068,8 +1071,8 @@ typedef struct LogWriter
 	CaptureTarget *e;
 	Relation	logrel;
 	TupleDesc	logdesc;
+	TupleDesc	slotdesc;		/* a copy of logdesc, not reference-counted, for the batch's slots */
 	Relation   *indexrels;
-	IndexOrder *orders;			/* per index, when batches hold more than one row */
 	int		   *perm;			/* scratch: the batch's rows in one index's order */
 	CommandId	cid;
 	BulkInsertState bistate;	/* for large statements */
@@ -1096,19 +1099,21 @@ typedef struct LogWriter
 	Datum		client_d;
 } LogWriter;
 
-/* Prepares the sort of a batch's entries for each btree index of the log. */
+/*
+ * Prepares the sort of a batch's entries for each btree index of the log
+ * (indexrels: the indexes, open), kept with the target: a statement of one
+ * row never needs it.
+ */
 static void
-writer_prepare_orders(LogWriter *w)
+target_prepare_orders(CaptureTarget *e, Relation *indexrels)
 {
-	CaptureTarget *e = w->e;
+	IndexOrder *orders = MemoryContextAllocZero(e->cxt, sizeof(IndexOrder) * Max(e->nindexes, 1));
 
-	w->orders = palloc0(sizeof(IndexOrder) * Max(e->nindexes, 1));
-	w->perm = palloc(sizeof(int) * w->cap);
 	for (int i = 0; i < e->nindexes; i++)
 	{
-		Relation	idx = w->indexrels[i];
+		Relation	idx = indexrels[i];
 		IndexInfo  *ii = e->indexes[i].info;
-		IndexOrder *o = &w->orders[i];
+		IndexOrder *o = &orders[i];
 
 		if (idx->rd_rel->relam != BTREE_AM_OID)
 			continue;
@@ -1118,7 +1123,7 @@ writer_prepare_orders(LogWriter *w)
 			int16		opt = idx->rd_indoption[k];
 
 			o->atts[k] = ii->ii_IndexAttrNumbers[k];
-			ssup->ssup_cxt = w->stmtcxt;
+			ssup->ssup_cxt = e->cxt;
 			ssup->ssup_collation = idx->rd_indcollation[k];
 			ssup->ssup_nulls_first = (opt & INDOPTION_NULLS_FIRST) != 0;
 			ssup->ssup_attno = k + 1;
@@ -1128,6 +1133,7 @@ writer_prepare_orders(LogWriter *w)
 		}
 		o->nkeys = ii->ii_NumIndexKeyAttrs;
 	}
+	e->orders = orders;
 }
 
 /* Starts writing nrows source rows to the (opened and locked) log. */
@@ -1145,6 +1151,12 @@ writer_open(LogWriter *w, CaptureTarget *e, Relation logrel, const CaptureWho *w
 	/* a source row makes at most two log rows (a practice move) */
 	w->cap = e->generic ? 2 : (int) Min(Max(nrows, 1) * 2, CAPTURE_BATCH_ROWS);
 	w->slots = palloc0(sizeof(TupleTableSlot *) * w->cap);
+	/*
+	 * The slots share a copy of the log's descriptor: the descriptor itself is
+	 * reference-counted, and a thousand slots pinning it would make a thousand
+	 * entries of one key in the resource owner (costly to add and remove)
+	 */
+	w->slotdesc = CreateTupleDescCopy(w->logdesc);
 	w->values = palloc(sizeof(Datum) * e->lognatts * w->cap);
 	w->nulls = palloc(sizeof(bool) * e->lognatts * w->cap);
 	if (nrows > CAPTURE_BATCH_ROWS)
@@ -1169,8 +1181,6 @@ writer_open(LogWriter *w, CaptureTarget *e, Relation logrel, const CaptureWho *w
 		w->indexrels = palloc(sizeof(Relation) * Max(e->nindexes, 1));
 		for (int i = 0; i < e->nindexes; i++)
 			w->indexrels[i] = index_open(e->indexes[i].indexoid, RowExclusiveLock);
-		if (w->cap > 1)
-			writer_prepare_orders(w);
 		return;
 	}
 
@@ -1267,16 +1277,21 @@ writer_flush(LogWriter *w)
 		else
 			heap_multi_insert(w->logrel, w->slots, w->n, w->cid, 0, w->bistate);
 		/* then each index's entries, in the index's order */
+		if (w->n > 1 && e->orders == NULL)
+			target_prepare_orders(e, w->indexrels);
+		if (w->n > 1 && w->perm == NULL)
+			w->perm = MemoryContextAlloc(w->stmtcxt, sizeof(int) * w->cap);
 		for (int i = 0; i < e->nindexes; i++)
 		{
 			IndexInfo  *ii = e->indexes[i].info;
 			Relation	idx = w->indexrels[i];
+			bool		sorted = w->n > 1 && e->orders[i].nkeys > 0;
 
-			if (w->n > 1 && w->orders != NULL && w->orders[i].nkeys > 0)
-				writer_sort(w, &w->orders[i]);
+			if (sorted)
+				writer_sort(w, &e->orders[i]);
 			for (int p = 0; p < w->n; p++)
 			{
-				int			r = (w->n > 1 && w->orders != NULL && w->orders[i].nkeys > 0) ? w->perm[p] : p;
+				int			r = sorted ? w->perm[p] : p;
 				Datum	   *v = &w->values[r * natts];
 				bool	   *nl = &w->nulls[r * natts];
 				Datum		iv[INDEX_MAX_KEYS];
@@ -1362,7 +1377,7 @@ writer_add(LogWriter *w, const char *op, Datum entity_id, int64 entity_key, Json
 		{
 			MemoryContext old = MemoryContextSwitchTo(w->stmtcxt);
 
-			w->slots[w->n] = MakeSingleTupleTableSlot(w->logdesc, &TTSOpsHeapTuple);
+			w->slots[w->n] = MakeSingleTupleTableSlot(w->slotdesc, &TTSOpsHeapTuple);
 			MemoryContextSwitchTo(old);
 		}
 		ExecStoreHeapTuple(heap_form_tuple(w->logdesc, v, n), w->slots[w->n], false);
