@@ -35,6 +35,7 @@
 
 #include "access/genam.h"
 #include "access/heapam.h"
+#include "access/nbtree.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -69,6 +70,7 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
+#include "utils/sortsupport.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -172,6 +174,19 @@ typedef struct CaptureIndex
 } CaptureIndex;
 
 /*
+ * The order of one btree index of the log, for entering a batch's entries in
+ * key order: then each descent finds the pages the one before it read, where
+ * entries in the batch's own order (random, for the entity key) would touch
+ * a leaf page per row.
+ */
+typedef struct IndexOrder
+{
+	int			nkeys;			/* 0: not sorted (not a btree) */
+	AttrNumber	atts[INDEX_MAX_KEYS];	/* the key columns' log attribute numbers */
+	SortSupportData keys[INDEX_MAX_KEYS];
+} IndexOrder;
+
+/*
  * Per tracked table: where and how its capture triggers log, resolved on the
  * first statement (the table is checked to be a registered entity table
  * then) and shared by its insert, update and delete triggers, which carry
@@ -199,6 +214,7 @@ typedef struct CaptureTarget
 	bool		generic;		/* other columns with defaults, or indexes the direct path cannot fill */
 	int			nindexes;
 	CaptureIndex *indexes;
+	IndexOrder *orders;			/* per index, made by the first batch of more than one row */
 	/* the source columns */
 	AttrNumber	pk_att;
 	AttrNumber	practice_att;
@@ -843,6 +859,7 @@ capture_target_fill(CaptureTarget *e, TriggerData *td)
 
 	e->cxt = AllocSetContextCreate(CacheMemoryContext, "smartsync capture target",
 								   ALLOCSET_SMALL_SIZES);
+	e->orders = NULL;
 	oldcxt = MemoryContextSwitchTo(e->cxt);
 
 	for (int i = 0; i < 3; i++)
@@ -961,6 +978,7 @@ capture_target(TriggerData *td)
 		e->cxt = NULL;
 		e->logrelid = InvalidOid;
 		e->nindexes = 0;
+		e->orders = NULL;
 	}
 	if (e->valid && (strcmp(e->args[0], tg->tgargs[0]) != 0 || strcmp(e->args[1], tg->tgargs[1]) != 0 ||
 					 strcmp(e->args[2], tg->tgargs[2]) != 0))
@@ -1053,7 +1071,9 @@ typedef struct LogWriter
 	CaptureTarget *e;
 	Relation	logrel;
 	TupleDesc	logdesc;
+	TupleDesc	slotdesc;		/* a copy of logdesc, not reference-counted, for the batch's slots */
 	Relation   *indexrels;
+	int		   *perm;			/* scratch: the batch's rows in one index's order */
 	CommandId	cid;
 	BulkInsertState bistate;	/* for large statements */
 	MemoryContext stmtcxt;		/* lives as long as the writer */
@@ -1071,12 +1091,50 @@ typedef struct LogWriter
 	ExprState **defaults;
 	TupleTableSlot *vslot;
 	/* values every row of the statement shares */
+	Datum		op_d[3];		/* create, update, delete */
 	Datum		etype_d;
 	Datum		xid_d;
 	Datum		now_d;
 	Datum		user_d;
 	Datum		client_d;
 } LogWriter;
+
+/*
+ * Prepares the sort of a batch's entries for each btree index of the log
+ * (indexrels: the indexes, open), kept with the target: a statement of one
+ * row never needs it.
+ */
+static void
+target_prepare_orders(CaptureTarget *e, Relation *indexrels)
+{
+	IndexOrder *orders = MemoryContextAllocZero(e->cxt, sizeof(IndexOrder) * Max(e->nindexes, 1));
+
+	for (int i = 0; i < e->nindexes; i++)
+	{
+		Relation	idx = indexrels[i];
+		IndexInfo  *ii = e->indexes[i].info;
+		IndexOrder *o = &orders[i];
+
+		if (idx->rd_rel->relam != BTREE_AM_OID)
+			continue;
+		for (int k = 0; k < ii->ii_NumIndexKeyAttrs; k++)
+		{
+			SortSupport ssup = &o->keys[k];
+			int16		opt = idx->rd_indoption[k];
+
+			o->atts[k] = ii->ii_IndexAttrNumbers[k];
+			ssup->ssup_cxt = e->cxt;
+			ssup->ssup_collation = idx->rd_indcollation[k];
+			ssup->ssup_nulls_first = (opt & INDOPTION_NULLS_FIRST) != 0;
+			ssup->ssup_attno = k + 1;
+			PrepareSortSupportFromIndexRel_compat(idx, (opt & INDOPTION_DESC) ?
+												  BTGreaterStrategyNumber : BTLessStrategyNumber,
+												  ssup);
+		}
+		o->nkeys = ii->ii_NumIndexKeyAttrs;
+	}
+	e->orders = orders;
+}
 
 /* Starts writing nrows source rows to the (opened and locked) log. */
 static void
@@ -1093,11 +1151,20 @@ writer_open(LogWriter *w, CaptureTarget *e, Relation logrel, const CaptureWho *w
 	/* a source row makes at most two log rows (a practice move) */
 	w->cap = e->generic ? 2 : (int) Min(Max(nrows, 1) * 2, CAPTURE_BATCH_ROWS);
 	w->slots = palloc0(sizeof(TupleTableSlot *) * w->cap);
+	/*
+	 * The slots share a copy of the log's descriptor: the descriptor itself is
+	 * reference-counted, and a thousand slots pinning it would make a thousand
+	 * entries of one key in the resource owner (costly to add and remove)
+	 */
+	w->slotdesc = CreateTupleDescCopy(w->logdesc);
 	w->values = palloc(sizeof(Datum) * e->lognatts * w->cap);
 	w->nulls = palloc(sizeof(bool) * e->lognatts * w->cap);
 	if (nrows > CAPTURE_BATCH_ROWS)
 		w->bistate = GetBulkInsertState();
 
+	w->op_d[0] = CStringGetTextDatum("create");
+	w->op_d[1] = CStringGetTextDatum("update");
+	w->op_d[2] = CStringGetTextDatum("delete");
 	w->etype_d = CStringGetTextDatum(e->entity_type);
 	w->xid_d = FullTransactionIdGetDatum(GetTopFullTransactionId());
 	/*
@@ -1140,6 +1207,40 @@ writer_open(LogWriter *w, CaptureTarget *e, Relation logrel, const CaptureWho *w
 	}
 }
 
+/* Compares two rows of the batch by one index's key (then by their order in the batch). */
+static int
+writer_row_cmp(const void *a, const void *b, void *arg)
+{
+	LogWriter  *w = ((void **) arg)[0];
+	IndexOrder *o = ((void **) arg)[1];
+	int			ra = *(const int *) a;
+	int			rb = *(const int *) b;
+	int			natts = w->e->lognatts;
+
+	for (int k = 0; k < o->nkeys; k++)
+	{
+		int			c = o->atts[k] - 1;
+		int			cmp = ApplySortComparator(w->values[ra * natts + c], w->nulls[ra * natts + c],
+											  w->values[rb * natts + c], w->nulls[rb * natts + c],
+											  &o->keys[k]);
+
+		if (cmp != 0)
+			return cmp;
+	}
+	return (ra > rb) - (ra < rb);
+}
+
+/* Puts the batch's rows into w->perm in the order of one index. */
+static void
+writer_sort(LogWriter *w, IndexOrder *o)
+{
+	void	   *arg[2] = {w, o};
+
+	for (int r = 0; r < w->n; r++)
+		w->perm[r] = r;
+	qsort_arg(w->perm, w->n, sizeof(int), writer_row_cmp, arg);
+}
+
 /* Inserts the batch: heap tuples first (several per page and WAL record), then index entries. */
 static void
 writer_flush(LogWriter *w)
@@ -1175,15 +1276,24 @@ writer_flush(LogWriter *w)
 		}
 		else
 			heap_multi_insert(w->logrel, w->slots, w->n, w->cid, 0, w->bistate);
-		for (int r = 0; r < w->n; r++)
+		/* then each index's entries, in the index's order */
+		if (w->n > 1 && e->orders == NULL)
+			target_prepare_orders(e, w->indexrels);
+		if (w->n > 1 && w->perm == NULL)
+			w->perm = MemoryContextAlloc(w->stmtcxt, sizeof(int) * w->cap);
+		for (int i = 0; i < e->nindexes; i++)
 		{
-			Datum	   *v = &w->values[r * natts];
-			bool	   *nl = &w->nulls[r * natts];
+			IndexInfo  *ii = e->indexes[i].info;
+			Relation	idx = w->indexrels[i];
+			bool		sorted = w->n > 1 && e->orders[i].nkeys > 0;
 
-			for (int i = 0; i < e->nindexes; i++)
+			if (sorted)
+				writer_sort(w, &e->orders[i]);
+			for (int p = 0; p < w->n; p++)
 			{
-				IndexInfo  *ii = e->indexes[i].info;
-				Relation	idx = w->indexrels[i];
+				int			r = sorted ? w->perm[p] : p;
+				Datum	   *v = &w->values[r * natts];
+				bool	   *nl = &w->nulls[r * natts];
 				Datum		iv[INDEX_MAX_KEYS];
 				bool		in[INDEX_MAX_KEYS];
 
@@ -1198,8 +1308,9 @@ writer_flush(LogWriter *w)
 							 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
 							 false, ii);
 			}
-			ExecClearTuple(w->slots[r]);
 		}
+		for (int r = 0; r < w->n; r++)
+			ExecClearTuple(w->slots[r]);
 	}
 	w->n = 0;
 	w->bytes = 0;
@@ -1238,7 +1349,7 @@ writer_add(LogWriter *w, const char *op, Datum entity_id, int64 entity_key, Json
 	SET(LOG_ENTITY_ID, entity_id);
 	if (la[LOG_ENTITY_KEY] != InvalidAttrNumber)
 		SET(LOG_ENTITY_KEY, Int64GetDatum(entity_key));
-	SET(LOG_OPERATION, CStringGetTextDatum(op));
+	SET(LOG_OPERATION, w->op_d[op[0] == 'c' ? 0 : op[0] == 'u' ? 1 : 2]);
 	SET(LOG_DATA, JsonbPGetDatum(data));
 	SET(LOG_VERSION, Int64GetDatum(version));
 	if (!practice_null)
@@ -1266,7 +1377,7 @@ writer_add(LogWriter *w, const char *op, Datum entity_id, int64 entity_key, Json
 		{
 			MemoryContext old = MemoryContextSwitchTo(w->stmtcxt);
 
-			w->slots[w->n] = MakeSingleTupleTableSlot(w->logdesc, &TTSOpsHeapTuple);
+			w->slots[w->n] = MakeSingleTupleTableSlot(w->slotdesc, &TTSOpsHeapTuple);
 			MemoryContextSwitchTo(old);
 		}
 		ExecStoreHeapTuple(heap_form_tuple(w->logdesc, v, n), w->slots[w->n], false);
@@ -1352,6 +1463,7 @@ capture_rows(TriggerData *td, CaptureTarget *e, Relation logrel, const char *op,
 		bool		isnull;
 		Datum		d;
 		char	   *id;
+		int			idlen;
 		Datum		id_d;
 		int64		key;
 		int64		version;
@@ -1368,8 +1480,9 @@ capture_rows(TriggerData *td, CaptureTarget *e, Relation logrel, const char *op,
 					(errcode(ERRCODE_SS_MISSING_ROW_COLUMNS),
 					 errmsg("a tracked row of \"%s\" has no id", RelationGetRelationName(rel))));
 		id = OutputFunctionCall(&e->pk_out, d);
-		id_d = CStringGetTextDatum(id);
-		key = sync_entity_key(e->entity_type, e->entity_type_len, id, strlen(id));
+		idlen = strlen(id);
+		id_d = PointerGetDatum(cstring_to_text_with_len(id, idlen));
+		key = sync_entity_key(e->entity_type, e->entity_type_len, id, idlen);
 		d = slot_getattr(src, e->version_att, &isnull);
 		if (isnull)
 			ereport(ERROR,

@@ -125,4 +125,17 @@
 	pg_proc_aclcheck((proc_oid), (roleid), (mode))
 #endif
 
+/*
+ * Sort support for one key column of a btree index (utils/sortsupport.h).  18
+ * takes whether the column sorts in reverse instead of the btree strategy
+ * (BTGreaterStrategyNumber: a DESC column).
+ */
+#if PG_VERSION_NUM >= 180000
+#define PrepareSortSupportFromIndexRel_compat(rel, strategy, ssup) \
+	PrepareSortSupportFromIndexRel((rel), (strategy) == BTGreaterStrategyNumber, (ssup))
+#else
+#define PrepareSortSupportFromIndexRel_compat(rel, strategy, ssup) \
+	PrepareSortSupportFromIndexRel((rel), (strategy), (ssup))
+#endif
+
 #endif							/* SMARTSYNC_COMPAT_H */
