@@ -1621,12 +1621,6 @@ sync_citus_installed(void)
 	return citus_installed();
 }
 
-bool
-sync_citus_holds_tenant(void)
-{
-	return routed_depth > 0 && OidIsValid(held_schema);
-}
-
 Oid
 sync_citus_local_relation(Oid relid)
 {

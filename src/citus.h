@@ -53,13 +53,6 @@ extern void sync_citus_refuse_poll(const char *schema);
 /* Whether Citus is installed in this database (a cached lookup). */
 extern bool sync_citus_installed(void);
 
-/*
- * Whether the running call holds its tenant on this node: the tenant's tables
- * in a statement planned now are planned on their local shards (citus.c's
- * planner hook), as on a single server, so a generic plan serves.
- */
-extern bool sync_citus_holds_tenant(void);
-
 /* The relation to read for an extension table: its local shard when Citus has made it a reference table. */
 extern Oid	sync_citus_local_relation(Oid relid);
 

@@ -35,9 +35,8 @@
 
 typedef struct PushPlanEntry
 {
-	uint64		key;			/* hash of the SQL text and the options */
+	uint64		key;			/* hash of the SQL text */
 	char	   *sql;
-	int			options;		/* cursor options it was prepared with */
 	SPIPlanPtr	plan;
 } PushPlanEntry;
 
@@ -64,7 +63,7 @@ push_plan_flush(void)
 static SPIPlanPtr
 plan_cached(const char *sql, int nargs, Oid *argtypes, int options)
 {
-	uint64		key = hash_bytes_extended((const unsigned char *) sql, strlen(sql), (uint64) options);
+	uint64		key = hash_bytes_extended((const unsigned char *) sql, strlen(sql), 0);
 	MemoryContext old = CurrentMemoryContext;
 	PushPlanEntry *e;
 	SPIPlanPtr	plan;
@@ -80,7 +79,7 @@ plan_cached(const char *sql, int nargs, Oid *argtypes, int options)
 		push_plans = hash_create("smartsync push plans", 128, &ctl, HASH_ELEM | HASH_BLOBS);
 	}
 	e = hash_search(push_plans, &key, HASH_FIND, NULL);
-	if (e != NULL && e->options == options && strcmp(e->sql, sql) == 0)
+	if (e != NULL && strcmp(e->sql, sql) == 0)
 		return e->plan;
 
 	plan = SPI_prepare_cursor(sql, nargs, argtypes, options);
@@ -98,7 +97,6 @@ plan_cached(const char *sql, int nargs, Oid *argtypes, int options)
 		elog(ERROR, "SPI_keepplan failed");
 	e = hash_search(push_plans, &key, HASH_ENTER, &found);
 	e->sql = MemoryContextStrdup(TopMemoryContext, sql);
-	e->options = options;
 	e->plan = plan;
 	return plan;
 }
@@ -142,14 +140,10 @@ push_plan_keyed(const char *sql, int nargs, Oid *argtypes)
 	/*
 	 * On Citus a generic plan of these statements cannot be distributed (its
 	 * parameters are not known to the planner: "could not create distributed
-	 * plan"), so there each run is planned with its values, unless the call
-	 * holds its tenant here: then the statements are planned on the tenant's
-	 * local shards, as on a single server, and keep one generic plan (a plan
-	 * of each kind is cached apart).
+	 * plan"), so there each run is planned with its values.
 	 */
 	return plan_cached(sql, nargs, argtypes,
-					   sync_citus_installed() && !sync_citus_holds_tenant()
-					   ? CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN);
+					   sync_citus_installed() ? CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN);
 }
 
 /*
