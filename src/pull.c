@@ -1402,6 +1402,28 @@ list_practice_value(Oid coltype, const char *practice, Oid *typid, Datum *value)
 	}
 }
 
+/*
+ * Opens a listing query's cursor, planned (when the plan cache plans it)
+ * without sorts: the rows come in primary-key order from the key's index.
+ * Row-level security's quals have no statistics, so the planner takes them
+ * to leave a few rows of the table and would read and sort all of it for
+ * every page (a first page: the whole table); through the index a page
+ * reads its rows and those its filters skip, and the pages of a listing
+ * together read the table once.
+ */
+static Portal
+list_open(SPIPlanPtr plan, Datum *values, const char *nulls)
+{
+	int			nest = NewGUCNestLevel();
+	Portal		portal;
+
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	portal = SPI_cursor_open(NULL, plan, values, nulls, true);
+	AtEOXact_GUC(true, nest);
+	return portal;
+}
+
 /* Lists one page of live rows (parents first, keyset by primary key). */
 static void
 run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
@@ -1434,6 +1456,13 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 		Portal		portal;
 		int			got = 0;
 		bool		more = false;
+		RowJsonPlan *jp;
+		TupleTableSlot *slot = NULL;
+		FmgrInfo	pk_out;
+		int			pkcol = 0;
+		int			vcol = 0;
+		int			acol = 0;
+		int			lastcol = 0;
 
 		if (ti != start)
 			last_pk = NULL;
@@ -1441,18 +1470,14 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 			continue;
 		pk = quote_identifier(t->pk);
 		/*
-		 * The rows in a subquery with the filter, order and limit, their
-		 * to_jsonb() above it: whatever plan the planner picks (a sort of
-		 * the whole table when it misjudges how many rows the filters and
-		 * row-level security let through), only the rows of the page are
-		 * converted.  The subquery's columns are the table's, so the JSON
-		 * has its column names.
+		 * The rows as they are (t.*: the JSON has the table's column names),
+		 * each turned into jsonb here by rowjson.c (the value to_jsonb() of
+		 * the row gives, without its per-row type lookups): only the rows of
+		 * the page are converted, whatever plan the planner picks.
 		 */
 		initStringInfo(&q);
-		appendStringInfo(&q, "SELECT pg_catalog.to_jsonb(smartsync_l), smartsync_l.%s::pg_catalog.text,"
-						 " smartsync_l.version, smartsync_l.updated_at"
-						 " FROM (SELECT * FROM %s.%s t WHERE true",
-						 pk, req->quoted_schema, quote_identifier(t->table));
+		appendStringInfo(&q, "SELECT t.* FROM %s.%s t WHERE true",
+						 req->quoted_schema, quote_identifier(t->table));
 		if (last_pk != NULL)
 		{
 			Oid			infunc;
@@ -1488,11 +1513,11 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 			values[1] = (Datum) 0;
 			nulls[1] = 'n';
 		}
-		appendStringInfo(&q, " ORDER BY t.%s LIMIT $3) smartsync_l ORDER BY smartsync_l.%s", pk, pk);
+		appendStringInfo(&q, " ORDER BY t.%s LIMIT $3", pk);
 		values[2] = Int64GetDatum((int64) remaining + 1);
 
-		portal = SPI_cursor_open(NULL, pull_plan(q.data, LIST_NPARAMS, argtypes),
-								 values, nulls, true);
+		portal = list_open(pull_plan(q.data, LIST_NPARAMS, argtypes), values, nulls);
+		jp = NULL;
 		for (;;)
 		{
 			/*
@@ -1503,18 +1528,39 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 			SPI_cursor_fetch(portal, true, list_fetch_count(req));
 			if (SPI_processed == 0)
 				break;
+			if (jp == NULL)
+			{
+				/* once per table and request: the row's converters and columns */
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+				Oid			outfunc;
+				bool		varlena;
+
+				jp = rowjson_plan_create(desc);
+				slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+				pkcol = SPI_fnumber(desc, t->pk);
+				vcol = SPI_fnumber(desc, "version");
+				acol = SPI_fnumber(desc, "updated_at");
+				if (pkcol <= 0 || vcol <= 0 || acol <= 0)
+					elog(ERROR, "table \"%s\" lacks its key, version or updated_at column", t->table);
+				getTypeOutputInfo(TupleDescAttr(desc, pkcol - 1)->atttypid, &outfunc, &varlena);
+				fmgr_info(outfunc, &pk_out);
+				lastcol = Max(pkcol, Max(vcol, acol));
+			}
 			for (uint64 i = 0; i < SPI_processed; i++)
 			{
-				HeapTuple	tup = SPI_tuptable->vals[i];
-				TupleDesc	desc = SPI_tuptable->tupdesc;
-				bool		isnull;
 				PullRow    *row;
-				Datum		data = SPI_getbinval(tup, desc, 1, &isnull);
-				char	   *id = SPI_getvalue(tup, desc, 2);
+				Jsonb	   *data;
+				char	   *id;
 
+				ExecStoreHeapTuple(SPI_tuptable->vals[i], slot, false);
+				slot_getsomeattrs(slot, lastcol);
+				/* the key as the log has it: the key type's output function */
+				id = OutputFunctionCall(&pk_out, slot->tts_values[pkcol - 1]);
+				data = rowjson_convert(jp, slot);
 				if (got == remaining ||
-					over_budget(req, page, row_cost(toast_raw_datum_size(data), id)))
+					over_budget(req, page, row_cost(VARSIZE(data), id)))
 				{
+					ExecClearTuple(slot);
 					more = true;
 					break;
 				}
@@ -1522,13 +1568,14 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 				row = palloc(sizeof(PullRow));
 				row->type = ti;
 				row->seq = 0;
-				row->data = DatumGetJsonbPCopy(data);
+				row->data = data;
 				row->id = id;
 				req->used += row_cost(VARSIZE(row->data), row->id);
 				req->listed_rows++;
 				row->op = "create";
-				row->version = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-				row->at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+				row->version = slot->tts_isnull[vcol - 1] ? 0 : DatumGetInt64(slot->tts_values[vcol - 1]);
+				row->at = slot->tts_isnull[acol - 1] ? 0 : DatumGetTimestampTz(slot->tts_values[acol - 1]);
+				ExecClearTuple(slot);
 				page_add(page, row);
 				last_pk = row->id;
 			}
@@ -1537,6 +1584,8 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 				break;
 		}
 		SPI_cursor_close(portal);
+		if (slot != NULL)
+			ExecDropSingleTupleTableSlot(slot);
 		if (more)
 		{
 			page->has_more = true;
