@@ -1552,13 +1552,17 @@ run_list(PullRequest *req, const PullCursor *cur, PullPage *page)
 				Jsonb	   *data;
 				char	   *id;
 
+				if (got == remaining)
+				{
+					more = true;
+					break;
+				}
 				ExecStoreHeapTuple(SPI_tuptable->vals[i], slot, false);
 				slot_getsomeattrs(slot, lastcol);
 				/* the key as the log has it: the key type's output function */
 				id = OutputFunctionCall(&pk_out, slot->tts_values[pkcol - 1]);
 				data = rowjson_convert(jp, slot);
-				if (got == remaining ||
-					over_budget(req, page, row_cost(VARSIZE(data), id)))
+				if (over_budget(req, page, row_cost(VARSIZE(data), id)))
 				{
 					ExecClearTuple(slot);
 					more = true;
