@@ -2,7 +2,9 @@
 -- tenant table under row-level security, as a request role runs it: the form
 -- before (to_jsonb in the scan, practice compared as text) and the form after
 -- (to_jsonb above the LIMITed subquery, practice in its own type), each with
--- EXPLAIN ANALYZE, first page and a page in the middle.
+-- EXPLAIN ANALYZE, first page and a page in the middle; and the form of today
+-- (the row's columns, converted to jsonb in C by rowjson.c, planned with
+-- enable_sort off: the primary key's index order).
 --   bash test/private.sh -- psql -X -f bench/list_plan.sql
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS smartsync;
@@ -50,6 +52,16 @@ EXPLAIN (ANALYZE, BUFFERS OFF) EXECUTE after_form(NULL, 1, 1001);
 EXPLAIN (ANALYZE, BUFFERS OFF) EXECUTE before_next(50000, '1', 1001);
 \echo === after: page from id 50000
 EXPLAIN (ANALYZE, BUFFERS OFF) EXECUTE after_next(50000, 1, 1001);
+PREPARE now_form(bigint, integer, bigint) AS
+    SELECT t.* FROM tenant_lp.lp_items t WHERE true AND t.practice_id = $2::pg_catalog.int4 ORDER BY t.id LIMIT $3;
+PREPARE now_next(bigint, integer, bigint) AS
+    SELECT t.* FROM tenant_lp.lp_items t WHERE true AND t.id > $1 AND t.practice_id = $2::pg_catalog.int4 ORDER BY t.id LIMIT $3;
+SET enable_sort = off;
+\echo === now: first page
+EXPLAIN (ANALYZE, BUFFERS OFF) EXECUTE now_form(NULL, 1, 1001);
+\echo === now: page from id 50000
+EXPLAIN (ANALYZE, BUFFERS OFF) EXECUTE now_next(50000, 1, 1001);
+RESET enable_sort;
 \echo === same rows, same JSON
 SELECT count(*) AS rows, bool_and(a IS NOT DISTINCT FROM b) AS same
   FROM (SELECT to_jsonb(t) AS a, row_number() OVER (ORDER BY t.id) n FROM tenant_lp.lp_items t
