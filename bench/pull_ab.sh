@@ -25,16 +25,8 @@ ROWS=${ROWS:-100000}
 GENERIC=${GENERIC:-1}
 PG_CONFIG=${PG_CONFIG:-pg_config}
 DB=bench_pull_ab
-lib=${PRIVATE_PKGLIBDIR:?run inside test/private.sh}/smartsync.so
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; dropdb --if-exists $DB 2>/dev/null' EXIT
-
-mkdir "$tmp/before"
-git archive "$REV" | tar -x -C "$tmp/before"
-make -s -C "$tmp/before" PG_CONFIG="$PG_CONFIG" >/dev/null 2>&1
-cp "$tmp/before/smartsync.so" "$tmp/before.so"
-cp "$lib" "$tmp/after.so"
-use() { cp "$tmp/$1.so" "$lib.new" && mv "$lib.new" "$lib"; }
+# the two libraries (REV's and this tree's) and use before|after
+. bench/ab_builds.sh
 
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d $DB "$@"; }
 dropdb --if-exists $DB 2>/dev/null

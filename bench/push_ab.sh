@@ -22,17 +22,8 @@ CASES=${CASES:-"bp_items:1 bp_items:10 bp_wide:1 bp_wide:10 bp_items:50"}
 MEM_SIZE=${MEM_SIZE:-100000}
 PG_CONFIG=${PG_CONFIG:-pg_config}
 DB=bench_push_ab
-lib=${PRIVATE_PKGLIBDIR:?run inside test/private.sh}/smartsync.so
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; dropdb --if-exists $DB 2>/dev/null' EXIT
-
-# the two libraries
-mkdir "$tmp/before"
-git archive "$REV" | tar -x -C "$tmp/before"
-make -s -C "$tmp/before" PG_CONFIG="$PG_CONFIG" >/dev/null 2>&1
-cp "$tmp/before/smartsync.so" "$tmp/before.so"
-cp "$lib" "$tmp/after.so"
-use() { cp "$tmp/$1.so" "$lib.new" && mv "$lib.new" "$lib"; }
+# the two libraries (REV's and this tree's) and use before|after
+. bench/ab_builds.sh
 gcc -O2 -Wall -Werror -o "$tmp/push_rss" bench/push_rss.c \
     -I"$("$PG_CONFIG" --includedir)" -L"$("$PG_CONFIG" --libdir)" -lpq
 

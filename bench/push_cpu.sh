@@ -16,15 +16,8 @@ N=${N:-300}
 RUNS=${RUNS:-4}
 PG_CONFIG=${PG_CONFIG:-pg_config}
 DB=bench_push_cpu
-lib=${PRIVATE_PKGLIBDIR:?run inside test/private.sh}/smartsync.so
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; dropdb --if-exists $DB 2>/dev/null' EXIT
-mkdir "$tmp/before"
-git archive "$REV" | tar -x -C "$tmp/before"
-make -s -C "$tmp/before" PG_CONFIG="$PG_CONFIG" >/dev/null 2>&1
-cp "$tmp/before/smartsync.so" "$tmp/before.so"
-cp "$lib" "$tmp/after.so"
-use() { cp "$tmp/$1.so" "$lib.new" && mv "$lib.new" "$lib"; }
+# the two libraries (REV's and this tree's) and use before|after
+. bench/ab_builds.sh
 dropdb --if-exists $DB 2>/dev/null
 createdb $DB
 psql -X -q -v ON_ERROR_STOP=1 -d $DB -f bench/push_setup.sql >/dev/null
