@@ -1994,6 +1994,64 @@ build_response(PullRequest *req, PullPage *page, const char *cursor, TimestampTz
 
 /* --- the time watermark ------------------------------------------------------ */
 
+/* The tenant's change log, open for reads of changed_at through its primary key (xid, seq). */
+typedef struct LogScan
+{
+	Relation	heap;
+	Relation	index;
+	TupleTableSlot *slot;
+	AttrNumber	att;			/* changed_at */
+} LogScan;
+
+/* Opens the tenant's log; false (nothing open) when it has no log or no changed_at. */
+static bool
+log_scan_open(PullRequest *req, LogScan *ls)
+{
+	Oid			nsp = get_namespace_oid(req->schema, false);
+	Oid			relid = get_relname_relid("sync_changes", nsp);
+
+	if (!OidIsValid(relid) || (ls->att = get_attnum(relid, "changed_at")) == InvalidAttrNumber)
+		return false;
+	ls->heap = table_open(relid, AccessShareLock);
+	ls->index = index_open(RelationGetPrimaryKeyIndex_compat(ls->heap), AccessShareLock);
+	ls->slot = table_slot_create(ls->heap, NULL);
+	return true;
+}
+
+/*
+ * Lowers *min to the earliest changed_at of the log rows whose xid compares
+ * to fxid by strategy (BTEqualStrategyNumber or BTGreaterEqualStrategyNumber,
+ * proc its xid8 operator's function), as snap sees them.
+ */
+static void
+log_scan_min(LogScan *ls, Snapshot snap, StrategyNumber strategy, RegProcedure proc,
+			 uint64 fxid, TimestampTz *min)
+{
+	ScanKeyData key;
+	IndexScanDesc scan;
+
+	ScanKeyInit(&key, 1, strategy, proc, FullTransactionIdGetDatum(FullTransactionIdFromU64(fxid)));
+	scan = index_beginscan_compat(ls->heap, ls->index, snap, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, ls->slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(ls->slot, ls->att, &isnull);
+
+		if (!isnull && DatumGetTimestampTz(d) < *min)
+			*min = DatumGetTimestampTz(d);
+	}
+	index_endscan(scan);
+}
+
+static void
+log_scan_close(LogScan *ls)
+{
+	ExecDropSingleTupleTableSlot(ls->slot);
+	index_close(ls->index, AccessShareLock);
+	table_close(ls->heap, AccessShareLock);
+}
+
 /*
  * The earliest changed_at of the tenant's log rows of these (32-bit) xids,
  * read with SnapshotAny through the log's primary key (xid, seq): rows of
@@ -2003,42 +2061,14 @@ build_response(PullRequest *req, PullPage *page, const char *cursor, TimestampTz
 static void
 log_min_any(PullRequest *req, const TransactionId *xids, int n, TimestampTz *min)
 {
-	Oid			nsp = get_namespace_oid(req->schema, false);
-	Oid			relid = get_relname_relid("sync_changes", nsp);
 	FullTransactionId next = ReadNextFullTransactionId();
-	Relation	heap;
-	Relation	index;
-	TupleTableSlot *slot;
-	AttrNumber	att;
+	LogScan		ls;
 
-	if (n == 0 || !OidIsValid(relid))
+	if (n == 0 || !log_scan_open(req, &ls))
 		return;
-	heap = table_open(relid, AccessShareLock);
-	index = index_open(RelationGetPrimaryKeyIndex_compat(heap), AccessShareLock);
-	att = get_attnum(relid, "changed_at");
-	slot = table_slot_create(heap, NULL);
-	for (int i = 0; i < n && att != InvalidAttrNumber; i++)
-	{
-		ScanKeyData key;
-		IndexScanDesc scan;
-
-		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_XID8EQ,
-					FullTransactionIdGetDatum(FullTransactionIdFromU64(full_xid(next, xids[i]))));
-		scan = index_beginscan_compat(heap, index, SnapshotAny, 1, 0);
-		index_rescan(scan, &key, 1, NULL, 0);
-		while (index_getnext_slot(scan, ForwardScanDirection, slot))
-		{
-			bool		isnull;
-			Datum		d = slot_getattr(slot, att, &isnull);
-
-			if (!isnull && DatumGetTimestampTz(d) < *min)
-				*min = DatumGetTimestampTz(d);
-		}
-		index_endscan(scan);
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
-	table_close(heap, AccessShareLock);
+	for (int i = 0; i < n; i++)
+		log_scan_min(&ls, SnapshotAny, BTEqualStrategyNumber, F_XID8EQ, full_xid(next, xids[i]), min);
+	log_scan_close(&ls);
 }
 
 /*
@@ -2053,49 +2083,18 @@ log_min_any(PullRequest *req, const TransactionId *xids, int n, TimestampTz *min
 static void
 log_min_committed_since(PullRequest *req, const PullSnap *s, TimestampTz *min)
 {
-	Oid			nsp = get_namespace_oid(req->schema, false);
-	Oid			relid = get_relname_relid("sync_changes", nsp);
-	Relation	heap;
-	Relation	index;
-	TupleTableSlot *slot;
-	AttrNumber	att;
+	LogScan		ls;
 	Snapshot	snap;
 
-	if (!OidIsValid(relid))
+	if (!log_scan_open(req, &ls))
 		return;
-	heap = table_open(relid, AccessShareLock);
-	index = index_open(RelationGetPrimaryKeyIndex_compat(heap), AccessShareLock);
-	att = get_attnum(relid, "changed_at");
-	slot = table_slot_create(heap, NULL);
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	for (int i = -1; i < s->nxip && att != InvalidAttrNumber; i++)
-	{
-		ScanKeyData key;
-		IndexScanDesc scan;
-
-		/* first the xids from xmax on, then each in-progress one */
-		if (i < 0)
-			ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_XID8GE,
-						FullTransactionIdGetDatum(FullTransactionIdFromU64(s->xmax)));
-		else
-			ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_XID8EQ,
-						FullTransactionIdGetDatum(FullTransactionIdFromU64(s->xip[i])));
-		scan = index_beginscan_compat(heap, index, snap, 1, 0);
-		index_rescan(scan, &key, 1, NULL, 0);
-		while (index_getnext_slot(scan, ForwardScanDirection, slot))
-		{
-			bool		isnull;
-			Datum		d = slot_getattr(slot, att, &isnull);
-
-			if (!isnull && DatumGetTimestampTz(d) < *min)
-				*min = DatumGetTimestampTz(d);
-		}
-		index_endscan(scan);
-	}
+	/* first the xids from xmax on, then each in-progress one */
+	log_scan_min(&ls, snap, BTGreaterEqualStrategyNumber, F_XID8GE, s->xmax, min);
+	for (int i = 0; i < s->nxip; i++)
+		log_scan_min(&ls, snap, BTEqualStrategyNumber, F_XID8EQ, s->xip[i], min);
 	UnregisterSnapshot(snap);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(index, AccessShareLock);
-	table_close(heap, AccessShareLock);
+	log_scan_close(&ls);
 }
 
 /*
