@@ -48,24 +48,6 @@ psql -X -q -v ON_ERROR_STOP=1 -d $DB -f bench/push_setup.sql >/dev/null
 # the benchmark's pushes are larger than the defaults allow (superuser settings)
 export PGOPTIONS="-c smartsync.max_batch_size=$max -c smartsync.batch_size=$max -c smartsync.max_payload_size=256MB"
 
-cat > "$tmp/push.sql" <<'SQL'
-\set n :n + 1
-\set c :client_id + 1
-BEGIN;
-SELECT set_config('smartsync.tenant_id', 'bench_t' || :c, true), set_config('smartsync.client_id', 'dev' || :c, true),
-       set_config('smartsync.permissions', 'bp_items:*,bp_wide:*', true);
-SELECT smartsync.sync_push(payload) ->> 'processed' FROM bench.batches WHERE tbl = :tbl AND size = :s AND path = 0 AND client = :c AND n = :n;
-END;
-SQL
-cat > "$tmp/plain.sql" <<'SQL'
-\set n :n + 1
-\set c :client_id + 1
-BEGIN;
-SELECT set_config('search_path', 'bench_t' || :c, true), set_config('smartsync.client_id', 'dev' || :c, true),
-       set_config('smartsync.permissions', 'bp_items:*,bp_wide:*', true);
-SELECT bench.plain_batch(:tbl, payload) FROM bench.batches WHERE tbl = :tbl AND size = :s AND path = 1 AND client = :c AND n = :n;
-END;
-SQL
 
 # mean latency (ms) of one pgbench run: script, table, size, batches, first batch - 1
 run() {
@@ -90,14 +72,14 @@ for r in $(seq 1 "$ROUNDS"); do
             if [ "$b" -ge 2 ]; then
                 # push, plain, plain, push: each half of the batches, so drift hits both alike
                 h=$((b / 2))
-                p1=$(run "$tmp/push.sql" $tbl $s $h $off); b1=$(run "$tmp/plain.sql" $tbl $s $h $off)
-                b2=$(run "$tmp/plain.sql" $tbl $s $((b - h)) $((off + h))); p2=$(run "$tmp/push.sql" $tbl $s $((b - h)) $((off + h)))
+                p1=$(run bench/push_pgbench_push.sql $tbl $s $h $off); b1=$(run bench/push_pgbench_plain.sql $tbl $s $h $off)
+                b2=$(run bench/push_pgbench_plain.sql $tbl $s $((b - h)) $((off + h))); p2=$(run bench/push_pgbench_push.sql $tbl $s $((b - h)) $((off + h)))
                 lp=$(awk -v a=$p1 -v b=$p2 -v h=$h -v n=$b 'BEGIN {print (a * h + b * (n - h)) / n}')
                 lb=$(awk -v a=$b1 -v b=$b2 -v h=$h -v n=$b 'BEGIN {print (a * h + b * (n - h)) / n}')
             elif [ $((r % 2)) = 1 ]; then   # one batch: alternating which goes first
-                lp=$(run "$tmp/push.sql" $tbl $s $b $off); lb=$(run "$tmp/plain.sql" $tbl $s $b $off)
+                lp=$(run bench/push_pgbench_push.sql $tbl $s $b $off); lb=$(run bench/push_pgbench_plain.sql $tbl $s $b $off)
             else
-                lb=$(run "$tmp/plain.sql" $tbl $s $b $off); lp=$(run "$tmp/push.sql" $tbl $s $b $off)
+                lb=$(run bench/push_pgbench_plain.sql $tbl $s $b $off); lp=$(run bench/push_pgbench_push.sql $tbl $s $b $off)
             fi
             push_us[$tbl,$s]+="$(awk -v l=$lp -v s=$s 'BEGIN {print l * 1000 / s}') "
             plain_us[$tbl,$s]+="$(awk -v l=$lb -v s=$s 'BEGIN {print l * 1000 / s}') "

@@ -42,24 +42,6 @@ mem="{}"; [ "$MEM_SIZE" -gt 0 ] && mem="{$MEM_SIZE}"
 max=1000; [ "$MEM_SIZE" -gt $max ] && max=$MEM_SIZE
 export PGOPTIONS="-c smartsync.max_batch_size=$max -c smartsync.batch_size=$max -c smartsync.max_payload_size=256MB"
 
-cat > "$tmp/push.sql" <<'SQL'
-\set n :n + 1
-\set c :client_id + 1
-BEGIN;
-SELECT set_config('smartsync.tenant_id', 'bench_t' || :c, true), set_config('smartsync.client_id', 'dev' || :c, true),
-       set_config('smartsync.permissions', 'bp_items:*,bp_wide:*', true);
-SELECT smartsync.sync_push(payload) ->> 'processed' FROM bench.batches WHERE tbl = :tbl AND size = :s AND path = 0 AND client = :c AND n = :n;
-END;
-SQL
-cat > "$tmp/plain.sql" <<'SQL'
-\set n :n + 1
-\set c :client_id + 1
-BEGIN;
-SELECT set_config('search_path', 'bench_t' || :c, true), set_config('smartsync.client_id', 'dev' || :c, true),
-       set_config('smartsync.permissions', 'bp_items:*,bp_wide:*', true);
-SELECT bench.plain_batch(:tbl, payload) FROM bench.batches WHERE tbl = :tbl AND size = :s AND path = 1 AND client = :c AND n = :n;
-END;
-SQL
 run() { # script table size batches first-1 -> mean latency (ms)
     pgbench -n -M prepared -c $CLIENTS -j $CLIENTS -t $4 -D tbl=$2 -D s=$3 -D n=$5 -f "$1" $DB 2>"$tmp/err" \
         | awk '/^latency average/ {print $4}' | grep . || { cat "$tmp/err" >&2; exit 1; }
@@ -74,8 +56,8 @@ for r in $(seq 1 "$ROUNDS"); do
         for c in $CASES; do
             t=${c%:*}; s=${c#*:}; b=$(batches $s); h=$((b / 2)); off=$((slot * b))
             [ $h -ge 1 ] || { echo "OPS too small for $c" >&2; exit 1; }
-            p1=$(run "$tmp/push.sql" $t $s $h $off); b1=$(run "$tmp/plain.sql" $t $s $h $off)
-            b2=$(run "$tmp/plain.sql" $t $s $((b - h)) $((off + h))); p2=$(run "$tmp/push.sql" $t $s $((b - h)) $((off + h)))
+            p1=$(run bench/push_pgbench_push.sql $t $s $h $off); b1=$(run bench/push_pgbench_plain.sql $t $s $h $off)
+            b2=$(run bench/push_pgbench_plain.sql $t $s $((b - h)) $((off + h))); p2=$(run bench/push_pgbench_push.sql $t $s $((b - h)) $((off + h)))
             awk -v v=$v -v t=$t -v s=$s -v a=$p1 -v b=$p2 -v c=$b1 -v d=$b2 -v h=$h -v n=$b \
                 'BEGIN {p = (a * h + b * (n - h)) / n; q = (c * h + d * (n - h)) / n; print v, t, s, q / p, p * 1000 / s, q * 1000 / s}'
         done >> "$tmp/rows"
