@@ -53,6 +53,8 @@ sed -n '1,/^SELECT smartsync.register_entity_type(.records/p' bench/capture_setu
     echo "END LOOP; END \$\$;"
     echo "VACUUM ANALYZE;"
 } >> "$tmp/setup.sql"
+grep -q 'FROM generate_series(1, 20000) g' "$tmp/setup.sql" \
+    || { echo "capture_cpu: no records insert found in bench/capture_setup.sql" >&2; exit 1; }
 psql -X -q -v ON_ERROR_STOP=1 -d $DB -f "$tmp/setup.sql" >/dev/null
 
 cpu="SELECT (string_to_array(pg_read_file('/proc/' || pg_backend_pid() || '/stat'), ' '))[14:15]::text;"
