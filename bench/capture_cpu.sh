@@ -17,7 +17,8 @@
 #          a time-prefixed index costs to fill; it cannot serve entity lookups)
 #   none   no entity index (what the index costs at all)
 # Run inside a cluster (PG* set): bash test/private.sh -- bash bench/capture_cpu.sh
-# Settings: ROUNDS (5), BULK (3), SINGLE (20000), FORMS.  Prints per round and form
+# Settings: ROUNDS (5), BULK (3), SINGLE (20000), FORMS, KEEP=1 (keep the generated
+# SQL in its temporary directory).  Prints per round and form
 # the milliseconds of CPU per bulk statement and microseconds per single-row
 # statement, then min / median / max of each tracked form's ratio untracked/form.
 set -euo pipefail
