@@ -17,10 +17,36 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 
 #include "smartsync.h"
 #include "push.h"
+
+/*
+ * Runs (not read-only) a plan reading one entity's log rows newest first,
+ * ORDER BY entity_key DESC, seq DESC with a LIMIT: planned with bitmap and
+ * sequential scans disabled, so that it walks the (entity_key, seq) index
+ * backwards and stops at its LIMIT whatever the planner estimates of the
+ * entity's rows.  An estimate of a row or two (the log's statistics stale,
+ * or an average over entities of which one is busy) makes a bitmap scan and a
+ * sort look cheaper, and that reads every row of the entity: the whole
+ * history of a row updated 60,000 times took 46 ms instead of 0.5.
+ */
+int
+sync_log_exec_entity(SPIPlanPtr plan, Datum *values)
+{
+	static const char *const off[] = {"enable_bitmapscan", "enable_seqscan"};
+	int			nest = NewGUCNestLevel();
+	int			rc;
+
+	for (int i = 0; i < (int) lengthof(off); i++)
+		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	rc = push_exec(plan, values, NULL, 0);
+	AtEOXact_GUC(true, nest);
+	return rc;
+}
 
 /*
  * The row of entity (type, id) in the log of schema qschema (quoted) as it
@@ -54,7 +80,7 @@ sync_log_row_at(const char *qschema, const char *type, const char *id, int64 ver
 	values[2] = CStringGetTextDatum(id);
 	values[3] = Int64GetDatum(version);
 	values[4] = Int64GetDatum(SYNC_LOG_FULL_EVERY + 1);
-	rc = push_exec(push_plan_ex(sql, 5, argtypes, true), values, NULL, 0);
+	rc = sync_log_exec_entity(push_plan_ex(sql, 5, argtypes, true), values);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "change log read failed: %s", SPI_result_code_string(rc));
 	tt = SPI_tuptable;

@@ -633,7 +633,7 @@ sql_tombstone(PushBatch *b, PushEntity *e, const char *id)
 	values[0] = CStringGetTextDatum(e->entity_type);
 	values[1] = CStringGetTextDatum(id);
 	values[2] = Int64GetDatum(sync_entity_key(e->entity_type, strlen(e->entity_type), id, strlen(id)));
-	rc = push_exec(push_plan_ex(sql, 3, argtypes, true), values, NULL, 0);
+	rc = sync_log_exec_entity(push_plan_ex(sql, 3, argtypes, true), values);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "change log read failed: %s", SPI_result_code_string(rc));
 	return first_jsonb();

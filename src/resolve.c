@@ -488,7 +488,7 @@ last_change(PushBatch *b, PushEntity *e, const char *id, char **operation, Jsonb
 	values[0] = CStringGetTextDatum(e->entity_type);
 	values[1] = CStringGetTextDatum(id);
 	values[2] = Int64GetDatum(sync_entity_key(e->entity_type, strlen(e->entity_type), id, strlen(id)));
-	rc = push_exec(push_plan(sql, 3, argtypes), values, NULL, 0);
+	rc = sync_log_exec_entity(push_plan(sql, 3, argtypes), values);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "change log read failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
