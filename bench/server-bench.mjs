@@ -33,7 +33,7 @@ const { positionals, values } = parseArgs({
     streams: { type: "string", default: "1" },
     commits: { type: "string", default: "100" },
     signal: { type: "string", default: "poll" },
-    "poll-interval": { type: "string", default: "10" },
+    "poll-interval": { type: "string", default: "1" },
     gap: { type: "string", default: "60" },
     "gap-jitter": { type: "string", default: "20" },
     seconds: { type: "string", default: "5" },
