@@ -476,13 +476,12 @@ smartsync_poll_changes(PG_FUNCTION_ARGS)
 		for (;;)
 		{
 			long		left;
+			long		pause = poll_check_ms;
 
 			/*
 			 * Nothing is new when a standby is behind the watermark (same
 			 * watermark) or when no transaction completed since the last look.
 			 */
-			long		pause = poll_check_ms;
-
 			if (snap_follows(&base, &now) && !snap_same(&base, &now))
 			{
 				TimestampTz started = GetCurrentTimestamp();
