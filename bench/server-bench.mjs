@@ -6,6 +6,12 @@
 //     commit-to-event latency at the client: N live streams of one tenant; a writer
 //     updates one row by plain SQL, one commit at a time; for every commit and every
 //     stream, the time from the UPDATE's start to the `changed` event's arrival.
+//     Each gap between commits has a random part (--gap-jitter), so that commits do not
+//     fall at the same point of a poll's period; the first and last stream's times are
+//     reported too.
+//   node bench/server-bench.mjs idle --tenants 100 --writes 200 --seconds 10
+//     what an idle server costs: one stream in each of N tenants, CPU per second of the
+//     server and of its signal connection's backend (optionally with commits elsewhere).
 //   node bench/server-bench.mjs push --seconds 5 --rounds 5 --batch 50 --clients 1
 //     push throughput: the same 50-operation batches through POST /api/sync/push, through
 //     direct SQL calls of smartsync.sync_push (same driver, the context as settings), and
