@@ -70,7 +70,10 @@ const POLL_QUERY = {
 };
 const SET_WAIT_QUERY = {
   name: "smartsync_poll_wait",
-  text: "SELECT set_config('smartsync.poll_wait', $1, false), set_config('smartsync.poll_check_interval', $2, false)",
+  // a role's shorter statement_timeout would cancel every wait: this connection's calls get 10 s
+  text:
+    "SELECT set_config('smartsync.poll_wait', $1, false), set_config('smartsync.poll_check_interval', $2, false), " +
+    "set_config('statement_timeout', '10s', false)",
 };
 
 interface PollResult {
