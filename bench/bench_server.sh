@@ -7,7 +7,10 @@
 #   bash bench/run.sh server, or
 #   PRIVATE_CONF="synchronous_commit = off" bash test/private.sh -- bash bench/bench_server.sh
 # Settings: STREAMS ("1 100 1000"), SIGNALS ("poll notify"), COMMITS (100), ROUNDS (5),
-# SECONDS_PER_RUN (5), CLIENTS ("1 4": concurrent pushers), PARTS ("latency push"),
+# SECONDS_PER_RUN (5), CLIENTS ("1 4": concurrent pushers), PARTS ("latency push"; "idle":
+# what an idle server with open streams in N tenants costs itself and the database per
+# second, TENANTS "1 100", WRITES "0 200" commits a second to a tenant nobody watches),
+# POLL_INTERVAL (the server's --poll-interval, default its own: 1 ms),
 # BENCH_SERVER_CLI (another build's dist/cli.js, to compare), BENCH_SERVER_NODE_ARGS
 # (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server).
 set -euo pipefail
@@ -20,6 +23,9 @@ ROUNDS=${ROUNDS:-5}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
 CLIENTS=${CLIENTS:-1 4}
 PARTS=${PARTS:-latency push}
+TENANTS=${TENANTS:-1 100}
+WRITES=${WRITES:-0 200}
+POLL_INTERVAL=${POLL_INTERVAL:-1}
 [ -d js/node_modules/pg ] || (cd js && npm ci --no-audit --no-fund --silent >/dev/null)
 (cd js && npm run build -w @smartsync/server --silent >/dev/null)
 export PGPORT=${PGPORT:-$(psql -XAtc 'SHOW port')}
@@ -40,15 +46,15 @@ if [[ " $PARTS " == *" latency "* ]]; then
 echo "Commit-to-event latency at the client: one tenant, N streams on loopback, $COMMITS commits one at a time"
 echo "(a plain-SQL UPDATE of one row; from the UPDATE's start to the event's arrival at each stream)"
 echo
-echo "| signal | streams | events measured | p50 (ms) | p99 (ms) | max (ms) | client CPU per commit (ms) | server CPU per commit (ms) | load | goal at 1,000 streams |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| signal | streams | events measured | p50 (ms) | p99 (ms) | max (ms) | first stream, median (ms) | client CPU per commit (ms) | server CPU per commit (ms) | load | goal at 1,000 streams |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for s in $SIGNALS; do
     for n in $STREAMS; do
-        r=$(node bench/server-bench.mjs latency --signal "$s" --streams "$n" --commits "$COMMITS")
+        r=$(node bench/server-bench.mjs latency --signal "$s" --streams "$n" --commits "$COMMITS" --poll-interval "$POLL_INTERVAL")
         node -e '
             const r = JSON.parse(process.argv[1]);
             const f = (x) => x.toFixed(1);
-            console.log(`| ${r.signal} | ${r.streams} | ${r.samples} of ${r.expected} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.max)} | ${r.clientCpuMsPerCommit.toFixed(2)} | ${r.serverCpuMsPerCommit.toFixed(1)} | ${r.loadavg.toFixed(1)} | ${r.streams === 1000 ? "p50 <= 10, p99 <= 50" : "-"} |`);
+            console.log(`| ${r.signal} | ${r.streams} | ${r.samples} of ${r.expected} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.max)} | ${f(r.firstP50)} | ${r.clientCpuMsPerCommit.toFixed(2)} | ${r.serverCpuMsPerCommit.toFixed(1)} | ${r.loadavg.toFixed(1)} | ${r.streams === 1000 ? "p50 <= 10, p99 <= 50" : "-"} |`);
         ' "$r"
     done
 done
@@ -66,6 +72,22 @@ for c in $CLIENTS; do
         const f = (a) => `${a[0].toFixed(2)}x / ${a[Math.floor(a.length / 2)].toFixed(2)}x / ${a.at(-1).toFixed(2)}x`;
         console.log(`| ${r.clients} | ${Math.round(r.sql)} | ${Math.round(r.api)} | ${Math.round(r.http)} | ${f(r.httpVsSql)} | ${f(r.httpVsApi)} | ${r.serverCpuMsPerPush.toFixed(2)} | HTTP >= 0.80x direct SQL |`);
     ' "$r"
+done
+fi
+if [[ " $PARTS " == *" idle "* ]]; then
+echo
+echo "An idle server: one stream in each of N tenants, nothing committed to them, 10 s (--poll-interval $POLL_INTERVAL ms)"
+echo
+echo "| signal | tenants watched | commits/s elsewhere | server CPU (ms/s) | database CPU, signal connection (ms/s) | load |"
+echo "|---|---|---|---|---|---|"
+for t in $TENANTS; do
+    for w in $WRITES; do
+        r=$(node bench/server-bench.mjs idle --signal poll --tenants "$t" --writes "$w" --seconds 10 --poll-interval "$POLL_INTERVAL")
+        node -e '
+            const r = JSON.parse(process.argv[1]);
+            console.log(`| ${r.signal} | ${r.tenants} | ${Math.round(r.writesPerSecond)} | ${r.serverCpuMsPerSecond.toFixed(1)} | ${r.databaseCpuMsPerSecond.toFixed(1)} | ${r.loadavg.toFixed(1)} |`);
+        ' "$r"
+    done
 done
 fi
 echo

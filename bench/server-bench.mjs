@@ -6,6 +6,12 @@
 //     commit-to-event latency at the client: N live streams of one tenant; a writer
 //     updates one row by plain SQL, one commit at a time; for every commit and every
 //     stream, the time from the UPDATE's start to the `changed` event's arrival.
+//     Each gap between commits has a random part (--gap-jitter), so that commits do not
+//     fall at the same point of a poll's period; the first and last stream's times are
+//     reported too.
+//   node bench/server-bench.mjs idle --tenants 100 --writes 200 --seconds 10
+//     what an idle server costs: one stream in each of N tenants, CPU per second of the
+//     server and of its signal connection's backend (optionally with commits elsewhere).
 //   node bench/server-bench.mjs push --seconds 5 --rounds 5 --batch 50 --clients 1
 //     push throughput: the same 50-operation batches through POST /api/sync/push, through
 //     direct SQL calls of smartsync.sync_push (same driver, the context as settings), and
@@ -33,12 +39,15 @@ const { positionals, values } = parseArgs({
     streams: { type: "string", default: "1" },
     commits: { type: "string", default: "100" },
     signal: { type: "string", default: "poll" },
-    "poll-interval": { type: "string", default: "10" },
+    "poll-interval": { type: "string", default: "1" },
     gap: { type: "string", default: "60" },
+    "gap-jitter": { type: "string", default: "20" },
     seconds: { type: "string", default: "5" },
     rounds: { type: "string", default: "5" },
     batch: { type: "string", default: "50" },
     clients: { type: "string", default: "1" },
+    tenants: { type: "string", default: "1" },
+    writes: { type: "string", default: "0" },
   },
 });
 
@@ -113,6 +122,7 @@ async function latency() {
   const streams = Number(values.streams);
   const commits = Number(values.commits);
   const gap = Number(values.gap);
+  const jitter = Number(values["gap-jitter"]);
   const args = ["--signal", values.signal, "--poll-interval", values["poll-interval"]];
   const server = await startServer(args);
   const admin = new pg.Client({ connectionString: databaseUrl(process.env.PGUSER ?? "postgres", process.env.PGPASSWORD ?? "") });
@@ -126,6 +136,10 @@ async function latency() {
   let current = -1;
   let started = 0;
   const samples = [];
+  // per commit: when its UPDATE returned, when the first and the last stream heard it
+  const commitsDone = [];
+  const firsts = [];
+  const lasts = [];
   let arrived = 0;
   let opened = 0;
   const sockets = [];
@@ -164,7 +178,9 @@ async function latency() {
         while (at >= 0) {
           if (current >= 0) {
             samples.push(now - started);
+            if (arrived === 0) firsts.push(now - started);
             arrived++;
+            if (arrived === streams) lasts.push(now - started);
           }
           at = buf.indexOf(CHANGE, at + CHANGE.length);
         }
@@ -187,10 +203,12 @@ async function latency() {
     current = c;
     started = performance.now();
     await admin.query("UPDATE tenant_bench_live.clients SET name = $1 WHERE id = 1", [`v${c}`]);
+    commitsDone.push(performance.now() - started);
     const deadline = performance.now() + 2000;
     while (arrived < streams && performance.now() < deadline) await new Promise((r) => setTimeout(r, 1));
     if (arrived < streams) process.stderr.write(`commit ${c}: ${arrived} of ${streams} streams heard it\n`);
-    await new Promise((r) => setTimeout(r, gap));
+    // a random part, so that commits do not fall at the same point of a poll's period each time
+    await new Promise((r) => setTimeout(r, gap + Math.random() * jitter));
   }
   const clientCpu = process.cpuUsage(clientCpu0);
   const serverCpu = (await cpuMs(server.pid)) - serverCpu0;
@@ -199,6 +217,7 @@ async function latency() {
   await admin.end();
   await server.stop();
   samples.sort((a, b) => a - b);
+  const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   const out = {
     streams,
     commits,
@@ -208,6 +227,11 @@ async function latency() {
     p50: pct(samples, 50),
     p99: pct(samples, 99),
     max: samples.at(-1),
+    // medians over the commits: the UPDATE's round trip, the first and the last stream's event
+    commitP50: median(commitsDone),
+    firstP50: median(firsts),
+    firstQ: [0.1, 0.25, 0.5, 0.75, 0.9].map((q) => [...firsts].sort((x, y) => x - y)[Math.floor(q * firsts.length)].toFixed(1)).join(" "),
+    lastP50: median(lasts),
     // CPU time per commit of this process (the clients and the writer) and of the server
     clientCpuMsPerCommit: (clientCpu.user + clientCpu.system) / 1000 / commits,
     serverCpuMsPerCommit: serverCpu / commits,
@@ -364,9 +388,83 @@ async function push() {
   );
 }
 
+/**
+ * What an idle server costs: one stream in each of N tenants (bench-idle-1..N, provisioned
+ * here when missing), nothing committed to them; for --seconds, the CPU time of the server
+ * process and of its signal connection's backend, per second. --writes N commits N times a
+ * second to a table of no tenant, so the database's looks do find completed transactions
+ * and probe the watched tenants' logs.
+ */
+async function idle() {
+  const tenants = Number(values.tenants);
+  const seconds = Number(values.seconds);
+  const writes = Number(values.writes);
+  const admin = new pg.Client({ connectionString: databaseUrl(process.env.PGUSER ?? "postgres", process.env.PGPASSWORD ?? "") });
+  await admin.connect();
+  await admin.query("SET client_min_messages = warning");
+  for (let i = 1; i <= tenants; i++) {
+    const t = `bench-idle-${i}`;
+    const known = await admin.query("SELECT 1 FROM smartsync.tenants WHERE tenant_id = $1", [t]);
+    if (known.rowCount === 0) await admin.query("SELECT smartsync.provision_tenant($1)", [t]);
+  }
+  // the writes elsewhere: a table of no tenant
+  await admin.query("CREATE TABLE IF NOT EXISTS bench_idle_writes (n bigint NOT NULL)");
+  await admin.query("INSERT INTO bench_idle_writes SELECT 0 WHERE NOT EXISTS (SELECT FROM bench_idle_writes)");
+  const server = await startServer(["--signal", values.signal, "--poll-interval", values["poll-interval"]]);
+  const sockets = [];
+  for (let i = 1; i <= tenants; i++) {
+    const jwt = await sign({ role: "web_user", tenant_id: `bench-idle-${i}`, practice_id: 1, sub: "1", client_id: "idle" });
+    await new Promise((resolve, reject) => {
+      const socket = net.connect({ host: "127.0.0.1", port: server.port, noDelay: true });
+      socket.on("data", (chunk) => {
+        if (chunk.includes("event: ready")) resolve();
+        else if (!chunk.includes("HTTP/1.1 200") && sockets.length === i - 1) reject(new Error(chunk.toString("latin1", 0, 60)));
+      });
+      socket.on("error", reject);
+      socket.write(`GET /api/sync/live HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${jwt}\r\n\r\n`);
+      sockets.push(socket);
+    });
+  }
+  const backend = await admin.query(
+    "SELECT pid FROM pg_stat_activity WHERE application_name = 'smartsync-server signal' AND datname = current_database()",
+  );
+  if (backend.rowCount !== 1) throw new Error(`expected one signal connection, found ${backend.rowCount}`);
+  const pid = backend.rows[0].pid;
+  await new Promise((r) => setTimeout(r, 1000));
+  const server0 = await cpuMs(server.pid);
+  const backend0 = await cpuMs(pid);
+  const t0 = performance.now();
+  let committed = 0;
+  while (performance.now() - t0 < seconds * 1000) {
+    if (writes > 0) {
+      await admin.query("UPDATE bench_idle_writes SET n = n + 1");
+      committed++;
+      const due = t0 + (committed * 1000) / writes;
+      await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
+    } else {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const elapsed = (performance.now() - t0) / 1000;
+  const out = {
+    signal: values.signal,
+    pollIntervalMs: Number(values["poll-interval"]),
+    tenants,
+    writesPerSecond: committed / elapsed,
+    serverCpuMsPerSecond: ((await cpuMs(server.pid)) - server0) / elapsed,
+    databaseCpuMsPerSecond: ((await cpuMs(pid)) - backend0) / elapsed,
+    loadavg: (await import("node:os")).loadavg()[0],
+  };
+  for (const s of sockets) s.destroy();
+  await server.stop();
+  await admin.end();
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
 if (positionals[0] === "latency") await latency();
 else if (positionals[0] === "push") await push();
+else if (positionals[0] === "idle") await idle();
 else {
-  process.stderr.write("usage: node bench/server-bench.mjs latency|push [options]\n");
+  process.stderr.write("usage: node bench/server-bench.mjs latency|push|idle [options]\n");
   process.exit(2);
 }

@@ -61,6 +61,28 @@ SELECT smartsync.poll_changes(:'w') -> 'changes' AS changes_while_uncommitted;
 ROLLBACK;
 SELECT smartsync.poll_changes(:'w') -> 'changes' AS changes_after_rollback;
 
+-- Waiting, for a server that calls again as soon as it has an answer: with
+-- smartsync.poll_wait above 0 (0 by default: answer at once) and nothing new, a
+-- call looks again every smartsync.poll_check_interval, taking a new snapshot,
+-- and answers at the first change, or with none when the wait is over; the
+-- watermark of a waited answer still reports each later change once. A change
+-- already there is answered at once. So it is VOLATILE.
+SELECT name, setting, unit, context, min_val, max_val FROM pg_settings
+ WHERE name IN ('smartsync.poll_wait', 'smartsync.poll_check_interval') ORDER BY name;
+SELECT provolatile FROM pg_proc WHERE oid = 'smartsync.poll_changes(text, text[])'::regprocedure;
+SET smartsync.poll_wait = '30ms';
+SET smartsync.poll_check_interval = '2ms';
+SELECT smartsync.poll_changes(:'w') ->> 'watermark' AS w \gset
+SELECT smartsync.poll_changes(:'w') -> 'changes' AS nothing_after_waiting;
+SELECT smartsync.poll_changes(:'w') ->> 'watermark' AS w \gset
+INSERT INTO tenant_signal_b.clients (id, practice_id, name) VALUES (2, 8, 'Dee');
+SELECT smartsync.poll_changes(:'w') -> 'changes' AS at_once;
+SELECT smartsync.poll_changes(:'w') ->> 'watermark' AS w \gset
+SELECT smartsync.poll_changes(:'w') -> 'changes' AS reported_once;
+SELECT pg_temp.try('SET smartsync.poll_check_interval = 0');
+RESET smartsync.poll_wait;
+RESET smartsync.poll_check_interval;
+
 -- Malformed watermarks: SS801.
 SELECT pg_temp.try($$ SELECT smartsync.poll_changes('soon') $$);
 SELECT pg_temp.try($$ SELECT smartsync.poll_changes('10:5:') $$);

@@ -36,9 +36,13 @@
 #include "access/tableam.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "libpq/libpq.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -46,6 +50,8 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
 #include "utils/xid8.h"
 
 #include "smartsync.h"
@@ -56,6 +62,10 @@ PG_FUNCTION_INFO_V1(smartsync_poll_changes);
 
 /* more distinct practices than this in one poll are reported as "every practice" */
 #define POLL_MAX_PRACTICES 64
+
+/* smartsync.poll_wait and smartsync.poll_check_interval, in milliseconds */
+static int	poll_wait_ms = 0;
+static int	poll_check_ms = 1;
 
 /* What one poll found in one tenant's log. */
 typedef struct PollFound
@@ -318,12 +328,101 @@ read_tenants(char **wanted, int nwanted, bool all, char ***tenants, char ***sche
 	*n = count;
 }
 
+/* True when a and b list the same transactions: none completed between them. */
+static bool
+snap_same(const PullSnap *a, const PullSnap *b)
+{
+	return a->xmax == b->xmax && a->nxip == b->nxip &&
+		memcmp(a->xip, b->xip, sizeof(uint64) * a->nxip) == 0;
+}
+
+/* Copies snapshot src into dst, reusing dst's in-progress list (*cap entries). */
+static void
+snap_copy(PullSnap *dst, int *cap, const PullSnap *src)
+{
+	if (src->nxip > *cap)
+	{
+		*cap = src->nxip;
+		dst->xip = repalloc(dst->xip, sizeof(uint64) * *cap);
+	}
+	dst->xmin = src->xmin;
+	dst->xmax = src->xmax;
+	dst->recovery = src->recovery;
+	dst->nxip = src->nxip;
+	memcpy(dst->xip, src->xip, sizeof(uint64) * src->nxip);
+}
+
+/*
+ * Appends to changes the tenants with rows committed after base and visible
+ * to now (the active snapshot); returns whether there was any.
+ */
+static bool
+report_changes(StringInfo changes, char **tenants, char **schemas, uint64 ntenants,
+			   const PullSnap *base, const PullSnap *now)
+{
+	bool		any = false;
+
+	for (uint64 i = 0; i < ntenants; i++)
+	{
+		PollFound	f;
+		ListCell   *lc;
+
+		poll_tenant(schemas[i], base, now, &f);
+		if (!f.any)
+			continue;
+		appendStringInfoString(changes, any ? ", {\"tenant\": " : "{\"tenant\": ");
+		any = true;
+		escape_json(changes, tenants[i]);
+		appendStringInfoString(changes, ", \"practices\": ");
+		if (f.all_practices)
+			appendStringInfoString(changes, "null}");
+		else
+		{
+			appendStringInfoChar(changes, '[');
+			foreach(lc, f.practices)
+			{
+				if (lc != list_head(f.practices))
+					appendStringInfoString(changes, ", ");
+				escape_json(changes, (char *) lfirst(lc));
+			}
+			appendStringInfoString(changes, "]}");
+		}
+	}
+	return any;
+}
+
+/* Defines smartsync.poll_wait and smartsync.poll_check_interval. */
+void
+sync_poll_init(void)
+{
+	DefineCustomIntVariable("smartsync.poll_wait",
+							"How long poll_changes() may wait for a change before it answers that there is none.",
+							"0 (the default): it answers at once.  A server that sets it calls poll_changes() "
+							"again as soon as it answers, and the database does the polling.",
+							&poll_wait_ms, 0, 0, 60 * 1000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("smartsync.poll_check_interval",
+							"How often a waiting poll_changes() looks for committed changes.",
+							"A look that finds no transaction completed since the previous one reads no index.",
+							&poll_check_ms, 1, 1, 1000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+}
+
 /*
  * smartsync.poll_changes(p_watermark text, p_tenants text[]) returns jsonb
  * {"watermark": "...", "changes": [{"tenant": "...", "practices": [...] | null}]}:
  * the tenants (all, or those of p_tenants) with changes committed since the
  * watermark, and the watermark to send next time.  Without a watermark it
  * only returns one.
+ *
+ * With smartsync.poll_wait above 0 and nothing new, it waits: every
+ * smartsync.poll_check_interval it takes a new snapshot and, when some
+ * transaction completed since the previous look, probes the logs again
+ * between the two snapshots; it answers at the first look that finds a
+ * change, or with no change when the wait is over (or the client has gone).
+ * The answer's watermark is the snapshot of its last look, so each change is
+ * still reported once.  The statement's own snapshot stays registered while
+ * it waits (the wait holds back vacuum's horizon that long).
  */
 Datum
 smartsync_poll_changes(PG_FUNCTION_ARGS)
@@ -334,14 +433,13 @@ smartsync_poll_changes(PG_FUNCTION_ARGS)
 	PullSnap	now;
 	PullSnap	base;
 	StringInfoData out;
+	StringInfoData changes;
 	Jsonb	   *result;
-	bool		first = true;
+	const char *mark;
 
 	current_snap(&now);
-	initStringInfo(&out);
-	appendStringInfoString(&out, "{\"watermark\": ");
-	escape_json(&out, watermark_text(&now));
-	appendStringInfoString(&out, ", \"changes\": [");
+	mark = watermark_text(&now);
+	initStringInfo(&changes);
 
 	if (!PG_ARGISNULL(0))
 	{
@@ -350,17 +448,14 @@ smartsync_poll_changes(PG_FUNCTION_ARGS)
 		uint64		ntenants = 0;
 		char	  **tenants;
 		char	  **schemas;
+		int			wait_ms = poll_wait_ms;
+		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+		MemoryContext look = AllocSetContextCreate(cxt, "smartsync poll look", ALLOCSET_DEFAULT_SIZES);
+		bool		pushed = false;
+		bool		found = false;
+		int			base_cap;
 
 		watermark_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), &base);
-		if (!snap_follows(&base, &now))
-		{
-			/* a standby behind the watermark: nothing new yet, same watermark */
-			resetStringInfo(&out);
-			appendStringInfoString(&out, "{\"watermark\": ");
-			escape_json(&out, watermark_text(&base));
-			appendStringInfoString(&out, ", \"changes\": []}");
-			goto done;
-		}
 		if (!PG_ARGISNULL(1))
 		{
 			Datum	   *elems;
@@ -376,37 +471,66 @@ smartsync_poll_changes(PG_FUNCTION_ARGS)
 			qsort(wanted, nwanted, sizeof(char *), cmp_cstring);
 		}
 		read_tenants(wanted, nwanted, PG_ARGISNULL(1), &tenants, &schemas, &ntenants);
+		base_cap = base.nxip;
 
-		for (uint64 i = 0; i < ntenants; i++)
+		for (;;)
 		{
-			PollFound	f;
-			ListCell   *lc;
+			long		left;
+			long		pause = poll_check_ms;
 
-			poll_tenant(schemas[i], &base, &now, &f);
-			if (!f.any)
-				continue;
-			appendStringInfoString(&out, first ? "{\"tenant\": " : ", {\"tenant\": ");
-			first = false;
-			escape_json(&out, tenants[i]);
-			appendStringInfoString(&out, ", \"practices\": ");
-			if (f.all_practices)
-				appendStringInfoString(&out, "null}");
-			else
+			/*
+			 * Nothing is new when a standby is behind the watermark (same
+			 * watermark) or when no transaction completed since the last look.
+			 */
+			if (snap_follows(&base, &now) && !snap_same(&base, &now))
 			{
-				appendStringInfoChar(&out, '[');
-				foreach(lc, f.practices)
-				{
-					if (lc != list_head(f.practices))
-						appendStringInfoString(&out, ", ");
-					escape_json(&out, (char *) lfirst(lc));
-				}
-				appendStringInfoString(&out, "]}");
+				TimestampTz started = GetCurrentTimestamp();
+
+				MemoryContextSwitchTo(look);
+				found = report_changes(&changes, tenants, schemas, ntenants, &base, &now);
+				MemoryContextSwitchTo(cxt);
+				if (found)
+					break;
+				snap_copy(&base, &base_cap, &now);
+
+				/*
+				 * Probing many tenants' logs (other transactions keep
+				 * completing) rests ten times as long as it took, so a waiting
+				 * poll never takes more than about a tenth of a core.
+				 */
+				pause = Max(pause, (long) ((GetCurrentTimestamp() - started) * 10 / 1000));
 			}
+			left = wait_ms <= 0 ? 0 :
+				TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (left <= 0)
+				break;
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(left, pause), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			if (MyProcPort != NULL && !pq_check_connection())
+				break;			/* the client has gone: nobody waits for the answer */
+			if (pushed)
+				PopActiveSnapshot();
+			PushActiveSnapshot(GetLatestSnapshot());
+			pushed = true;
+			MemoryContextReset(look);
+			MemoryContextSwitchTo(look);
+			current_snap(&now);
+			MemoryContextSwitchTo(cxt);
 		}
+		mark = watermark_text(found ? &now : &base);
+		if (pushed)
+			PopActiveSnapshot();
 	}
+
+	initStringInfo(&out);
+	appendStringInfoString(&out, "{\"watermark\": ");
+	escape_json(&out, mark);
+	appendStringInfoString(&out, ", \"changes\": [");
+	appendBinaryStringInfo(&out, changes.data, changes.len);
 	appendStringInfoString(&out, "]}");
 
-done:
 	MemoryContextSwitchTo(old);
 	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
 	MemoryContextDelete(cxt);

@@ -84,6 +84,7 @@ _PG_init(void)
 
 	sync_pull_init();
 	sync_notify_init();
+	sync_poll_init();
 	MarkGUCPrefixReserved("smartsync");
 }
 

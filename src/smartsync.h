@@ -200,6 +200,7 @@ extern Jsonb *sync_log_row_at(const char *qschema, const char *type, const char 
 
 struct TriggerData;
 extern void sync_notify_init(void);
+extern void sync_poll_init(void);
 extern void sync_notify_capture(struct TriggerData *td);
 
 /* --- jsonb helpers (context.c) ---------------------------------------- */

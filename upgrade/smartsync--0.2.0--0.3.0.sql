@@ -2479,3 +2479,11 @@ BEGIN
 END
 $upgrade$;
 -- <<< i13-capture
+
+-- s4-poll: smartsync.poll_changes may wait for a change (settings smartsync.poll_wait and
+-- smartsync.poll_check_interval, src/poll.c), reading newer snapshots than its statement's:
+-- VOLATILE, and its comment says so.
+ALTER FUNCTION smartsync.poll_changes(text, text[]) VOLATILE;
+COMMENT ON FUNCTION smartsync.poll_changes(text, text[]) IS
+'the change signal a server polls: {"watermark", "changes": [{"tenant", "practices": [...] or null for every practice}]}, the tenants (all, or those of p_tenants) with changes committed since p_watermark (the previous result''s watermark), each reported once; without a watermark only a watermark; with the setting smartsync.poll_wait above 0 and nothing new, it waits that long for a change, looking every smartsync.poll_check_interval (so VOLATILE: it reads newer snapshots than its statement''s); reads the change logs directly (no privileges, no row-level security), so not executable by PUBLIC: setup_postgrest() grants it to authenticator';
+-- <<< s4-poll

@@ -21,8 +21,8 @@ CREATE TRIGGER notify_registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNC
 
 CREATE FUNCTION smartsync.poll_changes(p_watermark text DEFAULT NULL, p_tenants text[] DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE c STABLE
+LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'smartsync_poll_changes';
 COMMENT ON FUNCTION smartsync.poll_changes(text, text[]) IS
-'the change signal a server polls: {"watermark", "changes": [{"tenant", "practices": [...] or null for every practice}]}, the tenants (all, or those of p_tenants) with changes committed since p_watermark (the previous result''s watermark), each reported once; without a watermark only a watermark; reads the change logs directly (no privileges, no row-level security), so not executable by PUBLIC: setup_postgrest() grants it to authenticator';
+'the change signal a server polls: {"watermark", "changes": [{"tenant", "practices": [...] or null for every practice}]}, the tenants (all, or those of p_tenants) with changes committed since p_watermark (the previous result''s watermark), each reported once; without a watermark only a watermark; with the setting smartsync.poll_wait above 0 and nothing new, it waits that long for a change, looking every smartsync.poll_check_interval (so VOLATILE: it reads newer snapshots than its statement''s); reads the change logs directly (no privileges, no row-level security), so not executable by PUBLIC: setup_postgrest() grants it to authenticator';
 REVOKE ALL ON FUNCTION smartsync.poll_changes(text, text[]) FROM PUBLIC;

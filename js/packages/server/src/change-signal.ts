@@ -2,9 +2,21 @@
  * Where change signals come from: one database connection per server
  * process, outside the request pool, logged in as the same role.
  *
- *   "poll"   (default) every pollIntervalMs, smartsync.poll_changes(watermark,
- *            tenants with open streams): exact (each commit reported once, by
- *            the first poll that sees it) and free for writers;
+ *   "poll"   (default) smartsync.poll_changes(watermark, tenants with open
+ *            streams), again and again: exact (each commit reported once, by
+ *            the first poll that sees it) and free for writers. The database
+ *            does the waiting: with smartsync.poll_wait set on this connection,
+ *            a call that finds nothing new looks again every pollIntervalMs
+ *            (smartsync.poll_check_interval; a look that finds no transaction
+ *            completed reads no index) and answers at the first change, or
+ *            after POLL_WAIT_MS with none; the server calls again at once. So
+ *            an idle server costs the database one wake-up per interval and
+ *            itself almost nothing, and a change is seen within one interval.
+ *            (With a smartsync older than these settings, the server itself
+ *            polls every pollIntervalMs, as before.) A tenant that gets its
+ *            first stream while a call waits was not asked about: when the
+ *            call answers, one more call asks about it from that call's
+ *            watermark, so nothing committed meanwhile is missed;
  *   "notify" LISTEN smartsync_changes: the lowest latency, but every writing
  *            transaction pays for a NOTIFY (the database must have
  *            smartsync.notify = on; README, "The change signal");
@@ -48,6 +60,27 @@ export interface ChangeSignalOptions {
 
 export const NOTIFY_CHANNEL = "smartsync_changes";
 
+/** How long one poll_changes() call waits in the database for a change (smartsync.poll_wait). */
+export const POLL_WAIT_MS = 500;
+
+const POLL_QUERY = {
+  // prepared once per connection
+  name: "smartsync_poll_changes",
+  text: "SELECT smartsync.poll_changes($1, $2) AS r",
+};
+const SET_WAIT_QUERY = {
+  name: "smartsync_poll_wait",
+  // a role's shorter statement_timeout would cancel every wait: this connection's calls get 10 s
+  text:
+    "SELECT set_config('smartsync.poll_wait', $1, false), set_config('smartsync.poll_check_interval', $2, false), " +
+    "set_config('statement_timeout', '10s', false)",
+};
+
+interface PollResult {
+  watermark: string;
+  changes: unknown[];
+}
+
 /** Parses a change payload ({"tenant", "practices"}); undefined when malformed. */
 export function parseSignal(value: unknown): ChangeSignal | undefined {
   if (typeof value !== "object" || value === null) return undefined;
@@ -71,6 +104,8 @@ export class ChangeSignalSource {
   #everConnected = false;
   #connectedAt = 0;
   #started: Promise<void> | undefined;
+  /** the database waits for changes in poll_changes() (smartsync.poll_wait is set) */
+  #dbWaits = false;
   /** the duration of the last poll in milliseconds */
   lastPollMs = 0;
 
@@ -118,6 +153,7 @@ export class ChangeSignalSource {
       } else {
         this.#watermark = null;
         await this.#poll(client);
+        this.#dbWaits = await this.#letDatabaseWait(client);
       }
       this.#connectedAt = (this.#options.now ?? Date.now)();
       if (this.#everConnected) this.#options.onResync();
@@ -129,39 +165,96 @@ export class ChangeSignalSource {
     }
   }
 
-  /** One poll: reports the tenants with changes since the watermark, keeps the next one. */
-  async #poll(client: pg.Client): Promise<void> {
-    const started = (this.#options.now ?? Date.now)();
-    const res = await client.query<{ r: { watermark: string; changes: unknown[] } }>({
-      // prepared once per connection: a poll runs 100 times a second
-      name: "smartsync_poll_changes",
-      text: "SELECT smartsync.poll_changes($1, $2) AS r",
-      values: [this.#watermark, this.#watermark === null ? [] : this.#options.tenants()],
-    });
+  /**
+   * Sets smartsync.poll_wait on the connection, so that a poll_changes() call
+   * that finds nothing waits in the database for a change; false when this
+   * smartsync has no such setting (then the server spaces its polls itself).
+   */
+  async #letDatabaseWait(client: pg.Client): Promise<boolean> {
+    const check = Math.min(1000, this.#options.pollIntervalMs);
+    try {
+      await client.query({ ...SET_WAIT_QUERY, values: [`${POLL_WAIT_MS}ms`, `${check}ms`] });
+      return true;
+    } catch (err) {
+      // a database error (an older smartsync refuses the unknown setting); anything else is the connection's
+      if (typeof (err as { code?: unknown }).code !== "string") throw err;
+      this.#options.logger.warn("this smartsync's poll_changes() cannot wait; the server polls every interval", {
+        error: (err as Error).message,
+        pollIntervalMs: this.#options.pollIntervalMs,
+      });
+      return false;
+    }
+  }
+
+  async #pollQuery(client: pg.Client, watermark: string | null, tenants: string[]): Promise<PollResult> {
+    const res = await client.query<{ r: PollResult }>({ ...POLL_QUERY, values: [watermark, tenants] });
     const r = res.rows[0]?.r;
     if (r === undefined) throw new Error("smartsync.poll_changes() returned nothing");
-    const first = this.#watermark === null;
-    this.#watermark = r.watermark;
-    this.lastPollMs = (this.#options.now ?? Date.now)() - started;
-    if (first) return;
-    for (const c of r.changes) {
+    return r;
+  }
+
+  #report(changes: unknown[]): void {
+    for (const c of changes) {
       const signal = parseSignal(c);
       if (signal !== undefined) this.#options.onChange(signal);
     }
   }
 
+  /**
+   * One poll: reports the tenants with changes since the watermark, keeps the
+   * next one; then asks about the tenants that became watched while it ran.
+   */
+  async #poll(client: pg.Client): Promise<void> {
+    const now = this.#options.now ?? Date.now;
+    const started = now();
+    const base = this.#watermark;
+    const asked = base === null ? [] : this.#options.tenants();
+    const r = await this.#pollQuery(client, base, asked);
+    this.#watermark = r.watermark;
+    this.lastPollMs = now() - started;
+    if (base === null) return;
+    this.#report(r.changes);
+    // a tenant whose first stream came while the call ran was not asked about: ask from the
+    // call's base, so that what it committed meanwhile is reported (perhaps twice, never not)
+    const seen = new Set(asked);
+    const joined = this.#options.tenants().filter((t) => !seen.has(t));
+    if (joined.length > 0) {
+      let late: PollResult;
+      if (this.#dbWaits) {
+        // this call answers at once: its base is old, and nothing is to be waited for
+        const check = `${Math.min(1000, this.#options.pollIntervalMs)}ms`;
+        await client.query({ ...SET_WAIT_QUERY, values: ["0", check] });
+        late = await this.#pollQuery(client, base, joined);
+        await client.query({ ...SET_WAIT_QUERY, values: [`${POLL_WAIT_MS}ms`, check] });
+      } else {
+        late = await this.#pollQuery(client, base, joined);
+      }
+      this.#report(late.changes);
+    }
+  }
+
   #schedulePoll(client: pg.Client): void {
     if (this.#stopped || this.#client !== client) return;
-    // a poll starts every pollIntervalMs (a change waits half of it on average), but one that
-    // takes long (many tenants) is not repeated back to back: the connection rests as long
-    const wait = Math.max(this.#options.pollIntervalMs - this.lastPollMs, this.lastPollMs);
-    this.#timer = this.#timers.setTimeout(() => {
+    const interval = this.#options.pollIntervalMs;
+    // a waiting database answered (a change, or its wait is over): call again at once, but not
+    // more often than every interval. Else a poll starts every interval (a change waits half
+    // of it on average), and one that takes long (many tenants) is not repeated back to back:
+    // the connection rests as long
+    const wait = this.#dbWaits
+      ? Math.max(0, interval - this.lastPollMs)
+      : Math.max(interval - this.lastPollMs, this.lastPollMs);
+    const next = () => {
       this.#timer = undefined;
       this.#poll(client).then(
         () => this.#schedulePoll(client),
         (err: Error) => this.#fail(client, err),
       );
-    }, wait);
+    };
+    if (wait <= 0) {
+      next();
+      return;
+    }
+    this.#timer = this.#timers.setTimeout(next, wait);
   }
 
   #fail(client: pg.Client, err: Error): void {

@@ -34,7 +34,7 @@ const FLAGS = {
   "statement-timeout": ["SMARTSYNC_STATEMENT_TIMEOUT", "statement_timeout of a request in ms (default 10000)"],
   "max-body-bytes": ["SMARTSYNC_MAX_BODY_BYTES", "largest request body (default 5242880)"],
   signal: ["SMARTSYNC_SIGNAL", "change signal for live streams: poll (default), notify or none"],
-  "poll-interval": ["SMARTSYNC_POLL_INTERVAL", "ms between polls (default 10)"],
+  "poll-interval": ["SMARTSYNC_POLL_INTERVAL", "ms between the database's looks for changes while a poll waits (default 1)"],
   heartbeat: ["SMARTSYNC_HEARTBEAT", "ms between live heartbeats (default 15000)"],
   "max-streams": ["SMARTSYNC_MAX_STREAMS", "most live streams (default 10000)"],
   "shutdown-timeout": ["SMARTSYNC_SHUTDOWN_TIMEOUT", "ms a shutdown waits for running requests (default 10000)"],

@@ -11,7 +11,11 @@ import { createLogger, type Logger } from "./logger.js";
 export interface LiveOptions {
   /** where change signals come from (default "poll"; see change-signal.ts) */
   signal?: SignalMode;
-  /** poll interval in milliseconds (default 10) */
+  /**
+   * poll: how often the database looks for committed changes while a poll waits
+   * (smartsync.poll_check_interval), or, with a smartsync whose poll_changes()
+   * cannot wait, how often the server polls; in milliseconds (default 1)
+   */
   pollIntervalMs?: number;
   /** heartbeat interval in milliseconds (default 15000) */
   heartbeatMs?: number;
@@ -122,7 +126,7 @@ export function resolveOptions(options: SyncHandlerOptions): ResolvedOptions {
     poolSize: positive("poolSize", options.poolSize, 10),
     connectionTimeoutMs: positive("connectionTimeoutMs", options.connectionTimeoutMs, 5000),
     signal,
-    pollIntervalMs: positive("pollIntervalMs", options.live?.pollIntervalMs, 10),
+    pollIntervalMs: positive("pollIntervalMs", options.live?.pollIntervalMs, 1),
     heartbeatMs: positive("heartbeatMs", options.live?.heartbeatMs, 15_000),
     retryMs: positive("retryMs", options.live?.retryMs, 2000, 0),
     maxStreams: positive("maxStreams", options.live?.maxStreams, 10_000, 0),

@@ -212,3 +212,55 @@ describe("reconnection, heartbeats, limits, shutdown", () => {
     await s.server.close();
   });
 });
+
+describe("the polled signal waits in the database", () => {
+  test("an idle server's poll waits in poll_changes(); a change ends the wait and reaches the stream", async () => {
+    const srv = await startServer({ live: { signal: "poll", pollIntervalMs: 2 } });
+    const live = await openLive(`${srv.url}/live`, await token(phone));
+    try {
+      expect((await live.next()).event).toBe("ready");
+      expect((await changed(live)).reason).toBe("connected");
+      // the signal's connection spends its time in one call that waits (smartsync.poll_wait)
+      let waiting: { query: string; wait_event: string; poll_wait: string } | undefined;
+      for (let i = 0; i < 100 && waiting === undefined; i++) {
+        const r = await admin().query(
+          `SELECT query, wait_event FROM pg_stat_activity
+            WHERE application_name = 'smartsync-server signal' AND state = 'active' AND wait_event_type = 'Extension'`,
+        );
+        waiting = r.rows[0];
+        if (waiting === undefined) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(waiting?.query).toContain("smartsync.poll_changes");
+      await admin().query("UPDATE tenant_happy_paws.clients SET name = 'woken' WHERE id = $1", [clientId]);
+      expect(await changed(live)).toEqual({ reason: "change", practices: ["1"] });
+      expect(await live.quietFor(300)).toBe(true);
+    } finally {
+      await live.close();
+      await srv.close();
+    }
+  });
+
+  test("a tenant whose first stream opens while a poll waits hears a change committed at once", async () => {
+    const srv = await startServer({ live: { signal: "poll", pollIntervalMs: 2 } });
+    const a = await openLive(`${srv.url}/live`, await token(phone));
+    try {
+      expect((await a.next()).event).toBe("ready");
+      await changed(a); // connected
+      // the poll now waits for happy-paws only; other-clinic's first stream comes while it waits
+      const b = await openLive(`${srv.url}/live`, await token({ ...phone, tenant_id: "other-clinic", client_id: "oc-2" }));
+      try {
+        expect((await b.next()).event).toBe("ready");
+        expect((await changed(b)).reason).toBe("connected");
+        await admin().query("INSERT INTO tenant_other_clinic.clients (practice_id, name) VALUES (1, 'Di')");
+        // reported by the call that asks about the new tenant from the waiting call's watermark
+        expect(await changed(b)).toEqual({ reason: "change", practices: ["1"] });
+        expect(await a.quietFor(100)).toBe(true);
+      } finally {
+        await b.close();
+      }
+    } finally {
+      await a.close();
+      await srv.close();
+    }
+  });
+});
