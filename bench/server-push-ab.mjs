@@ -8,7 +8,8 @@
 //         no HTTP,
 //   http  POST /api/sync/push to the build's server command (a process of its own, logged in
 //         as authenticator),
-// in interleaved rounds (the order reversed every other round), one client each.  Prints JSON:
+// in interleaved rounds (the order reversed every other round) after an unmeasured warm-up of
+// each, one client each.  Prints JSON:
 // ops/s per way (median), per-round ratios (min / median / max) and server CPU per push.
 //   node bench/server-push-ab.mjs --rounds 5 --seconds 4 --batch 50
 import { spawn } from "node:child_process";
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "4" },
     rounds: { type: "string", default: "5" },
     batch: { type: "string", default: "50" },
+    warmup: { type: "string", default: "2" },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -191,6 +193,13 @@ const order = [];
 for (const b of ["rev", "new"]) for (const w of ways) order.push([b, w]);
 for (const [b, w] of order) rates[`${b}.${w}`] = [];
 const loads = [];
+// every way of each build warms up first, unmeasured (a deployed server is warm)
+for (const [b, w] of order) {
+  const client = await worker(builds[b], w, `${b}-${w}-warmup-${process.pid}`);
+  const t0 = performance.now();
+  while (performance.now() - t0 < Number(values.warmup) * 1000) check(await client.push(payload(`${b}-${w}-warmup-${process.pid}`)));
+  await client.close();
+}
 for (let r = 0; r < ROUNDS; r++) {
   const list = r % 2 === 0 ? order : [...order].reverse();
   for (const [b, w] of list) {
