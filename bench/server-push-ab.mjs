@@ -189,8 +189,11 @@ for (const b of Object.values(builds)) b.server = await startServer(b);
 const ways = ["sql", "api", "http"];
 const rates = {};
 const cpu = { rev: [0, 0], new: [0, 0] };
+const cpuRounds = { rev: [], new: [] };
+// the two builds' runs of a way follow each other, so that a burst of load from elsewhere
+// falls on both as far as it can
 const order = [];
-for (const b of ["rev", "new"]) for (const w of ways) order.push([b, w]);
+for (const w of ways) for (const b of ["rev", "new"]) order.push([b, w]);
 for (const [b, w] of order) rates[`${b}.${w}`] = [];
 const loads = [];
 // every way of each build warms up first, unmeasured (a deployed server is warm)
@@ -215,8 +218,10 @@ for (let r = 0; r < ROUNDS; r++) {
     }
     rates[`${b}.${w}`].push(ops / ((performance.now() - t0) / 1000));
     if (w === "http") {
-      cpu[b][0] += cpuMs(build.server.pid) - c0;
+      const used = cpuMs(build.server.pid) - c0;
+      cpu[b][0] += used;
       cpu[b][1] += ops / BATCH;
+      cpuRounds[b].push(used / (ops / BATCH));
     }
     await client.close();
   }
@@ -240,6 +245,7 @@ for (const b of ["rev", "new"]) {
   out.ratios[`${b} api/sql`] = ratio(`${b}.api`, `${b}.sql`);
   out.ratios[`${b} http/api`] = ratio(`${b}.http`, `${b}.api`);
   out.serverCpuMsPerPush[b] = cpu[b][0] / cpu[b][1];
+  out.serverCpuMsPerPushRounds = { ...out.serverCpuMsPerPushRounds, [b]: sorted(cpuRounds[b]) };
 }
 out.ratios["http new/rev"] = ratio("new.http", "rev.http");
 out.ratios["api new/rev"] = ratio("new.api", "rev.api");

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Before and after for HTTP push against direct SQL (issue 15): another commit's (REV,
 # default main) extension SQL and server build against this tree's, on one server, in
-# interleaved rounds (bench/server-push-ab.mjs).  Both databases run this tree's library:
+# interleaved rounds, the two builds' runs of each way side by side (bench/server-push-ab.mjs).  Both databases run this tree's library:
 # REV's install script is installed as extension version "rev" next to this tree's, so what
 # differs is the SQL (the api functions) and the server; sync_push's C code must be the same
 # in both (compare push itself with bench/push_ab.sh).  Runs inside a private server of this
@@ -64,5 +64,7 @@ for (const b of ["rev", "new"]) {
 }
 console.log("");
 console.log(`after / before per round: HTTP ${f(r.ratios["http new/rev"])}, api ${f(r.ratios["api new/rev"])}, direct SQL ${f(r.ratios["sql new/rev"])}`);
+const g = (a) => `${a[0].toFixed(2)} / ${a[Math.floor(a.length / 2)].toFixed(2)} / ${a.at(-1).toFixed(2)}`;
+console.log(`server CPU per push per round (ms), min / median / max: before ${g(r.serverCpuMsPerPushRounds.rev)}, after ${g(r.serverCpuMsPerPushRounds.new)}`);
 console.log(`load (1-minute average after each round): ${r.load.map((x) => x.toFixed(1)).join(" ")}`);
 '
