@@ -61,7 +61,7 @@ done
 echo
 fi
 if [[ " $PARTS " == *" push "* ]]; then
-echo "Push: 50-operation batches of creates, $ROUNDS interleaved rounds of $SECONDS_PER_RUN s per path"
+echo "Push: 50-operation batches of creates, $ROUNDS interleaved rounds of $SECONDS_PER_RUN s per path, after a 2 s warm-up of each"
 echo
 echo "| clients | direct SQL: smartsync.sync_push (ops/s) | api.sync_push in PostgREST's transaction, no HTTP (ops/s) | HTTP: POST /api/sync/push (ops/s) | HTTP / direct SQL: min / median / max | HTTP / api: min / median / max | server CPU per push (ms) | goal |"
 echo "|---|---|---|---|---|---|---|---|"

@@ -12,11 +12,11 @@
 //   node bench/server-bench.mjs idle --tenants 100 --writes 200 --seconds 10
 //     what an idle server costs: one stream in each of N tenants, CPU per second of the
 //     server and of its signal connection's backend (optionally with commits elsewhere).
-//   node bench/server-bench.mjs push --seconds 5 --rounds 5 --batch 50 --clients 1
+//   node bench/server-bench.mjs push --seconds 5 --rounds 5 --batch 50 --clients 1 --warmup 2
 //     push throughput: the same 50-operation batches through POST /api/sync/push, through
 //     direct SQL calls of smartsync.sync_push (same driver, the context as settings), and
 //     through api.sync_push in PostgREST's transaction (same driver, no HTTP), interleaved
-//     rounds; ratios HTTP / SQL and HTTP / api per round.
+//     rounds after an unmeasured warm-up of each way; ratios HTTP / SQL and HTTP / api per round.
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import http from "node:http";
@@ -48,6 +48,7 @@ const { positionals, values } = parseArgs({
     clients: { type: "string", default: "1" },
     tenants: { type: "string", default: "1" },
     writes: { type: "string", default: "0" },
+    warmup: { type: "string", default: "2" },
   },
 });
 
@@ -340,6 +341,14 @@ async function push() {
   const ratios = { sql: [], api: [] };
   const vacuum = new pg.Client({ connectionString: databaseUrl(process.env.PGUSER ?? "postgres", process.env.PGPASSWORD ?? "") });
   await vacuum.connect();
+  // every way warms up first, unmeasured: a deployed server has compiled its hot paths and
+  // grown its heap long before; a fresh one would spend the first round doing so
+  for (const way of ways) {
+    const w = await worker(way, `${way}-warmup`);
+    const t0 = performance.now();
+    while (performance.now() - t0 < Number(values.warmup) * 1000) check(await w.push(payload(`${way}-warmup`)));
+    await w.close();
+  }
   for (let r = 0; r < rounds; r++) {
     for (const way of ways) {
       const workers = await Promise.all(Array.from({ length: clients }, (_, i) => worker(way, `${way}-${r}-${i}`)));

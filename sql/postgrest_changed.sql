@@ -77,6 +77,10 @@ SELECT :'pgrst_result'::jsonb ->> 'cursor' AS clients_cursor \gset
 \set args '"p_cursor" := ' :'cursor' ', "practiceId" := ''2'''
 \set shown_args '"p_cursor" := ''<cursor>'', "practiceId" := ''2'''
 \i sql/postgrest_request.psql
+-- p_entity_types and entityTypes disagree: 400 (SS702, as with sync_pull)
+\set args '"p_cursor" := ' :'cursor' ', "p_entity_types" := ''clients'', "entityTypes" := ''pets'''
+\set shown_args '"p_cursor" := ''<cursor>'', "p_entity_types" := ''clients'', "entityTypes" := ''pets'''
+\i sql/postgrest_request.psql
 -- another tenant's JWT with this cursor: 403 (SS503) -- needs that tenant provisioned
 \o /dev/null
 SELECT smartsync.provision_tenant('pgrst-changed-2', 'pgrst_changed_2');

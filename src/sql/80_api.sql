@@ -143,129 +143,31 @@ COMMENT ON FUNCTION smartsync._secure_tenant(name, name) IS
 -- SS), NULL for any other code: another class (PostgREST's own mapping applies
 -- to those: 42501 -> 403 or 401, 23505 -> 409, ...) or an SS code smartsync
 -- does not define.  The api answers an error whose code has no status with 400.
+-- The table is in src/api.c, which the api functions' error translation reads.
 CREATE FUNCTION smartsync.http_status(sqlstate text)
 RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE
-        -- who is calling
-        WHEN sqlstate IN ('SS201', 'SS202') THEN 401
-        WHEN sqlstate IN ('SS203', 'SS420', 'SS421', 'SS426', 'SS503', 'SS507', 'SS508',
-                          'SS604', 'SS610') THEN 403
-        -- an unknown conflict
-        WHEN sqlstate = 'SS601' THEN 404
-        -- stale or concurrent state, a merge the data does not allow
-        WHEN sqlstate IN ('SS425', 'SS427', 'SS602', 'SS603', 'SS606', 'SS608') THEN 409
-        -- must refetch
-        WHEN sqlstate = 'SS505' THEN 410
-        -- too large: split the batch, shorten the value
-        WHEN sqlstate IN ('SS403', 'SS412', 'SS429', 'SS611') THEN 413
-        -- an update or delete without the base version it was made on
-        WHEN sqlstate = 'SS428' THEN 428
-        -- the server's configuration, not the request
-        WHEN sqlstate IN ('SS104', 'SS110', 'SS112', 'SS120', 'SS121', 'SS701', 'SS852', 'SS853') THEN 500
-        -- Citus: the tenant moved while the request was on its way: retry
-        WHEN sqlstate = 'SS851' THEN 503
-        -- everything else a client sends wrong
-        WHEN sqlstate IN ('SS101', 'SS103', 'SS105', 'SS106', 'SS107', 'SS108', 'SS109', 'SS111',
-                          'SS113', 'SS122', 'SS123',
-                          'SS301', 'SS302', 'SS303', 'SS304', 'SS305',
-                          'SS401', 'SS402', 'SS404', 'SS405', 'SS406', 'SS407', 'SS408', 'SS409',
-                          'SS410', 'SS411', 'SS422', 'SS423', 'SS424', 'SS430',
-                          'SS501', 'SS502', 'SS504', 'SS506', 'SS509', 'SS510', 'SS511',
-                          'SS605', 'SS607', 'SS609', 'SS702', 'SS703') THEN 400
-    END
-$$;
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'smartsync_http_status';
 COMMENT ON FUNCTION smartsync.http_status(text) IS
 'the HTTP status the api answers for a SQLSTATE smartsync defines (class SS): 400 invalid request, 401 no or malformed identity, 403 forbidden, 404 unknown conflict, 409 stale or concurrent, 410 must refetch, 413 too large, 428 no base version, 500 server configuration, 503 tenant moving between nodes (retry); NULL for any other code (another class, or an SS code smartsync does not define), which the api answers with 400';
 
--- Internal: re-raises a smartsync error as PostgREST's custom error: SQLSTATE
--- PGRST, the message a JSON body {code, message, details, hint} with the
--- smartsync SQLSTATE as code, the detail {status, headers}.
-CREATE FUNCTION smartsync._api_raise(code text, message text, detail text, hint text)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_status integer := coalesce(smartsync.http_status(code), 400);
-BEGIN
-    RAISE SQLSTATE 'PGRST' USING
-        MESSAGE = jsonb_strip_nulls(jsonb_build_object(
-            'code', code, 'message', message,
-            'details', nullif(detail, ''), 'hint', nullif(hint, '')))::text,
-        DETAIL = jsonb_build_object(
-            'status', v_status,
-            'headers', CASE WHEN v_status = 401
-                            THEN jsonb_build_object('WWW-Authenticate', 'Bearer')
-                            ELSE '{}'::jsonb END)::text;
-END
-$$;
-COMMENT ON FUNCTION smartsync._api_raise(text, text, text, text) IS
-'internal: raise a smartsync error as PostgREST''s PGRST error: body {code, message, details, hint} with the smartsync SQLSTATE as code, HTTP status from smartsync.http_status()';
-
--- Internal: refuses an api call that has no JWT claims (SS201: the api never
--- reads the smartsync.* settings) or that runs as a role bypassing row-level
--- security (SS701: the api functions must be owned by smartsync_api).
-CREATE FUNCTION smartsync._api_guard()
-RETURNS void
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_user AND (rolsuper OR rolbypassrls)) THEN
-        PERFORM smartsync._raise('SS701', 'the api runs as a role that bypasses row-level security',
-            'The api functions must run as smartsync_api, a role without SUPERUSER and BYPASSRLS.',
-            'Run smartsync.setup_postgrest() as a superuser to (re)create the api functions.');
-    END IF;
-    IF coalesce(current_setting('request.jwt.claims', true), '') = '' THEN
-        PERFORM smartsync._raise('SS201', 'no tenant in the request context',
-            'The api reads the tenant from request.jwt.claims, which is not set.',
-            'Send a JWT with a "tenant_id" claim.');
-    END IF;
-END
-$$;
-
--- Internal: the body of api.sync_push (runs as the api owner).
+-- Internal: the bodies of the api functions (src/api.c), under the names an api
+-- schema made by 0.2.0's setup_postgrest() calls (its SQL wrappers run them as
+-- the api owner); setup_postgrest() now makes the api functions themselves C
+-- functions of the same code.  Each refuses a caller that bypasses row-level
+-- security (SS701) and a request without JWT claims (SS201), merges the spec's
+-- parameter names with smartsync's (SS702 when they disagree), calls the
+-- smartsync function, and raises its smartsync errors as PostgREST's custom
+-- error: SQLSTATE PGRST, the message a JSON body {code, message, details, hint}
+-- with the smartsync SQLSTATE as code, the detail {status, headers} with the
+-- status of http_status() (400 when none).  Other errors pass unchanged.
 CREATE FUNCTION smartsync._api_sync_push(payload jsonb)
 RETURNS jsonb
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_code text; v_msg text; v_detail text; v_hint text;
-BEGIN
-    PERFORM smartsync._api_guard();
-    RETURN smartsync.sync_push(payload);
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS v_code = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
-                            v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
-    IF v_code LIKE 'SS%' THEN
-        PERFORM smartsync._api_raise(v_code, v_msg, v_detail, v_hint);
-    END IF;
-    RAISE;
-END
-$$;
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'smartsync_api_sync_push';
 COMMENT ON FUNCTION smartsync._api_sync_push(jsonb) IS
 'internal: body of api.sync_push: smartsync.sync_push with smartsync errors as PostgREST responses';
 
--- Internal: one pull parameter given under two names (p_x and the spec's name).
-CREATE FUNCTION smartsync._api_param(name text, value text, alias text, alias_value text)
-RETURNS text
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF value IS NOT NULL AND alias_value IS NOT NULL AND value <> alias_value THEN
-        PERFORM smartsync._raise('SS702', format('parameters %s and %s disagree', name, alias),
-            format('%s is the spec''s name of %s; send one of them.', alias, name));
-    END IF;
-    RETURN coalesce(value, alias_value);
-END
-$$;
-
--- Internal: the body of api.sync_pull (runs as the api owner).
 CREATE FUNCTION smartsync._api_sync_pull(
     p_since        text,
     p_cursor       text,
@@ -276,33 +178,11 @@ CREATE FUNCTION smartsync._api_sync_pull(
     practice_id    text,
     entity_types   text)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_code text; v_msg text; v_detail text; v_hint text;
-BEGIN
-    PERFORM smartsync._api_guard();
-    -- a time is checked by sync_pull's strict parser (SS510), whichever name it came under
-    RETURN smartsync.sync_pull(
-        p_since        => smartsync._api_param('p_since', p_since, 'lastSyncTimestamp', last_sync_timestamp),
-        p_cursor       => p_cursor,
-        p_entity_types => smartsync._api_param('p_entity_types', p_entity_types, 'entityTypes', entity_types),
-        p_practice_id  => smartsync._api_param('p_practice_id', p_practice_id, 'practiceId', practice_id),
-        p_limit        => p_limit);
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS v_code = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
-                            v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
-    IF v_code LIKE 'SS%' THEN
-        PERFORM smartsync._api_raise(v_code, v_msg, v_detail, v_hint);
-    END IF;
-    RAISE;
-END
-$$;
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'smartsync_api_sync_pull';
 COMMENT ON FUNCTION smartsync._api_sync_pull(text, text, text, text, integer, text, text, text) IS
 'internal: body of api.sync_pull: smartsync.sync_pull with the spec''s parameter names and smartsync errors as PostgREST responses';
 
--- Internal: the body of api.sync_changed (runs as the api owner).
 CREATE FUNCTION smartsync._api_sync_changed(
     p_cursor       text,
     p_entity_types text,
@@ -310,92 +190,27 @@ CREATE FUNCTION smartsync._api_sync_changed(
     entity_types   text,
     practice_id    text)
 RETURNS boolean
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_code text; v_msg text; v_detail text; v_hint text;
-BEGIN
-    PERFORM smartsync._api_guard();
-    RETURN smartsync.sync_changed(
-        p_cursor       => p_cursor,
-        p_entity_types => smartsync._api_param('p_entity_types', p_entity_types, 'entityTypes', entity_types),
-        p_practice_id  => smartsync._api_param('p_practice_id', p_practice_id, 'practiceId', practice_id));
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS v_code = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
-                            v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
-    IF v_code LIKE 'SS%' THEN
-        PERFORM smartsync._api_raise(v_code, v_msg, v_detail, v_hint);
-    END IF;
-    RAISE;
-END
-$$;
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'smartsync_api_sync_changed';
 COMMENT ON FUNCTION smartsync._api_sync_changed(text, text, text, text, text) IS
 'internal: body of api.sync_changed: smartsync.sync_changed with the spec''s parameter names and smartsync errors as PostgREST responses';
 
--- Internal: the bodies of the conflict endpoints (issue 6's functions), same pattern.
+-- the conflict endpoints (issue 6's functions)
 CREATE FUNCTION smartsync._api_resolve_conflict(conflict_id bigint, strategy text, resolved_data jsonb)
 RETURNS jsonb
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_code text; v_msg text; v_detail text; v_hint text;
-BEGIN
-    PERFORM smartsync._api_guard();
-    RETURN smartsync.resolve_conflict(conflict_id, strategy, resolved_data);
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS v_code = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
-                            v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
-    IF v_code LIKE 'SS%' THEN
-        PERFORM smartsync._api_raise(v_code, v_msg, v_detail, v_hint);
-    END IF;
-    RAISE;
-END
-$$;
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'smartsync_api_resolve_conflict';
 
 CREATE FUNCTION smartsync._api_list_conflicts(p_entity_type text, p_severity text, p_min_age interval, p_limit integer,
                                               p_after bigint DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_code text; v_msg text; v_detail text; v_hint text;
-BEGIN
-    PERFORM smartsync._api_guard();
-    RETURN smartsync.list_conflicts(p_entity_type => p_entity_type, p_severity => p_severity,
-                                    p_min_age => p_min_age, p_limit => coalesce(p_limit, 100),
-                                    p_after => p_after);
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS v_code = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
-                            v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
-    IF v_code LIKE 'SS%' THEN
-        PERFORM smartsync._api_raise(v_code, v_msg, v_detail, v_hint);
-    END IF;
-    RAISE;
-END
-$$;
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'smartsync_api_list_conflicts';
 
 CREATE FUNCTION smartsync._api_conflict_stats()
 RETURNS jsonb
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_code text; v_msg text; v_detail text; v_hint text;
-BEGIN
-    PERFORM smartsync._api_guard();
-    RETURN smartsync.conflict_stats();
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS v_code = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT,
-                            v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
-    IF v_code LIKE 'SS%' THEN
-        PERFORM smartsync._api_raise(v_code, v_msg, v_detail, v_hint);
-    END IF;
-    RAISE;
-END
-$$;
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'smartsync_api_conflict_stats';
 
 -- --- roles and the exposed schema --------------------------------------------
 
@@ -524,9 +339,9 @@ BEGIN
     EXECUTE format($f$
         CREATE OR REPLACE FUNCTION %1$I.sync_push(jsonb)
         RETURNS jsonb
-        LANGUAGE sql VOLATILE SECURITY DEFINER
+        LANGUAGE c VOLATILE SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
-        AS 'SELECT smartsync._api_sync_push($1)';
+        AS 'MODULE_PATHNAME', 'smartsync_api_sync_push';
         COMMENT ON FUNCTION %1$I.sync_push(jsonb) IS
 $c$Push offline operations (the spec's POST /api/sync/push)
 
@@ -547,9 +362,9 @@ Body: {"operations": [{"id", "operation": "create"|"update"|"delete", "entityTyp
             "practiceId"   text DEFAULT NULL,
             "entityTypes"  text DEFAULT NULL)
         RETURNS jsonb
-        LANGUAGE sql STABLE SECURITY DEFINER
+        LANGUAGE c STABLE SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
-        AS 'SELECT smartsync._api_sync_pull($1, $2, $3, $4, $5, $6, $7, $8)';
+        AS 'MODULE_PATHNAME', 'smartsync_api_sync_pull';
         COMMENT ON FUNCTION %1$I.sync_pull(text, text, text, text, integer, text, text, text) IS
 $c$Pull server changes (the spec's GET /api/sync/pull)
 
@@ -564,9 +379,9 @@ One page of changes for the JWT's tenant (and practice): {"success", "timestamp"
             "entityTypes"  text DEFAULT NULL,
             "practiceId"   text DEFAULT NULL)
         RETURNS boolean
-        LANGUAGE sql STABLE SECURITY DEFINER
+        LANGUAGE c STABLE SECURITY DEFINER
         SET search_path = pg_catalog, pg_temp
-        AS 'SELECT smartsync._api_sync_changed($1, $2, $3, $4, $5)';
+        AS 'MODULE_PATHNAME', 'smartsync_api_sync_changed';
         COMMENT ON FUNCTION %1$I.sync_changed(text, text, text, text, text) IS
 $c$Has anything changed since a pull cursor?
 
@@ -580,9 +395,9 @@ true when GET /rpc/sync_pull with the same p_cursor (and p_entity_types, p_pract
         EXECUTE format($f$
             CREATE OR REPLACE FUNCTION %1$I.resolve_conflict(conflict_id bigint, strategy text, resolved_data jsonb DEFAULT NULL)
             RETURNS jsonb
-            LANGUAGE sql VOLATILE SECURITY DEFINER
+            LANGUAGE c VOLATILE SECURITY DEFINER
             SET search_path = pg_catalog, pg_temp
-            AS 'SELECT smartsync._api_resolve_conflict($1, $2, $3)';
+            AS 'MODULE_PATHNAME', 'smartsync_api_resolve_conflict';
             COMMENT ON FUNCTION %1$I.resolve_conflict(bigint, text, jsonb) IS
 $c$Resolve a stored conflict of the JWT's tenant
 
@@ -594,9 +409,9 @@ Body: {"conflict_id", "strategy": "server-wins"|"client-wins"|"merge"|"last-writ
                                                            p_min_age interval DEFAULT NULL, p_limit integer DEFAULT 100,
                                                            p_after bigint DEFAULT NULL)
             RETURNS jsonb
-            LANGUAGE sql STABLE SECURITY DEFINER
+            LANGUAGE c STABLE SECURITY DEFINER
             SET search_path = pg_catalog, pg_temp
-            AS 'SELECT smartsync._api_list_conflicts($1, $2, $3, $4, $5)';
+            AS 'MODULE_PATHNAME', 'smartsync_api_list_conflicts';
             COMMENT ON FUNCTION %1$I.list_conflicts(text, text, interval, integer, bigint) IS
 $c$List the open conflicts of the JWT's tenant (and practice)
 
@@ -604,9 +419,9 @@ Filters: p_entity_type, p_severity (low, medium, high, critical), p_min_age (an 
 
             CREATE OR REPLACE FUNCTION %1$I.conflict_stats()
             RETURNS jsonb
-            LANGUAGE sql STABLE SECURITY DEFINER
+            LANGUAGE c STABLE SECURITY DEFINER
             SET search_path = pg_catalog, pg_temp
-            AS 'SELECT smartsync._api_conflict_stats()';
+            AS 'MODULE_PATHNAME', 'smartsync_api_conflict_stats';
             COMMENT ON FUNCTION %1$I.conflict_stats() IS
 $c$Conflict statistics of the JWT's tenant (and practice)$c$;
         $f$, api_schema);

@@ -61,6 +61,9 @@ export function apiCallWithBody(schema: string, fn: string, body: string): { tex
   return { text: `SELECT ${quoteIdent(schema)}.${quoteIdent(fn)}($1::jsonb)::text AS body`, values: [body] };
 }
 
+const BEGIN_READ = "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY";
+const BEGIN_WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE";
+
 const SET_CONTEXT =
   "SELECT set_config('search_path', $1, true), set_config('role', $2, true)," +
   " set_config('request.jwt.claims', $3, true), set_config('request.method', $4, true)," +
@@ -68,9 +71,9 @@ const SET_CONTEXT =
   " set_config('request.cookies', '{}', true), set_config('statement_timeout', $7, true)";
 
 /**
- * Names of prepared statements by text: the context's SELECT and the api
- * calls are parsed once per connection (node-postgres keeps which are), as
- * PostgREST prepares its statements. Few texts exist (one per endpoint and
+ * Names of prepared statements by text: BEGIN, the context's SELECT, the api
+ * calls and COMMIT are parsed once per connection (RequestBatch keeps which
+ * are), as PostgREST prepares its statements. Few texts exist (one per endpoint and
  * set of query parameters given), so the map stays small.
  */
 const statementNames = new Map<string, string>();
@@ -96,22 +99,28 @@ function claimsText(claims: Claims, role: string): string {
   return text;
 }
 
-type Statement = () => Promise<pg.QueryResult>;
+/** One statement of a request's transaction: its text, name (prepared once per connection) and values. */
+interface Statement {
+  text: string;
+  name: string;
+  values: ApiArgument[];
+}
 
 /**
- * Runs BEGIN, the context, the call and COMMIT on a pipelined connection:
- * written together (one write, one round trip), run one after the other.
- * When one fails, those after it in the transaction fail too (25P02) and the
- * COMMIT rolls it back, so nothing of a failed request is kept; the first
- * error is the request's.
+ * Runs the statements on a connection in node-postgres's pipeline mode (a pool
+ * of the caller's made with pipeline: true, which takes no RequestBatch):
+ * written together (one write, one round trip), run one after the other, each
+ * with its own Sync. When one fails, those after it in the transaction fail
+ * too (25P02) and the COMMIT rolls it back, so nothing of a failed request is
+ * kept; the first error is the request's. Returns the call's result text.
  */
-async function pipelined(client: pg.PoolClient, statements: Statement[]): Promise<pg.QueryResult[]> {
+async function pipelined(client: pg.PoolClient, statements: Statement[], resultAt: number): Promise<string | null> {
   // node-postgres writes each statement's messages with the socket corked; cork around all four
   const socket = client.connection.stream;
   let sent: Array<Promise<pg.QueryResult>>;
   socket.cork();
   try {
-    sent = statements.map((s) => s());
+    sent = statements.map((s) => client.query({ name: s.name, text: s.text, values: s.values }));
   } finally {
     socket.uncork();
   }
@@ -122,29 +131,106 @@ async function pipelined(client: pg.PoolClient, statements: Statement[]): Promis
   // COMMIT answers ROLLBACK only for a failed transaction, whose error is thrown above
   const commit = results.at(-1)?.command;
   if (commit !== "COMMIT") throw new Error(`the request's transaction ended with ${commit}`);
-  return results;
+  const row = (results[resultAt] as pg.QueryResult<Record<string, string | null>>).rows[0];
+  return row === undefined ? null : (Object.values(row)[0] ?? null);
 }
 
-/** The same, one round trip a statement (a pool passed in without pipeline mode); ROLLBACK on error. */
-async function oneByOne(client: pg.PoolClient, statements: Statement[]): Promise<pg.QueryResult[]> {
-  const [begin, ...rest] = statements as [Statement, ...Statement[]];
-  await begin();
-  const results: pg.QueryResult[] = [];
-  try {
-    for (const s of rest) results.push(await s());
-    return results;
-  } catch (err) {
-    await client.query("ROLLBACK");
-    throw err;
+/** The statements a connection has prepared through requests (name -> text). */
+const prepared = new WeakMap<object, Map<string, string>>();
+
+/**
+ * BEGIN, the context, the call and COMMIT as one message batch of the
+ * extended protocol with a single Sync at its end: written in one write, run
+ * one after the other, answered in one flush (a Sync after each statement
+ * would make the server flush, and this process wake, once a statement).
+ * When one fails, the server skips the rest up to the Sync, so the COMMIT
+ * never runs; the caller rolls the transaction back. A node-postgres
+ * Submittable: the client hands it the messages of its answer.
+ */
+class RequestBatch implements pg.Submittable {
+  /** the call's result text */
+  body: string | null = null;
+  /** the statements whose Parse this batch sent */
+  readonly parsing: string[] = [];
+  readonly done: Promise<void>;
+  private resolve!: () => void;
+  private reject!: (err: unknown) => void;
+  /** which statement the next answer message belongs to */
+  private at = 0;
+
+  constructor(
+    private readonly statements: Statement[],
+    /** the index of the statement whose one-column row is the result */
+    private readonly resultAt: number,
+  ) {
+    this.done = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  submit(connection: pg.Connection): void {
+    let known = prepared.get(connection);
+    if (known === undefined) {
+      known = new Map();
+      prepared.set(connection, known);
+    }
+    const socket = connection.stream;
+    socket.cork();
+    try {
+      for (const s of this.statements) {
+        if (known.get(s.name) !== s.text) {
+          connection.parse({ text: s.text, name: s.name, types: [] }, true);
+          this.parsing.push(s.name);
+        }
+        connection.bind({ statement: s.name, values: s.values }, true);
+        connection.execute({ portal: "" }, true);
+      }
+      connection.sync();
+    } finally {
+      socket.uncork();
+    }
+    for (const s of this.statements) known.set(s.name, s.text);
+  }
+
+  handleDataRow(msg: { fields: Array<string | null> }): void {
+    if (this.at === this.resultAt) this.body = msg.fields[0] ?? null;
+  }
+
+  handleCommandComplete(): void {
+    this.at++;
+  }
+
+  handleEmptyQuery(): void {
+    this.at++;
+  }
+
+  handleRowDescription(): void {}
+
+  handlePortalSuspended(): void {}
+
+  handleCopyInResponse(): void {}
+
+  handleCopyData(): void {}
+
+  handleReadyForQuery(): void {
+    if (this.at === this.statements.length) this.resolve();
+    else this.reject(new Error(`the request's transaction ended after ${this.at} of ${this.statements.length} statements`));
+  }
+
+  handleError(err: unknown, connection?: pg.Connection): void {
+    // a statement this batch was to prepare may not exist: forget them all
+    if (connection !== undefined) for (const name of this.parsing) prepared.get(connection)?.delete(name);
+    this.reject(err);
   }
 }
 
 /**
  * Runs one api call in one transaction with the request's identity, as
  * PostgREST does, and returns its result as text (the response body). The
- * pool's connections are in node-postgres's pipeline mode, so the
- * transaction's four statements cost one round trip to the database, not
- * four. Database errors become PostgREST's HTTP errors.
+ * transaction's four statements leave as one batch (RequestBatch): one round
+ * trip to the database, and one answer. Database errors become PostgREST's
+ * HTTP errors.
  */
 export async function runRequest(
   pool: pg.Pool,
@@ -160,30 +246,46 @@ export async function runRequest(
     throw unavailableError(err);
   }
   let broken: Error | undefined;
+  let batch: RequestBatch | undefined;
+  const begin = options.readOnly ? BEGIN_READ : BEGIN_WRITE;
+  const statements: Statement[] = [
+    { text: begin, name: statementName(begin), values: [] },
+    {
+      text: SET_CONTEXT,
+      name: statementName(SET_CONTEXT),
+      values: [
+        `${quoteIdent(apiSchema)}, "public"`,
+        identity.role,
+        claimsText(identity.claims, identity.role),
+        identity.method,
+        identity.path,
+        JSON.stringify(identity.headers),
+        String(options.statementTimeoutMs),
+      ],
+    },
+    { text: call.text, name: statementName(call.text), values: call.values },
+    { text: "COMMIT", name: statementName("COMMIT"), values: [] },
+  ];
   try {
-    const statements: Statement[] = [
-      () => client.query(`BEGIN ISOLATION LEVEL READ COMMITTED ${options.readOnly ? "READ ONLY" : "READ WRITE"}`),
-      () =>
-        client.query({
-          name: statementName(SET_CONTEXT),
-          text: SET_CONTEXT,
-          values: [
-            `${quoteIdent(apiSchema)}, "public"`,
-            identity.role,
-            claimsText(identity.claims, identity.role),
-            identity.method,
-            identity.path,
-            JSON.stringify(identity.headers),
-            String(options.statementTimeoutMs),
-          ],
-        }),
-      () => client.query({ name: statementName(call.text), text: call.text, values: call.values }),
-      () => client.query("COMMIT"),
-    ];
-    const results = await (client.pipeline ? pipelined(client, statements) : oneByOne(client, statements));
-    const called = results.at(-2) as pg.QueryResult<{ body: string | null }>;
-    return called.rows[0]?.body ?? "null";
+    if (client.pipeline) return (await pipelined(client, statements, 2)) ?? "null";
+    batch = new RequestBatch(statements, 2);
+    client.query(batch);
+    await batch.done;
+    return batch.body ?? "null";
   } catch (err) {
+    if (isPgError(err) && batch !== undefined) {
+      // the transaction failed and waits for its ROLLBACK; a statement the batch was
+      // preparing may or may not exist, so a connection that prepared one is dropped
+      if (batch.parsing.length > 0) broken = new Error("a request failed while preparing its statements");
+      else {
+        try {
+          await client.query("ROLLBACK");
+        } catch (rollbackError) {
+          broken = rollbackError as Error;
+        }
+      }
+      throw httpErrorFromPg(err, false);
+    }
     if (err instanceof HttpError) throw err;
     if (isPgError(err)) throw httpErrorFromPg(err, false);
     broken = err as Error;

@@ -150,8 +150,8 @@ export function createSyncHandler(options: SyncHandlerOptions): SyncHandler {
       connectionTimeoutMillis: o.connectionTimeoutMs,
       idleTimeoutMillis: 30_000,
       application_name: "smartsync-server",
-      // a request's BEGIN, context, call and COMMIT leave together (database.ts)
-      pipeline: true,
+      // no pipeline mode: a request's BEGIN, context, call and COMMIT leave as one
+      // batch with one Sync (database.ts), which pipeline mode does not take
     });
   if (ownPool) {
     // an idle connection that breaks is dropped by the pool; say so, do not crash

@@ -1,7 +1,8 @@
 /**
  * One request, one transaction, as PostgREST runs it (database.ts): BEGIN,
  * the context's SELECT, the api call and COMMIT leave together (one round
- * trip on a pipelined connection), yet run one after the other: the role and
+ * trip: one batch with one Sync, or four statements on a connection in
+ * node-postgres's pipeline mode), yet run one after the other: the role and
  * the claims are the request's and end with its transaction, a read runs READ
  * ONLY, and a request that fails keeps nothing and leaves its connection
  * clean for the next one. These call runRequest with a function of a test
@@ -88,7 +89,7 @@ async function notes(): Promise<string[]> {
 
 describe.each([
   ["a pipelined pool (one round trip)", () => pipelined],
-  ["a pool without pipelining (one round trip a statement)", () => plain],
+  ["a pool without pipelining (one batch, one Sync)", () => plain],
 ])("%s", (_, pool) => {
   test("the call runs as the JWT's role with its claims, READ ONLY for reads; all of it ends with the request", async () => {
     const body = JSON.parse(await runRequest(pool(), SCHEMA, identity, read, apiCall(SCHEMA, "whoami", [])));
@@ -127,6 +128,16 @@ describe.each([
     ]);
     expect(await runRequest(pool(), SCHEMA, identity, write, kept)).toBe('"kept"');
     expect(await notes()).toEqual(["kept"]);
+    // failing again, with its statements prepared on the connection: rolled back the same way
+    const again = await runRequest(pool(), SCHEMA, identity, write, failing).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((again as HttpError).body.code).toBe("SS402");
+    expect(await notes()).toEqual(["kept"]);
+    expect(await outside(pool())).toEqual({ role: "authenticator", claims: "", ro: "off", autocommit: true });
+    expect(await runRequest(pool(), SCHEMA, identity, write, kept)).toBe('"kept"');
+    expect(await notes()).toEqual(["kept", "kept"]);
   });
 
   test("a write in a read is refused (25006) and kept nowhere", async () => {
