@@ -215,7 +215,6 @@ poll_tenant(const char *schema, const PullSnap *base, const PullSnap *now, PollF
 	memset(f, 0, sizeof(*f));
 	if (!OidIsValid(relid))
 		return;					/* a tenant whose schema is gone has nothing to report */
-	sync_citus_refuse_poll(schema);	/* Citus: the log is a worker's shard (citus.c) */
 	rel = table_open(relid, AccessShareLock);
 	pkey = RelationGetPrimaryKeyIndex_compat(rel);
 	practice_att = get_attnum(relid, "practice_id");
@@ -471,6 +470,13 @@ smartsync_poll_changes(PG_FUNCTION_ARGS)
 			qsort(wanted, nwanted, sizeof(char *), cmp_cstring);
 		}
 		read_tenants(wanted, nwanted, PG_ARGISNULL(1), &tenants, &schemas, &ntenants);
+
+		/*
+		 * Citus: a tenant whose log is a worker's shard cannot be watched
+		 * (citus.c); refused up front, whether or not this call probes.
+		 */
+		for (uint64 i = 0; i < ntenants; i++)
+			sync_citus_refuse_poll(schemas[i]);
 		base_cap = base.nxip;
 
 		for (;;)
