@@ -27,7 +27,7 @@ SELECT p.oid::regprocedure AS function, l.lanname AS language
   FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
  WHERE p.pronamespace IN ('api'::regnamespace, 'smartsync'::regnamespace)
    AND p.proname IN ('sync_push', '_api_sync_push', 'conflict_stats', '_api_conflict_stats')
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 
 -- a push through it, as PostgREST sends one
 BEGIN;
@@ -57,7 +57,7 @@ SELECT p.oid::regprocedure AS function, l.lanname AS language, p.prosecdef AS se
        p.proowner::regrole AS owner, p.proconfig AS settings
   FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
  WHERE p.pronamespace = 'api'::regnamespace
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 BEGIN;
 SELECT set_config('role', 'web_user', true),
        set_config('request.jwt.claims', '{"role":"web_user","tenant_id":"ua","practice_id":1,"sub":"7","client_id":"tab","permissions":["pets:create"]}', true) \gset

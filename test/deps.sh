@@ -10,7 +10,9 @@ v=${SMARTSYNC_PG_VERSION:-15}
 # contrib is part of postgresql-N; Debian 12 also has a postgresql-contrib package
 contrib=""
 [ "$v" = 15 ] && contrib=postgresql-contrib
-PKGS="postgresql-$v postgresql-server-dev-$v postgresql-$v-pgtap pgtap libipc-run-perl libpq-dev $contrib make gcc libasan8 libubsan1"
+# libkrb5-dev: the server headers' libpq/libpq-be.h includes gssapi/gssapi.h (poll.c needs
+# libpq/libpq.h), and not every version's server-dev package pulls it in
+PKGS="postgresql-$v postgresql-server-dev-$v postgresql-$v-pgtap pgtap libipc-run-perl libpq-dev libkrb5-dev $contrib make gcc libasan8 libubsan1"
 if [ "${1:-}" = --list ]; then echo $PKGS; exit 0; fi
 # the browser tests run on the host's 15 only (test/run.sh)
 [ "$v" = 15 ] && PKGS="$PKGS chromium"
