@@ -40,9 +40,9 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
-#include "utils/numeric.h"
 
 #include "smartsync.h"
+#include "push.h"
 
 PG_FUNCTION_INFO_V1(smartsync_http_status);
 PG_FUNCTION_INFO_V1(smartsync_api_sync_push);
@@ -127,15 +127,8 @@ smartsync_http_status(PG_FUNCTION_ARGS)
 static void
 push_string_pair(JsonbParseState **state, const char *key, const char *value)
 {
-	JsonbValue	v;
-
-	v.type = jbvString;
-	v.val.string.val = (char *) key;
-	v.val.string.len = strlen(key);
-	pushJsonbValue(state, WJB_KEY, &v);
-	v.val.string.val = (char *) value;
-	v.val.string.len = strlen(value);
-	pushJsonbValue(state, WJB_VALUE, &v);
+	push_key(state, key);
+	push_str(state, WJB_VALUE, value);
 }
 
 /* Returns a jsonb object's text, as jsonb's output function writes it. */
@@ -160,7 +153,6 @@ api_raise(const char *code, const char *message, const char *detail, const char 
 	JsonbParseState *state = NULL;
 	JsonbValue *body;
 	JsonbValue *info;
-	JsonbValue	v;
 	char	   *body_text;
 	char	   *info_text;
 
@@ -179,17 +171,9 @@ api_raise(const char *code, const char *message, const char *detail, const char 
 
 	state = NULL;
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	v.type = jbvString;
-	v.val.string.val = "status";
-	v.val.string.len = strlen("status");
-	pushJsonbValue(&state, WJB_KEY, &v);
-	v.type = jbvNumeric;
-	v.val.numeric = int64_to_numeric(status);
-	pushJsonbValue(&state, WJB_VALUE, &v);
-	v.type = jbvString;
-	v.val.string.val = "headers";
-	v.val.string.len = strlen("headers");
-	pushJsonbValue(&state, WJB_KEY, &v);
+	push_key(&state, "status");
+	push_int64(&state, status);
+	push_key(&state, "headers");
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	if (status == 401)
 		push_string_pair(&state, "WWW-Authenticate", "Bearer");

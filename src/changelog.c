@@ -17,7 +17,6 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/jsonb.h"
 
 #include "smartsync.h"
@@ -37,15 +36,8 @@ int
 sync_log_exec_entity(SPIPlanPtr plan, Datum *values)
 {
 	static const char *const off[] = {"enable_bitmapscan", "enable_seqscan"};
-	int			nest = NewGUCNestLevel();
-	int			rc;
 
-	for (int i = 0; i < (int) lengthof(off); i++)
-		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-	rc = push_exec(plan, values, NULL, 0);
-	AtEOXact_GUC(true, nest);
-	return rc;
+	return push_exec_planner_off(plan, values, NULL, 0, off, lengthof(off));
 }
 
 /*

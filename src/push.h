@@ -207,6 +207,8 @@ extern SPIPlanPtr push_plan_ex(const char *sql, int nargs, Oid *argtypes, bool c
 extern SPIPlanPtr push_plan_keyed(const char *sql, int nargs, Oid *argtypes);
 extern int	push_exec(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount);
 extern int	push_exec_keyed(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount);
+extern int	push_exec_planner_off(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount,
+								  const char *const *off, int noff);
 extern int	sync_log_exec_entity(SPIPlanPtr plan, Datum *values);	/* changelog.c */
 extern void push_ledger_lock(PushBatch *b);
 extern void push_ledger_load(PushBatch *b);

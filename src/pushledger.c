@@ -155,10 +155,23 @@ int
 push_exec_keyed(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount)
 {
 	static const char *const off[] = {"enable_seqscan", "enable_hashjoin", "enable_mergejoin"};
+
+	return push_exec_planner_off(plan, values, nulls, tcount, off, lengthof(off));
+}
+
+/*
+ * Runs a plan (as push_exec) with the planner settings off[0..noff) set to
+ * off for its run, so that a plan the cache makes (or makes again) then is
+ * made without those methods; the settings are restored after it.
+ */
+int
+push_exec_planner_off(SPIPlanPtr plan, Datum *values, const char *nulls, long tcount,
+					  const char *const *off, int noff)
+{
 	int			nest = NewGUCNestLevel();
 	int			rc;
 
-	for (int i = 0; i < (int) lengthof(off); i++)
+	for (int i = 0; i < noff; i++)
 		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 	rc = push_exec(plan, values, nulls, tcount);
