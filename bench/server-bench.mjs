@@ -17,18 +17,12 @@
 //     direct SQL calls of smartsync.sync_push (same driver, the context as settings), and
 //     through api.sync_push in PostgREST's transaction (same driver, no HTTP), interleaved
 //     rounds after an unmeasured warm-up of each way; ratios HTTP / SQL and HTTP / api per round.
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
-import http from "node:http";
 import net from "node:net";
 import { parseArgs } from "node:util";
 
-const require = createRequire(new URL("../js/packages/server/package.json", import.meta.url));
-const pg = require("pg");
-const { SignJWT } = await import(require.resolve("jose"));
+import * as common from "./server-bench-common.mjs";
 
-const SECRET = "bench-secret-bench-secret-bench-secret";
-const PASSWORD = process.env.BENCH_AUTHENTICATOR_PASSWORD ?? "bench-authenticator";
+const { PASSWORD, PUSH_CLAIMS, cpuMs, httpPusher, pg, sign } = common;
 const DB = process.env.PGDATABASE ?? "postgres";
 // the server command: the tree's build, or another build to compare (BENCH_SERVER_CLI)
 const SERVER_CLI = process.env.BENCH_SERVER_CLI ?? new URL("../js/packages/server/dist/cli.js", import.meta.url).pathname;
@@ -52,70 +46,17 @@ const { positionals, values } = parseArgs({
   },
 });
 
-function databaseUrl(user, password) {
-  const host = process.env.PGHOST ?? "localhost";
-  const port = process.env.PGPORT ?? "5432";
-  const auth = `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
-  return host.startsWith("/")
-    ? `postgresql://${auth}@/${DB}?host=${encodeURIComponent(host)}&port=${port}`
-    : `postgresql://${auth}@${host}:${port}/${DB}`;
-}
-
-const sign = (claims) =>
-  new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setExpirationTime("2h").sign(new TextEncoder().encode(SECRET));
+const databaseUrl = (user, password) => common.databaseUrl(DB, user, password);
 
 /** Starts the server command; resolves with its port and a stop function. */
-async function startServer(extra) {
-  const child = spawn(
-    "node",
-    [...(process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean), SERVER_CLI, "--port", "0", "--host", "127.0.0.1", ...extra],
-    {
-      env: {
-        PATH: process.env.PATH,
-        SMARTSYNC_DATABASE_URL: databaseUrl("authenticator", PASSWORD),
-        SMARTSYNC_JWT_SECRET: SECRET,
-        SMARTSYNC_LOG_LEVEL: "info",
-        SMARTSYNC_MAX_STREAMS: "20000",
-        SMARTSYNC_POOL_SIZE: "8",
-      },
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
-  // the first log line says where it listens; the rest (one per request, as deployed) is read and dropped
-  const port = await new Promise((resolve, reject) => {
-    let buf = "";
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (d) => {
-      if (buf === null) return;
-      buf += d;
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      const entry = JSON.parse(buf.slice(0, nl));
-      buf = null;
-      if (entry.msg === "listening") resolve(entry.port);
-      else reject(new Error(`unexpected first log line ${JSON.stringify(entry)}`));
-    });
-    child.once("exit", (code) => reject(new Error(`the server exited with ${code}`)));
+const startServer = (extra) =>
+  common.startServerCommand({
+    cli: SERVER_CLI,
+    db: DB,
+    args: extra,
+    env: { SMARTSYNC_MAX_STREAMS: "20000", SMARTSYNC_POOL_SIZE: "8" },
+    nodeArgs: (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean),
   });
-  return {
-    port,
-    pid: child.pid,
-    stop: () =>
-      new Promise((resolve) => {
-        child.once("exit", resolve);
-        child.kill("SIGTERM");
-      }),
-  };
-}
-
-/** CPU time (user + system) a process has used, in milliseconds (Linux /proc, 100 ticks a second). */
-async function cpuMs(pid, part = "both") {
-  const fs = await import("node:fs/promises");
-  const f = (await fs.readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1].split(" ");
-  const user = Number(f[11]) * 10;
-  const system = Number(f[12]) * 10;
-  return part === "user" ? user : part === "system" ? system : user + system;
-}
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
@@ -248,57 +189,13 @@ async function push() {
   const batch = Number(values.batch);
   const clients = Number(values.clients);
   const server = await startServer(["--signal", "none", "--pool-size", String(Math.max(clients, 2))]);
-  const claims = { role: "web_user", tenant_id: "bench-push", practice_id: 1, sub: "1", permissions: ["clients:create"] };
-  let n = 0;
-  const payload = (client) => {
-    const ops = [];
-    for (let i = 0; i < batch; i++) {
-      n++;
-      ops.push({
-        id: n,
-        operation: "create",
-        entityType: "clients",
-        entityId: `temp_${client}_${n}`,
-        data: { name: `Client ${n}`, email: `c${n}@example.com` },
-        timestamp: 1731230000000,
-      });
-    }
-    return JSON.stringify({ operations: ops, clientTimestamp: 1731230005000 });
-  };
-  const check = (text) => {
-    if (!text.includes('"failed": 0')) throw new Error(text.slice(0, 300));
-  };
+  const claims = PUSH_CLAIMS;
+  const payload = common.pushBatches(batch);
+  const check = common.checkPush;
 
   // one worker of each way per client: its own connection (or keep-alive socket) and device id
   async function worker(way, device) {
-    if (way === "http") {
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-      const jwt = await sign({ ...claims, client_id: device });
-      return {
-        push: (body) =>
-          new Promise((resolve, reject) => {
-            const req = http.request(
-              {
-                host: "127.0.0.1",
-                port: server.port,
-                path: "/api/sync/push",
-                method: "POST",
-                agent,
-                headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-              },
-              (res) => {
-                let text = "";
-                res.setEncoding("utf8");
-                res.on("data", (d) => (text += d));
-                res.on("end", () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`push ${res.statusCode}: ${text}`))));
-              },
-            );
-            req.on("error", reject);
-            req.end(body);
-          }),
-        close: async () => agent.destroy(),
-      };
-    }
+    if (way === "http") return httpPusher(server.port, device);
     if (way === "api") {
       // the api path without HTTP: PostgREST's transaction as authenticator, same driver
       const c = new pg.Client({ connectionString: databaseUrl("authenticator", PASSWORD) });
@@ -319,18 +216,7 @@ async function push() {
       };
     }
     // direct SQL: smartsync.sync_push with the context as smartsync.* settings (the extension's own caller)
-    const c = new pg.Client({ connectionString: databaseUrl(process.env.PGUSER ?? "postgres", process.env.PGPASSWORD ?? "") });
-    await c.connect();
-    await c.query(
-      "SELECT set_config('smartsync.tenant_id', 'bench-push', false), set_config('smartsync.practice_id', '1', false)," +
-        " set_config('smartsync.user_id', '1', false), set_config('smartsync.client_id', $1, false)," +
-        " set_config('smartsync.permissions', 'clients:create', false)",
-      [device],
-    );
-    return {
-      push: async (body) => (await c.query("SELECT smartsync.sync_push($1::jsonb)::text AS r", [body])).rows[0].r,
-      close: () => c.end(),
-    };
+    return common.sqlPusher(DB, device);
   }
 
   const ways = (process.env.BENCH_WAYS ?? "sql api http").split(" ");

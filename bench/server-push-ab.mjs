@@ -12,16 +12,11 @@
 // each, one client each.  Prints JSON:
 // ops/s per way (median), per-round ratios (min / median / max) and server CPU per push.
 //   node bench/server-push-ab.mjs --rounds 5 --seconds 4 --batch 50
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
 import fs from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import { parseArgs } from "node:util";
 
-const require = createRequire(new URL("../js/packages/server/package.json", import.meta.url));
-const pg = require("pg");
-const { SignJWT } = await import(require.resolve("jose"));
+import { PASSWORD, PUSH_CLAIMS, adminUrl, checkPush, cpuMs, databaseUrl, httpPusher, pg, pushBatches, sqlPusher, startServerCommand } from "./server-bench-common.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -34,8 +29,6 @@ const { values } = parseArgs({
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
 const BATCH = Number(values.batch);
-const SECRET = "bench-secret-bench-secret-bench-secret";
-const PASSWORD = process.env.BENCH_AUTHENTICATOR_PASSWORD ?? "bench-authenticator";
 const builds = {
   rev: {
     db: process.env.BENCH_DB_REV,
@@ -50,111 +43,21 @@ for (const b of Object.values(builds)) if (!b.db || !b.cli) throw new Error("set
 builds.rev.database = await import(new URL("database.js", new URL(`file://${builds.rev.cli}`)).href);
 builds.new.database = await import(new URL("../js/packages/server/dist/database.js", import.meta.url).href);
 
-function databaseUrl(db, user, password) {
-  const host = process.env.PGHOST ?? "localhost";
-  const port = process.env.PGPORT ?? "5432";
-  const auth = `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
-  return host.startsWith("/")
-    ? `postgresql://${auth}@/${db}?host=${encodeURIComponent(host)}&port=${port}`
-    : `postgresql://${auth}@${host}:${port}/${db}`;
-}
-const admin = (db) => databaseUrl(db, process.env.PGUSER ?? "postgres", process.env.PGPASSWORD ?? "");
-
 /** Starts a build's server command on a free loopback port. */
-async function startServer(build) {
-  const child = spawn("node", [build.cli, "--port", "0", "--host", "127.0.0.1", "--signal", "none", "--pool-size", "2"], {
-    env: {
-      PATH: process.env.PATH,
-      SMARTSYNC_DATABASE_URL: databaseUrl(build.db, "authenticator", PASSWORD),
-      SMARTSYNC_JWT_SECRET: SECRET,
-      SMARTSYNC_LOG_LEVEL: "info",
-    },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const port = await new Promise((resolve, reject) => {
-    let buf = "";
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (d) => {
-      if (buf === null) return;
-      buf += d;
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      const entry = JSON.parse(buf.slice(0, nl));
-      buf = null;
-      if (entry.msg === "listening") resolve(entry.port);
-      else reject(new Error(`unexpected first log line ${buf}`));
-    });
-    child.once("exit", (code) => reject(new Error(`the server exited with ${code}`)));
-  });
-  return { port, pid: child.pid, stop: () => new Promise((r) => (child.once("exit", r), child.kill("SIGTERM"))) };
-}
+const startServer = (build) => startServerCommand({ cli: build.cli, db: build.db, args: ["--signal", "none", "--pool-size", "2"] });
 
-/** CPU time (user + system) a process has used, in milliseconds. */
-function cpuMs(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
-
-const claims = { role: "web_user", tenant_id: "bench-push", practice_id: 1, sub: "1", permissions: ["clients:create"] };
-let n = 0;
-function payload(device) {
-  const ops = [];
-  for (let i = 0; i < BATCH; i++) {
-    n++;
-    ops.push({
-      id: n,
-      operation: "create",
-      entityType: "clients",
-      entityId: `temp_${device}_${n}`,
-      data: { name: `Client ${n}`, email: `c${n}@example.com` },
-      timestamp: 1731230000000,
-    });
-  }
-  return JSON.stringify({ operations: ops, clientTimestamp: 1731230005000 });
-}
-function check(text) {
-  if (!text.includes('"failed": 0')) throw new Error(text.slice(0, 300));
-}
+const payload = pushBatches(BATCH);
+const check = checkPush;
 
 /** One client of a way of a build: its own connection (or keep-alive socket) and device id. */
 async function worker(build, way, device) {
-  if (way === "http") {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const jwt = await new SignJWT({ ...claims, client_id: device })
-      .setProtectedHeader({ alg: "HS256" })
-      .setExpirationTime("2h")
-      .sign(new TextEncoder().encode(SECRET));
-    return {
-      push: (body) =>
-        new Promise((resolve, reject) => {
-          const req = http.request(
-            {
-              host: "127.0.0.1",
-              port: build.server.port,
-              path: "/api/sync/push",
-              method: "POST",
-              agent,
-              headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-            },
-            (res) => {
-              let text = "";
-              res.setEncoding("utf8");
-              res.on("data", (d) => (text += d));
-              res.on("end", () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`push ${res.statusCode}: ${text}`))));
-            },
-          );
-          req.on("error", reject);
-          req.end(body);
-        }),
-      close: async () => agent.destroy(),
-    };
-  }
+  if (way === "http") return httpPusher(build.server.port, device);
   if (way === "api") {
     // the build's own request transaction (database.ts), as its server runs it, without HTTP
     const pool = new pg.Pool({ connectionString: databaseUrl(build.db, "authenticator", PASSWORD), max: 1, ...build.poolOptions });
     const identity = {
       role: "web_user",
-      claims: { ...claims, client_id: device },
+      claims: { ...PUSH_CLAIMS, client_id: device },
       method: "POST",
       path: "/api/sync/push",
       headers: { host: "127.0.0.1", "content-type": "application/json" },
@@ -166,18 +69,7 @@ async function worker(build, way, device) {
       close: () => pool.end(),
     };
   }
-  const c = new pg.Client({ connectionString: admin(build.db) });
-  await c.connect();
-  await c.query(
-    "SELECT set_config('smartsync.tenant_id', 'bench-push', false), set_config('smartsync.practice_id', '1', false)," +
-      " set_config('smartsync.user_id', '1', false), set_config('smartsync.client_id', $1, false)," +
-      " set_config('smartsync.permissions', 'clients:create', false)",
-    [device],
-  );
-  return {
-    push: async (body) => (await c.query("SELECT smartsync.sync_push($1::jsonb)::text AS r", [body])).rows[0].r,
-    close: () => c.end(),
-  };
+  return sqlPusher(build.db, device);
 }
 
 // REV's server used node-postgres's pipeline mode if its source says so (its runRequest then expects it)
@@ -227,7 +119,7 @@ for (let r = 0; r < ROUNDS; r++) {
   }
   loads.push(os.loadavg()[0]);
   for (const b of Object.values(builds)) {
-    const c = new pg.Client({ connectionString: admin(b.db) });
+    const c = new pg.Client({ connectionString: adminUrl(b.db) });
     await c.connect();
     await c.query("VACUUM tenant_bench_push.clients, tenant_bench_push.sync_ledger, tenant_bench_push.sync_changes, tenant_bench_push.sync_id_map");
     await c.end();
