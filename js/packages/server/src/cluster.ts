@@ -72,7 +72,10 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
 
     cluster.on("listening", (_worker, address) => {
       listening++;
-      if (listening === options.workers) logger.info("workers listening", { workers: options.workers, port: address.port });
+      if (listening === options.workers) {
+        const pids = [...workers].map((w) => w.process.pid).join(",");
+        logger.info("workers listening", { workers: options.workers, port: address.port, pids });
+      }
     });
     cluster.on("exit", (worker, exitCode, signal) => {
       workers.delete(worker);
