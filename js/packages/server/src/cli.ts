@@ -194,7 +194,7 @@ export async function main(
     })();
     return stopping;
   };
-  if (worker) joinCluster(handler.metrics.registry, stop);
+  if (worker) joinCluster(handler.metrics.registry);
   return { handler, server, logger, stop };
 }
 

@@ -135,9 +135,9 @@ export function workerLogger(logger: Logger, id: number): Logger {
  * In a worker: offers the handler's registry to the primary's aggregation,
  * and makes the handler's GET /metrics answer with every worker's metrics
  * (asked of the primary, which asks each worker for its registry's values).
- * Also stops the worker when the primary goes away.
+ * A worker whose primary goes away (killed) ends at once: node:cluster's rule.
  */
-export function joinCluster(registry: Registry, stop: () => Promise<void>): void {
+export function joinCluster(registry: Registry): void {
   // constructing one installs prom-client's answer to the primary's requests
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([registry]);
@@ -172,11 +172,4 @@ export function joinCluster(registry: Registry, stop: () => Promise<void>): void
       });
       process.send?.({ type: METRICS_REQ, id } satisfies MetricsRequest);
     });
-  // the primary is gone (killed): nobody hands out connections any more
-  process.once("disconnect", () => {
-    void stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  });
 }
