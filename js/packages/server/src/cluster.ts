@@ -9,8 +9,9 @@
  *
  * The primary ends when its workers have ended: with 0 when each ended with 0
  * after a SIGTERM or SIGINT; a worker that ends on its own (it crashed, or
- * could not listen) makes the primary stop the others and end with 1, so that
- * whatever supervises the command restarts it whole.
+ * could not listen) makes the primary stop the others and end with 1 (2 when
+ * it refused the configuration at start), so that whatever supervises the
+ * command restarts it whole.
  */
 import cluster, { type Worker } from "node:cluster";
 import { AggregatorRegistry, type Registry } from "prom-client";
@@ -82,9 +83,10 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
       const fields: LogFields = { worker: worker.id, pid: worker.process.pid, code: exitCode, signal };
       if (!stopping) {
         logger.error("a worker ended; stopping the others", fields);
-        stop(1);
+        // a worker that refused the configuration (exit 2, its message on stderr) before all listened
+        stop(exitCode === 2 && listening < options.workers ? 2 : 1);
       } else if (exitCode !== 0) {
-        code = 1;
+        code = Math.max(code, 1);
         logger.warn("a worker ended with an error", fields);
       }
       if (workers.size === 0) {

@@ -134,6 +134,16 @@ describe("--workers", () => {
     expect(() => workers(["--workers", "many"])).toThrow("--workers must be a whole number");
   });
 
+  test("a configuration the workers refuse at start: exit 2 with its message, as without workers", () => {
+    const r = spawnSync("node", [CLI, "--database-url", "postgres://x@y/z", "--jwt-secret", "short", "--workers", "2"], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH },
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("at least 32 characters");
+    expect(r.stdout).toContain("a worker ended; stopping the others");
+  });
+
   /** Starts the command with --workers 2; resolves when both workers listen. */
   async function startWorkers(): Promise<{ child: ChildProcess; logs: Array<Record<string, unknown>>; port: number; pids: number[] }> {
     const child = spawn("node", [CLI, "--workers", "2", "--signal", "poll"], {
