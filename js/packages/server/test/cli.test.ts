@@ -189,7 +189,10 @@ describe("--workers", () => {
     const streams: Awaited<ReturnType<typeof openLive>>[] = [];
     try {
       expect(pids).toHaveLength(2);
-      expect(logs.filter((l) => l.msg === "listening").map((l) => l.worker).sort()).toEqual([1, 2]);
+      // each worker writes its lines every 50 ms: the primary's may come first
+      const listening = (l: Array<Record<string, unknown>>) => l.filter((e) => e.msg === "listening").map((e) => e.worker).sort();
+      await logged(logs, (l) => listening(l).length === 2);
+      expect(listening(logs)).toEqual([1, 2]);
       const jwt = await token(tablet);
       const cursor = (await call(`${base}/pull`, jwt)).body.cursor as string;
       for (let i = 0; i < 4; i++) {
@@ -217,7 +220,7 @@ describe("--workers", () => {
         expect(metrics).toMatch(/^smartsync_http_requests_total\{route="\/live",method="GET",status="200"\} 4$/m);
       }
 
-      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
       child.kill("SIGTERM");
       for (const live of streams) await live.ended();
       expect(await exited).toBe(0);
@@ -234,7 +237,7 @@ describe("--workers", () => {
   test("a worker that ends on its own stops the other, and the command exits 1", async () => {
     const { child, logs, pids } = await startWorkers();
     try {
-      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
       process.kill(pids[0] as number, "SIGKILL");
       expect(await exited).toBe(1);
       expect(pids.filter(alive)).toEqual([]);
