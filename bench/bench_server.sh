@@ -11,6 +11,10 @@
 # what an idle server with open streams in N tenants costs itself and the database per
 # second, TENANTS "1 100", WRITES "0 200" commits a second to a tenant nobody watches),
 # POLL_INTERVAL (the server's --poll-interval, default its own: 1 ms),
+# WORKERS ("1": the server's --workers; "1 2" runs each), READERS ("node": the streams
+# are sockets of the benchmark's Node process, which also runs the writer; "c": they are
+# read by bench/live_reader.c, one epoll process, compiled here, whose cost per event is
+# a recv(); "node c" runs each),
 # BENCH_SERVER_CLI (another build's dist/cli.js, to compare), BENCH_SERVER_NODE_ARGS
 # (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the server).
 set -euo pipefail
@@ -26,12 +30,19 @@ PARTS=${PARTS:-latency push}
 TENANTS=${TENANTS:-1 100}
 WRITES=${WRITES:-0 200}
 POLL_INTERVAL=${POLL_INTERVAL:-1}
+WORKERS=${WORKERS:-1}
+READERS=${READERS:-node}
 [ -d js/node_modules/pg ] || (cd js && npm ci --no-audit --no-fund --silent >/dev/null)
 (cd js && npm run build -w @smartsync/server --silent >/dev/null)
 export PGPORT=${PGPORT:-$(psql -XAtc 'SHOW port')}
 dropdb --if-exists $DB 2>/dev/null
 createdb $DB
-trap 'dropdb --if-exists $DB 2>/dev/null || true' EXIT
+tmp=$(mktemp -d)
+trap 'dropdb --if-exists $DB 2>/dev/null || true; rm -rf "$tmp"' EXIT
+if [[ " $READERS " == *" c "* ]]; then
+    gcc -O2 -Wall -Wextra -Werror -o "$tmp/live_reader" bench/live_reader.c
+    export BENCH_LIVE_READER=$tmp/live_reader
+fi
 psql -X -q -v ON_ERROR_STOP=1 -d $DB >/dev/null <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION smartsync;
@@ -46,17 +57,21 @@ if [[ " $PARTS " == *" latency "* ]]; then
 echo "Commit-to-event latency at the client: one tenant, N streams on loopback, $COMMITS commits one at a time"
 echo "(a plain-SQL UPDATE of one row; from the UPDATE's start to the event's arrival at each stream)"
 echo
-echo "| signal | streams | events measured | p50 (ms) | p99 (ms) | max (ms) | first stream, median (ms) | client CPU per commit (ms) | server CPU per commit (ms) | load | goal at 1,000 streams |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| signal | workers | reader | streams | events measured | p50 (ms) | p99 (ms) | max (ms) | first stream, median (ms) | last stream, median (ms) | client CPU per commit (ms) | server CPU per commit (ms) | load | goal at 1,000 streams |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for s in $SIGNALS; do
-    for n in $STREAMS; do
-        r=$(node bench/server-bench.mjs latency --signal "$s" --streams "$n" --commits "$COMMITS" --poll-interval "$POLL_INTERVAL")
+  for w in $WORKERS; do
+    for rd in $READERS; do
+      for n in $STREAMS; do
+        r=$(node bench/server-bench.mjs latency --signal "$s" --streams "$n" --commits "$COMMITS" --poll-interval "$POLL_INTERVAL" --workers "$w" --reader "$rd")
         node -e '
             const r = JSON.parse(process.argv[1]);
             const f = (x) => x.toFixed(1);
-            console.log(`| ${r.signal} | ${r.streams} | ${r.samples} of ${r.expected} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.max)} | ${f(r.firstP50)} | ${r.clientCpuMsPerCommit.toFixed(2)} | ${r.serverCpuMsPerCommit.toFixed(1)} | ${r.loadavg.toFixed(1)} | ${r.streams === 1000 ? "p50 <= 10, p99 <= 50" : "-"} |`);
+            console.log(`| ${r.signal} | ${r.workers} | ${r.reader} | ${r.streams} | ${r.samples} of ${r.expected} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.max)} | ${f(r.firstP50)} | ${f(r.lastP50)} | ${r.clientCpuMsPerCommit.toFixed(2)} | ${r.serverCpuMsPerCommit.toFixed(1)} | ${r.loadavg.toFixed(1)} | ${r.streams === 1000 ? "p50 <= 10, p99 <= 50" : "-"} |`);
         ' "$r"
+      done
     done
+  done
 done
 echo
 fi

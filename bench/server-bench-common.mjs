@@ -45,19 +45,23 @@ export async function startServerCommand({ cli, db, args = [], env = {}, nodeArg
     },
     stdio: ["ignore", "pipe", "inherit"],
   });
-  // the first log line says where it listens; the rest (one per request, as deployed) is read and dropped
+  // the "listening" line says where it listens (with --workers, each worker's lines may come
+  // first); the rest (one per request, as deployed) is read and dropped
   const port = await new Promise((resolve, reject) => {
     let buf = "";
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (d) => {
       if (buf === null) return;
       buf += d;
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      const entry = JSON.parse(buf.slice(0, nl));
-      buf = null;
-      if (entry.msg === "listening") resolve(entry.port);
-      else reject(new Error(`unexpected first log line ${JSON.stringify(entry)}`));
+      let nl;
+      while (buf !== null && (nl = buf.indexOf("\n")) >= 0) {
+        const entry = JSON.parse(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        if (entry.msg === "listening") {
+          buf = null;
+          resolve(entry.port);
+        } else if (entry.level === "error") reject(new Error(`the server logged ${JSON.stringify(entry)}`));
+      }
     });
     child.once("exit", (code) => reject(new Error(`the server exited with ${code}`)));
   });

@@ -8,7 +8,11 @@
 //     stream, the time from the UPDATE's start to the `changed` event's arrival.
 //     Each gap between commits has a random part (--gap-jitter), so that commits do not
 //     fall at the same point of a poll's period; the first and last stream's times are
-//     reported too.
+//     reported too. --reader node (default): the streams are bare sockets of this Node
+//     process, which also runs the writer; --reader c: they are read by bench/live_reader.c
+//     (epoll, one process, compiled by bench_server.sh; BENCH_LIVE_READER names it), whose
+//     cost per event is a recv() and a memmem(), so the figures are more the server's own.
+//     --workers N runs the server with --workers N (node:cluster).
 //   node bench/server-bench.mjs idle --tenants 100 --writes 200 --seconds 10
 //     what an idle server costs: one stream in each of N tenants, CPU per second of the
 //     server and of its signal connection's backend (optionally with commits elsewhere).
@@ -17,6 +21,7 @@
 //     direct SQL calls of smartsync.sync_push (same driver, the context as settings), and
 //     through api.sync_push in PostgREST's transaction (same driver, no HTTP), interleaved
 //     rounds after an unmeasured warm-up of each way; ratios HTTP / SQL and HTTP / api per round.
+import fs from "node:fs";
 import net from "node:net";
 import { parseArgs } from "node:util";
 
@@ -34,6 +39,8 @@ const { positionals, values } = parseArgs({
     commits: { type: "string", default: "100" },
     signal: { type: "string", default: "poll" },
     "poll-interval": { type: "string", default: "1" },
+    reader: { type: "string", default: "node" },
+    workers: { type: "string", default: "1" },
     gap: { type: "string", default: "60" },
     "gap-jitter": { type: "string", default: "20" },
     seconds: { type: "string", default: "5" },
@@ -58,6 +65,21 @@ const startServer = (extra) =>
     nodeArgs: (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean),
   });
 
+/** CPU time of the server command: its process and, with --workers, its worker processes. */
+function serverCpuMs(pid) {
+  let total = cpuMs(pid);
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      if (Number(stat.split(") ")[1].split(" ")[1]) === pid) total += cpuMs(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 async function latency() {
@@ -66,6 +88,8 @@ async function latency() {
   const gap = Number(values.gap);
   const jitter = Number(values["gap-jitter"]);
   const args = ["--signal", values.signal, "--poll-interval", values["poll-interval"]];
+  // a build without the option (BENCH_SERVER_CLI) runs as before with the default of 1
+  if (values.workers !== "1") args.push("--workers", values.workers);
   const server = await startServer(args);
   const admin = new pg.Client({ connectionString: databaseUrl(process.env.PGUSER ?? "postgres", process.env.PGPASSWORD ?? "") });
   if (values.signal === "notify") {
@@ -75,6 +99,11 @@ async function latency() {
     await admin.connect();
   }
   const jwt = await sign({ role: "web_user", tenant_id: "bench-live", practice_id: 1, sub: "1", client_id: "reader" });
+  if (values.reader === "c") {
+    await latencyC({ server, admin, jwt, streams, commits, gap, jitter });
+    return;
+  }
+  if (values.reader !== "node") throw new Error(`--reader node or c, not ${values.reader}`);
   let current = -1;
   let started = 0;
   const samples = [];
@@ -138,7 +167,7 @@ async function latency() {
   // let the connection pokes settle
   await new Promise((r) => setTimeout(r, 500));
   const clientCpu0 = process.cpuUsage();
-  const serverCpu0 = await cpuMs(server.pid);
+  const serverCpu0 = serverCpuMs(server.pid);
   const loop0 = performance.now();
   for (let c = 0; c < commits; c++) {
     arrived = 0;
@@ -153,7 +182,7 @@ async function latency() {
     await new Promise((r) => setTimeout(r, gap + Math.random() * jitter));
   }
   const clientCpu = process.cpuUsage(clientCpu0);
-  const serverCpu = (await cpuMs(server.pid)) - serverCpu0;
+  const serverCpu = serverCpuMs(server.pid) - serverCpu0;
   const loopMs = performance.now() - loop0;
   for (const s of sockets) s.destroy();
   await admin.end();
@@ -164,6 +193,8 @@ async function latency() {
     streams,
     commits,
     signal: values.signal,
+    reader: "node",
+    workers: Number(values.workers),
     samples: samples.length,
     expected: streams * commits,
     p50: pct(samples, 50),
@@ -180,6 +211,142 @@ async function latency() {
     loadavg: (await import("node:os")).loadavg()[0],
     loopMs,
   };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+/** What latency() reports, from its samples (ms, every event of every stream), per-commit times and CPU. */
+function latencyReport({ streams, commits, samples, commitsDone, firsts, lasts, clientCpuMs, serverCpuMs, loopMs, extra }) {
+  samples.sort((a, b) => a - b);
+  const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  return {
+    streams,
+    commits,
+    signal: values.signal,
+    reader: values.reader,
+    workers: Number(values.workers),
+    samples: samples.length,
+    expected: streams * commits,
+    p50: pct(samples, 50),
+    p99: pct(samples, 99),
+    max: samples.at(-1),
+    commitP50: median(commitsDone),
+    firstP50: median(firsts),
+    firstQ: [0.1, 0.25, 0.5, 0.75, 0.9].map((q) => [...firsts].sort((x, y) => x - y)[Math.floor(q * firsts.length)].toFixed(1)).join(" "),
+    lastP50: median(lasts),
+    clientCpuMsPerCommit: clientCpuMs / commits,
+    serverCpuMsPerCommit: serverCpuMs / commits,
+    loopMs,
+    ...extra,
+  };
+}
+
+/**
+ * latency --reader c: the streams are read by bench/live_reader.c; this process is the writer.
+ * Each commit's number goes to the reader before its UPDATE starts; the reader timestamps
+ * every event with the same monotonic clock as process.hrtime, and says when every stream
+ * has heard the commit (this process waits for that line, without polling). The client CPU
+ * reported is the reader's and this process's (also readerCpuMsPerCommit, writerCpuMsPerCommit).
+ */
+async function latencyC({ server, admin, jwt, streams, commits, gap, jitter }) {
+  const { spawn } = await import("node:child_process");
+  const { createInterface } = await import("node:readline");
+  const bin = process.env.BENCH_LIVE_READER;
+  if (bin === undefined) throw new Error("--reader c needs BENCH_LIVE_READER (bench_server.sh compiles bench/live_reader.c)");
+  const reader = spawn(bin, [String(server.port), String(streams)], {
+    env: { LIVE_READER_TOKEN: jwt },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const exited = new Promise((resolve) => reader.once("exit", resolve));
+  const lines = createInterface({ input: reader.stdout });
+  const linesClosed = new Promise((resolve) => lines.once("close", resolve));
+  let onLine = null;
+  const events = [];
+  lines.on("line", (line) => {
+    if (onLine !== null) onLine(line);
+    else events.push(line);
+  });
+  const nextLine = () =>
+    new Promise((resolve, reject) => {
+      if (events.length > 0) return resolve(events.shift());
+      onLine = (line) => {
+        onLine = null;
+        resolve(line);
+      };
+      exited.then((code) => reject(new Error(`live_reader exited with ${code}`)));
+    });
+  const first = await nextLine();
+  if (first !== "ready") throw new Error(`live_reader: ${first}`);
+  await new Promise((r) => setTimeout(r, 500));
+  const heard = new Set();
+  lines.removeAllListeners("line");
+  const tail = [];
+  let waiter = null;
+  lines.on("line", (line) => {
+    if (line.startsWith("heard ")) {
+      heard.add(Number(line.slice(6)));
+      waiter?.();
+    } else tail.push(line);
+  });
+  const starts = [];
+  const commitsDone = [];
+  const clientCpu0 = process.cpuUsage();
+  const readerCpu0 = cpuMs(reader.pid);
+  const serverCpu0 = serverCpuMs(server.pid);
+  const loop0 = performance.now();
+  for (let c = 0; c < commits; c++) {
+    reader.stdin.write(`${c}\n`);
+    const started = process.hrtime.bigint();
+    starts.push(started);
+    await admin.query("UPDATE tenant_bench_live.clients SET name = $1 WHERE id = 1", [`v${c}`]);
+    commitsDone.push(Number(process.hrtime.bigint() - started) / 1e6);
+    // woken by the reader's "heard" line (no polling: this process shares the cores), or after 2 s
+    if (!heard.has(c)) {
+      let timer;
+      await new Promise((r) => {
+        waiter = r;
+        timer = setTimeout(r, 2000);
+      });
+      clearTimeout(timer);
+      waiter = null;
+    }
+    if (!heard.has(c)) process.stderr.write(`commit ${c}: not every stream heard it\n`);
+    await new Promise((r) => setTimeout(r, gap + Math.random() * jitter));
+  }
+  const clientCpu = process.cpuUsage(clientCpu0);
+  const readerCpu = cpuMs(reader.pid) - readerCpu0;
+  const serverCpu = serverCpuMs(server.pid) - serverCpu0;
+  const loopMs = performance.now() - loop0;
+  reader.stdin.end();
+  const code = await exited;
+  await linesClosed;
+  if (code !== 0) throw new Error(`live_reader exited with ${code}`);
+  const samples = [];
+  const firsts = new Array(commits).fill(Infinity);
+  const lasts = new Array(commits).fill(0);
+  const counts = new Array(commits).fill(0);
+  for (const line of tail) {
+    const [c, ns] = line.split(" ");
+    const ms = Number(BigInt(ns) - starts[Number(c)]) / 1e6;
+    samples.push(ms);
+    firsts[c] = Math.min(firsts[c], ms);
+    lasts[c] = Math.max(lasts[c], ms);
+    counts[c]++;
+  }
+  await admin.end();
+  await server.stop();
+  const out = latencyReport({
+    streams,
+    commits,
+    samples,
+    commitsDone,
+    firsts: firsts.filter((f, c) => counts[c] > 0),
+    lasts: lasts.filter((_, c) => counts[c] === streams),
+    clientCpuMs: (clientCpu.user + clientCpu.system) / 1000 + readerCpu,
+    serverCpuMs: serverCpu,
+    loopMs,
+    extra: { readerCpuMsPerCommit: readerCpu / commits, writerCpuMsPerCommit: (clientCpu.user + clientCpu.system) / 1000 / commits },
+  });
+  out.loadavg = (await import("node:os")).loadavg()[0];
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 

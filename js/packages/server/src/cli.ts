@@ -7,11 +7,14 @@
  *
  * Every flag has an environment variable (flags win). SIGTERM and SIGINT
  * drain: the server stops accepting, running requests finish, live streams
- * end (clients reconnect elsewhere), then the process exits.
+ * end (clients reconnect elsewhere), then the process exits. With --workers N
+ * (N > 1) the command is N such servers sharing the port (cluster.ts).
  */
 import { readFileSync, realpathSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { isWorker, joinCluster, runPrimary, workerId, workerLogger } from "./cluster.js";
 import { ConfigError } from "./errors.js";
 import { createSyncHandler, type SyncHandler } from "./handler.js";
 import { createLogger, type LogLevel, type Logger } from "./logger.js";
@@ -39,6 +42,7 @@ const FLAGS = {
   "max-streams": ["SMARTSYNC_MAX_STREAMS", "most live streams (default 10000)"],
   "shutdown-timeout": ["SMARTSYNC_SHUTDOWN_TIMEOUT", "ms a shutdown waits for running requests (default 10000)"],
   "log-level": ["SMARTSYNC_LOG_LEVEL", "debug, info (default), warn, error or silent"],
+  workers: ["SMARTSYNC_WORKERS", "server processes sharing the port, each with its own pool and signal: a number, or auto (one per core); default 1"],
 } as const;
 
 type Flag = keyof typeof FLAGS;
@@ -65,7 +69,17 @@ export function parseCommandLine(
   argv: string[],
   env: Record<string, string | undefined>,
   readFile: (path: string) => string = (p) => readFileSync(p, "utf8"),
-): { help: true } | { help: false; options: SyncHandlerOptions; port: number; host: string; shutdownTimeoutMs: number; logLevel: LogLevel } {
+): {
+  help: true;
+} | {
+  help: false;
+  options: SyncHandlerOptions;
+  port: number;
+  host: string;
+  shutdownTimeoutMs: number;
+  logLevel: LogLevel;
+  workers: number;
+} {
   const parsed = parseArgs({
     args: argv,
     options: {
@@ -127,6 +141,9 @@ export function parseCommandLine(
   const ms = integer("max-streams", get("max-streams"));
   if (ms !== undefined) live.maxStreams = ms;
   options.live = live;
+  const w = get("workers");
+  const workers = w === "auto" ? availableParallelism() : (integer("workers", w) ?? 1);
+  if (workers < 1) throw new ConfigError("--workers must be at least 1 (or auto)");
   return {
     help: false,
     options,
@@ -134,6 +151,7 @@ export function parseCommandLine(
     host: get("host") ?? "0.0.0.0",
     shutdownTimeoutMs: integer("shutdown-timeout", get("shutdown-timeout")) ?? 10_000,
     logLevel: level,
+    workers,
   };
 }
 
@@ -155,7 +173,8 @@ export async function main(
     process.stdout.write(usage());
     return undefined;
   }
-  const logger = createLogger({ level: cmd.logLevel });
+  const worker = isWorker();
+  const logger = worker ? workerLogger(createLogger({ level: cmd.logLevel }), workerId()) : createLogger({ level: cmd.logLevel });
   const handler = createSyncHandler({ ...cmd.options, logger });
   const server = await serve(handler, { port: cmd.port, host: cmd.host });
   logger.info("listening", {
@@ -175,6 +194,7 @@ export async function main(
     })();
     return stopping;
   };
+  if (worker) joinCluster(handler.metrics.registry);
   return { handler, server, logger, stop };
 }
 
@@ -190,19 +210,35 @@ function isMain(): boolean {
   }
 }
 
+/** The command: one server, or with --workers N > 1 the primary of N (cluster.ts); resolves with an exit code, or undefined while it runs. */
+async function command(): Promise<number | undefined> {
+  if (!isWorker()) {
+    const cmd = parseCommandLine(process.argv.slice(2), process.env);
+    if (!cmd.help && cmd.workers > 1) {
+      const logger = createLogger({ level: cmd.logLevel });
+      return runPrimary({ workers: cmd.workers, logger, killAfterMs: cmd.shutdownTimeoutMs + 5000 });
+    }
+  }
+  const running = await main();
+  if (running === undefined) return undefined; // --help
+  const onSignal = (sig: string) => {
+    running.logger.info("signal", { signal: sig });
+    running.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  // a worker gets a terminal's SIGINT and the primary's SIGTERM both: the second is not fatal
+  const on = isWorker() ? process.on.bind(process) : process.once.bind(process);
+  on("SIGTERM", () => onSignal("SIGTERM"));
+  on("SIGINT", () => onSignal("SIGINT"));
+  return undefined;
+}
+
 if (isMain()) {
-  main().then(
-    (running) => {
-      if (running === undefined) return;
-      const onSignal = (sig: string) => {
-        running.logger.info("signal", { signal: sig });
-        running.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once("SIGTERM", () => onSignal("SIGTERM"));
-      process.once("SIGINT", () => onSignal("SIGINT"));
+  command().then(
+    (code) => {
+      if (code !== undefined) process.exit(code);
     },
     (err: unknown) => {
       if (err instanceof ConfigError || (err as Error)?.name === "TypeError") {

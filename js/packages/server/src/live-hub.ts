@@ -7,7 +7,9 @@
  * the only source of data, so a poke adds no gap and no duplicate, and a lost
  * or extra poke costs latency or one empty pull, never data.
  *
- * Event ids are "<epoch>-<sequence>": the epoch names this process's hub, the
+ * Event ids are "<epoch>-<sequence>": the epoch names this process's hub (its
+ * start time and a random part, so that two processes started in the same
+ * millisecond, such as the workers of `--workers`, never share one), the
  * sequence grows with every signal. A client reconnecting with Last-Event-ID
  * missed nothing if the id is from this hub, no signal for its tenant came
  * after it, and the signal watched its tenant all along (a poll watches a
@@ -45,6 +47,8 @@ export interface LiveHubOptions {
   lingerMs?: number;
   /** called with the number of events sent by one fan-out */
   onEvents?: (count: number) => void;
+  /** the random part of the epoch, in [0-9a-z] (default 8 random hex digits) */
+  randomPart?: () => string;
 }
 
 export class LiveHub {
@@ -62,7 +66,8 @@ export class LiveHub {
 
   constructor(options: LiveHubOptions) {
     this.#options = options;
-    this.epoch = options.now().toString(36);
+    const random = options.randomPart?.() ?? crypto.randomUUID().slice(0, 8);
+    this.epoch = `${options.now().toString(36)}${random}`;
   }
 
   /** Number of subscribed streams. */

@@ -4,10 +4,11 @@
  * graceful stop on SIGTERM that ends live streams.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, inject, test } from "vitest";
 import { parseCommandLine } from "../src/cli.js";
-import { call, closeAdmin, openLive, SECRET, tablet, token } from "./helpers.js";
+import { admin, call, closeAdmin, openLive, SECRET, tablet, token } from "./helpers.js";
 
 const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 
@@ -114,6 +115,136 @@ describe("running", () => {
       expect(JSON.stringify(logs)).not.toContain(jwt);
     } finally {
       child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("--workers", () => {
+  test("--workers and SMARTSYNC_WORKERS: a number of at least 1, or auto (one per core)", () => {
+    const env = { DATABASE_URL: "postgres://x@y/z", SMARTSYNC_JWT_SECRET: SECRET };
+    const workers = (argv: string[], e: Record<string, string> = env) => {
+      const r = parseCommandLine(argv, e);
+      return r.help ? undefined : r.workers;
+    };
+    expect(workers([])).toBe(1);
+    expect(workers(["--workers", "3"])).toBe(3);
+    expect(workers([], { ...env, SMARTSYNC_WORKERS: "2" })).toBe(2);
+    expect(workers(["--workers", "auto"])).toBe(availableParallelism());
+    expect(() => workers(["--workers", "0"])).toThrow("--workers must be at least 1");
+    expect(() => workers(["--workers", "many"])).toThrow("--workers must be a whole number");
+  });
+
+  test("a configuration the workers refuse at start: exit 2 with its message, as without workers", () => {
+    const r = spawnSync("node", [CLI, "--database-url", "postgres://x@y/z", "--jwt-secret", "short", "--workers", "2"], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH },
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("at least 32 characters");
+    expect(r.stdout).toContain("a worker ended; stopping the others");
+  });
+
+  /** Starts the command with --workers 2; resolves when both workers listen. */
+  async function startWorkers(): Promise<{ child: ChildProcess; logs: Array<Record<string, unknown>>; port: number; pids: number[] }> {
+    const child = spawn("node", [CLI, "--workers", "2", "--signal", "poll"], {
+      env: { PATH: process.env.PATH, SMARTSYNC_DATABASE_URL: databaseUrl(), SMARTSYNC_JWT_SECRET: SECRET, PORT: "0", SMARTSYNC_HOST: "127.0.0.1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const logs: Array<Record<string, unknown>> = [];
+    let out = "";
+    const started = await new Promise<{ port: number; pids: number[] }>((resolve, reject) => {
+      child.stdout?.on("data", (d: Buffer) => {
+        out += d.toString();
+        let nl: number;
+        while ((nl = out.indexOf("\n")) >= 0) {
+          const entry = JSON.parse(out.slice(0, nl)) as Record<string, unknown>;
+          out = out.slice(nl + 1);
+          logs.push(entry);
+          if (entry.msg === "workers listening") resolve({ port: entry.port as number, pids: String(entry.pids).split(",").map(Number) });
+        }
+      });
+      child.once("exit", (code) => reject(new Error(`exited with ${code}`)));
+    });
+    return { child, logs, ...started };
+  }
+
+  /** Waits (up to 5 s) until the logs hold what wanted() looks for (a worker writes its lines every 50 ms). */
+  async function logged(logs: Array<Record<string, unknown>>, wanted: (logs: Array<Record<string, unknown>>) => boolean): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while (!wanted(logs) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  test("two servers share the port: streams of both hear a change, /metrics adds them up, SIGTERM ends both and exits 0", async () => {
+    const { child, logs, port, pids } = await startWorkers();
+    const base = `http://127.0.0.1:${port}/api/sync`;
+    const streams: Awaited<ReturnType<typeof openLive>>[] = [];
+    try {
+      expect(pids).toHaveLength(2);
+      // each worker writes its lines every 50 ms: the primary's may come first
+      const listening = (l: Array<Record<string, unknown>>) => l.filter((e) => e.msg === "listening").map((e) => e.worker).sort();
+      await logged(logs, (l) => listening(l).length === 2);
+      expect(listening(logs)).toEqual([1, 2]);
+      const jwt = await token(tablet);
+      const cursor = (await call(`${base}/pull`, jwt)).body.cursor as string;
+      for (let i = 0; i < 4; i++) {
+        const live = await openLive(`${base}/live?cursor=${encodeURIComponent(cursor)}`, jwt);
+        streams.push(live);
+        expect((await live.next()).event).toBe("ready");
+      }
+      // the connections were handed out to both workers
+      const liveLogs = (l: Array<Record<string, unknown>>) => l.filter((e) => e.msg === "request" && e.route === "/live");
+      await logged(logs, (l) => liveLogs(l).length === 4);
+      expect(new Set(liveLogs(logs).map((e) => e.worker))).toEqual(new Set([1, 2]));
+
+      // each worker's own signal connection sees the commit and pokes its streams
+      await admin().query("INSERT INTO tenant_happy_paws.clients (practice_id, name) VALUES (1, 'Two Workers')");
+      for (const live of streams) {
+        const e = await live.next();
+        expect(e.event).toBe("changed");
+        expect(JSON.parse(e.data)).toMatchObject({ reason: "change" });
+      }
+
+      // whichever worker answers, /metrics counts the streams and requests of both
+      for (let i = 0; i < 2; i++) {
+        const metrics = await fetch(`${base}/metrics`).then((r) => r.text());
+        expect(metrics).toMatch(/^smartsync_live_streams 4$/m);
+        expect(metrics).toMatch(/^smartsync_http_requests_total\{route="\/live",method="GET",status="200"\} 4$/m);
+      }
+
+      const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+      child.kill("SIGTERM");
+      for (const live of streams) await live.ended();
+      expect(await exited).toBe(0);
+      expect(logs.filter((l) => l.msg === "shutting down").map((l) => l.worker).sort()).toEqual([1, 2]);
+      expect(pids.filter(alive)).toEqual([]);
+      expect(JSON.stringify(logs)).not.toContain(jwt);
+    } finally {
+      for (const live of streams) await live.close().catch(() => undefined);
+      child.kill("SIGKILL");
+      for (const pid of pids.filter(alive)) process.kill(pid, "SIGKILL");
+    }
+  });
+
+  test("a worker that ends on its own stops the other, and the command exits 1", async () => {
+    const { child, logs, pids } = await startWorkers();
+    try {
+      const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+      process.kill(pids[0] as number, "SIGKILL");
+      expect(await exited).toBe(1);
+      expect(pids.filter(alive)).toEqual([]);
+      expect(logs.map((l) => l.msg)).toContain("a worker ended; stopping the others");
+    } finally {
+      child.kill("SIGKILL");
+      for (const pid of pids.filter(alive)) process.kill(pid, "SIGKILL");
     }
   });
 });

@@ -298,6 +298,16 @@ describe("live streams, in parts", () => {
     expect(none.missedSince("c", none.currentId())).toBe(true);
   });
 
+  test("hubs started in the same millisecond (the workers of --workers) have epochs of their own", () => {
+    const a = new LiveHub({ now: () => 1000, coverage: "all" });
+    const b = new LiveHub({ now: () => 1000, coverage: "all" });
+    expect(a.epoch).not.toBe(b.epoch);
+    expect(a.epoch).toMatch(/^[0-9a-z]+$/);
+    // an id of the other worker's hub proves nothing: the client is poked
+    expect(b.missedSince("c", a.currentId())).toBe(true);
+    expect(a.missedSince("c", a.currentId())).toBe(false);
+  });
+
   test("change payloads are parsed strictly", () => {
     expect(parseSignal({ tenant: "t", practices: ["1"] })).toEqual({ tenant: "t", practices: ["1"] });
     expect(parseSignal({ tenant: "t", practices: null })).toEqual({ tenant: "t", practices: null });
