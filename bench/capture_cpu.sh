@@ -18,7 +18,10 @@
 #   none   no entity index (what the index costs at all)
 # Run inside a cluster (PG* set): bash test/private.sh -- bash bench/capture_cpu.sh
 # Settings: ROUNDS (5), BULK (3), SINGLE (20000), FORMS, KEEP=1 (keep the generated
-# SQL in its temporary directory).  Prints per round and form
+# SQL in its temporary directory), REV (a commit: each form also runs in a tenant
+# of its own, "<form>@REV", with that commit's library, built by bench/ab_builds.sh:
+# a before/after of C changes on the same server, interleaved; both builds must
+# have the same SQL).  Prints per round and form
 # the milliseconds of CPU per bulk statement and microseconds per single-row
 # statement, then min / median / max of each tracked form's ratio untracked/form.
 set -euo pipefail
@@ -28,8 +31,17 @@ ROUNDS=${ROUNDS:-5}
 BULK=${BULK:-3}
 SINGLE=${SINGLE:-20000}
 FORMS=${FORMS:-"btree hash key time"}
-tmp=$(mktemp -d)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"; dropdb --if-exists $DB 2>/dev/null' EXIT
+if [ -n "${REV:-}" ]; then
+    PG_CONFIG=${PG_CONFIG:-pg_config}
+    # shellcheck source=bench/ab_builds.sh
+    . bench/ab_builds.sh   # makes $tmp, sets the trap, defines use before|after
+    forms=""
+    for f in $FORMS; do forms="$forms $f ${f}_rev"; done
+    FORMS=$forms
+else
+    tmp=$(mktemp -d)
+    trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"; dropdb --if-exists $DB 2>/dev/null' EXIT
+fi
 dropdb --if-exists $DB 2>/dev/null
 createdb $DB
 # capture_setup.sql's template table, then one tenant per form
@@ -40,8 +52,8 @@ sed -n '1,/^SELECT smartsync.register_entity_type(.records/p' bench/capture_setu
     echo "CREATE TABLE untracked.records (LIKE bench_tpl.records INCLUDING ALL);"
     for f in $FORMS; do
         echo "SELECT smartsync.provision_tenant('cpu_$f', 'cpu_$f');"
-        [ $f = btree ] || echo "DROP INDEX cpu_$f.sync_changes_entity_key_idx;"
-        case $f in
+        [ ${f%_rev} = btree ] || echo "DROP INDEX cpu_$f.sync_changes_entity_key_idx;"
+        case ${f%_rev} in
             hash) echo "CREATE INDEX sync_changes_entity_key_idx ON cpu_$f.sync_changes USING hash (entity_key);" ;;
             key) echo "CREATE INDEX sync_changes_entity_key_idx ON cpu_$f.sync_changes (entity_key);" ;;
             time) echo "CREATE INDEX sync_changes_entity_key_idx ON cpu_$f.sync_changes (xid, entity_key);" ;;
@@ -80,15 +92,19 @@ echo "capture CPU: $BULK x 10,000-row UPDATE and $SINGLE single-row UPDATEs per 
 for r in $(seq "$ROUNDS"); do
     line="round $r:"
     for s in $schemas; do
+        if [ -n "${REV:-}" ]; then
+            if [ "${s%_rev}" != "$s" ]; then use before; else use after; fi
+        fi
         read -r a b b2 c < <(psql -X -qAt -v ON_ERROR_STOP=1 -d $DB -f "$tmp/$s.sql" | tr -d '{}' | tr ',' ' ' | paste -sd' ' \
             | awk '{print $1 + $2, $3 + $4, $5 + $6, $7 + $8}')
         psql -X -q -d $DB -c "VACUUM $s.records" >/dev/null
         bulk[$s]+="$(( (b - a) * 1000 / ticks / BULK )) "
         single[$s]+="$(( (c - b2) * 1000000 / ticks / SINGLE )) "
-        line="$line  ${s#cpu_} $(( (b - a) * 1000 / ticks / BULK )) ms / $(( (c - b2) * 1000000 / ticks / SINGLE )) us"
+        line="$line  $(n=${s#cpu_}; [ "${n%_rev}" = "$n" ] || n="${n%_rev}@$REV"; echo "$n") $(( (b - a) * 1000 / ticks / BULK )) ms / $(( (c - b2) * 1000000 / ticks / SINGLE )) us"
     done
     echo "$line (load $(cut -d' ' -f1 /proc/loadavg))"
 done
+[ -z "${REV:-}" ] || use after   # the tree's own library stays installed
 ratios() { # list a, list b: a/b per round, min / median / max
     paste <(echo $1 | tr ' ' '\n' | grep .) <(echo $2 | tr ' ' '\n' | grep .) \
         | awk '$2 > 0 {print $1 / $2}' | sort -g \
@@ -98,5 +114,6 @@ echo
 echo "| entity index | bulk: untracked CPU / tracked CPU | single-row: untracked CPU / tracked CPU |"
 echo "|---|---|---|"
 for f in $FORMS; do
-    echo "| $f | $(ratios "${bulk[untracked]}" "${bulk[cpu_$f]}") | $(ratios "${single[untracked]}" "${single[cpu_$f]}") |"
+    label=$f; [ "${f%_rev}" = "$f" ] || label="${f%_rev}@$REV"
+    echo "| $label | $(ratios "${bulk[untracked]}" "${bulk[cpu_$f]}") | $(ratios "${single[untracked]}" "${single[cpu_$f]}") |"
 done

@@ -273,6 +273,22 @@ SELECT idx_tup_fetch - :fetched_before <= 40 AS read_few_log_rows FROM pg_stat_x
  WHERE relid = 'tenant_cap_a.sync_changes'::regclass;
 COMMIT;
 
+-- Entity keys (sync_changes.entity_key): an id written as a plain decimal
+-- integer below 2^40 keeps its order among its type's keys, one apart, so an
+-- UPDATE over a range of ids writes neighbouring entries of the log's
+-- (entity_key, seq) index; any other id (text, a UUID, a leading zero, a sign,
+-- 2^40 or more) is a hash with the top bit set, so the two kinds never share
+-- a key. Keys are the same on every server (these values are fixed).
+SELECT smartsync.entity_key('cap_owners', '1') < smartsync.entity_key('cap_owners', '2')
+       AND smartsync.entity_key('cap_owners', '2') < smartsync.entity_key('cap_owners', '1000000') AS ordered,
+       smartsync.entity_key('cap_owners', '2') - smartsync.entity_key('cap_owners', '1') AS step,
+       smartsync.entity_key('cap_owners', '0') >= 0 AND smartsync.entity_key('cap_owners', '1099511627775') >= 0 AS integers_kept,
+       smartsync.entity_key('cap_pets', 'rex') < 0 AND smartsync.entity_key('cap_owners', '01') < 0
+       AND smartsync.entity_key('cap_owners', '-1') < 0 AND smartsync.entity_key('cap_owners', '1099511627776') < 0 AS others_hashed,
+       smartsync.entity_key('cap_owners', '1') <> smartsync.entity_key('cap_pets', '1') AS types_apart;
+SELECT smartsync.entity_key('pets', '1') AS pets_1,
+       smartsync.entity_key('pets', '6f1c9a52-3d4e-4b7a-9c2d-8e5f1a2b3c4d') AS pets_uuid;
+
 -- clean up: registrations are global
 SET client_min_messages = warning;
 SELECT smartsync.unregister_entity_type('cap_kinds');

@@ -23,8 +23,10 @@
  *
  * The log is keyed twice: (xid, seq), the transaction order the exact pull
  * cursor scans, and (entity_key, seq), one entity's changes in order, where
- * entity_key is a 64-bit hash of the entity type and id (sync_entity_key), so
- * that index holds two by-value integers instead of two strings.
+ * entity_key is a 64-bit key of the entity type and id (sync_entity_key), so
+ * that index holds two by-value integers instead of two strings; integer ids
+ * keep their order in it, so a statement over a range of ids writes to a few
+ * leaf pages.
  *
  * A row whose practice column changes leaves two log rows: a delete (its last
  * image before the move, under the old practice) for the old practice's
@@ -86,30 +88,75 @@ PG_FUNCTION_INFO_V1(smartsync_entity_key);
 /* --- entity keys ---------------------------------------------------------- */
 
 /*
- * A 64-bit key of one entity: FNV-1a over the entity type, a zero byte and
- * the id, then a final mix.  Portable (bytes only, no platform hash), so a
- * key computed on one server matches the keys stored by another.  Lookups
- * always compare the type and id too: a collision costs a row read, never a
- * wrong answer.
+ * A 64-bit key of one entity.  Portable (bytes and integer arithmetic only,
+ * no platform hash), so a key computed on one server matches the keys stored
+ * by another.  Lookups always compare the type and id too: a collision costs
+ * a row read, never a wrong answer.
+ *
+ * An id written as a plain decimal integer below 2^40 (no sign, no leading
+ * zero), as integer primary keys print, keeps its order: the key is a 23-bit
+ * hash of the type above the id itself, a non-negative number.  The rows of
+ * one UPDATE over a range of ids, whose index entries capture enters in key
+ * order, then go to a few neighbouring leaf pages of the (entity_key, seq)
+ * index instead of one random leaf each.  Any other id (a UUID, text, a large
+ * or negative number) gets a hash with the top bit set, a negative number, so
+ * the two kinds never share a key.  The hash is FNV-1a over the type, a zero
+ * byte and the id, then splitmix64's finalizer (every input bit reaches every
+ * output bit).
  */
-int64
-sync_entity_key(const char *type, int typelen, const char *id, int idlen)
-{
-	uint64		h = UINT64CONST(0xcbf29ce484222325);
-	const uint64 prime = UINT64CONST(0x100000001b3);
+#define ENTITY_KEY_ID_BITS 40
 
-	for (int i = 0; i < typelen; i++)
-		h = (h ^ (uint8) type[i]) * prime;
-	h = (h ^ 0) * prime;
-	for (int i = 0; i < idlen; i++)
-		h = (h ^ (uint8) id[i]) * prime;
-	/* splitmix64's finalizer: every input bit reaches every output bit */
+static uint64
+entity_key_mix(uint64 h)
+{
 	h ^= h >> 30;
 	h *= UINT64CONST(0xbf58476d1ce4e5b9);
 	h ^= h >> 27;
 	h *= UINT64CONST(0x94d049bb133111eb);
 	h ^= h >> 31;
-	return (int64) h;
+	return h;
+}
+
+/* true, with its value, when id is a plain decimal integer below 2^ENTITY_KEY_ID_BITS */
+static bool
+entity_key_decimal(const char *id, int idlen, uint64 *value)
+{
+	uint64		v = 0;
+
+	if (idlen < 1 || idlen > 13 || (idlen > 1 && id[0] == '0'))
+		return false;
+	for (int i = 0; i < idlen; i++)
+	{
+		if (id[i] < '0' || id[i] > '9')
+			return false;
+		v = v * 10 + (uint64) (id[i] - '0');
+	}
+	if (v >= (UINT64CONST(1) << ENTITY_KEY_ID_BITS))
+		return false;
+	*value = v;
+	return true;
+}
+
+int64
+sync_entity_key(const char *type, int typelen, const char *id, int idlen)
+{
+	uint64		h = UINT64CONST(0xcbf29ce484222325);
+	const uint64 prime = UINT64CONST(0x100000001b3);
+	uint64		value;
+
+	for (int i = 0; i < typelen; i++)
+		h = (h ^ (uint8) type[i]) * prime;
+	h = (h ^ 0) * prime;
+	if (entity_key_decimal(id, idlen, &value))
+	{
+		/* bit 63 clear, 23 bits of the type's hash, the id in the low 40 */
+		uint64		type_bits = entity_key_mix(h) >> (64 - (63 - ENTITY_KEY_ID_BITS));
+
+		return (int64) ((type_bits << ENTITY_KEY_ID_BITS) | value);
+	}
+	for (int i = 0; i < idlen; i++)
+		h = (h ^ (uint8) id[i]) * prime;
+	return (int64) (entity_key_mix(h) | (UINT64CONST(1) << 63));
 }
 
 /* smartsync.entity_key(entity_type text, entity_id text) RETURNS bigint */

@@ -2765,3 +2765,7 @@ $c$Conflict statistics of the JWT's tenant (and practice)$c$;
 END
 $$;
 
+-- s5-capture: entity_key keeps the order of integer ids (the function's C code
+-- changed; the i13-capture section above computes every log row's key with it)
+COMMENT ON FUNCTION smartsync.entity_key(text, text) IS
+'the 64-bit key of one entity in the change log (sync_changes.entity_key, indexed with seq), the same on every server: for an id written as a decimal integer below 2^40, 23 bits of a hash of the entity type above the id (non-negative, in id order); for any other id, a hash of type and id with the top bit set (negative); lookups compare type and id as well';

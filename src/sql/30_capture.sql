@@ -26,7 +26,7 @@ RETURNS bigint
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'smartsync_entity_key';
 COMMENT ON FUNCTION smartsync.entity_key(text, text) IS
-'the 64-bit key of one entity in the change log (sync_changes.entity_key, indexed with seq): a portable hash of its entity type and id; lookups compare type and id as well';
+'the 64-bit key of one entity in the change log (sync_changes.entity_key, indexed with seq), the same on every server: for an id written as a decimal integer below 2^40, 23 bits of a hash of the entity type above the id (non-negative, in id order); for any other id, a hash of type and id with the top bit set (negative); lookups compare type and id as well';
 
 CREATE FUNCTION smartsync.row_at_version(tenant_id text, entity_type text, entity_id text, version bigint)
 RETURNS jsonb
