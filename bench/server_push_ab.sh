@@ -8,12 +8,14 @@
 # tree, e.g.
 #   PRIVATE_CONF=$'synchronous_commit = off\nshared_buffers = 512MB\nmax_wal_size = 4GB\ncheckpoint_timeout = 30min\nautovacuum = off' \
 #       bash test/private.sh -- bash bench/server_push_ab.sh main
-# Settings: ROUNDS (5), SECONDS_PER_RUN (4).
+# Settings: ROUNDS (5), SECONDS_PER_RUN (4), WARMUP (2: seconds of unmeasured pushes per way
+# and build first; a server's V8 still compiles its hot functions for some 30 s at one client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REV=${1:-main}
 ROUNDS=${ROUNDS:-5}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-4}
+WARMUP=${WARMUP:-2}
 : "${PRIVATE_BINDIR:?run inside test/private.sh}"
 extdir="$("$PRIVATE_BINDIR/pg_config" --sharedir)/extension"
 tmp=$(mktemp -d)
@@ -50,10 +52,10 @@ SQL
 done
 
 echo "HTTP push before ($REV) and after (this tree): 50-operation batches of creates, one client,"
-echo "$ROUNDS interleaved rounds of $SECONDS_PER_RUN s per way and build"
+echo "$ROUNDS interleaved rounds of $SECONDS_PER_RUN s per way and build, after $WARMUP s of warm-up of each"
 BENCH_DB_REV=${DB}_rev BENCH_DB_NEW=${DB}_new BENCH_REV_CLI="$tmp/js/packages/server/dist/cli.js" \
 BENCH_AUTHENTICATOR_PASSWORD=bench-authenticator \
-    node bench/server-push-ab.mjs --rounds "$ROUNDS" --seconds "$SECONDS_PER_RUN" --batch 50 | node -e '
+    node bench/server-push-ab.mjs --rounds "$ROUNDS" --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" --batch 50 | node -e '
 const r = JSON.parse(require("node:fs").readFileSync(0, "utf8"));
 const f = (a) => `${a[0].toFixed(2)}x / ${a[Math.floor(a.length / 2)].toFixed(2)}x / ${a.at(-1).toFixed(2)}x`;
 console.log("");

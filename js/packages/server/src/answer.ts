@@ -34,8 +34,16 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   "x-accel-buffering": "no",
 });
 
-/** One request answered: what the handler does for either carrier (logs and metrics included). */
-export type SyncCore = (request: SyncRequest) => Promise<{ answer: Answer; requestId: string }>;
+/**
+ * One request answered: what the handler does for either carrier (logs and
+ * metrics included). A carrier that can send the answer at once gives deliver:
+ * it is called with the answer before the request is counted and logged, so
+ * that the client need not wait for them.
+ */
+export type SyncCore = (
+  request: SyncRequest,
+  deliver?: (answer: Answer, requestId: string) => void,
+) => Promise<{ answer: Answer; requestId: string }>;
 
 /**
  * The property of a handler made by createSyncHandler() that holds its core:

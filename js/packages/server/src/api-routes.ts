@@ -18,7 +18,7 @@
 import type pg from "pg";
 import { jsonAnswer, type Answer } from "./answer.js";
 import { apiCall, apiCallWithBody, runRequest, type ApiArgument, type RequestIdentity } from "./database.js";
-import { invalidParameter, queryParams, readBody, type SyncRequest } from "./request-input.js";
+import { invalidParameter, queryParams, readBody, readBodyText, type SyncRequest } from "./request-input.js";
 
 export interface ApiRouteContext {
   request: SyncRequest;
@@ -55,11 +55,11 @@ function argsFrom(params: Map<string, string>, names: Record<string, string>): A
   return args;
 }
 
-/** POST /push: the body, as sent, is the push payload. */
+/** POST /push: the body, as sent, is the push payload (its bytes go to the database undecoded). */
 export async function pushRoute(ctx: ApiRouteContext): Promise<Answer> {
   queryParams(ctx.url, []);
-  const body = await readBody(ctx.request, ctx.maxBodyBytes);
-  if (body.trim() === "") throw invalidParameter("the push body is empty", "Send the spec's {\"operations\": [...]} as JSON.");
+  const body = await readBodyText(ctx.request, ctx.maxBodyBytes);
+  if (typeof body === "string" && body.trim() === "") throw invalidParameter("the push body is empty", "Send the spec's {\"operations\": [...]} as JSON.");
   return jsonAnswer(await call(ctx, false, () => apiCallWithBody(ctx.apiSchema, "sync_push", body)));
 }
 

@@ -30,8 +30,12 @@ export interface TransactionOptions {
   statementTimeoutMs: number;
 }
 
-/** A value for one parameter of an api function: text, cast by PostgreSQL to the parameter's type. */
-export type ApiArgument = string | null;
+/**
+ * A value for one parameter of an api function: its text, cast by PostgreSQL
+ * to the parameter's type; as a string, or as the UTF-8 bytes of the text (a
+ * request body as it came, checked to be UTF-8: sent on without being decoded).
+ */
+export type ApiArgument = string | Uint8Array | null;
 
 /** Quotes an identifier for SQL (the api schema and function names are fixed, but quoted all the same). */
 export function quoteIdent(name: string): string {
@@ -56,8 +60,8 @@ export function apiCall(
   };
 }
 
-/** The call for a POST whose raw body is the one unnamed jsonb parameter. */
-export function apiCallWithBody(schema: string, fn: string, body: string): { text: string; values: ApiArgument[] } {
+/** The call for a POST whose raw body (text, or its UTF-8 bytes) is the one unnamed jsonb parameter. */
+export function apiCallWithBody(schema: string, fn: string, body: string | Uint8Array): { text: string; values: ApiArgument[] } {
   return { text: `SELECT ${quoteIdent(schema)}.${quoteIdent(fn)}($1::jsonb)::text AS body`, values: [body] };
 }
 
@@ -100,7 +104,7 @@ function claimsText(claims: Claims, role: string): string {
 }
 
 /** One statement of a request's transaction: its text, name (prepared once per connection) and values. */
-interface Statement {
+export interface Statement {
   text: string;
   name: string;
   values: ApiArgument[];
@@ -120,7 +124,10 @@ async function pipelined(client: pg.PoolClient, statements: Statement[], resultA
   let sent: Array<Promise<pg.QueryResult>>;
   socket.cork();
   try {
-    sent = statements.map((s) => client.query({ name: s.name, text: s.text, values: s.values }));
+    // node-postgres would send bytes as a binary parameter: give it their text
+    sent = statements.map((s) =>
+      client.query({ name: s.name, text: s.text, values: s.values.map((v) => (v instanceof Uint8Array ? utf8.decode(v) : v)) }),
+    );
   } finally {
     socket.uncork();
   }
@@ -135,8 +142,93 @@ async function pipelined(client: pg.PoolClient, statements: Statement[], resultA
   return row === undefined ? null : (Object.values(row)[0] ?? null);
 }
 
+const utf8 = new TextDecoder();
+
 /** The statements a connection has prepared through requests (name -> text). */
 const prepared = new WeakMap<object, Map<string, string>>();
+
+/** A string's or bytes' length in UTF-8. */
+function byteLength(v: string | Uint8Array): number {
+  return typeof v === "string" ? Buffer.byteLength(v) : v.byteLength;
+}
+
+/**
+ * The messages of a batch of the extended protocol in one buffer: for each
+ * statement a Parse when parse(statement) says so, a Bind of the unnamed
+ * portal (every parameter and the result in text format: a parameter given
+ * as bytes is the UTF-8 of its text) and an Execute of all its rows; then one
+ * Sync. The bytes node-postgres's serializer writes for the same messages,
+ * made in one allocation and written in one write.
+ */
+export function encodeBatch(statements: readonly Statement[], parse: (s: Statement) => boolean): Buffer {
+  let size = 5; // Sync
+  const parsing = statements.map(parse);
+  for (let i = 0; i < statements.length; i++) {
+    const s = statements[i] as Statement;
+    const name = Buffer.byteLength(s.name);
+    if (parsing[i]) size += 1 + 4 + name + 1 + Buffer.byteLength(s.text) + 1 + 2;
+    size += 1 + 4 + 1 + name + 1 + 2 + 2 * s.values.length + 2 + 2 + 2; // Bind without its values
+    for (const v of s.values) size += 4 + (v === null ? 0 : byteLength(v));
+    size += 10; // Execute
+  }
+  const buf = Buffer.allocUnsafe(size);
+  let at = 0;
+  const int32 = (n: number) => {
+    at = buf.writeInt32BE(n, at);
+  };
+  const int16 = (n: number) => {
+    at = buf.writeInt16BE(n, at);
+  };
+  const cstring = (text: string) => {
+    at += buf.write(text, at, "utf8");
+    buf[at++] = 0;
+  };
+  for (let i = 0; i < statements.length; i++) {
+    const s = statements[i] as Statement;
+    if (parsing[i]) {
+      const start = at;
+      buf[at++] = 0x50; // Parse
+      at += 4;
+      cstring(s.name);
+      cstring(s.text);
+      int16(0); // no parameter types given: PostgreSQL infers them
+      buf.writeInt32BE(at - start - 1, start + 1);
+    }
+    const start = at;
+    buf[at++] = 0x42; // Bind
+    at += 4;
+    buf[at++] = 0; // the unnamed portal
+    cstring(s.name);
+    int16(s.values.length); // a format code per parameter: all text
+    for (let k = 0; k < s.values.length; k++) int16(0);
+    int16(s.values.length);
+    for (const v of s.values) {
+      if (v === null) int32(-1);
+      else if (typeof v === "string") {
+        const lengthAt = at;
+        at += 4;
+        const n = buf.write(v, at, "utf8");
+        buf.writeInt32BE(n, lengthAt);
+        at += n;
+      } else {
+        int32(v.byteLength);
+        buf.set(v, at);
+        at += v.byteLength;
+      }
+    }
+    int16(1); // one result format code, for every column: text
+    int16(0);
+    buf.writeInt32BE(at - start - 1, start + 1);
+    buf[at++] = 0x45; // Execute: the unnamed portal, all rows
+    int32(9);
+    buf[at++] = 0;
+    int32(0);
+  }
+  buf[at++] = 0x53; // Sync
+  int32(4);
+  if (at !== size) throw new Error(`a request batch of ${at} bytes where ${size} were counted`);
+  return buf;
+}
 
 /**
  * BEGIN, the context, the call and COMMIT as one message batch of the
@@ -145,7 +237,9 @@ const prepared = new WeakMap<object, Map<string, string>>();
  * would make the server flush, and this process wake, once a statement).
  * When one fails, the server skips the rest up to the Sync, so the COMMIT
  * never runs; the caller rolls the transaction back. A node-postgres
- * Submittable: the client hands it the messages of its answer.
+ * Submittable: the client hands it the messages of its answer. The batch is
+ * encoded in one buffer (encodeBatch) and written to the connection's socket
+ * in one write, as node-postgres's own messages are written.
  */
 class RequestBatch implements pg.Submittable {
   /** the call's result text */
@@ -175,21 +269,14 @@ class RequestBatch implements pg.Submittable {
       known = new Map();
       prepared.set(connection, known);
     }
-    const socket = connection.stream;
-    socket.cork();
-    try {
-      for (const s of this.statements) {
-        if (known.get(s.name) !== s.text) {
-          connection.parse({ text: s.text, name: s.name, types: [] }, true);
-          this.parsing.push(s.name);
-        }
-        connection.bind({ statement: s.name, values: s.values }, true);
-        connection.execute({ portal: "" }, true);
-      }
-      connection.sync();
-    } finally {
-      socket.uncork();
-    }
+    const ready = known;
+    const batch = encodeBatch(this.statements, (s) => {
+      if (ready.get(s.name) === s.text) return false;
+      this.parsing.push(s.name);
+      return true;
+    });
+    // as node-postgres sends a message: a connection that is no longer writable fails through its error events
+    if (connection.stream.writable) connection.stream.write(batch);
     for (const s of this.statements) known.set(s.name, s.text);
   }
 

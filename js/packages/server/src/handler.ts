@@ -310,8 +310,8 @@ export function createSyncHandler(options: SyncHandlerOptions): SyncHandler {
     return jsonAnswer(JSON.stringify({ status: "ok", database: "ok", signal: o.signal, streams: hub.size }));
   }
 
-  /** One request, from either carrier: routed, answered, counted and logged. */
-  const core: SyncCore = async (request) => {
+  /** One request, from either carrier: routed, answered (delivered, if the carrier can), counted and logged. */
+  const core: SyncCore = async (request, deliver) => {
     const started = o.now();
     const requestId = request.header("x-request-id") ?? o.randomId();
     let routeName = "unknown";
@@ -339,6 +339,7 @@ export function createSyncHandler(options: SyncHandlerOptions): SyncHandler {
       if (inFlight === 0) drained?.();
     }
     const seconds = (o.now() - started) / 1000;
+    deliver?.(answer, requestId);
     const method = request.method;
     metrics.requests.inc({ route: routeName, method, status: String(answer.status) });
     metrics.duration.observe({ route: routeName, method }, seconds);

@@ -210,6 +210,12 @@ function readNodeBody(req: http.IncomingMessage, maxBytes: number): Promise<Uint
   // the client went away before the body was read (while the token was checked, say): its
   // 'close' has been emitted already, and no 'end' will come
   if (req.destroyed) return Promise.reject(clientClosed());
+  // the whole body has arrived (it usually comes with the headers) and waits in the stream: taken at once
+  // (read() of a stream that is not flowing returns all it holds, in one buffer)
+  if (req.complete && req.readableFlowing !== true && req.readableLength > 0 && req.readableLength <= maxBytes) {
+    const bytes = req.read() as Buffer | null;
+    if (bytes !== null) return Promise.resolve(bytes);
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -255,18 +261,19 @@ const JSON_TYPE = JSON_HEADERS["content-type"] as string;
 /** Writes an answer of the core: a JSON body with its headers in one write, or a live stream. */
 async function writeAnswer(res: http.ServerResponse, answer: Answer, requestId: string): Promise<void> {
   if (answer.stream === undefined) {
-    const body = Buffer.from(answer.body);
+    // the text goes to the socket as it is, encoded once, by the write itself
+    const length = String(Buffer.byteLength(answer.body));
     const headers: Record<string, string> =
       answer.headers === undefined
         ? {
             "content-type": JSON_TYPE,
             "cache-control": "no-store",
             "x-request-id": requestId,
-            "content-length": String(body.byteLength),
+            "content-length": length,
           }
-        : { ...JSON_HEADERS, ...lowerCased(answer.headers), "x-request-id": requestId, "content-length": String(body.byteLength) };
+        : { ...JSON_HEADERS, ...lowerCased(answer.headers), "x-request-id": requestId, "content-length": length };
     res.writeHead(answer.status, headers);
-    res.end(body);
+    res.end(answer.body, "utf8");
     return;
   }
   res.writeHead(answer.status, { ...SSE_HEADERS, ...lowerCased(answer.headers ?? {}), "x-request-id": requestId });
@@ -295,12 +302,14 @@ function coreListener(core: SyncCore): NodeListener {
       malformed(res);
       return;
     }
-    core(request)
-      .then(({ answer, requestId }) => writeAnswer(res, answer, requestId))
-      .catch(() => {
-        if (!res.headersSent) res.writeHead(500);
-        res.end();
-      });
+    const failed = () => {
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    };
+    // the answer is written as soon as it is known, before the request is counted and logged
+    core(request, (answer, requestId) => {
+      writeAnswer(res, answer, requestId).catch(failed);
+    }).catch(failed);
   };
 }
 

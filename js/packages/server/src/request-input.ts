@@ -3,6 +3,7 @@
  * and its query parameters, of which an endpoint accepts a fixed set (400 for
  * any other, or one given twice).
  */
+import { isUtf8 } from "node:buffer";
 import { HttpError, ServerErrorCode } from "./errors.js";
 
 /**
@@ -76,6 +77,43 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** The request body as text, refused beyond maxBytes; JSON content types only. */
 export async function readBody(request: SyncRequest, maxBytes: number): Promise<string> {
+  const bytes = await readBodyBytes(request, maxBytes);
+  try {
+    return utf8.decode(bytes);
+  } catch (err) {
+    throw notUtf8(err);
+  }
+}
+
+/** 400 for a body that is not UTF-8. */
+function notUtf8(cause?: unknown): HttpError {
+  return new HttpError(400, { code: ServerErrorCode.invalidParameter, message: "request body is not valid UTF-8" }, { cause });
+}
+
+/**
+ * The request body, refused as readBody refuses it, as text: its bytes when
+ * they are UTF-8 that decodes to themselves (no byte-order mark for a decoder
+ * to drop) and start with a character that is not white space (so it is not
+ * blank), else its text decoded. A JSON body passes to the database as it
+ * came, neither decoded nor encoded again.
+ */
+export async function readBodyText(request: SyncRequest, maxBytes: number): Promise<string | Uint8Array> {
+  const bytes = await readBodyBytes(request, maxBytes);
+  const first = bytes[0];
+  // ASCII and not white space: 0x09-0x0D and 0x20 are, and a BOM or any other space starts above 0x7F
+  if (first !== undefined && first > 0x20 && first < 0x80) {
+    if (!isUtf8(bytes)) throw notUtf8();
+    return bytes;
+  }
+  try {
+    return utf8.decode(bytes);
+  } catch (err) {
+    throw notUtf8(err);
+  }
+}
+
+/** The request body's bytes, refused beyond maxBytes (413) or with a content type other than JSON (415). */
+async function readBodyBytes(request: SyncRequest, maxBytes: number): Promise<Uint8Array> {
   const type = request.header("content-type");
   if (type !== null && type !== "" && !JSON_TYPE.test(type)) {
     throw new HttpError(415, {
@@ -86,21 +124,11 @@ export async function readBody(request: SyncRequest, maxBytes: number): Promise<
   }
   const length = request.header("content-length");
   if (length !== null && Number(length) > maxBytes) throw tooLarge(maxBytes);
-  let bytes: Uint8Array;
   try {
-    bytes = await request.readBytes(maxBytes);
+    return await request.readBytes(maxBytes);
   } catch (err) {
     if (err instanceof HttpError || !request.signal.aborted) throw err;
     throw clientClosed(err);
-  }
-  try {
-    return utf8.decode(bytes);
-  } catch (err) {
-    throw new HttpError(
-      400,
-      { code: ServerErrorCode.invalidParameter, message: "request body is not valid UTF-8" },
-      { cause: err },
-    );
   }
 }
 
@@ -115,6 +143,8 @@ export function invalidParameter(message: string, hint?: string): HttpError {
  */
 export function queryParams(url: URL, allowed: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
+  // most requests have none: their URLSearchParams is not made
+  if (url.search === "") return out;
   for (const [name, value] of url.searchParams) {
     if (name === "access_token") continue;
     if (!allowed.includes(name)) {

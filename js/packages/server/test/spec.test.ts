@@ -143,6 +143,40 @@ describe("POST /api/sync/push", () => {
     expect(Object.keys(res.body).sort()).toEqual(["code", "details", "hint", "message"]);
   });
 
+  test("the body reaches the database as its UTF-8 bytes: text beyond ASCII unchanged, a BOM dropped, other bytes 400", async () => {
+    const push = (bytes: Uint8Array<ArrayBuffer>) =>
+      fetch(`${srv.url}/push`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json" },
+        body: bytes,
+      });
+    const appointment = (id: number, title: string) =>
+      JSON.stringify({
+        operations: [{ id, operation: "create", entityType: "appointments", entityId: `temp_utf8_${id}`, data: { title, petId, date: "2024-11-11T12:00:00Z" }, timestamp: 1699000000000 }],
+      });
+    const utf8 = new TextEncoder();
+    const plain = await push(utf8.encode(appointment(125, "Zoë's check-up 🐕, Ñandú")));
+    expect(plain.status).toBe(200);
+    expect(await plain.json()).toMatchObject({ processed: 1, failed: 0 });
+    const withBom = await push(new Uint8Array([0xef, 0xbb, 0xbf, ...utf8.encode(appointment(126, "after a BOM"))]));
+    expect(withBom.status).toBe(200);
+    expect(await withBom.json()).toMatchObject({ processed: 1, failed: 0 });
+    const titles = await admin().query(
+      "SELECT title FROM tenant_tenant_1.appointments WHERE title IN ('Zoë''s check-up 🐕, Ñandú', 'after a BOM') ORDER BY title",
+    );
+    expect(titles.rows).toEqual([{ title: "Zoë's check-up 🐕, Ñandú" }, { title: "after a BOM" }]);
+    // a lone continuation byte, and a surrogate encoded in UTF-8: not UTF-8
+    for (const bad of [[0x80], [0xed, 0xa0, 0x80]]) {
+      const body = utf8.encode(appointment(127, "x"));
+      const res = await push(new Uint8Array([...body.slice(0, 20), ...bad, ...body.slice(20)]));
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ code: "SS905", message: "request body is not valid UTF-8", details: null, hint: null });
+    }
+    const blank = await push(utf8.encode(" \n\t\u00a0"));
+    expect(blank.status).toBe(400);
+    expect(await blank.json()).toMatchObject({ code: "SS905", message: "the push body is empty" });
+  });
+
   test("smartsync's own errors keep their SQLSTATE and http_status() status", async () => {
     const notObject = await call(`${srv.url}/push`, jwt, { body: "[1, 2]" });
     expect(notObject.status).toBe(400);

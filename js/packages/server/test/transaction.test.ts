@@ -11,7 +11,8 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { inject } from "vitest";
-import { apiCall, runRequest, type RequestIdentity } from "../src/database.js";
+import { serialize } from "pg-protocol";
+import { apiCall, encodeBatch, runRequest, type RequestIdentity, type Statement } from "../src/database.js";
 import { HttpError } from "../src/errors.js";
 
 const SCHEMA = "txtest";
@@ -140,6 +141,17 @@ describe.each([
     expect(await notes()).toEqual(["kept", "kept"]);
   });
 
+  test("an argument given as UTF-8 bytes is the same text as given as a string", async () => {
+    await admin.query(`TRUNCATE ${SCHEMA}.notes`);
+    const text = "Zoë 🐕 {\"a\": 1}";
+    const asBytes = apiCall(SCHEMA, "note", [
+      ["p_note", new TextEncoder().encode(text)],
+      ["p_fail", "false"],
+    ]);
+    expect(await runRequest(pool(), SCHEMA, identity, write, asBytes)).toBe(JSON.stringify(text));
+    expect(await notes()).toEqual([text]);
+  });
+
   test("a write in a read is refused (25006) and kept nowhere", async () => {
     await admin.query(`TRUNCATE ${SCHEMA}.notes`);
     const call = apiCall(SCHEMA, "note", [
@@ -168,5 +180,30 @@ describe.each([
     expect((err as HttpError).body.code).toBe("42501");
     expect(await notes()).toEqual([]);
     expect(await outside(pool())).toEqual({ role: "authenticator", claims: "", ro: "off", autocommit: true });
+  });
+});
+
+describe("a request's batch in one buffer", () => {
+  test("has the bytes node-postgres's serializer writes for the same Parse, Bind, Execute and Sync messages", () => {
+    const statements: Statement[] = [
+      { name: "s_0", text: "BEGIN", values: [] },
+      { name: "s_1", text: "SELECT set_config('a', $1, true), set_config('b', $2, true)", values: ["Zoë 🐕", null] },
+      { name: "s_2", text: "SELECT f($1::jsonb)::text", values: ['{"x": "é"}'] },
+    ];
+    const parsed = new Set(["s_0"]);
+    const expected = Buffer.concat([
+      serialize.bind({ statement: "s_0", values: [] }),
+      serialize.execute({ portal: "" }),
+      ...statements.slice(1).flatMap((s) => [
+        serialize.parse({ name: s.name, text: s.text, types: [] }),
+        serialize.bind({ statement: s.name, values: s.values }),
+        serialize.execute({ portal: "" }),
+      ]),
+      serialize.sync(),
+    ]);
+    expect(encodeBatch(statements, (s) => !parsed.has(s.name))).toEqual(expected);
+    // a value as its UTF-8 bytes: the same message as the string
+    const asBytes = statements.map((s) => ({ ...s, values: s.values.map((v) => (typeof v === "string" ? new TextEncoder().encode(v) : v)) }));
+    expect(encodeBatch(asBytes, (s) => !parsed.has(s.name))).toEqual(expected);
   });
 });
