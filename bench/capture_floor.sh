@@ -98,7 +98,7 @@ ratios() {
         | awk '{print $1 / $2}' | sort -g \
         | awk '{a[NR]=$1} END {m = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; printf "%.2f / %.2f / %.2f", a[1], m, a[NR]}'
 }
-median() { echo $1 | tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {printf "%.0f", (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+median() { echo $1 | tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {printf "%.1f", (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo "Single-row UPDATE of a 20-column row, and one UPDATE of 10,000 such rows per client ($BULK_TX per client per round), pgbench -M prepared -c2 -j2, $ROUNDS interleaved rounds of $SECONDS_PER_RUN s;"
 echo "load average $load_before before, $(load) after"
 echo
