@@ -187,30 +187,18 @@ async function latency() {
   for (const s of sockets) s.destroy();
   await admin.end();
   await server.stop();
-  samples.sort((a, b) => a - b);
-  const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-  const out = {
+  const out = latencyReport({
     streams,
     commits,
-    signal: values.signal,
-    reader: "node",
-    workers: Number(values.workers),
-    samples: samples.length,
-    expected: streams * commits,
-    p50: pct(samples, 50),
-    p99: pct(samples, 99),
-    max: samples.at(-1),
-    // medians over the commits: the UPDATE's round trip, the first and the last stream's event
-    commitP50: median(commitsDone),
-    firstP50: median(firsts),
-    firstQ: [0.1, 0.25, 0.5, 0.75, 0.9].map((q) => [...firsts].sort((x, y) => x - y)[Math.floor(q * firsts.length)].toFixed(1)).join(" "),
-    lastP50: median(lasts),
-    // CPU time per commit of this process (the clients and the writer) and of the server
-    clientCpuMsPerCommit: (clientCpu.user + clientCpu.system) / 1000 / commits,
-    serverCpuMsPerCommit: serverCpu / commits,
-    loadavg: (await import("node:os")).loadavg()[0],
+    samples,
+    commitsDone,
+    firsts,
+    lasts,
+    clientCpuMs: (clientCpu.user + clientCpu.system) / 1000,
+    serverCpuMs: serverCpu,
     loopMs,
-  };
+  });
+  out.loadavg = (await import("node:os")).loadavg()[0];
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
@@ -229,10 +217,12 @@ function latencyReport({ streams, commits, samples, commitsDone, firsts, lasts, 
     p50: pct(samples, 50),
     p99: pct(samples, 99),
     max: samples.at(-1),
+    // medians over the commits: the UPDATE's round trip, the first and the last stream's event
     commitP50: median(commitsDone),
     firstP50: median(firsts),
     firstQ: [0.1, 0.25, 0.5, 0.75, 0.9].map((q) => [...firsts].sort((x, y) => x - y)[Math.floor(q * firsts.length)].toFixed(1)).join(" "),
     lastP50: median(lasts),
+    // CPU time per commit of the clients and the writer, and of the server
     clientCpuMsPerCommit: clientCpuMs / commits,
     serverCpuMsPerCommit: serverCpuMs / commits,
     loopMs,

@@ -77,7 +77,11 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** The request body as text, refused beyond maxBytes; JSON content types only. */
 export async function readBody(request: SyncRequest, maxBytes: number): Promise<string> {
-  const bytes = await readBodyBytes(request, maxBytes);
+  return decodeBody(await readBodyBytes(request, maxBytes));
+}
+
+/** A body's bytes as text (a byte-order mark dropped); 400 when they are not UTF-8. */
+function decodeBody(bytes: Uint8Array): string {
   try {
     return utf8.decode(bytes);
   } catch (err) {
@@ -105,11 +109,7 @@ export async function readBodyText(request: SyncRequest, maxBytes: number): Prom
     if (!isUtf8(bytes)) throw notUtf8();
     return bytes;
   }
-  try {
-    return utf8.decode(bytes);
-  } catch (err) {
-    throw notUtf8(err);
-  }
+  return decodeBody(bytes);
 }
 
 /** The request body's bytes, refused beyond maxBytes (413) or with a content type other than JSON (415). */
